@@ -1,0 +1,1 @@
+"""The border: where personnummer are validated and turned into keyed pseudonyms."""

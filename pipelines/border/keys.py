@@ -1,0 +1,102 @@
+"""Pseudonymisation key material, held outside the warehouse and the repository.
+
+The personnummer space is small enough to brute-force an unkeyed hash, so every
+pseudonym is an HMAC-SHA256 under a secret. One master secret is read from
+``KNUTPUNKT_PSEUDONYM_KEY`` (hex) or from a key file (created 0600 on first use);
+each purpose (a unit's zone, the linkage vault, the central citizen key) gets
+its own derived key, so that pseudonyms of different purposes cannot be joined.
+The key never appears in SQL text, logs or Dagster events: only its version does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KEY_ENV = "KNUTPUNKT_PSEUDONYM_KEY"
+KEY_VERSION_ENV = "KNUTPUNKT_KEY_VERSION"
+KEY_FILE_ENV = "KNUTPUNKT_KEY_FILE"
+DEFAULT_KEY_FILE = Path.home() / ".config" / "knutpunkt" / "pseudonym.key"
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class KeyMaterialError(RuntimeError):
+    """The key material is missing, malformed or stored somewhere it must not be."""
+
+
+@dataclass(frozen=True)
+class HmacKey:
+    """A derived key, padded for HMAC-SHA256 so DuckDB can compute it in plain SQL."""
+
+    version: str
+    secret: bytes = field(repr=False)
+
+    @property
+    def inner_pad(self) -> bytes:
+        return bytes(b ^ 0x36 for b in self.secret.ljust(64, b"\0"))
+
+    @property
+    def outer_pad(self) -> bytes:
+        return bytes(b ^ 0x5C for b in self.secret.ljust(64, b"\0"))
+
+    def pseudonym(self, value: str) -> str:
+        """Python reference of the SQL pseudonym; used where a single value is needed."""
+        return hmac.new(self.secret, value.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Keyring:
+    version: str
+    master: bytes = field(repr=False)
+
+    def derive(self, purpose: str) -> HmacKey:
+        return HmacKey(self.version, hmac.new(self.master, purpose.encode(), hashlib.sha256).digest())
+
+    def unit(self, unit: str) -> HmacKey:
+        """Key of a unit zone: the same person gets a different pseudonym in each unit."""
+        return self.derive(f"unit:{unit}")
+
+    def link(self) -> HmacKey:
+        """Key of the linkage vault token, from which the central key is derived at linking."""
+        return self.derive("link")
+
+    def central(self) -> HmacKey:
+        """Key of the central citizen key, used only where units are joined."""
+        return self.derive("central")
+
+
+def load_keyring(key_file: Path | None = None) -> Keyring:
+    """Read the master key from the environment or the key file, creating the file if missing."""
+    version = os.environ.get(KEY_VERSION_ENV, "v1")
+    if hex_key := os.environ.get(KEY_ENV):
+        return Keyring(version, _parse_hex(hex_key, KEY_ENV))
+    path = Path(key_file or os.environ.get(KEY_FILE_ENV) or DEFAULT_KEY_FILE).expanduser().resolve()
+    if path.is_relative_to(_REPO_ROOT):
+        raise KeyMaterialError(f"key file {path} lies inside the repository; keep keys outside it")
+    if not path.exists():
+        _create_key_file(path)
+    if path.stat().st_mode & 0o077:
+        raise KeyMaterialError(f"key file {path} is readable by others; chmod 600 it")
+    file_version, _, hex_key = path.read_text().strip().partition(":")
+    return Keyring(file_version, _parse_hex(hex_key, str(path)))
+
+
+def _create_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"v1:{secrets.token_hex(32)}\n")
+
+
+def _parse_hex(value: str, source: str) -> bytes:
+    try:
+        key = bytes.fromhex(value.strip())
+    except ValueError:
+        raise KeyMaterialError(f"key from {source} is not hexadecimal") from None
+    if len(key) < 32:
+        raise KeyMaterialError(f"key from {source} is shorter than 32 bytes")
+    return key

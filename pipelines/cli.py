@@ -1,0 +1,205 @@
+"""The ``knutpunkt`` command: generate a municipality, run the platform on it, open the UI."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipelines.settings import REPO_ROOT, Paths
+from pipelines.units import UNITS
+
+console = Console(stderr=True)
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="knutpunkt", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_ in (
+        ("generate", "write a synthetic municipality into landing/"),
+        ("run", "the main job"),
+    ):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--citizens", type=int, default=10_000)
+        p.add_argument("--years", type=int, default=3)
+        p.add_argument("--seed", type=int, default=1)
+        p.add_argument("--defect-rate", type=float, default=0.002)
+    sub.choices["run"].add_argument(
+        "--no-generate", action="store_true", help="load what is in landing/ instead of generating"
+    )
+    sub.add_parser("ui", help="start the Dagster UI on this platform's instance")
+    args = parser.parse_args(argv)
+    paths = Paths.from_env()
+    prepare_dagster_home(paths)
+    match args.command:
+        case "generate":
+            generate(paths, args)
+        case "run":
+            return run_main_job(paths, args)
+        case "ui":
+            os.execvp(
+                "dagster", ["dagster", "dev", "-m", "pipelines.definitions", "-h", "127.0.0.1", "-p", "3000"]
+            )
+    return 0
+
+
+def prepare_dagster_home(paths: Paths) -> None:
+    """Use $KNUTPUNKT_HOME/dagster as DAGSTER_HOME, with the repository's dagster.yaml."""
+    paths.dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", paths.dagster_home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
+    os.environ["KNUTPUNKT_HOME"] = str(paths.home)
+
+
+def generate(paths: Paths, args: argparse.Namespace) -> None:
+    from synthetic.generate import generate as generate_municipality
+
+    for folder in (paths.landing, paths.ground_truth):
+        shutil.rmtree(folder, ignore_errors=True)
+    generate_municipality(
+        paths.home, citizens=args.citizens, years=args.years, seed=args.seed, defect_rate=args.defect_rate
+    )
+
+
+def run_main_job(paths: Paths, args: argparse.Namespace) -> int:
+    """Generate a municipality and take it through every pipeline, with progress and a summary."""
+    from pipelines.border.keys import load_keyring
+
+    started = time.monotonic()
+    load_keyring()  # create the key file now, before parallel workers race to do it
+    if not args.no_generate:
+        console.rule("Generating a synthetic municipality")
+        generate(paths, args)
+    console.rule("Loading unit deliveries through the border")
+    failed = ingest_all(paths)
+    console.rule("Linking approved units into the cross-unit zone")
+    failed += link_cross_unit()
+    print_summary(paths, time.monotonic() - started, failed)
+    return 1 if failed else 0
+
+
+def delivery_months(paths: Paths) -> dict[str, list[str]]:
+    from pipelines.sensors import DELIVERY_GLOB
+
+    return {
+        unit: months
+        for unit in UNITS
+        if (months := sorted(p.name for p in (paths.landing / unit).glob(DELIVERY_GLOB) if p.is_dir()))
+    }
+
+
+def ingest_all(paths: Paths) -> list[str]:
+    """One Dagster run per unit over all its delivery months; two units load at a time."""
+    import dagster as dg
+
+    months = delivery_months(paths)
+    instance = dg.DagsterInstance.get()
+    for unit, keys in months.items():
+        instance.add_dynamic_partitions(f"{unit}_deliveries", keys)
+    failed: list[str] = []
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, _progress() as bar:
+        queue = manager.Queue()
+        tasks = {u: bar.add_task(u, total=len(m)) for u, m in months.items()}
+        with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+            futures = [pool.submit(ingest_unit, u, m[0], m[-1], queue) for u, m in months.items()]
+            pending = set(futures)
+            while pending:
+                while not queue.empty():
+                    unit, _delivery, _rows = queue.get()
+                    bar.advance(tasks[unit])
+                done = {f for f in pending if f.done()}
+                for f in done:
+                    unit, ok, run_id = f.result()
+                    if not ok:
+                        failed.append(f"ingest_{unit} (run {run_id})")
+                pending -= done
+                time.sleep(0.1)
+        while not queue.empty():
+            bar.advance(tasks[queue.get()[0]])
+    return failed
+
+
+def ingest_unit(unit: str, first: str, last: str, queue) -> tuple[str, bool, str]:
+    import dagster as dg
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from pipelines import progress
+    from pipelines.definitions import defs, ingest_job_name
+
+    progress.listen(lambda u, d, n: queue.put((u, d, n)))
+    result = defs.resolve_job_def(ingest_job_name(unit)).execute_in_process(
+        instance=dg.DagsterInstance.get(),
+        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+        run_config=QUIET_LOGS,
+        raise_on_error=False,
+    )
+    return unit, result.success, result.run_id
+
+
+def link_cross_unit() -> list[str]:
+    import dagster as dg
+
+    from pipelines.definitions import LINK_JOB, defs
+
+    with console.status("citizen index and linked units"):
+        result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
+            instance=dg.DagsterInstance.get(), run_config=QUIET_LOGS, raise_on_error=False
+        )
+    return [] if result.success else [f"{LINK_JOB.name} (run {result.run_id})"]
+
+
+def print_summary(paths: Paths, seconds: float, failed: list[str]) -> None:
+    from warehouse.layout import Warehouse, connect, run
+
+    wh = Warehouse(paths.warehouse)
+    table = Table(title="Knutpunkt: what was loaded")
+    for col in ("unit", "deliveries", "rows in files", "loaded", "quarantined", "files rejected"):
+        table.add_column(col, justify="left" if col == "unit" else "right")
+    for unit in UNITS:
+        if not wh.unit_zone(unit).exists():
+            continue
+        with connect(wh.unit_zone(unit), read_only=True) as con:
+            row = run(
+                con,
+                """SELECT count(DISTINCT _delivery), sum(rows_in_file), sum(rows_loaded), sum(rows_quarantined),
+                   count(*) FILTER (status = 'rejected') FROM reconciliation""",
+            )[0]
+        table.add_row(unit, *(f"{v or 0:,}" for v in row))
+    out = Console()
+    out.print(table)
+    if wh.cross_unit.exists():
+        with connect(wh.cross_unit, read_only=True) as con:
+            persons = run(con, "SELECT count(*) FROM citizen_index")[0][0]
+        out.print(f"Citizen index: {persons:,} persons, keyed by the central citizen key.")
+    out.print(f"Done in {seconds:.0f} s.")
+    out.print(f"Warehouse:   {paths.warehouse}  (one DuckDB file per zone)")
+    out.print(f"Landing:     {paths.landing}")
+    out.print(
+        f"Dagster UI:  .venv/bin/knutpunkt ui   then open http://127.0.0.1:3000  (DAGSTER_HOME={paths.dagster_home})"
+    )
+    for f in failed:
+        out.print(f"[red]FAILED[/red] {f}: open it in the Dagster UI for the error")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reading unit deliveries and loading them through the border into unit zones."""

@@ -1,0 +1,196 @@
+"""Load one unit's monthly delivery into its zone: every row loaded or quarantined, atomically.
+
+A delivery (``landing/<unit>/<YYYY-MM>/``) replaces its partition in one DuckDB
+transaction, so a rerun gives the same tables and a killed load leaves the
+previous state. Per file, ``reconciliation`` records rows in the file = rows
+loaded + rows quarantined; a file that cannot be read at all is quarantined
+whole with its reason, and the unit's other files and months are unaffected.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.border.keys import Keyring
+from pipelines.border.sql import hmac_params, install_macros
+from pipelines.ingest.read import LINE, DeliveryError, read_delivery_file
+from pipelines.ingest.transform import LINK_TOKEN, border_query
+from pipelines.units.spec import Dataset, Unit
+from warehouse.layout import Warehouse, connect, run
+
+log = logging.getLogger(__name__)
+
+LINEAGE = "_source_file VARCHAR, _delivery VARCHAR, _loaded_at TIMESTAMP"
+QUARANTINE_DDL = """CREATE TABLE IF NOT EXISTS quarantine (
+    dataset VARCHAR, _delivery VARCHAR, _source_file VARCHAR, _source_line BIGINT,
+    rule VARCHAR, "column" VARCHAR, raw_values JSON, _loaded_at TIMESTAMP)"""
+RECONCILIATION_DDL = """CREATE TABLE IF NOT EXISTS reconciliation (
+    dataset VARCHAR, _delivery VARCHAR, _source_file VARCHAR, rows_in_file BIGINT,
+    rows_loaded BIGINT, rows_quarantined BIGINT, status VARCHAR, reason VARCHAR, _loaded_at TIMESTAMP)"""
+VAULT_DDL = """CREATE TABLE IF NOT EXISTS link (
+    person_pseudonym VARCHAR PRIMARY KEY, link_token VARCHAR NOT NULL, key_version VARCHAR NOT NULL)"""
+
+
+@dataclass(frozen=True)
+class FileResult:
+    dataset: str
+    source_file: str
+    rows_in_file: int | None
+    rows_loaded: int
+    rows_quarantined: int | None
+    status: str  # loaded | rejected | missing
+    reason: str | None = None
+
+
+def load_delivery(
+    unit: Unit, delivery: str, landing: Path, warehouse: Warehouse, keys: Keyring
+) -> list[FileResult]:
+    """Load every dataset file of one delivery; return what happened to each file."""
+    folder = landing / unit.name / delivery
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no delivery {delivery} from {unit.name}: {folder} does not exist")
+    loaded_at = datetime.now()
+    with connect(warehouse.unit_zone(unit.name)) as con:
+        install_macros(con)
+        params = {"ref_year": int(delivery[:4]), **hmac_params("unit", keys.unit(unit.name))}
+        params |= {"key_version": keys.version, **hmac_params("link", keys.link())}
+        results = [_stage(con, unit, ds, delivery, landing, params) for ds in _expected(unit, delivery)]
+        staged = [r for r in results if r.status == "loaded"]
+        _write_vault(con, warehouse.vault(unit.name), [unit.dataset(r.dataset) for r in staged])
+        _replace_partition(con, unit, delivery, results, loaded_at)
+    for r in results:
+        level = logging.INFO if r.status == "loaded" and not r.rows_quarantined else logging.WARNING
+        log.log(level, "%s %s %s: %s", unit.name, delivery, r.source_file, _describe(r))
+    return results
+
+
+def _expected(unit: Unit, delivery: str) -> list[Dataset]:
+    month = int(delivery[5:7])
+    return [d for d in unit.datasets if month in d.delivered_in_months]
+
+
+def _stage(con, unit: Unit, dataset: Dataset, delivery: str, landing: Path, params: dict) -> FileResult:
+    """Run the border query into a temp table ``staged_<dataset>`` (pseudonyms only)."""
+    path = landing / unit.name / delivery / dataset.file_name(unit.format)
+    source = str(path.relative_to(landing))
+    query = border_query(dataset, unit.format)
+    _ensure_table(con, dataset, query.sql, params)
+    if not path.exists():
+        return FileResult(dataset.name, source, 0, 0, 0, "missing", "file not delivered")
+    try:
+        raw = read_delivery_file(path, unit.format, dataset)
+    except DeliveryError as e:
+        run(
+            con,
+            f"CREATE OR REPLACE TEMP TABLE staged_{dataset.name} AS SELECT $line AS line",
+            {"line": e.line},
+        )
+        return FileResult(dataset.name, source, e.rows, 0, e.rows, "rejected", f"{e.rule}: {e.detail}")
+    con.register("raw", raw)
+    run(con, f"CREATE OR REPLACE TEMP TABLE staged_{dataset.name} AS {query.sql}", _used(query.sql, params))
+    con.unregister("raw")
+    quarantined = run(con, f"SELECT count(*) FROM staged_{dataset.name} WHERE _rule IS NOT NULL")[0][0]
+    return FileResult(dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded")
+
+
+def _ensure_table(con, dataset: Dataset, sql: str, params: dict) -> None:
+    """Create the dataset table from the border query's own output schema, so it never drifts."""
+    empty = pl.DataFrame(
+        {c.source: [] for c in dataset.columns} | {LINE: []}, schema_overrides={LINE: pl.Int64}
+    )
+    empty = empty.with_columns(pl.exclude(LINE).cast(pl.String))
+    con.register("raw", empty)
+    run(
+        con,
+        f"""CREATE TABLE IF NOT EXISTS {dataset.name} AS
+            SELECT * EXCLUDE (_rule, _column, _raw_values{_link_exclude(dataset)}),
+                NULL::VARCHAR AS _source_file, NULL::VARCHAR AS _delivery, NULL::TIMESTAMP AS _loaded_at
+            FROM ({sql}) WHERE false""",
+        _used(sql, params),
+    )
+    con.unregister("raw")
+
+
+def _write_vault(con, vault_path: Path, datasets: list[Dataset]) -> None:
+    """Record each new pseudonym's linkage token; idempotent, so a killed load leaves nothing wrong."""
+    with_person = [d.name for d in datasets if d.person_column]
+    if not with_person:
+        return
+    union = " UNION ".join(
+        f"SELECT person_pseudonym, {LINK_TOKEN} AS link_token, key_version FROM staged_{d} "
+        "WHERE person_pseudonym IS NOT NULL AND _rule IS NULL"
+        for d in with_person
+    )
+    tokens = con.sql(union).to_arrow_table()
+    with connect(vault_path) as vault:
+        run(vault, VAULT_DDL)
+        vault.register("tokens", tokens)
+        run(vault, "INSERT OR IGNORE INTO link SELECT DISTINCT * FROM tokens")
+
+
+def _replace_partition(
+    con, unit: Unit, delivery: str, results: list[FileResult], loaded_at: datetime
+) -> None:
+    run(con, QUARANTINE_DDL)
+    run(con, RECONCILIATION_DDL)
+    run(con, "BEGIN TRANSACTION")
+    try:
+        for table in [d.name for d in unit.datasets] + ["quarantine", "reconciliation"]:
+            run(con, f"DELETE FROM {table} WHERE _delivery = $d", {"d": delivery})
+        for r in results:
+            _insert_file(con, unit.dataset(r.dataset), r, delivery, loaded_at)
+        run(con, "COMMIT")
+    except BaseException:
+        run(con, "ROLLBACK")
+        raise
+
+
+def _insert_file(con, dataset: Dataset, r: FileResult, delivery: str, loaded_at: datetime) -> None:
+    lineage = {"f": r.source_file, "d": delivery, "t": loaded_at}
+    staged = f"staged_{r.dataset}"
+    if r.status == "loaded":
+        exclude = f"_rule, _column, _raw_values{_link_exclude(dataset)}"
+        run(
+            con,
+            f"INSERT INTO {r.dataset} SELECT * EXCLUDE ({exclude}), $f, $d, $t FROM {staged} WHERE _rule IS NULL",
+            lineage,
+        )
+        run(
+            con,
+            f"""INSERT INTO quarantine SELECT '{r.dataset}', $d, $f, _source_line, _rule, _column, _raw_values, $t
+                FROM {staged} WHERE _rule IS NOT NULL""",
+            lineage,
+        )
+    elif r.status == "rejected":
+        run(
+            con,
+            f"""INSERT INTO quarantine SELECT '{r.dataset}', $d, $f, line, $rule, NULL, NULL, $t FROM {staged}""",
+            lineage | {"rule": r.reason.split(":")[0]},
+        )
+    run(
+        con,
+        "INSERT INTO reconciliation VALUES ($ds, $d, $f, $n, $ok, $q, $status, $reason, $t)",
+        lineage
+        | {"ds": r.dataset, "n": r.rows_in_file, "ok": r.rows_loaded, "q": r.rows_quarantined}
+        | {"status": r.status, "reason": r.reason},
+    )
+
+
+def _link_exclude(dataset: Dataset) -> str:
+    return f", {LINK_TOKEN}" if dataset.person_column else ""
+
+
+def _used(sql: str, params: dict) -> dict:
+    """DuckDB rejects unused named parameters: bind only those the query mentions."""
+    return {k: v for k, v in params.items() if f"${k}" in sql}
+
+
+def _describe(r: FileResult) -> str:
+    if r.status != "loaded":
+        return f"{r.status} ({r.reason})"
+    return f"{r.rows_in_file} rows: {r.rows_loaded} loaded, {r.rows_quarantined} quarantined"

@@ -1,0 +1,28 @@
+"""The Dagster resource through which assets find the platform's files and keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.border.keys import Keyring, load_keyring
+from pipelines.settings import Paths
+from warehouse.layout import Warehouse
+
+
+class Platform(dg.ConfigurableResource):
+    """Paths come from ``KNUTPUNKT_HOME``; keys from the key file or environment, never from config."""
+
+    home: str = ""
+
+    @property
+    def paths(self) -> Paths:
+        return Paths(Path(self.home).resolve()) if self.home else Paths.from_env()
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.paths.warehouse)
+
+    def keyring(self) -> Keyring:
+        return load_keyring()

@@ -1,0 +1,40 @@
+"""Where the platform keeps its files, set by ``KNUTPUNKT_HOME`` (default ``var/`` in the checkout)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HOME_ENV = "KNUTPUNKT_HOME"
+
+
+@dataclass(frozen=True)
+class Paths:
+    home: Path
+
+    @classmethod
+    def from_env(cls) -> Paths:
+        return cls(Path(os.environ.get(HOME_ENV, REPO_ROOT / "var")).resolve())
+
+    @property
+    def landing(self) -> Path:
+        """Unit deliveries as they arrive: the only place raw personnummer exist."""
+        return self.home / "landing"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.home / "warehouse"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def ground_truth(self) -> Path:
+        """What the synthetic generator planted, kept apart from landing so discovery can be scored."""
+        return self.home / "ground_truth"
+
+    def delivery_dir(self, unit: str, delivery: str) -> Path:
+        return self.landing / unit / delivery

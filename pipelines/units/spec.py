@@ -1,0 +1,95 @@
+"""The delivery contract of a unit: which files it sends, in which format, with which columns.
+
+A unit's source system decides the format (encoding, separator, decimal mark,
+personnummer style); the spec describes it so that ingestion can read it and the
+synthetic generator can imitate it. Column names are the source system's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ColumnKind = Literal[
+    "personnummer",  # pseudonymised at the border, never loaded as is
+    "text",
+    "integer",
+    "decimal",
+    "date",  # ISO date, YYYY-MM-DD
+    "month",  # YYYY-MM
+    "timestamp",  # ISO timestamp
+    "boolean",
+    "key",  # a source identifier that is not a personnummer (household id): pseudonymised
+    "identifier",  # free text that identifies a person (name, address): never loaded
+]
+
+
+@dataclass(frozen=True)
+class Csv:
+    encoding: Literal["utf-8", "utf-8-sig", "cp1252"] = "utf-8"
+    separator: str = ","
+    decimal_comma: bool = False
+    extension: str = "csv"
+
+
+@dataclass(frozen=True)
+class Parquet:
+    extension: str = "parquet"
+
+
+@dataclass(frozen=True)
+class JsonLines:
+    extension: str = "jsonl"
+
+
+FileFormat = Csv | Parquet | JsonLines
+
+
+@dataclass(frozen=True)
+class Column:
+    """A source column and the warehouse column it becomes."""
+
+    source: str
+    name: str
+    kind: ColumnKind
+    mandatory: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
+    allowed: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One file of a monthly delivery, loaded into one table of the unit zone."""
+
+    name: str
+    columns: tuple[Column, ...]
+    description: str = ""
+    # Some datasets only come in some months (absence per term, merit value in June).
+    delivered_in_months: tuple[int, ...] = tuple(range(1, 13))
+
+    def file_name(self, fmt: FileFormat) -> str:
+        return f"{self.name}.{fmt.extension}"
+
+    @property
+    def person_column(self) -> Column | None:
+        return next((c for c in self.columns if c.kind == "personnummer"), None)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A municipal unit (under OSL its own authority) and its delivery contract."""
+
+    name: str  # slug used in paths and asset keys
+    title: str  # Swedish name shown to users
+    forvaltning: str
+    format: FileFormat
+    personnummer_style: Literal["twelve", "twelve_hyphen", "ten_separator", "mixed"]
+    datasets: tuple[Dataset, ...] = field(default_factory=tuple)
+
+    @property
+    def has_persons(self) -> bool:
+        return any(d.person_column for d in self.datasets)
+
+    def dataset(self, name: str) -> Dataset:
+        return next(d for d in self.datasets if d.name == name)

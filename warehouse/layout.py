@@ -1,0 +1,54 @@
+"""Which DuckDB file holds which zone.
+
+DuckDB allows one writing process per file, so the warehouse is split by writer:
+each unit zone and each unit's linkage vault is its own file (units load in
+parallel), and the cross-unit zone is one file written by one step at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    root: Path
+
+    def unit_zone(self, unit: str) -> Path:
+        """A unit's own data, with unit-scoped pseudonyms."""
+        return self.root / "units" / f"{unit}.duckdb"
+
+    def vault(self, unit: str) -> Path:
+        """Linkage tokens per unit pseudonym; read only when a unit is linked into the cross-unit zone."""
+        return self.root / "vault" / f"{unit}.duckdb"
+
+    @property
+    def cross_unit(self) -> Path:
+        """Approved unit data joined on the central citizen key, and the citizen index."""
+        return self.root / "cross_unit.duckdb"
+
+    def files(self) -> list[Path]:
+        return sorted(self.root.rglob("*.duckdb")) if self.root.exists() else []
+
+
+@contextmanager
+def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open a zone file; a writer creates it, a reader of a missing zone gets an error naming it."""
+    if read_only and not path.exists():
+        raise FileNotFoundError(f"warehouse zone {path} does not exist yet: load it first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[tuple]:
+    """Execute and fetch to the end: DuckDB 2 refuses other work while a result is unfinished."""
+    return con.execute(sql, params or {}).fetchall()
