@@ -3,7 +3,7 @@
 Personnummer are written as YYYYMMDDNNNC, YYYYMMDD-NNNC, YYMMDD-NNNC, YYMMDD+NNNC
 (aged 100 or more) or YYMMDDNNNC; samordningsnummer add 60 to the day. A
 ten-digit form gets its century from the delivery's reference year. The check
-digit C is the Luhn digit over YYMMDDNNN.
+digit C is the Luhn digit over YYMMDDNNN; birth number NNN 000 is never issued.
 
 DuckDB has no HMAC function; HMAC-SHA256 is spelled out with sha256() over the
 padded key, which is passed as a query parameter and never written into SQL text.
@@ -36,7 +36,8 @@ _MACROS = (
         AND luhn_digit(p.yy || p.mm || p.dd || p.nnn) = TRY_CAST(p.c AS INT)
         AND try_strptime(pnr_year(p, ref_year)::VARCHAR || p.mm
             || lpad(((TRY_CAST(p.dd AS INT) - 1) % 60 + 1)::VARCHAR, 2, '0'), '%Y%m%d') IS NOT NULL
-        AND p.dd NOT IN ('00', '60')""",
+        AND p.dd NOT IN ('00', '60')
+        AND p.nnn <> '000'""",
     """CREATE OR REPLACE TEMP MACRO pnr_twelve(p, ref_year) AS
         pnr_year(p, ref_year)::VARCHAR || p.mm || p.dd || p.nnn || p.c""",
     """CREATE OR REPLACE TEMP MACRO pnr_sex(p) AS
