@@ -1,0 +1,88 @@
+"""Ingest throughput against a bare DuckDB load of the same files, measured in one process.
+
+The bare load is what DuckDB does with no contract: read_csv / read_parquet /
+read_json straight into one table per unit dataset, no validation, no
+pseudonymisation, no quarantine. The ratio is the price of the border.
+
+    .venv/bin/python bench/ingest.py --citizens 60000 --years 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from pipelines.border.keys import load_keyring
+from pipelines.ingest.delivery import load_delivery
+from pipelines.sensors import DELIVERY_GLOB
+from pipelines.units import UNITS
+from pipelines.units.spec import Csv, JsonLines, Parquet, Unit
+from synthetic.generate import generate
+from warehouse.layout import Warehouse
+
+
+def knutpunkt_load(landing: Path, root: Path) -> tuple[int, float]:
+    wh, keys, rows = Warehouse(root), load_keyring(), 0
+    started = time.perf_counter()
+    for unit in UNITS.values():
+        for folder in sorted((landing / unit.name).glob(DELIVERY_GLOB)):
+            rows += sum(r.rows_in_file or 0 for r in load_delivery(unit, folder.name, landing, wh, keys))
+    return rows, time.perf_counter() - started
+
+
+def bare_load(landing: Path, root: Path) -> tuple[int, float]:
+    started = time.perf_counter()
+    rows = 0
+    for unit in UNITS.values():
+        with duckdb.connect(str(root / f"{unit.name}.duckdb")) as con:
+            for folder in sorted((landing / unit.name).glob(DELIVERY_GLOB)):
+                for ds in unit.datasets:
+                    path = folder / ds.file_name(unit.format)
+                    if path.exists():
+                        rows += _bare_insert(con, unit, ds.name, path)
+    return rows, time.perf_counter() - started
+
+
+def _bare_insert(con: duckdb.DuckDBPyConnection, unit: Unit, table: str, path: Path) -> int:
+    match unit.format:
+        case Csv(encoding=enc, separator=sep):
+            encoding = "latin-1" if enc == "cp1252" else "utf-8"
+            reader = f"read_csv('{path}', delim='{sep}', header=true, all_varchar=true, encoding='{encoding}')"
+        case Parquet():
+            reader = f"read_parquet('{path}')"
+        case JsonLines():
+            reader = f"read_json('{path}', format='newline_delimited')"
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {reader} LIMIT 0").fetchall()
+    return con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {reader}").fetchall()[0][0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--citizens", type=int, default=60_000)
+    parser.add_argument("--years", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="knutpunkt-bench-"))
+    os.environ.setdefault("KNUTPUNKT_KEY_FILE", str(work / "secrets" / "pseudonym.key"))
+    try:
+        t0 = time.perf_counter()
+        # Clean data, so that both loads see exactly the same rows (a renamed column would stop the bare load).
+        generate(work, citizens=args.citizens, years=args.years, seed=args.seed, defect_rate=0.0, progress=False)
+        print(f"generated {args.citizens:,} citizens x {args.years} years in {time.perf_counter() - t0:.1f} s")
+        bare_rows, bare_s = bare_load(work / "landing", work / "bare")
+        rows, kp_s = knutpunkt_load(work / "landing", work / "warehouse")
+        print(f"bare DuckDB load : {bare_rows:>10,} rows in {bare_s:6.1f} s = {bare_rows / bare_s:>10,.0f} rows/s")
+        print(f"Knutpunkt ingest : {rows:>10,} rows in {kp_s:6.1f} s = {rows / kp_s:>10,.0f} rows/s")
+        print(f"ratio (Knutpunkt time / bare time): {kp_s / bare_s:.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
