@@ -53,7 +53,9 @@ def _bare_insert(con: duckdb.DuckDBPyConnection, unit: Unit, table: str, path: P
     match unit.format:
         case Csv(encoding=enc, separator=sep):
             encoding = "latin-1" if enc == "cp1252" else "utf-8"
-            reader = f"read_csv('{path}', delim='{sep}', header=true, all_varchar=true, encoding='{encoding}')"
+            reader = (
+                f"read_csv('{path}', delim='{sep}', header=true, all_varchar=true, encoding='{encoding}')"
+            )
         case Parquet():
             reader = f"read_parquet('{path}')"
         case JsonLines():
@@ -73,11 +75,17 @@ def main() -> None:
     try:
         t0 = time.perf_counter()
         # Clean data, so that both loads see exactly the same rows (a renamed column would stop the bare load).
-        generate(work, citizens=args.citizens, years=args.years, seed=args.seed, defect_rate=0.0, progress=False)
-        print(f"generated {args.citizens:,} citizens x {args.years} years in {time.perf_counter() - t0:.1f} s")
+        generate(
+            work, citizens=args.citizens, years=args.years, seed=args.seed, defect_rate=0.0, progress=False
+        )
+        print(
+            f"generated {args.citizens:,} citizens x {args.years} years in {time.perf_counter() - t0:.1f} s"
+        )
         bare_rows, bare_s = bare_load(work / "landing", work / "bare")
         rows, kp_s = knutpunkt_load(work / "landing", work / "warehouse")
-        print(f"bare DuckDB load : {bare_rows:>10,} rows in {bare_s:6.1f} s = {bare_rows / bare_s:>10,.0f} rows/s")
+        print(
+            f"bare DuckDB load : {bare_rows:>10,} rows in {bare_s:6.1f} s = {bare_rows / bare_s:>10,.0f} rows/s"
+        )
         print(f"Knutpunkt ingest : {rows:>10,} rows in {kp_s:6.1f} s = {rows / kp_s:>10,.0f} rows/s")
         print(f"ratio (Knutpunkt time / bare time): {kp_s / bare_s:.2f}")
     finally:

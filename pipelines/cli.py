@@ -9,6 +9,7 @@ import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -36,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.choices["run"].add_argument(
         "--no-generate", action="store_true", help="load what is in landing/ instead of generating"
     )
-    sub.add_parser("ui", help="start the Dagster UI on this platform's instance")
+    sub.add_parser("ui", help="start the Dagster UI on this platform's instance").add_argument(
+        "--port", type=int, default=3000
+    )
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     prepare_dagster_home(paths)
@@ -46,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         case "run":
             return run_main_job(paths, args)
         case "ui":
-            os.execvp(
-                "dagster", ["dagster", "dev", "-m", "pipelines.definitions", "-h", "127.0.0.1", "-p", "3000"]
-            )
+            dagster = str(Path(sys.executable).with_name("dagster"))
+            ui = ["dev", "-m", "pipelines.definitions", "--host", "127.0.0.1", "--port", str(args.port)]
+            os.execv(dagster, [dagster, *ui])
     return 0
 
 

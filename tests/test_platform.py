@@ -1,0 +1,167 @@
+"""End to end: the main job on a small synthetic municipality, through real Dagster runs.
+
+One run of ``knutpunkt run`` (as ``bin/demo`` does) is shared by the tests of this
+module; each then checks one promise of the platform against what it wrote.
+"""
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from personnummer import personnummer as oracle
+
+from pipelines.border.keys import load_keyring
+from pipelines.settings import Paths
+from pipelines.units import UNITS
+from tests.leaks import forms_in_landing, hits_in_duckdb, hits_in_files
+from warehouse.layout import Warehouse
+
+SMALL = ["--citizens", "1500", "--years", "1", "--seed", "5"]
+
+
+def _main_job(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    root = tmp_path_factory.mktemp("platform")
+    env = os.environ | {
+        "KNUTPUNKT_HOME": str(root / "home"),
+        "KNUTPUNKT_KEY_FILE": str(root / "secrets" / "pseudonym.key"),
+    }
+    env.pop("KNUTPUNKT_PSEUDONYM_KEY", None)
+    done = _main_job(env, *SMALL)
+    (root / "home" / "main-job.log").write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    paths = Paths(root / "home")
+    return {"env": env, "paths": paths, "warehouse": Warehouse(paths.warehouse), "output": done.stdout}
+
+
+def _query(path: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def _table_counts(wh: Warehouse) -> dict[str, int]:
+    counts = {}
+    for path in wh.files():
+        for schema, table in _query(path, "SELECT schema_name, table_name FROM duckdb_tables()"):
+            counts[f"{path.name}:{schema}.{table}"] = _query(
+                path, f'SELECT count(*) FROM "{schema}"."{table}"'
+            )[0][0]
+    return counts
+
+
+def test_main_job_loads_every_unit_and_says_where_to_look(platform):
+    out = platform["output"]
+    for unit in UNITS:
+        assert unit in out
+    assert "Dagster UI" in out and str(platform["paths"].warehouse) in out
+    assert _query(platform["warehouse"].cross_unit, "SELECT count(*) FROM citizen_index")[0][0] > 1000
+
+
+def test_dagster_holds_one_partitioned_asset_per_unit_with_every_delivery(platform, monkeypatch):
+    from pipelines.definitions import defs
+
+    monkeypatch.setenv("DAGSTER_HOME", str(platform["paths"].dagster_home))
+    graph = defs.resolve_asset_graph()
+    instance = dg.DagsterInstance.get()
+    for unit in UNITS:
+        key = dg.AssetKey(["units", unit])
+        assert isinstance(graph.get(key).partitions_def, dg.DynamicPartitionsDefinition)
+        delivered = {p.name for p in (platform["paths"].landing / unit).iterdir()}
+        assert instance.get_materialized_partitions(key) == delivered, unit
+
+
+def test_every_delivery_reconciles(platform):
+    wh = platform["warehouse"]
+    for unit in UNITS.values():
+        zone = wh.unit_zone(unit.name)
+        broken = _query(
+            zone,
+            "SELECT * FROM reconciliation WHERE rows_in_file IS DISTINCT FROM rows_loaded + rows_quarantined",
+        )
+        assert broken == [], unit.name
+        for ds in unit.datasets:
+            mismatched = _query(
+                zone,
+                f"""SELECT r._delivery FROM reconciliation r
+                    LEFT JOIN (SELECT _delivery, count(*) n FROM {ds.name} GROUP BY 1) t USING (_delivery)
+                    LEFT JOIN (SELECT _delivery, count(*) n FROM quarantine WHERE dataset = '{ds.name}'
+                               GROUP BY 1) q USING (_delivery)
+                    WHERE r.dataset = '{ds.name}' AND r.status = 'loaded'
+                      AND (coalesce(t.n, 0) <> r.rows_loaded OR coalesce(q.n, 0) <> r.rows_quarantined)""",
+            )
+            assert mismatched == [], (unit.name, ds.name)
+
+
+def test_no_personnummer_anywhere_the_platform_wrote(platform):
+    paths: Paths = platform["paths"]
+    forms = forms_in_landing(paths.landing)
+    assert len(forms) > 5000, "the scan found too few personnummer in landing to be meaningful"
+    assert hits_in_files(paths.landing, forms), "the scanner must find the numbers where they are"
+    leaks = hits_in_files(paths.home, forms, skip=(paths.landing,))
+    for zone in platform["warehouse"].files():
+        leaks |= hits_in_duckdb(zone, forms)
+    assert leaks == {}
+
+
+def test_one_person_has_different_pseudonyms_per_unit_and_one_citizen_key(platform):
+    wh, keys = platform["warehouse"], load_keyring(Path(platform["env"]["KNUTPUNKT_KEY_FILE"]))
+    pupils = _personnummer(platform["paths"].landing / "skola", "personnummer")
+    applicants = _personnummer(platform["paths"].landing / "kontaktcenter", "personnummer")
+    person = sorted(pupils & applicants)[0] if pupils & applicants else None
+    if person is None:
+        pytest.fail("the generated municipality has nobody in both skola and kontaktcenter")
+    in_school, in_contact = keys.unit("skola").pseudonym(person), keys.unit("kontaktcenter").pseudonym(person)
+    assert in_school != in_contact
+    assert _query(
+        wh.unit_zone("skola"), f"SELECT count(*) FROM inskrivning WHERE person_pseudonym = '{in_school}'"
+    )[0][0]
+    assert _query(
+        wh.unit_zone("kontaktcenter"),
+        f"SELECT count(*) FROM kontakter WHERE person_pseudonym = '{in_contact}'",
+    )[0][0]
+    citizen_key = keys.central().pseudonym(keys.link().pseudonym(person))
+    for table in ("skola.inskrivning", "kontaktcenter.kontakter", "citizen_index"):
+        found = _query(wh.cross_unit, f"SELECT count(*) FROM {table} WHERE citizen_key = '{citizen_key}'")[0][
+            0
+        ]
+        assert found >= 1, table
+    for unit in UNITS:
+        for zone in (wh.unit_zone(unit), wh.vault(unit)):
+            if zone.exists():
+                assert not hits_in_duckdb(zone, {citizen_key}), f"central key found in {zone}"
+
+
+def test_rerun_is_idempotent(platform):
+    before = _table_counts(platform["warehouse"])
+    again = _main_job(platform["env"], "--no-generate")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _table_counts(platform["warehouse"]) == before
+
+
+def _personnummer(unit_landing: Path, column: str) -> set[str]:
+    """Normalised 12-digit numbers of one unit's CSV deliveries (test side, via the oracle)."""
+    import polars as pl
+
+    found = set()
+    for path in unit_landing.rglob("*.csv"):
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+        if column in frame.columns:
+            for value in frame[column].drop_nulls():
+                with contextlib.suppress(oracle.PersonnummerException):
+                    found.add(oracle.parse(value).format(True).replace("-", "").replace("+", ""))
+    return found
