@@ -20,7 +20,9 @@ def test_new_delivery_becomes_a_partition_and_a_run(home):
     with dg.instance_for_test() as instance:
         first = _evaluate(instance)
         assert [r.partition_key for r in first.run_requests] == ["2024-01", "2024-02"]
-        assert {tuple(r.asset_selection) for r in first.run_requests} == {(dg.AssetKey(["units", "socialtjanst"]),)}
+        assert {tuple(r.asset_selection) for r in first.run_requests} == {
+            (dg.AssetKey(["units", "socialtjanst"]),)
+        }
         [request] = first.dynamic_partitions_requests
         assert request.partitions_def_name == "socialtjanst_deliveries"
         assert list(request.partition_keys) == ["2024-01", "2024-02"]
