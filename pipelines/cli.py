@@ -84,7 +84,7 @@ def run_main_job(paths: Paths, args: argparse.Namespace) -> int:
         generate(paths, args)
     console.rule("Loading unit deliveries through the border")
     failed = ingest_all(paths)
-    console.rule("Linking approved units into the cross-unit zone")
+    console.rule("Linking units into the cross-unit zone")
     failed += link_cross_unit()
     print_summary(paths, time.monotonic() - started, failed)
     return 1 if failed else 0
@@ -167,7 +167,7 @@ def print_summary(paths: Paths, seconds: float, failed: list[str]) -> None:
     wh = Warehouse(paths.warehouse)
     table = Table(title="Knutpunkt: what was loaded")
     for col in ("unit", "deliveries", "rows in files", "loaded", "quarantined", "files rejected"):
-        table.add_column(col, justify="left" if col == "unit" else "right")
+        table.add_column(col, justify="left" if col == "unit" else "right", no_wrap=True)
     for unit in UNITS:
         if not wh.unit_zone(unit).exists():
             continue
@@ -178,7 +178,7 @@ def print_summary(paths: Paths, seconds: float, failed: list[str]) -> None:
                    count(*) FILTER (status = 'rejected') FROM reconciliation""",
             )[0]
         table.add_row(unit, *(f"{v or 0:,}" for v in row))
-    out = Console()
+    out = Console(width=120)
     out.print(table)
     if wh.cross_unit.exists():
         with connect(wh.cross_unit, read_only=True) as con:

@@ -59,12 +59,14 @@ def load_delivery(
         install_macros(con)
         params = {"ref_year": int(delivery[:4]), **hmac_params("unit", keys.unit(unit.name))}
         params |= {"key_version": keys.version, **hmac_params("link", keys.link())}
+        for ds in unit.datasets:
+            _ensure_table(con, ds, border_query(ds, unit.format).sql, params)
         results = [_stage(con, unit, ds, delivery, landing, params) for ds in _expected(unit, delivery)]
         staged = [r for r in results if r.status == "loaded"]
         _write_vault(con, warehouse.vault(unit.name), [unit.dataset(r.dataset) for r in staged])
         _replace_partition(con, unit, delivery, results, loaded_at)
     for r in results:
-        level = logging.INFO if r.status == "loaded" and not r.rows_quarantined else logging.WARNING
+        level = logging.DEBUG if r.status == "loaded" and not r.rows_quarantined else logging.INFO
         log.log(level, "%s %s %s: %s", unit.name, delivery, r.source_file, _describe(r))
     return results
 
@@ -79,7 +81,6 @@ def _stage(con, unit: Unit, dataset: Dataset, delivery: str, landing: Path, para
     path = landing / unit.name / delivery / dataset.file_name(unit.format)
     source = str(path.relative_to(landing))
     query = border_query(dataset, unit.format)
-    _ensure_table(con, dataset, query.sql, params)
     if not path.exists():
         return FileResult(dataset.name, source, 0, 0, 0, "missing", "file not delivered")
     try:
