@@ -7,6 +7,7 @@ also how polars stores a Date, so arrays move between numpy and polars freely.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -48,6 +49,63 @@ class Period:
         """Last day of month m, in days since 1970-01-01."""
         return self.start_day(m + 1) - 1
 
+    def bounds(self, months: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First and last day of each given month (0-based, may lie outside the period)."""
+        months = np.asarray(months, dtype=np.int64)
+        start = (self.first + months).astype("datetime64[D]").astype(np.int64)
+        return start, (self.first + months + 1).astype("datetime64[D]").astype(np.int64) - 1
+
+    @cached_property
+    def start_days(self) -> np.ndarray:
+        """First day of every month of the period."""
+        return self.bounds(np.arange(self.months))[0]
+
+    @cached_property
+    def end_days(self) -> np.ndarray:
+        """Last day of every month of the period."""
+        return self.bounds(np.arange(self.months))[1]
+
+    def random_days(self, rng: np.random.Generator, months: np.ndarray) -> np.ndarray:
+        """A uniformly drawn day within each given month (may lie outside the period)."""
+        start, end = self.bounds(months)
+        return start + np.floor(rng.random(len(start)) * (end - start + 1)).astype(np.int64)
+
+    def random_times(self, rng: np.random.Generator, months: np.ndarray, office: np.ndarray) -> np.ndarray:
+        """A time within each given month (datetime64[us], whole seconds).
+
+        Office rows fall on a weekday between 08:00 and 16:30 (calls, registered
+        paper); the others on any day, mostly between 07:00 and 22:00 (web).
+        """
+        months = np.asarray(months, dtype=np.int64)
+        office = np.broadcast_to(np.asarray(office, dtype=bool), months.shape)
+        day = self.random_days(rng, months)
+        # Office rows: the k-th weekday of the month instead.
+        start = self.start_days
+        count, table = self._weekdays
+        k = np.floor(rng.random(len(months)) * count[months]).astype(np.int64)
+        day = np.where(office, start[months] + table[months, k], day)
+        evening = rng.random(len(months)) < 0.2
+        minute = np.where(
+            office,
+            rng.integers(480, 990, len(months)),
+            np.where(evening, rng.integers(0, 1440, len(months)), rng.integers(420, 1320, len(months))),
+        )
+        seconds = day * 86_400 + minute * 60 + rng.integers(0, 60, len(months))
+        return (seconds * 1_000_000).astype("datetime64[us]")
+
+    @cached_property
+    def _weekdays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per month, the number of weekdays and their offsets from the first day."""
+        weekdays = [
+            np.flatnonzero(np.is_busday(np.arange(s, e + 1).astype("datetime64[D]")))
+            for s, e in zip(self.start_days, self.end_days, strict=True)
+        ]
+        count = np.array([len(w) for w in weekdays])
+        table = np.zeros((self.months, int(count.max())), dtype=np.int64)
+        for i, w in enumerate(weekdays):
+            table[i, : len(w)] = w
+        return count, table
+
     def year(self, m: int) -> int:
         return int(str(self.month(m))[:4])
 
@@ -57,9 +115,6 @@ class Period:
     def years_elapsed(self, m: int | np.ndarray) -> float | np.ndarray:
         """Time since the start of the period in years (for trends)."""
         return np.asarray(m) / 12.0
-
-    def month_index(self, label: str) -> int:
-        return int((np.datetime64(label, "M") - self.first).astype(int))
 
 
 def ymd(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

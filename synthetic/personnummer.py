@@ -6,13 +6,17 @@ A person's number is kept internally in the twelve-digit form YYYYMMDDNNNC
 
 - ``twelve``         YYYYMMDDNNNC
 - ``twelve_hyphen``  YYYYMMDD-NNNC
-- ``ten_separator``  YYMMDD-NNNC, with '+' instead of '-' from the month the
-                     person turns 100 (age at the end of the delivery month)
+- ``ten_separator``  YYMMDD-NNNC, with '+' instead of '-' from the calendar
+                     year the person turns 100 (Skatteverket's rule), judged
+                     at the delivery month. Year-based, so that a reader
+                     inferring the century from the delivery year (base year
+                     minus 100 for '+') always gets the right birth year; a
+                     birthday-based '+' would send a 99-year-old whose 100th
+                     birthday is later in the delivery year a century forward.
 - ``mixed``          per row one of the three above or YYMMDDNNNC (ten digits,
-                     no separator). A person aged 100 or more never gets the
-                     separator-less ten-digit form: without the '+' it would name
-                     someone born a century later, and a typist who sees a
-                     centenarian writes the '+'.
+                     no separator). A number that takes '+' is never written
+                     as ten digits without separator: without the '+' it would
+                     name someone born a century later.
 
 The check digit C is the Luhn digit over YYMMDDNNN; the last N (second-to-last
 digit) is odd for men and even for women. Numbers are unique in their ten-digit
@@ -26,7 +30,6 @@ import polars as pl
 
 from synthetic.period import ymd
 
-STYLES = ("twelve", "twelve_hyphen", "ten_separator", "mixed")
 _LUHN_WEIGHTS = np.array([2, 1, 2, 1, 2, 1, 2, 1, 2])
 
 
@@ -37,7 +40,9 @@ def luhn_digit(nine_digits: np.ndarray) -> np.ndarray:
     return (10 - p.sum(axis=1) % 10) % 10
 
 
-def draw_serials(rng: np.random.Generator, birth_days: np.ndarray, male: np.ndarray, samordning: np.ndarray) -> np.ndarray:
+def draw_serials(
+    rng: np.random.Generator, birth_days: np.ndarray, male: np.ndarray, samordning: np.ndarray
+) -> np.ndarray:
     """Birth numbers NNN (1..999) with the sex parity in the last digit, unique per ten-digit number."""
     n = len(birth_days)
     y, m, d = ymd(birth_days)
@@ -74,9 +79,9 @@ def twelve_digit(birth_days: np.ndarray, serial: np.ndarray, samordning: np.ndar
     return number.astype("U12")
 
 
-def plus_sign(birth_year: pl.Expr, birth_month: pl.Expr, year: pl.Expr, month: pl.Expr) -> pl.Expr:
-    """True where the person is 100 or older at the end of the given month."""
-    return (birth_year + 100 < year) | ((birth_year + 100 == year) & (birth_month <= month))
+def plus_sign(birth_year: pl.Expr, year: pl.Expr) -> pl.Expr:
+    """True where the person turns 100 in `year` or turned 100 before (the '+' separator)."""
+    return birth_year + 100 <= year
 
 
 def written(pnr12: pl.Expr, plus: pl.Expr, style: str, form: pl.Expr | None = None) -> pl.Expr:
@@ -87,7 +92,9 @@ def written(pnr12: pl.Expr, plus: pl.Expr, style: str, form: pl.Expr | None = No
     """
     twelve = pnr12
     hyphen = pnr12.str.slice(0, 8) + pl.lit("-") + pnr12.str.slice(8, 4)
-    ten_sep = pnr12.str.slice(2, 6) + pl.when(plus).then(pl.lit("+")).otherwise(pl.lit("-")) + pnr12.str.slice(8, 4)
+    ten_sep = (
+        pnr12.str.slice(2, 6) + pl.when(plus).then(pl.lit("+")).otherwise(pl.lit("-")) + pnr12.str.slice(8, 4)
+    )
     ten = pnr12.str.slice(2, 10)
     if style == "twelve":
         return twelve
@@ -108,9 +115,3 @@ def written(pnr12: pl.Expr, plus: pl.Expr, style: str, form: pl.Expr | None = No
             .otherwise(ten)
         )
     raise ValueError(f"unknown personnummer style {style!r}")
-
-
-def break_check_digit(numbers: pl.Expr, shift: pl.Expr) -> pl.Expr:
-    """Replace the last digit with (digit + shift) mod 10, shift in 1..9: the number stops being valid."""
-    last = numbers.str.slice(-1, 1).cast(pl.Int64)
-    return numbers.str.slice(0, numbers.str.len_chars() - 1) + ((last + shift) % 10).cast(pl.String)

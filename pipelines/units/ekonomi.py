@@ -10,7 +10,6 @@ UNIT = Unit(
     title="Ekonomi",
     forvaltning="Kommunledningsförvaltningen",
     format=Csv(encoding="cp1252", separator=";", decimal_comma=True),
-    personnummer_style="twelve",
     datasets=(
         Dataset(
             name="utfall",

@@ -65,7 +65,7 @@ class Dataset:
     name: str
     columns: tuple[Column, ...]
     description: str = ""
-    # Some datasets only come in some months (absence per term, merit value in June).
+    # Some datasets only come in some months (absence per term, merit value in July).
     delivered_in_months: tuple[int, ...] = tuple(range(1, 13))
 
     def file_name(self, fmt: FileFormat) -> str:
@@ -84,7 +84,7 @@ class Unit:
     title: str  # Swedish name shown to users
     forvaltning: str
     format: FileFormat
-    personnummer_style: Literal["twelve", "twelve_hyphen", "ten_separator", "mixed"]
+    personnummer_style: Literal["twelve", "twelve_hyphen", "ten_separator", "mixed"] | None = None
     datasets: tuple[Dataset, ...] = field(default_factory=tuple)
 
     @property
