@@ -39,6 +39,7 @@ def knutpunkt_load(landing: Path, root: Path) -> tuple[int, float]:
 def bare_load(landing: Path, root: Path) -> tuple[int, float]:
     started = time.perf_counter()
     rows = 0
+    root.mkdir(parents=True, exist_ok=True)
     for unit in UNITS.values():
         with duckdb.connect(str(root / f"{unit.name}.duckdb")) as con:
             for folder in sorted((landing / unit.name).glob(DELIVERY_GLOB)):
