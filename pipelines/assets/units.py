@@ -4,16 +4,24 @@ Partitions are dynamic: a month exists once the unit has delivered it (the
 sensor registers it), so a late delivery is simply a partition that appears
 late. A run may cover a range of months (single-run backfill); each month is
 still replaced atomically on its own.
+
+Each delivery is checked right after it is stored (``pipelines.quality.checks``):
+reconciliation and the GX suite are blocking checks (ERROR stops everything
+downstream of the unit), freshness warns. The checks report per partition.
 """
 
 from collections import Counter
+from collections.abc import Iterator
 
 import dagster as dg
 
 from pipelines import progress
 from pipelines.ingest.delivery import FileResult, load_delivery
+from pipelines.quality import checks, docs, gate
+from pipelines.quality.validate import Validator
 from pipelines.resources import Platform
 from pipelines.units import UNITS, Unit
+from warehouse.layout import connect
 
 
 def deliveries(unit: str) -> dg.DynamicPartitionsDefinition:
@@ -25,8 +33,10 @@ def unit_asset_key(unit: str) -> dg.AssetKey:
 
 
 def build_unit_asset(unit: Unit) -> dg.AssetsDefinition:
+    key = unit_asset_key(unit.name)
+
     @dg.asset(
-        key=unit_asset_key(unit.name),
+        key=key,
         group_name="unit_zones",
         description=f"{unit.title}: monthly deliveries, pseudonymised at the border, with quarantine "
         f"and reconciliation. Tables: {', '.join(d.name for d in unit.datasets)}.",
@@ -36,19 +46,25 @@ def build_unit_asset(unit: Unit) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         owners=[],
         tags={"forvaltning": _tag(unit.forvaltning)},
+        check_specs=checks.check_specs(unit, key, deliveries(unit.name)),
     )
-    def _load(context: dg.AssetExecutionContext, platform: Platform) -> dg.MaterializeResult:
-        keys, totals, problems = platform.keyring(), Counter(), []
-        for delivery in context.partition_keys:
+    def _load(context: dg.AssetExecutionContext, platform: Platform) -> Iterator:
+        keys, totals, problems, evaluations = platform.keyring(), Counter(), [], []
+        selected = {k.name for k in context.selected_asset_check_keys}
+        deliveries_, validators = context.partition_keys, {}
+        for delivery in deliveries_:
             results = load_delivery(unit, delivery, platform.paths.landing, platform.warehouse, keys)
             _add(totals, results)
             problems += [
                 f"{r.source_file}: {r.status} ({r.reason})" for r in results if r.status == "rejected"
             ]
+            if selected:
+                latest = delivery == deliveries_[-1]
+                evaluations += _check(unit, delivery, platform, selected, validators, latest)
             progress.delivery_loaded(unit.name, delivery, sum(r.rows_in_file or 0 for r in results))
         for problem in problems:
             context.log.warning(problem)
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "deliveries": len(context.partition_keys),
                 "rows_in_files": totals["rows_in_file"],
@@ -56,10 +72,35 @@ def build_unit_asset(unit: Unit) -> dg.AssetsDefinition:
                 "rows_quarantined": totals["rows_quarantined"],
                 "files_rejected": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
                 "zone": dg.MetadataValue.path(str(platform.warehouse.unit_zone(unit.name))),
+                "data_docs": dg.MetadataValue.path(str(docs.unit_site(platform.paths.home, unit.name))),
             }
         )
+        yield from evaluations
+        for check_key in context.selected_asset_check_keys:
+            yield dg.Output(
+                None, output_name=context.assets_def.get_output_name_for_asset_check_key(check_key)
+            )
 
     return _load
+
+
+def _check(
+    unit: Unit, delivery: str, platform: Platform, selected: set[str], validators: dict, latest: bool
+) -> list[dg.AssetCheckEvaluation]:
+    """Check one stored delivery; the run's latest delivery also renders the unit's Data Docs.
+
+    The latest gets a GX context of its own, so the unit's page shows that validation only.
+    """
+    if latest:
+        validator = Validator(unit.name, docs.reset_site(platform.paths.home, unit.name))
+    else:
+        validator = validators.get("all") or validators.setdefault("all", Validator(unit.name))
+    with connect(platform.warehouse.unit_zone(unit.name)) as con:
+        found = checks.evaluate(unit, delivery, con, platform.paths.landing, validator, selected)
+        gate.record_verdict(con, delivery, found)
+    if latest and checks.EXPECTATIONS in selected:
+        validator.build_docs()
+    return found
 
 
 def _add(totals: Counter, results: list[FileResult]) -> None:

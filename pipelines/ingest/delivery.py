@@ -20,6 +20,7 @@ from pipelines.border.keys import Keyring
 from pipelines.border.sql import hmac_params, install_macros
 from pipelines.ingest.read import LINE, DeliveryError, read_delivery_file
 from pipelines.ingest.transform import LINK_TOKEN, border_query
+from pipelines.quality.gate import HELD_DDL
 from pipelines.units.spec import Dataset, Unit
 from warehouse.layout import Warehouse, connect, run
 
@@ -91,7 +92,8 @@ def _stage(con, unit: Unit, dataset: Dataset, delivery: str, landing: Path, para
             f"CREATE OR REPLACE TEMP TABLE staged_{dataset.name} AS SELECT $line AS line",
             {"line": e.line},
         )
-        return FileResult(dataset.name, source, e.rows, 0, e.rows, "rejected", f"{e.rule}: {e.detail}")
+        where = f" (line {e.line})" if e.line else ""
+        return FileResult(dataset.name, source, e.rows, 0, e.rows, "rejected", f"{e.rule}: {e.detail}{where}")
     con.register("raw", raw)
     run(con, f"CREATE OR REPLACE TEMP TABLE staged_{dataset.name} AS {query.sql}", _used(query.sql, params))
     con.unregister("raw")
@@ -139,6 +141,7 @@ def _replace_partition(
 ) -> None:
     run(con, QUARANTINE_DDL)
     run(con, RECONCILIATION_DDL)
+    run(con, HELD_DDL)
     run(con, "BEGIN TRANSACTION")
     try:
         for table in [d.name for d in unit.datasets] + ["quarantine", "reconciliation"]:

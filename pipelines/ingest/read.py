@@ -8,7 +8,10 @@ a silently coerced one. A file that cannot be read at all raises
 
 from __future__ import annotations
 
+import csv
 import io
+import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -16,12 +19,37 @@ import polars as pl
 from pipelines.units.spec import Csv, Dataset, FileFormat, JsonLines, Parquet
 
 LINE = "_source_line"
+PERSONNUMMER_LIKE = re.compile(r"[0-9]{6,8}[-+]?[0-9]{4}")
+MAX_LINE_BYTES = 64 * 1024  # no field of any contract comes near this; a longer line is a broken file
+SEPARATORS = (",", ";", "\t", "|")
+# Every rule a DeliveryError can carry: the whole file is quarantined under it.
+FILE_RULES = (
+    "empty_file",
+    "binary_content",
+    "wrong_encoding",
+    "wrong_delimiter",
+    "line_too_long",
+    "duplicated_header",
+    "truncated_file",
+    "missing_fields",
+    "extra_fields",
+    "malformed_csv",
+    "unreadable_parquet",
+    "unreadable_json_lines",
+    "columns_differ_from_contract",
+)
 
 
 class DeliveryError(Exception):
-    """A delivery-level failure: the whole file is quarantined with this reason."""
+    """A delivery-level failure: the whole file is quarantined with this reason.
+
+    The detail is stored (reconciliation) and shown (Dagster), so anything that
+    looks like a personnummer in it (a header that is really a data row, a
+    parser quoting a field) is masked.
+    """
 
     def __init__(self, path: Path, rule: str, detail: str, line: int | None = None, rows: int | None = None):
+        detail = PERSONNUMMER_LIKE.sub("<masked>", detail)
         self.path, self.rule, self.detail, self.line, self.rows = path, rule, detail, line, rows
         where = f"{path}" + (f", line {line}" if line else "")
         super().__init__(f"{where}: {rule}: {detail}")
@@ -33,24 +61,22 @@ def read_delivery_file(path: Path, fmt: FileFormat, dataset: Dataset) -> pl.Data
         raise DeliveryError(path, "empty_file", "the file has no bytes", rows=0)
     match fmt:
         case Csv():
-            frame, first_line = _read_csv(path, fmt), 2
+            frame, first_line = _read_csv(path, fmt, dataset), 2
         case Parquet():
             frame, first_line = _read_binary(path, pl.read_parquet, "unreadable_parquet"), 1
         case JsonLines():
-            frame, first_line = _read_binary(path, pl.read_ndjson, "unreadable_json_lines"), 1
+            frame, first_line = _read_json_lines(path), 1
     _check_columns(path, frame, dataset)
     frame = frame.select(pl.col(c.source).cast(pl.String) for c in dataset.columns)
     return frame.with_row_index(LINE, offset=first_line).with_columns(pl.col(LINE).cast(pl.Int64))
 
 
-def _read_csv(path: Path, fmt: Csv) -> pl.DataFrame:
+def _read_csv(path: Path, fmt: Csv, dataset: Dataset) -> pl.DataFrame:
     data = path.read_bytes()
-    try:
-        text = data.decode(fmt.encoding)
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise DeliveryError(path, "wrong_encoding", f"not {fmt.encoding}: {e.reason}", line=line) from None
-    rows = max(text.count("\n") - 1, 0)
+    text = _decode(path, data, fmt.encoding)
+    lines = pl.Series(text.removesuffix("\n").split("\n")).str.strip_suffix("\r")
+    rows = len(lines) - 1
+    _check_structure(path, lines, fmt.separator, dataset, ends_with_newline=text.endswith("\n"))
     try:
         return pl.read_csv(
             io.BytesIO(text.encode()),
@@ -60,6 +86,85 @@ def _read_csv(path: Path, fmt: Csv) -> pl.DataFrame:
         )
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as e:
         raise DeliveryError(path, "malformed_csv", str(e).splitlines()[0], rows=rows) from None
+
+
+def _decode(path: Path, data: bytes, encoding: str) -> str:
+    """Bytes to text in the contract's encoding, naming the line where it goes wrong and why."""
+    if (nul := data.find(b"\x00")) >= 0:
+        line = data[:nul].count(b"\n") + 1
+        raise DeliveryError(path, "binary_content", "NUL byte: this is not a text file", line=line)
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        hint = " (the bytes look like Windows-1252/Latin-1)" if _decodes(data, "cp1252") else ""
+        raise DeliveryError(
+            path, "wrong_encoding", f"not {encoding}: {e.reason} at byte {e.start}{hint}", line=line
+        ) from None
+    if encoding == "cp1252" and not data.isascii() and _decodes(data, "utf-8"):
+        first = next(i for i, b in enumerate(data) if b > 127)
+        line = data[:first].count(b"\n") + 1
+        raise DeliveryError(path, "wrong_encoding", "the file is UTF-8; the contract says cp1252", line=line)
+    return text
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _check_structure(
+    path: Path, lines: pl.Series, sep: str, dataset: Dataset, ends_with_newline: bool
+) -> None:
+    """Vectorised checks on the lines; the precise (slow) csv parse runs only when they disagree."""
+    rows = len(lines) - 1
+    header = lines[0]
+    too_long = (lines.str.len_bytes() > MAX_LINE_BYTES).arg_true()
+    if len(too_long):
+        line = int(too_long[0]) + 1
+        detail = f"{len(lines[int(too_long[0])].encode()):,} bytes (limit {MAX_LINE_BYTES:,})"
+        raise DeliveryError(path, "line_too_long", detail, line=line, rows=rows)
+    expected = [c.source for c in dataset.columns]
+    if sep not in header:
+        for other in SEPARATORS:
+            if other != sep and header.split(other) == expected:
+                detail = f"separated by {other!r}, the contract says {sep!r}"
+                raise DeliveryError(path, "wrong_delimiter", detail, line=1, rows=rows)
+    repeated = (lines.slice(1) == header).arg_true()
+    if len(repeated):
+        line = int(repeated[0]) + 2
+        raise DeliveryError(path, "duplicated_header", "the header row appears again", line=line, rows=rows)
+    fields = header.count(sep) + 1
+    counts = lines.str.count_matches(sep, literal=True) + 1
+    if (counts == fields).all():
+        return
+    for number, record in enumerate(csv.reader(io.StringIO("\n".join(lines)), delimiter=sep), start=1):
+        if record and len(record) != fields:
+            last = number == len(lines)
+            if len(record) < fields and last and not ends_with_newline:
+                rule = "truncated_file"
+            else:
+                rule = "missing_fields" if len(record) < fields else "extra_fields"
+            detail = f"{len(record)} fields, the header has {fields}"
+            raise DeliveryError(path, rule, detail, line=number, rows=rows)
+
+
+def _read_json_lines(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_ndjson(path)
+    except Exception as e:  # find the line for the steward; only on the failure path
+        with path.open("rb") as f:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    json.loads(raw)
+                except ValueError as bad:
+                    raise DeliveryError(path, "unreadable_json_lines", str(bad), line=number) from None
+        raise DeliveryError(
+            path, "unreadable_json_lines", str(e).splitlines()[0] or type(e).__name__
+        ) from None
 
 
 def _read_binary(path: Path, reader, rule: str) -> pl.DataFrame:

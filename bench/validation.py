@@ -1,0 +1,90 @@
+"""The cost of the quality gates: share of ingest time spent validating, and validation rows/s.
+
+Loads a generated municipality delivery by delivery, as the unit assets do,
+timing the load (read, border, quarantine, atomic replace) and the checks of
+each delivery (read back the stored rows, run the unit's GX suite on pandas,
+reconciliation and freshness) separately, in the same process. GX's import and
+context setup are paid once per process and reported on their own line.
+
+    .venv/bin/python bench/validation.py --citizens 60000 --years 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from pipelines.border.keys import load_keyring
+from pipelines.ingest.delivery import load_delivery
+from pipelines.quality import checks
+from pipelines.sensors import DELIVERY_GLOB
+from pipelines.units import UNITS
+from synthetic.generate import generate
+from warehouse.layout import Warehouse, connect, run
+
+ALL_CHECKS = {checks.RECONCILIATION, checks.EXPECTATIONS, checks.FRESHNESS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--citizens", type=int, default=60_000)
+    parser.add_argument("--years", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--defect-rate", type=float, default=0.002)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="knutpunkt-bench-validation-"))
+    os.environ.setdefault("KNUTPUNKT_KEY_FILE", str(work / "secrets" / "pseudonym.key"))
+    try:
+        t0 = time.perf_counter()
+        generate(
+            work,
+            citizens=args.citizens,
+            years=args.years,
+            seed=args.seed,
+            defect_rate=args.defect_rate,
+            progress=False,
+        )
+        print(
+            f"generated {args.citizens:,} citizens x {args.years} years in {time.perf_counter() - t0:.1f} s"
+        )
+        t0 = time.perf_counter()
+        from pipelines.quality.validate import Validator
+
+        validators = {u: Validator(u) for u in UNITS}
+        setup_s = time.perf_counter() - t0
+        landing, wh, keys = work / "landing", Warehouse(work / "warehouse"), load_keyring()
+        load_s = check_s = 0.0
+        rows = deliveries = 0
+        for unit in UNITS.values():
+            for folder in sorted((landing / unit.name).glob(DELIVERY_GLOB)):
+                t0 = time.perf_counter()
+                load_delivery(unit, folder.name, landing, wh, keys)
+                t1 = time.perf_counter()
+                with connect(wh.unit_zone(unit.name), read_only=True) as con:
+                    checks.evaluate(unit, folder.name, con, landing, validators[unit.name], ALL_CHECKS)
+                    rows += run(
+                        con,
+                        "SELECT coalesce(sum(rows_in_file), 0) FROM reconciliation WHERE _delivery = $d",
+                        {"d": folder.name},
+                    )[0][0]
+                t2 = time.perf_counter()
+                load_s, check_s, deliveries = load_s + t1 - t0, check_s + t2 - t1, deliveries + 1
+        total = load_s + check_s
+        print(f"deliveries             : {deliveries:>10,}  ({rows:,} rows)")
+        print(f"load (border, quarantine): {load_s:8.1f} s = {rows / load_s:>10,.0f} rows/s")
+        print(f"checks (GX + reconciliation + freshness): {check_s:8.1f} s = {rows / check_s:>10,.0f} rows/s")
+        print(f"GX import + suites, once per process: {setup_s:.1f} s")
+        print(
+            f"share of ingest time spent validating: {check_s / total:.1%} (with setup: "
+            f"{(check_s + setup_s) / (total + setup_s):.1%})"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

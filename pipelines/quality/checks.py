@@ -1,0 +1,255 @@
+"""The Dagster asset checks of a unit zone, evaluated per delivery partition.
+
+They run inside the unit's load step, right after each delivery is stored
+(the zone's DuckDB file admits one writer, and the step already holds it), and
+are reported per partition, so a range run over many months still shows a
+verdict for each month in the UI.
+
+- ``reconciliation`` (blocking): every expected file arrived, and rows in the
+  file = rows loaded + rows quarantined, also as counted in the tables.
+- ``expectations`` (blocking): the unit's GX suite. A failed ``critical``
+  expectation is an ERROR and stops everything downstream of the unit; a
+  failed ``warning`` is a WARN: shown, not blocking.
+- ``freshness``: the delivery arrived by its due date (WARN when late).
+
+And one unpartitioned check per unit, ``delivery_overdue``: the next monthly
+delivery is not yet in landing although it is due. It runs on a daily
+schedule (and after every load), so a feed that stops shows as failed even
+though no run of the unit happens.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pipelines.quality import freshness
+from pipelines.quality.frame import DeliveryFile, dataset_frame, delivery_files, parameters
+from pipelines.quality.validate import Outcome, Validator
+from pipelines.resources import Platform
+from pipelines.units import UNITS, Unit
+from warehouse.layout import run
+
+RECONCILIATION, EXPECTATIONS, FRESHNESS = "reconciliation", "expectations", "freshness"
+OVERDUE = "delivery_overdue"
+LISTED = 20  # failures listed in metadata; the rest are counted
+
+
+def check_specs(
+    unit: Unit, asset: dg.AssetKey, partitions: dg.PartitionsDefinition
+) -> list[dg.AssetCheckSpec]:
+    with warnings.catch_warnings():  # partitioned checks are a Dagster preview; we rely on them knowingly
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return _specs(unit, asset, partitions)
+
+
+def _specs(unit: Unit, asset: dg.AssetKey, partitions: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            RECONCILIATION,
+            asset=asset,
+            blocking=True,
+            partitions_def=partitions,
+            description="Every expected file arrived; rows in file = rows loaded + rows quarantined.",
+        ),
+        dg.AssetCheckSpec(
+            EXPECTATIONS,
+            asset=asset,
+            blocking=True,
+            partitions_def=partitions,
+            description=f"Great Expectations suite pipelines/units/expectations/{unit.name}.json: "
+            "critical failures are ERROR (block downstream), warnings are WARN.",
+        ),
+        dg.AssetCheckSpec(
+            FRESHNESS,
+            asset=asset,
+            partitions_def=partitions,
+            description=f"The {freshness.CADENCE} delivery arrived at most {freshness.GRACE_DAYS} days "
+            "after its month ended.",
+        ),
+    ]
+
+
+def evaluate(
+    unit: Unit,
+    delivery: str,
+    con: duckdb.DuckDBPyConnection,
+    landing: Path,
+    validator: Validator,
+    selected: set[str],
+) -> list[dg.AssetCheckEvaluation]:
+    """The selected checks' verdicts on one stored delivery."""
+    asset = dg.AssetKey(["units", unit.name])
+    files = delivery_files(con, delivery)
+    out = []
+    if RECONCILIATION in selected:
+        out.append(_reconciliation(unit, asset, delivery, con, files))
+    if EXPECTATIONS in selected:
+        outcomes = []
+        for f in files:
+            if f.status != "missing":
+                ds = unit.dataset(f.dataset)
+                frame = dataset_frame(con, ds, delivery)
+                outcomes += validator.validate(
+                    f"{unit.name}.{ds.name}", frame, parameters(con, unit, ds, delivery), delivery
+                )
+        out.append(_expectations(asset, delivery, con, outcomes, files))
+    if FRESHNESS in selected:
+        out.append(_freshness(asset, freshness.arrival(landing / unit.name / delivery)))
+    return out
+
+
+def _reconciliation(
+    unit: Unit, asset: dg.AssetKey, delivery: str, con, files: list[DeliveryFile]
+) -> dg.AssetCheckEvaluation:
+    problems = []
+    for f in files:
+        if f.status == "missing":
+            problems.append(f"{f.source_file}: not delivered")
+            continue
+        if f.status == "rejected":
+            continue  # quarantined whole: reported by the expectations check (file_readable)
+        if f.rows_in_file != (f.rows_loaded or 0) + (f.rows_quarantined or 0):
+            problems.append(
+                f"{f.source_file}: {f.rows_in_file} rows in file, "
+                f"{f.rows_loaded} loaded + {f.rows_quarantined} quarantined"
+            )
+        counted = run(
+            con,
+            f"""SELECT (SELECT count(*) FROM {f.dataset} WHERE _delivery = $d),
+                       (SELECT count(*) FROM quarantine WHERE _delivery = $d AND dataset = $ds)""",
+            {"d": delivery, "ds": f.dataset},
+        )[0]
+        if counted != (f.rows_loaded, f.rows_quarantined):
+            problems.append(
+                f"{f.source_file}: tables hold {counted[0]} loaded + {counted[1]} quarantined, "
+                f"reconciliation says {f.rows_loaded} + {f.rows_quarantined}"
+            )
+    table = "\n".join(
+        f"| {f.source_file} | {f.status} | {_n(f.rows_in_file)} | {_n(f.rows_loaded)} | "
+        f"{_n(f.rows_quarantined)} | {f.reason or ''} |"
+        for f in files
+    )
+    return dg.AssetCheckEvaluation(
+        asset_key=asset,
+        check_name=RECONCILIATION,
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        blocking=True,
+        partition=delivery,
+        description="; ".join(problems) or None,
+        metadata={
+            "files": len(files),
+            "rows_in_files": sum(f.rows_in_file or 0 for f in files),
+            "rows_loaded": sum(f.rows_loaded or 0 for f in files),
+            "rows_quarantined": sum(f.rows_quarantined or 0 for f in files),
+            "per_file": dg.MetadataValue.md(
+                "| file | status | rows in file | loaded | quarantined | reason |\n|---|---|---|---|---|---|\n"
+                + table
+            ),
+        },
+    )
+
+
+def _expectations(
+    asset: dg.AssetKey, delivery: str, con, outcomes: list[Outcome], files: list[DeliveryFile]
+) -> dg.AssetCheckEvaluation:
+    critical = [o for o in outcomes if not o.success and o.severity == "critical"]
+    warning = [o for o in outcomes if not o.success and o.severity == "warning"]
+    quarantined = Counter(
+        dict(
+            run(
+                con,
+                """SELECT rule || ':' || coalesce("column", '*'), count(*) FROM quarantine
+                   WHERE _delivery = $d GROUP BY 1 ORDER BY 1""",
+                {"d": delivery},
+            )
+        )
+    )
+    failed = critical + warning
+    rejected = [f"{f.source_file} rejected: {f.reason}" for f in files if f.status == "rejected"]
+    listed = "\n".join(f"- **{o.severity}** {o.describe()}" for o in failed[:LISTED])
+    if len(failed) > LISTED:
+        listed += f"\n- ... and {len(failed) - LISTED} more"
+    return dg.AssetCheckEvaluation(
+        asset_key=asset,
+        check_name=EXPECTATIONS,
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR if critical else dg.AssetCheckSeverity.WARN,
+        blocking=True,
+        partition=delivery,
+        description="; ".join(rejected + [o.describe() for o in failed[:3]]) or None,
+        metadata={
+            "expectations": len(outcomes),
+            "failed_critical": len(critical),
+            "failed_warning": len(warning),
+            "failures": dg.MetadataValue.md(listed or "none"),
+            "quarantined_by_rule": dg.MetadataValue.json(dict(quarantined)),
+        },
+    )
+
+
+def _freshness(asset: dg.AssetKey, a: freshness.Arrival) -> dg.AssetCheckEvaluation:
+    arrived = a.arrived.isoformat(timespec="minutes") if a.arrived else "no files"
+    return dg.AssetCheckEvaluation(
+        asset_key=asset,
+        check_name=FRESHNESS,
+        passed=a.on_time,
+        severity=dg.AssetCheckSeverity.WARN,
+        blocking=False,
+        partition=a.delivery,
+        description=None
+        if a.on_time
+        else f"delivery {a.delivery} arrived {a.days_late:.0f} days after it was due",
+        metadata={
+            "cadence": freshness.CADENCE,
+            "due": a.due.isoformat(timespec="minutes"),
+            "arrived": arrived,
+            "days_late": round(a.days_late, 1),
+        },
+    )
+
+
+def _n(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def build_overdue_check(unit: Unit) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(["units", unit.name]),
+        name=OVERDUE,
+        description=f"The next {freshness.CADENCE} delivery of {unit.title} is not overdue "
+        f"(due {freshness.GRACE_DAYS} days after its month ends).",
+    )
+    def _overdue(platform: Platform) -> dg.AssetCheckResult:
+        now = datetime.now(UTC)
+        month, due = freshness.overdue(platform.paths.landing / unit.name, now)
+        if month is None:
+            return dg.AssetCheckResult(
+                passed=True, metadata={"checked_at": now.isoformat(timespec="minutes")}
+            )
+        late = (now - due).days
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=f"delivery {month} is {late} days overdue (due {due:%Y-%m-%d})",
+            metadata={
+                "overdue_delivery": month,
+                "due": due.isoformat(timespec="minutes"),
+                "days_overdue": late,
+            },
+        )
+
+    return _overdue
+
+
+OVERDUE_CHECKS = [build_overdue_check(u) for u in UNITS.values()]
+FRESHNESS_JOB = dg.define_asset_job("delivery_freshness", selection=dg.AssetSelection.checks(*OVERDUE_CHECKS))
+FRESHNESS_SCHEDULE = dg.ScheduleDefinition(
+    job=FRESHNESS_JOB, cron_schedule="0 7 * * *", default_status=dg.DefaultScheduleStatus.RUNNING
+)

@@ -1,0 +1,314 @@
+"""A unit's expectation suite, derived from its delivery spec, and the committed JSON file of it.
+
+The unit spec (``pipelines/units/<unit>.py``) is the one source of the column
+rules; this module adds what only a delivery as a whole can show (file read
+against the contract, systematic breakage, volume against earlier deliveries,
+natural-key uniqueness, date sanity) and writes the result as
+``pipelines/units/expectations/<unit>.json``. That file is versioned in the
+repository so a change of contract shows in review; a test asserts it equals
+what this module generates, so the two cannot drift. Regenerate with
+``python -m pipelines.quality.contract``.
+
+Severities follow GX: ``critical`` fails the delivery (Dagster ERROR, blocking),
+``warning`` is shown and does not block (Dagster WARN).
+
+Each dataset has two parts, run on two batches of one delivery (see
+:mod:`pipelines.quality.frame`): ``all_rows``, every row of the file, loaded or
+quarantined (with ``_rule`` and ``_defect`` = ``rule:column``), and
+``loaded_rows``, the typed rows downstream relies on. (Two batches rather than
+GX ``row_condition``: that doubles GX's cost per expectation.)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipelines.ingest.read import FILE_RULES
+from pipelines.ingest.transform import _rules as row_rules
+from pipelines.units import UNITS, Column, Dataset, Unit
+
+SUITE_VERSION = 1
+EXPECTATIONS_DIR = Path(__file__).resolve().parents[1] / "units" / "expectations"
+ALL_ROWS, LOADED_ROWS = "all_rows", "loaded_rows"
+PSEUDONYM = r"^[0-9a-f]{64}$"
+SYSTEMATIC_SHARE = 0.5  # more than half of a file's rows broken: the file is wrong, not the rows
+
+# The natural key of each dataset: at most one loaded row per key and delivery.
+NATURAL_KEYS: dict[str, tuple[str, ...]] = {
+    "folkbokforing.aviseringar": ("person_pseudonym", "event", "event_date"),
+    "socialtjanst.ekonomiskt_bistand": ("person_pseudonym", "month"),
+    "socialtjanst.barnutredningar": ("person_pseudonym", "start_date"),
+    "skola.inskrivning": ("person_pseudonym",),
+    "skola.franvaro": ("person_pseudonym", "term"),
+    "skola.meritvarde": ("person_pseudonym", "school_year"),
+    "vard_omsorg.hemtjanst": ("person_pseudonym", "month"),
+    "vard_omsorg.sarskilt_boende": ("person_pseudonym", "move_in_date"),
+    "vard_omsorg.trygghetslarm": ("person_pseudonym", "month"),
+    "bygg_miljo.bygglov": ("case_id",),
+    "kontaktcenter.kontakter": ("contact_id",),
+    "e_tjanster.inlamningar": ("submission_id",),
+    "arendehandelser.statushandelser": ("case_id", "status", "event_at"),
+    "ekonomi.utfall": ("month", "forvaltning", "enhet"),
+}
+
+
+def suite_name(unit: Unit, dataset: Dataset) -> str:
+    return f"{unit.name}.{dataset.name}"
+
+
+def suite_path(unit: str) -> Path:
+    return EXPECTATIONS_DIR / f"{unit}.json"
+
+
+def build_contract(unit: Unit) -> dict[str, Any]:
+    """The JSON-able contract of one unit: a suite per dataset."""
+    return {
+        "unit": unit.name,
+        "version": SUITE_VERSION,
+        "generated_from": [f"pipelines/units/{unit.name}.py", "pipelines/quality/contract.py"],
+        "severity": {
+            "critical": "ERROR: blocks the unit's downstream",
+            "warning": "WARN: shown, not blocking",
+        },
+        "parameters": {
+            "min_rows": "half the median rows of the last 6 deliveries of the dataset "
+            "(0 with fewer than 3, or a median under 20)",
+            "earliest": "1900-01-01",
+            "latest": "the last moment of the delivery month",
+            "month_start": "the first day of the delivery month",
+        },
+        "suites": {
+            suite_name(unit, ds): {
+                "natural_key": list(natural_key(unit, ds)),
+                ALL_ROWS: all_rows(unit, ds),
+                LOADED_ROWS: loaded_rows(unit, ds),
+            }
+            for ds in unit.datasets
+        },
+    }
+
+
+def natural_key(unit: Unit, dataset: Dataset) -> tuple[str, ...]:
+    key = NATURAL_KEYS[suite_name(unit, dataset)]
+    loaded = set(loaded_columns(dataset))
+    if missing := [c for c in key if c not in loaded]:
+        raise ValueError(f"natural key of {suite_name(unit, dataset)} names unknown columns {missing}")
+    return key
+
+
+def loaded_columns(dataset: Dataset) -> list[str]:
+    """Warehouse columns of a dataset, as the border query names them."""
+    names: list[str] = []
+    for col in dataset.columns:
+        match col.kind:
+            case "personnummer":
+                names += ["person_pseudonym", "birth_year", "sex", "key_version"]
+            case "key":
+                names.append(f"{col.name}_key")
+            case "identifier":
+                pass
+            case _:
+                names.append(col.name)
+    return names
+
+
+def all_rows(unit: Unit, dataset: Dataset) -> list[dict[str, Any]]:
+    """Delivery-level expectations, and the row rules as the border judged them."""
+    labels = ["duplicate_row:*"] + [
+        f"{rule}:{column}" for c in dataset.columns for _, rule, column in row_rules(c)
+    ]
+    return [
+        _e(
+            "expect_column_values_to_not_be_in_set",
+            {"column": "_rule", "value_set": list(FILE_RULES)},
+            "critical",
+            "file_readable",
+            "The file reads against the contract: bytes, encoding, delimiter, header, columns.",
+        ),
+        _e(
+            "expect_column_values_to_be_null",
+            {"column": "_rule", "mostly": 1 - SYSTEMATIC_SHARE},
+            "critical",
+            "not_systematically_broken",
+            "At most half of the rows break a rule; more means the file is wrong (format, columns shifted).",
+        ),
+        _e(
+            "expect_column_values_to_be_in_set",
+            {"column": "_defect", "value_set": labels + [f"{r}:*" for r in FILE_RULES]},
+            "critical",
+            "known_rules",
+            "Every quarantined row names a rule of this contract (rule:column), so suite and border agree.",
+        ),
+        _e(
+            "expect_column_values_to_be_null",
+            {"column": "_defect"},
+            "warning",
+            "rows_quarantined",
+            "No row quarantined (mandatory, type, range, value set, personnummer, duplicate); "
+            "which rule and line: the quarantine table and the check's metadata.",
+        ),
+        _e(
+            "expect_table_row_count_to_be_between",
+            {"min_value": {"$PARAMETER": "min_rows"}},
+            "warning",
+            "volume",
+            "At least half the usual rows (median of the last 6 deliveries).",
+        ),
+    ]
+
+
+def loaded_rows(unit: Unit, dataset: Dataset) -> list[dict[str, Any]]:
+    """What every loaded row satisfies: the spec's column rules on typed values, and the natural key."""
+    out = [e for col in dataset.columns for e in _loaded_column(col)]
+    key = list(natural_key(unit, dataset))
+    if len(key) == 1:
+        out.append(
+            _e(
+                "expect_column_values_to_be_unique",
+                {"column": key[0]},
+                "critical",
+                "natural_key_unique",
+                f"One loaded row per {key[0]}.",
+            )
+        )
+    else:
+        out.append(
+            _e(
+                "expect_compound_columns_to_be_unique",
+                {"column_list": key},
+                "critical",
+                "natural_key_unique",
+                f"One loaded row per ({', '.join(key)}).",
+            )
+        )
+    return out
+
+
+def _loaded_column(col: Column) -> list[dict[str, Any]]:
+    """The border's rules again, on the typed loaded values (defence in depth: GX judges for itself)."""
+    out = []
+    if col.kind == "personnummer":
+        if col.mandatory:
+            out.append(
+                _e(
+                    "expect_column_values_to_not_be_null",
+                    {"column": "person_pseudonym"},
+                    "critical",
+                    "personnummer_valid",
+                    f"Every loaded row has a valid {col.source} (Luhn, date), checked before pseudonymisation.",
+                    col.source,
+                )
+            )
+        out.append(
+            _e(
+                "expect_column_values_to_match_regex",
+                {"column": "person_pseudonym", "regex": PSEUDONYM},
+                "critical",
+                "pseudonymised",
+                "Only HMAC-SHA256 pseudonyms are stored, never a personnummer.",
+                col.source,
+            )
+        )
+        return out
+    if col.kind in ("identifier",):
+        return out
+    name = f"{col.name}_key" if col.kind == "key" else col.name
+    if col.mandatory:
+        out.append(
+            _e(
+                "expect_column_values_to_not_be_null",
+                {"column": name},
+                "critical",
+                "mandatory",
+                f"{col.source} is mandatory.",
+                col.source,
+            )
+        )
+    if col.minimum is not None or col.maximum is not None:
+        bounds = {"min_value": col.minimum, "max_value": col.maximum}
+        out.append(
+            _e(
+                "expect_column_values_to_be_between",
+                {"column": name, **{k: v for k, v in bounds.items() if v is not None}},
+                "critical",
+                "range",
+                f"{col.source} within [{col.minimum}, {col.maximum}].",
+                col.source,
+            )
+        )
+    if col.allowed:
+        out.append(
+            _e(
+                "expect_column_values_to_be_in_set",
+                {"column": name, "value_set": list(col.allowed)},
+                "critical",
+                "allowed_values",
+                f"{col.source} is one of the contract's values.",
+                col.source,
+            )
+        )
+    if col.kind in ("date", "timestamp"):
+        out.append(
+            _e(
+                "expect_column_values_to_be_between",
+                {
+                    "column": name,
+                    "min_value": {"$PARAMETER": "earliest"},
+                    "max_value": {"$PARAMETER": "latest"},
+                },
+                "warning",
+                "date_sanity",
+                f"{col.source} is not in the future of the delivery month, nor before 1900.",
+                col.source,
+            )
+        )
+    if col.kind == "month":
+        out.append(
+            _e(
+                "expect_column_values_to_be_between",
+                {
+                    "column": name,
+                    "min_value": {"$PARAMETER": "month_start"},
+                    "max_value": {"$PARAMETER": "month_start"},
+                },
+                "warning",
+                "date_sanity",
+                f"{col.source} is the delivery month.",
+                col.source,
+            )
+        )
+    return out
+
+
+def _e(
+    type_: str, kwargs: dict, severity: str, rule: str, why: str, column: str | None = None
+) -> dict[str, Any]:
+    meta = {"rule": rule, "why": why} | ({"column": column} if column else {})
+    return {"type": type_, "kwargs": kwargs, "severity": severity, "meta": meta}
+
+
+def render(contract: dict[str, Any]) -> str:
+    return json.dumps(contract, indent=2, ensure_ascii=False) + "\n"
+
+
+def load_contract(unit: str) -> dict[str, Any]:
+    """The committed suite of a unit (what runs), not the generated one."""
+    return json.loads(suite_path(unit).read_text(encoding="utf-8"))
+
+
+def write_all() -> list[Path]:
+    EXPECTATIONS_DIR.mkdir(parents=True, exist_ok=True)
+    written = []
+    for unit in UNITS.values():
+        path = suite_path(unit.name)
+        path.write_text(render(build_contract(unit)), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for p in write_all():
+        print(p, file=sys.stderr)

@@ -1,0 +1,97 @@
+"""What a delivery's suite is run on: the rows the load stored for it, read back from the unit zone.
+
+Validating what was stored (not the raw file) checks the promise downstream
+relies on, and it never sees a personnummer: the zone holds only pseudonyms.
+Per dataset file, the frame has one row per line of the file: the loaded rows
+with their typed columns, plus the quarantined rows with ``_rule`` and
+``_defect`` (``rule:column``) and the typed columns empty. A file rejected
+whole contributes its one quarantine row, with the file-level rule.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from pipelines.quality.contract import loaded_columns
+from pipelines.units import Dataset, Unit
+from warehouse.layout import run
+
+HISTORY = 6  # deliveries the volume is compared with
+MIN_HISTORY = 3  # fewer earlier deliveries than this: no volume expectation yet
+VOLUME_SHARE = 0.5
+MIN_MEDIAN = 20  # below this many rows a month, half or double is ordinary noise (a few permits)
+
+
+@dataclass(frozen=True)
+class DeliveryFile:
+    """One dataset file of a delivery as the reconciliation recorded it."""
+
+    dataset: str
+    source_file: str
+    status: str  # loaded | rejected | missing
+    reason: str | None
+    rows_in_file: int | None
+    rows_loaded: int | None
+    rows_quarantined: int | None
+
+
+def delivery_files(con: duckdb.DuckDBPyConnection, delivery: str) -> list[DeliveryFile]:
+    rows = run(
+        con,
+        """SELECT dataset, _source_file, status, reason, rows_in_file, rows_loaded, rows_quarantined
+           FROM reconciliation WHERE _delivery = $d ORDER BY dataset""",
+        {"d": delivery},
+    )
+    return [DeliveryFile(*r) for r in rows]
+
+
+def dataset_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, delivery: str) -> pd.DataFrame:
+    """Loaded and quarantined rows of one dataset file of a delivery, ordered by line."""
+    columns = ", ".join(["_source_line", *loaded_columns(dataset)])
+    return con.execute(
+        f"""SELECT {columns}, NULL::VARCHAR AS _rule, NULL::VARCHAR AS _defect
+            FROM {dataset.name} WHERE _delivery = $d
+            UNION ALL BY NAME
+            SELECT _source_line, rule AS _rule, rule || ':' || coalesce("column", '*') AS _defect
+            FROM quarantine WHERE _delivery = $d AND dataset = $ds
+            ORDER BY _source_line""",
+        {"d": delivery, "ds": dataset.name},
+    ).df()
+
+
+def parameters(con: duckdb.DuckDBPyConnection, unit: Unit, dataset: Dataset, delivery: str) -> dict:
+    """Runtime values of the suite's ``$PARAMETER``s: volume floor and the date window."""
+    year, month = int(delivery[:4]), int(delivery[5:7])
+    last_day = calendar.monthrange(year, month)[1]
+    return {
+        "min_rows": min_rows(con, dataset, delivery),
+        "earliest": datetime(1900, 1, 1),
+        "latest": datetime(year, month, last_day, 23, 59, 59, 999999),
+        "month_start": datetime(year, month, 1),
+    }
+
+
+def min_rows(con: duckdb.DuckDBPyConnection, dataset: Dataset, delivery: str) -> int:
+    """Half the median rows of the last deliveries of this dataset before this one.
+
+    0 (no floor) with fewer than three earlier deliveries, or for a feed too small to judge.
+    """
+    history = [
+        n
+        for (n,) in run(
+            con,
+            """SELECT rows_in_file FROM reconciliation
+               WHERE dataset = $ds AND _delivery < $d AND status = 'loaded'
+               ORDER BY _delivery DESC LIMIT $k""",
+            {"ds": dataset.name, "d": delivery, "k": HISTORY},
+        )
+    ]
+    median = float(pd.Series(history).median()) if history else 0.0
+    if len(history) < MIN_HISTORY or median < MIN_MEDIAN:
+        return 0
+    return int(VOLUME_SHARE * median)

@@ -1,0 +1,333 @@
+"""Quality gates: the committed suites, GX validation, and the Dagster checks per delivery partition."""
+
+import json
+import os
+from datetime import UTC, datetime
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from pipelines.assets.units import UNIT_ASSETS, unit_asset_key
+from pipelines.ingest.transform import _rules
+from pipelines.quality import contract, docs, gate
+from pipelines.quality.validate import Validator
+from pipelines.resources import Platform
+from pipelines.units import UNITS
+from tests.conftest import SOCIAL, write_csv
+from tests.corpus import write_good
+from tests.leaks import forms_in_landing, hits_in_files
+from warehouse.layout import Warehouse
+
+ALONE = "Ensamstående"
+
+
+def _pnr(i: int) -> str:
+    """A valid ten-digit personnummer, distinct per i (born 1980-01-01 + i days, within January-ish)."""
+    born = f"80{1 + i // 28:02d}{1 + i % 28:02d}"
+    serial = f"{100 + i:03d}"
+    digits = born + serial
+    total = 0
+    for k, d in enumerate(digits):
+        v = int(d) * (2 if k % 2 == 0 else 1)
+        total += v // 10 + v % 10
+    return f"{born}-{serial}{(10 - total % 10) % 10}"
+
+
+def _aid(month: str, n: int, start: int = 0) -> list[list[str]]:
+    return [[_pnr(start + i), month, "1000,00", ALONE] for i in range(n)]
+
+
+def _deliver(home, month: str, aid: list[list[str]]) -> None:
+    write_csv(home, SOCIAL, month, "ekonomiskt_bistand", aid)
+    write_csv(home, SOCIAL, month, "barnutredningar", [[_pnr(0), f"{month}-03", "", "Anmälan"]])
+
+
+def _asset(unit: str) -> dg.AssetsDefinition:
+    return next(a for a in UNIT_ASSETS if a.key == unit_asset_key(unit))
+
+
+def _run(instance, unit: str, months: list[str], extra=()) -> dg.ExecuteInProcessResult:
+    instance.add_dynamic_partitions(f"{unit}_deliveries", months)
+    tags = {ASSET_PARTITION_RANGE_START_TAG: months[0], ASSET_PARTITION_RANGE_END_TAG: months[-1]}
+    return dg.materialize(
+        [_asset(unit), *extra],
+        instance=instance,
+        tags=tags,
+        resources={"platform": Platform()},
+        raise_on_error=False,
+    )
+
+
+def _zone(warehouse, unit: str, sql: str, params: dict | None = None) -> list[tuple]:
+    with duckdb.connect(str(warehouse.unit_zone(unit)), read_only=True) as con:
+        return con.execute(sql, params or {}).fetchall()
+
+
+def _verdicts(result: dg.ExecuteInProcessResult, check: str) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.partition: e for e in result.get_asset_check_evaluations() if e.check_name == check}
+
+
+@pytest.mark.parametrize("unit", list(UNITS))
+def test_committed_suite_is_what_the_spec_generates(unit):
+    """The JSON beside the unit is the spec's rules plus delivery rules: regenerate, never hand-edit."""
+    expected = contract.render(contract.build_contract(UNITS[unit]))
+    assert contract.suite_path(unit).read_text(encoding="utf-8") == expected, (
+        "run: python -m pipelines.quality.contract"
+    )
+
+
+def test_suite_holds_every_rule_of_the_spec_and_gx_keeps_them_all():
+    suites = contract.load_contract("socialtjanst")["suites"]
+    aid = suites["socialtjanst.ekonomiskt_bistand"]
+    [known] = [e for e in aid["all_rows"] if e["meta"]["rule"] == "known_rules"]
+    columns = SOCIAL.dataset("ekonomiskt_bistand").columns
+    spec_rules = {f"{rule}:{col}" for c in columns for _, rule, col in _rules(c)}
+    assert spec_rules | {"duplicate_row:*", "columns_differ_from_contract:*"} <= set(
+        known["kwargs"]["value_set"]
+    )
+    loaded = {(e["meta"]["rule"], e["meta"].get("column")) for e in aid["loaded_rows"]}
+    assert loaded >= {
+        ("personnummer_valid", "Personnr"),
+        ("mandatory", "Månad"),
+        ("range", "Belopp"),
+        ("allowed_values", "Hushållstyp"),
+        ("date_sanity", "Månad"),
+        ("natural_key_unique", None),
+    }
+    assert {"file_readable", "volume", "rows_quarantined"} <= {e["meta"]["rule"] for e in aid["all_rows"]}
+    validator = Validator("socialtjanst")
+    for name, spec in suites.items():  # GX upserts by domain: a lost expectation would show here
+        for part in ("all_rows", "loaded_rows"):
+            assert len(validator.definitions[(name, part)].suite.expectations) == len(spec[part])
+
+
+def test_loaded_rows_that_break_the_contract_are_an_error_even_past_the_border():
+    """Defence in depth: GX judges the stored rows itself, not only the border's verdicts."""
+    validator = Validator("socialtjanst")
+    frame = pd.DataFrame(
+        {
+            "_source_line": [2, 3],
+            "person_pseudonym": ["a" * 64, "811218-9876"],
+            "birth_year": [1981, 1990],
+            "sex": ["M", "M"],
+            "key_version": ["1", "1"],
+            "month": pd.to_datetime(["2024-02-01", "2024-02-01"]),
+            "amount_sek": [-5.0, 10.0],
+            "household_type": [ALONE, "Kollektiv"],
+            "_rule": pd.Series([None, None], dtype="str"),
+            "_defect": pd.Series([None, None], dtype="str"),
+        }
+    )
+    params = {
+        "min_rows": 0,
+        "earliest": datetime(1900, 1, 1),
+        "latest": datetime(2024, 2, 29),
+        "month_start": datetime(2024, 2, 1),
+    }
+    failed = {
+        (o.rule, o.column, o.unexpected)
+        for o in validator.validate("socialtjanst.ekonomiskt_bistand", frame, params, "2024-02")
+        if not o.success and o.severity == "critical"
+    }
+    assert failed == {
+        ("range", "Belopp", 1),
+        ("allowed_values", "Hushållstyp", 1),
+        ("pseudonymised", "Personnr", 1),
+    }
+
+
+def test_checks_report_each_partition_of_a_range_run_and_half_volume_only_warns(home):
+    for month in ("2024-01", "2024-02", "2024-03"):
+        _deliver(home, month, _aid(month, 24))
+    _deliver(home, "2024-04", _aid("2024-04", 11))
+    with dg.instance_for_test() as instance:
+        result = _run(instance, "socialtjanst", ["2024-01", "2024-02", "2024-03", "2024-04"])
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(unit_asset_key("socialtjanst"), "expectations"), limit=10
+        )
+    assert result.success, "a WARN must not fail the run"
+    verdicts = _verdicts(result, "expectations")
+    assert [p for p, e in sorted(verdicts.items()) if e.passed] == ["2024-01", "2024-02", "2024-03"]
+    april = verdicts["2024-04"]
+    assert april.severity == dg.AssetCheckSeverity.WARN
+    assert april.description == "socialtjanst.ekonomiskt_bistand: volume (11 rows)"
+    assert april.metadata["failed_critical"].value == 0
+    assert sorted(r.event.asset_check_evaluation.partition for r in history) == sorted(verdicts)
+    assert all(e.passed for e in _verdicts(result, "reconciliation").values())
+
+
+def test_natural_key_duplicate_is_an_error(home):
+    two_amounts = [[_pnr(1), "2024-02", "100,00", ALONE], [_pnr(1), "2024-02", "200,00", ALONE]]
+    _deliver(home, "2024-02", two_amounts)
+    with dg.instance_for_test() as instance:
+        result = _run(instance, "socialtjanst", ["2024-02"])
+    verdict = _verdicts(result, "expectations")["2024-02"]
+    assert verdict.severity == dg.AssetCheckSeverity.ERROR and not result.success
+    assert "natural_key_unique" in verdict.description
+
+
+def test_blocking_failure_stops_only_that_units_downstream(home):
+    ran = []
+
+    def downstream(unit):
+        @dg.asset(key=["after", unit], deps=[unit_asset_key(unit)])
+        def _after() -> None:
+            ran.append(unit)
+
+        return _after
+
+    write_good(home, "skola", "2024-02")
+    write_good(home, "socialtjanst", "2024-02", skip="ekonomiskt_bistand")
+    write_csv(
+        home,
+        SOCIAL,
+        "2024-02",
+        "ekonomiskt_bistand",
+        [],
+        header=["Personnummer", "Månad", "Belopp", "Hushållstyp"],
+    )
+    with dg.instance_for_test() as instance:
+        blocked = _run(instance, "socialtjanst", ["2024-02"], [downstream("socialtjanst")])
+        other = _run(instance, "skola", ["2024-02"], [downstream("skola")])
+        write_good(home, "socialtjanst", "2024-02")  # the unit re-sends a correct delivery
+        held_then = {u: _held(home, u) for u in ("socialtjanst", "skola")}
+        resent = _run(instance, "socialtjanst", ["2024-02"], [downstream("socialtjanst")])
+        held_now = {u: _held(home, u) for u in ("socialtjanst", "skola")}
+    assert held_then == {"socialtjanst": [("2024-02", "expectations")], "skola": []}
+    assert held_now == {"socialtjanst": [], "skola": []}
+    [failure] = gate.failures(blocked)
+    assert failure.startswith(
+        "socialtjanst 2024-02: expectations (socialtjanst/2024-02/ekonomiskt_bistand.csv rejected: "
+        "columns_differ_from_contract: missing columns ['Personnr']"
+    )
+    assert "file_readable (1 of 1 rows)" in failure
+    assert not blocked.success
+    assert [e.check_name for e in blocked.get_asset_check_evaluations() if not e.passed] == [
+        "expectations",
+        "freshness",
+    ]
+    assert other.success and resent.success
+    assert ran == ["skola", "socialtjanst"], "only the blocked unit's downstream must not run"
+
+
+def _held(home, unit: str) -> list[tuple]:
+    """Deliveries the unit zone holds back from everything downstream."""
+    with duckdb.connect(str(Warehouse(home.warehouse).unit_zone(unit)), read_only=True) as con:
+        return con.execute("SELECT _delivery, checks FROM held_deliveries ORDER BY 1").fetchall()
+
+
+def test_freshness_fails_for_a_late_delivery_only(home):
+    for month in ("2024-02", "2024-03"):
+        _deliver(home, month, _aid(month, 3))
+    arrived = {"2024-02": datetime(2024, 3, 4, tzinfo=UTC), "2024-03": datetime(2024, 5, 20, tzinfo=UTC)}
+    for month, when in arrived.items():
+        for f in home.delivery_dir("socialtjanst", month).iterdir():
+            os.utime(f, (when.timestamp(), when.timestamp()))
+    with dg.instance_for_test() as instance:
+        result = _run(instance, "socialtjanst", ["2024-02", "2024-03"])
+    fresh = _verdicts(result, "freshness")
+    assert fresh["2024-02"].passed
+    late = fresh["2024-03"]
+    assert not late.passed and late.severity == dg.AssetCheckSeverity.WARN
+    assert late.metadata["days_late"].value == 39.0 and late.metadata["due"].value == "2024-04-11T00:00+00:00"
+    assert result.success, "a late delivery warns; its data is fine"
+
+
+def test_data_docs_and_check_results_hold_no_personnummer(home):
+    broken = [
+        ["811218-9875", "2024-02", "100,00", ALONE],  # bad check digit
+        [_pnr(2), "2024-02", "-5,00", ALONE],  # negative amount
+        ["", "2024-02", "5,00", ALONE],
+        *_aid("2024-02", 5, start=3),
+    ]
+    _deliver(home, "2024-02", broken)
+    (home.home / "dagster").mkdir(parents=True)  # the event log (check metadata) is scanned too
+    with dg.instance_for_test(temp_dir=str(home.home / "dagster")) as instance:
+        result = _run(instance, "socialtjanst", ["2024-02"])
+    assert result.success
+    [site] = docs.sites(home.home)
+    assert site == home.home / "quality" / "data_docs" / "socialtjanst" / "index.html"
+    pages = list(site.parent.rglob("*.html"))
+    assert any("socialtjanst.ekonomiskt_bistand" in p.read_text(encoding="utf-8") for p in pages)
+    assert any("delivery-2024-02" in p.read_text(encoding="utf-8") for p in pages)
+    forms = forms_in_landing(home.landing)
+    assert "811218-9875" in forms and hits_in_files(home.landing, forms)
+    assert hits_in_files(home.home, forms, skip=(home.landing,)) == {}
+
+
+def test_a_feed_that_stops_shows_as_an_overdue_delivery(home):
+    from pipelines.definitions import defs
+
+    now = datetime.now(UTC)
+    last_month = f"{now.year - (now.month == 1):04d}-{(now.month - 2) % 12 + 1:02d}"
+    write_good(home, "skola", "2024-01")
+    write_good(home, "socialtjanst", last_month)
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("delivery_freshness").execute_in_process(instance=instance)
+    verdicts = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
+    assert set(verdicts) == set(UNITS)
+    stopped = verdicts["skola"]
+    assert not stopped.passed and stopped.severity == dg.AssetCheckSeverity.ERROR
+    assert stopped.metadata["overdue_delivery"].value == "2024-02"
+    assert verdicts["socialtjanst"].passed and verdicts["ekonomi"].passed  # on time; never delivered
+    assert result.success, "an overdue feed is reported, it does not fail the run"
+
+
+RULES_OF = {
+    "invalid_personnummer": {"invalid_personnummer"},
+    "duplicate_row": {"duplicate_row"},
+    "missing_mandatory": {"missing_mandatory_value"},
+    "out_of_range": {"below_minimum", "above_maximum"},
+}
+
+
+def test_generated_defects_are_all_caught_and_every_delivery_reconciles(home, warehouse):
+    """The generator's planted defects (ground truth) against what the checks and quarantine say."""
+    from synthetic.generate import generate
+
+    generate(home.home, citizens=400, years=1, seed=3, defect_rate=0.01, progress=False)
+    truth = json.loads((home.ground_truth / "defects.json").read_text(encoding="utf-8"))
+    evaluations = []
+    with dg.instance_for_test() as instance:
+        for unit in UNITS:
+            months = sorted(p.name for p in (home.landing / unit).iterdir())
+            evaluations += _run(instance, unit, months).get_asset_check_evaluations()
+
+    planted = set()
+    for kind, rules in RULES_OF.items():
+        assert truth[kind]["count"] > 0, kind
+        for d in truth[kind]["rows"]:
+            planted.add((d["unit"], d["month"], d["dataset"], d["line"]))
+            rule = _zone(
+                warehouse,
+                d["unit"],
+                "SELECT rule FROM quarantine WHERE _delivery = $m AND dataset = $ds AND _source_line = $l",
+                {"m": d["month"], "ds": d["dataset"], "l": d["line"]},
+            )
+            assert rule and rule[0][0] in rules, (kind, d, rule)
+    [renamed] = truth["renamed_column"]["deliveries"]
+    unplanted = [
+        (u, *row)
+        for u in UNITS
+        for row in _zone(warehouse, u, "SELECT _delivery, dataset, _source_line, rule FROM quarantine")
+        if (u, *row[:3]) not in planted
+    ]
+    assert unplanted == [
+        ("socialtjanst", renamed["month"], renamed["dataset"], 1, "columns_differ_from_contract")
+    ]
+
+    failed = {
+        (e.asset_key.path[-1], e.partition, e.check_name, e.severity.value)
+        for e in evaluations
+        if not e.passed
+    }
+    [late] = truth["late_delivery"]["deliveries"]
+    assert {f for f in failed if f[2] == "freshness"} == {(late["unit"], late["month"], "freshness", "WARN")}
+    assert {f for f in failed if f[3] == "ERROR"} == {
+        ("socialtjanst", renamed["month"], "expectations", "ERROR")
+    }
+    assert not {f for f in failed if f[2] == "reconciliation"}
+    assert len([e for e in evaluations if e.check_name == "reconciliation"]) == 9 * 12
