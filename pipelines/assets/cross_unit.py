@@ -1,10 +1,18 @@
-"""The cross-unit zone: where units are joined on the central citizen key.
+"""The cross-unit zone: where units are joined on the central citizen key, behind the sharing gate.
 
 The central key is derived here and nowhere else: from the linkage vault's
 token of each unit pseudonym, under the central key. Unit zones never hold it.
 The citizen index is the zone's register (one row per person known to
-folkbokföring); each unit's person data is linked to it in its own schema.
-Steward approval (which unit shares what) gates this linking: see issue 4.
+folkbokföring); each unit's data is linked to it in its own schema.
+
+The sharing gate: a dataset enters this zone only while a steward's approval of
+its current contract version is in force (``pipelines/stewardship``), and only
+as its contract says (detail columns, derived indicators or aggregates, within
+retention). Every run rebuilds what is approved and drops what is not, so a
+revocation, an expiry or a changed contract takes the dataset, and what was
+derived from it, out of this zone on the next run; the materialisation says so
+and the audit log records it. Folkbokföring needs its own approval too: the
+citizen index is its data on the central key (see its contract).
 """
 
 from collections.abc import Iterator
@@ -15,13 +23,18 @@ import duckdb
 
 from pipelines.assets.units import unit_asset_key
 from pipelines.border.sql import hmac_params, hmac_sql
+from pipelines.quality.gate import NOT_HELD
 from pipelines.resources import Platform
+from pipelines.stewardship import approvals, audit, sharing
+from pipelines.stewardship.compact import compact
+from pipelines.stewardship.contracts import Contract, ContractError, load_contracts
 from pipelines.units import UNITS, Unit
 from warehouse.layout import Warehouse, connect, run
 
 CITIZEN_KEY = hmac_sql("link.link_token", "central")
 ENTRY_EVENTS = "('GRUND', 'FODD', 'INFLYTTAD')"
 EXIT_EVENTS = "('UTFLYTTAD', 'AVLIDEN')"
+REGISTER = "folkbokforing.aviseringar"
 _RETRY = dg.RetryPolicy(max_retries=3, delay=5)  # a unit load may briefly hold a zone's lock
 
 CITIZEN_INDEX_SQL = f"""
@@ -29,6 +42,7 @@ CREATE OR REPLACE TABLE citizen_index AS
 WITH events AS (
     SELECT a.*, link.link_token
     FROM unit.aviseringar a JOIN vault.link link USING (person_pseudonym)
+    WHERE a._delivery >= $cutoff AND {NOT_HELD}
 ),
 person AS (
     SELECT link_token,
@@ -54,68 +68,199 @@ ORDER BY citizen_key
     deps=[unit_asset_key("folkbokforing")],
     group_name="cross_unit",
     description="One row per person known to folkbokföring, keyed by the central citizen key: "
-    "birth year, sex, district, household key, valid from/to. No birth date, name or address.",
+    "birth year, sex, district, household key, valid from/to. No birth date, name or address. "
+    "Built only while folkbokföring's steward approval is in force.",
     pool="duckdb_cross_unit",
     kinds={"duckdb"},
     retry_policy=_RETRY,
     automation_condition=dg.AutomationCondition.eager(),
 )
-def citizen_index(platform: Platform) -> dg.MaterializeResult:
-    wh = platform.warehouse
-    with _cross_unit(wh, "folkbokforing") as con:
-        run(con, CITIZEN_INDEX_SQL, hmac_params("central", platform.keyring().central()))
+def citizen_index(context: dg.AssetExecutionContext, platform: Platform) -> dg.MaterializeResult:
+    paths, contract = platform.paths, load_contracts()[REGISTER]
+    state = approvals.status(contract, audit.verify(paths))
+    if not state.approved:
+        with _cross_unit(platform.warehouse, "folkbokforing") as con:
+            withdrawn = _drop(con, "main", "citizen_index")
+        line = _withheld(context, contract, state, withdrawn, paths, run_id=context.run_id)
+        if withdrawn:
+            compact(platform.warehouse.cross_unit)
+        return dg.MaterializeResult(metadata={"persons": 0, "sharing": line, **_head(paths)})
+    with _cross_unit(platform.warehouse, "folkbokforing") as con:
+        bound = sharing.params(contract) | hmac_params("central", platform.keyring().central())
+        run(con, CITIZEN_INDEX_SQL, sharing.used(CITIZEN_INDEX_SQL, bound))
         rows, living = run(con, "SELECT count(*), count(*) FILTER (valid_to IS NULL) FROM citizen_index")[0]
-    return dg.MaterializeResult(metadata={"persons": rows, "currently_registered": living})
+    _published(contract, rows, "citizen_index", paths, context.run_id)
+    return dg.MaterializeResult(
+        metadata={
+            "persons": rows,
+            "currently_registered": living,
+            "sharing": f"published ({state.reason})",
+            **_head(paths),
+        }
+    )
 
 
 def build_link_asset(unit: Unit) -> dg.AssetsDefinition:
-    datasets = [d for d in unit.datasets if d.person_column]
-
     @dg.asset(
         key=dg.AssetKey(["cross_unit", unit.name]),
         deps=[unit_asset_key(unit.name), citizen_index.key],
         group_name="cross_unit",
-        description=f"{unit.title} linked on the central citizen key "
-        f"(tables {', '.join(f'{unit.name}.{d.name}' for d in datasets)}).",
+        description=f"{unit.title} in the cross-unit zone, as far as its stewards approved "
+        f"(tables {', '.join(f'{unit.name}.{d.name}' for d in unit.datasets)}; detail and derived "
+        "rows on the central citizen key, aggregates without it).",
         pool="duckdb_cross_unit",
         kinds={"duckdb"},
         retry_policy=_RETRY,
         automation_condition=dg.AutomationCondition.eager(),
     )
-    def _link(platform: Platform) -> dg.MaterializeResult:
-        metadata = {}
+    def _link(context: dg.AssetExecutionContext, platform: Platform) -> dg.MaterializeResult:
+        paths, contracts = platform.paths, load_contracts()
+        entries = audit.verify(paths)  # a tampered log stops sharing until someone looks
+        central = hmac_params("central", platform.keyring().central())
+        metadata, lines, withdrawn_any = {}, [], False
         with _cross_unit(platform.warehouse, unit.name) as con:
             run(con, f"CREATE SCHEMA IF NOT EXISTS {unit.name}")
-            central = hmac_params("central", platform.keyring().central())
-            for d in datasets:
-                run(con, _link_sql(unit.name, d.name), central)
-                metadata[d.name] = run(con, f"SELECT count(*) FROM {unit.name}.{d.name}")[0][0]
-                metadata[f"{d.name}_unknown_to_folkbokforing"] = run(
-                    con,
-                    f"SELECT count(*) FROM {unit.name}.{d.name} WHERE citizen_key IS NOT NULL "
-                    "AND NOT known_to_folkbokforing",
-                )[0][0]
-        return dg.MaterializeResult(metadata=metadata)
+            for d in unit.datasets:
+                contract = contracts[f"{unit.name}.{d.name}"]
+                state = approvals.status(contract, entries)
+                if not state.approved:
+                    withdrawn = _drop(con, unit.name, d.name)
+                    withdrawn_any |= withdrawn
+                    line = _withheld(context, contract, state, withdrawn, paths, entries, context.run_id)
+                    metadata[d.name], lines = 0, [*lines, f"| {d.name} | {line} |"]
+                    continue
+                try:
+                    rows = _publish(con, contract, central)
+                except Exception as e:
+                    if _drop(con, unit.name, d.name):  # never leave an unverified output behind
+                        details = {"state": "refused", "why": type(e).__name__, "run_id": context.run_id}
+                        audit.record(
+                            "withdraw",
+                            dataset=contract.key,
+                            contract_version=contract.version,
+                            details=details,
+                            paths=paths,
+                        )
+                    if isinstance(e, ContractError):  # a retry cannot fix the contract
+                        raise dg.Failure(str(e), allow_retries=False) from e
+                    raise
+                _published(contract, rows, f"{unit.name}.{d.name}", paths, context.run_id)
+                metadata[d.name] = rows
+                lines.append(
+                    f"| {d.name} | published, {contract.sharing.level}: {rows} rows ({state.reason}) |"
+                )
+                if contract.has_persons and contract.sharing.level != "aggregate":
+                    metadata[f"{d.name}_unknown_to_folkbokforing"] = run(
+                        con,
+                        f"SELECT count(*) FROM {unit.name}.{d.name} WHERE citizen_key IS NOT NULL "
+                        "AND known_to_folkbokforing IS NOT true",
+                    )[0][0]
+        if withdrawn_any:
+            compact(platform.warehouse.cross_unit)  # a dropped table's bytes stay in freed blocks otherwise
+        table = "| dataset | sharing |\n|---|---|\n" + "\n".join(lines)
+        return dg.MaterializeResult(
+            metadata={**metadata, "sharing": dg.MetadataValue.md(table), **_head(paths)}
+        )
 
     return _link
 
 
-def _link_sql(unit: str, dataset: str) -> str:
-    return f"""
-        CREATE OR REPLACE TABLE {unit}.{dataset} AS
-        SELECT CASE WHEN link.link_token IS NOT NULL THEN {CITIZEN_KEY} END AS citizen_key,
-            d.* EXCLUDE (person_pseudonym, key_version),
-            ci.citizen_key IS NOT NULL AS known_to_folkbokforing
-        FROM unit.{dataset} d
-        LEFT JOIN vault.link link USING (person_pseudonym)
-        LEFT JOIN citizen_index ci ON ci.citizen_key = {CITIZEN_KEY}
-    """
+def _publish(con: duckdb.DuckDBPyConnection, contract: Contract, central: dict) -> int:
+    """Replace the dataset's table with exactly what its contract shares; return its row count."""
+    bound = sharing.params(contract) | central
+    sharing.check_output(con, contract, bound)
+    table, shared = f"{contract.unit}.{contract.dataset}", sharing.shared_sql(contract)
+    if contract.sharing.level == "aggregate":
+        sql = f"CREATE OR REPLACE TABLE {table} AS {shared}"
+    else:
+        indexed = _has_table(con, "main", "citizen_index")
+        known = "ci.citizen_key IS NOT NULL" if indexed else "NULL::BOOLEAN"
+        join = f"LEFT JOIN citizen_index ci ON ci.citizen_key = {CITIZEN_KEY}" if indexed else ""
+        sql = f"""
+            CREATE OR REPLACE TABLE {table} AS
+            SELECT CASE WHEN link.link_token IS NOT NULL THEN {CITIZEN_KEY} END AS citizen_key,
+                s.* EXCLUDE (person_pseudonym), {known} AS known_to_folkbokforing
+            FROM ({shared}) s
+            LEFT JOIN vault.link link USING (person_pseudonym)
+            {join}
+        """
+    run(con, sql, sharing.used(sql, bound))
+    return run(con, f"SELECT count(*) FROM {table}")[0][0]
+
+
+def _published(contract: Contract, rows: int, table: str, paths, run_id: str) -> None:
+    audit.record(
+        "publish",
+        dataset=contract.key,
+        contract_version=contract.version,
+        details={"table": table, "rows": rows, "level": contract.sharing.level, "run_id": run_id},
+        paths=paths,
+    )
+
+
+def _withheld(
+    context: dg.AssetExecutionContext,
+    contract: Contract,
+    state: approvals.Status,
+    withdrawn: bool,
+    paths,
+    entries: list[audit.Entry] | None = None,
+    run_id: str = "",
+) -> str:
+    """Audit an expiry (once) and a withdrawal, warn in the run log; return the line for the metadata."""
+    entries = entries if entries is not None else audit.read(paths)
+    if state.state == "expired" and not any(
+        e.action == "expire" and e.dataset == contract.key and e.seq > state.decision.seq for e in entries
+    ):
+        audit.record(
+            "expire",
+            dataset=contract.key,
+            contract_version=state.decision.contract_version,
+            details={"expired_on": state.decision.details["expires"], "run_id": run_id},
+            paths=paths,
+        )
+    if not withdrawn:
+        return f"not shared: {state.state} ({state.reason})"
+    audit.record(
+        "withdraw",
+        dataset=contract.key,
+        contract_version=contract.version,
+        details={"state": state.state, "why": state.reason, "run_id": run_id},
+        paths=paths,
+    )
+    context.log.warning(f"{contract.key} withdrawn from the cross-unit zone: {state.state} ({state.reason})")
+    return f"WITHDRAWN: {state.state} ({state.reason})"
+
+
+def _head(paths) -> dict:
+    """The audit log's head, anchored in Dagster's event log so a rewritten log can be caught."""
+    entries = audit.read(paths)
+    return {"audit_head": f"{entries[-1].seq} {entries[-1].hash}" if entries else "empty"}
+
+
+def _drop(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    existed = _has_table(con, schema, table)
+    run(con, f"DROP TABLE IF EXISTS {schema}.{table}")
+    return existed
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        run(
+            con,
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = $s AND table_name = $t",
+            {"s": schema, "t": table},
+        )[0][0]
+    )
 
 
 @contextmanager
 def _cross_unit(wh: Warehouse, unit: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the cross-unit zone for writing with one unit zone and its vault attached read-only."""
-    attached = {"unit": wh.unit_zone(unit), "vault": wh.vault(unit)}
+    """Open the cross-unit zone for writing with one unit zone (and its vault, if any) attached read-only."""
+    attached = {"unit": wh.unit_zone(unit)}
+    if UNITS[unit].has_persons:
+        attached["vault"] = wh.vault(unit)
     for path in attached.values():
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: materialise units/{unit} first")
@@ -125,4 +270,4 @@ def _cross_unit(wh: Warehouse, unit: str) -> Iterator[duckdb.DuckDBPyConnection]
         yield con
 
 
-LINK_ASSETS = [build_link_asset(u) for u in UNITS.values() if u.has_persons and u.name != "folkbokforing"]
+LINK_ASSETS = [build_link_asset(u) for u in UNITS.values() if u.name != "folkbokforing"]

@@ -1,0 +1,141 @@
+"""Steward decisions and the sharing status they give a dataset, read from the audit log.
+
+The audit log is the only record of approvals: the status of a dataset is its
+latest approve or revoke entry, judged against the contract as it is now. An
+approval binds steward, purpose, expiry date and the contract version, so:
+
+- no decision yet, or a contract changed since it was approved: ``pending``
+- approved for this contract version, expiry date not passed: ``approved``
+- approved, but the expiry date has passed: ``expired``
+- revoked: ``revoked``
+
+Only ``approved`` datasets are linked into the cross-unit zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+from pipelines.settings import Paths
+from pipelines.stewardship import audit
+from pipelines.stewardship.contracts import Contract
+
+State = Literal["pending", "approved", "expired", "revoked"]
+DEMO_STEWARD = "demo-steward (synthetic demo, not a real decision)"
+
+
+@dataclass(frozen=True)
+class Status:
+    dataset: str
+    state: State
+    reason: str
+    decision: audit.Entry | None = None  # the latest approve/revoke entry, if any
+
+    @property
+    def approved(self) -> bool:
+        return self.state == "approved"
+
+    @property
+    def expires(self) -> date | None:
+        if self.decision is None or self.decision.action != "approve":
+            return None
+        return date.fromisoformat(self.decision.details["expires"])
+
+
+def status(contract: Contract, entries: list[audit.Entry], today: date | None = None) -> Status:
+    """The sharing status of one dataset given the (verified) audit entries."""
+    today = today or date.today()
+    decisions = [e for e in entries if e.dataset == contract.key and e.action in ("approve", "revoke")]
+    if not decisions:
+        return Status(contract.key, "pending", "no steward decision yet")
+    last = decisions[-1]
+    who = last.details.get("steward", last.actor)
+    if last.action == "revoke":
+        return Status(contract.key, "revoked", f"revoked by {who} on {last.at[:10]}", last)
+    if last.contract_version != contract.version:
+        return Status(
+            contract.key,
+            "pending",
+            f"contract changed since {who} approved it on {last.at[:10]}",
+            last,
+        )
+    expires = date.fromisoformat(last.details["expires"])
+    if expires < today:
+        return Status(contract.key, "expired", f"approval by {who} expired on {expires}", last)
+    return Status(contract.key, "approved", f"approved by {who} until {expires}", last)
+
+
+def statuses(
+    contracts: dict[str, Contract], paths: Paths | None = None, today: date | None = None
+) -> dict[str, Status]:
+    """Every contract's status; the audit log is verified first, so a tampered log approves nothing."""
+    entries = audit.verify(paths)
+    return {key: status(c, entries, today) for key, c in contracts.items()}
+
+
+def approve(
+    contract: Contract,
+    steward: str,
+    purpose: str,
+    expires: date,
+    note: str = "",
+    paths: Paths | None = None,
+) -> audit.Entry:
+    """Record a steward's approval of this contract version, for one of its purposes, until ``expires``.
+
+    The date is not checked against today here: the CLI refuses past dates; tests
+    record an approval that has already run out to exercise expiry.
+    """
+    if not steward.strip():
+        raise ValueError("an approval needs the steward's name")
+    if purpose not in {p.name for p in contract.purposes}:
+        allowed = ", ".join(p.name for p in contract.purposes)
+        raise ValueError(f"purpose {purpose!r} is not in the contract of {contract.key} (allowed: {allowed})")
+    return audit.record(
+        "approve",
+        actor=steward,
+        dataset=contract.key,
+        contract_version=contract.version,
+        details={
+            "steward": steward,
+            "purpose": purpose,
+            "expires": expires.isoformat(),
+            "level": contract.sharing.level,
+            "note": note,
+        },
+        paths=paths,
+    )
+
+
+def revoke(contract: Contract, steward: str, reason: str, paths: Paths | None = None) -> audit.Entry:
+    """Record a revocation: the next link run removes the dataset from the cross-unit zone."""
+    if not steward.strip() or not reason.strip():
+        raise ValueError("a revocation needs the steward's name and a reason")
+    return audit.record(
+        "revoke",
+        actor=steward,
+        dataset=contract.key,
+        contract_version=contract.version,
+        details={"steward": steward, "reason": reason},
+        paths=paths,
+    )
+
+
+def approve_demo_datasets(contracts: dict[str, Contract], paths: Paths | None = None) -> list[str]:
+    """The main job's demo steward approves every dataset no steward has decided on yet.
+
+    A dataset that was ever approved or revoked is left alone: a revocation
+    stays revoked, and an edited contract stays pending until a steward decides.
+    """
+    entries = audit.verify(paths)
+    decided = {e.dataset for e in entries if e.action in ("approve", "revoke")}
+    approved = []
+    for key, contract in sorted(contracts.items()):
+        if key in decided:
+            continue
+        expires = date.today() + timedelta(days=365)
+        approve(contract, DEMO_STEWARD, contract.purposes[0].name, expires, "demo default", paths)
+        approved.append(key)
+    return approved

@@ -1,0 +1,173 @@
+"""Gallring: a nightly job that removes rows older than each contract's retention from every zone.
+
+Per dataset, rows whose delivery month is more than ``retention.months`` before
+the current month are deleted from the landing folder (the delivery file, so a
+reload cannot bring them back), from the unit zone table and its quarantine
+rows, and from the cross-unit zone (detail rows by ``_delivery``, derived and
+aggregate rows by their period column, citizen-index rows of persons who left
+the register before the cutoff). The link step applies the same cutoff, so a
+later link run never brings them back either. Each deletion is audited.
+
+DuckDB allows one writer per file, so each unit's step runs in that unit's
+pool (``duckdb_<unit>``) and the cross-unit step in ``duckdb_cross_unit``,
+the same pools as the loads and links that write those files.
+"""
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.resources import Platform
+from pipelines.settings import Paths
+from pipelines.stewardship import audit, sharing
+from pipelines.stewardship.compact import compact
+from pipelines.stewardship.contracts import Contract, load_contracts
+from pipelines.units import UNITS, Unit
+from warehouse.layout import Warehouse, connect, run
+
+
+def thin_unit(unit: Unit, paths: Paths, today: date | None = None) -> dict[str, dict]:
+    """Delete one unit's rows past retention from its landing folder and zone; audit what went."""
+    contracts, wh = load_contracts(), Warehouse(paths.warehouse)
+    removed: dict[str, dict] = {}
+    zone = wh.unit_zone(unit.name)
+    for d in unit.datasets:
+        contract = contracts[f"{unit.name}.{d.name}"]
+        cutoff = sharing.params(contract, today)["cutoff"]
+        files = _thin_landing(paths.landing / unit.name, d.file_name(unit.format), cutoff)
+        rows = quarantined = 0
+        if zone.exists():
+            with connect(zone) as con:
+                tables = {t for (t,) in run(con, "SELECT table_name FROM duckdb_tables()")}
+                run(con, "BEGIN TRANSACTION")
+                if d.name in tables:
+                    rows = run(con, f"DELETE FROM {d.name} WHERE _delivery < $c", {"c": cutoff})[0][0]
+                if "quarantine" in tables:
+                    quarantined = run(
+                        con,
+                        "DELETE FROM quarantine WHERE dataset = $d AND _delivery < $c",
+                        {"d": d.name, "c": cutoff},
+                    )[0][0]
+                run(con, "COMMIT")
+        removed[d.name] = {
+            "cutoff": cutoff,
+            "rows": rows,
+            "quarantine_rows": quarantined,
+            "landing_files": files,
+        }
+        if rows or quarantined or files:
+            _audit(contract, "unit zone and landing", removed[d.name], paths)
+    _remove_empty_months(paths.landing / unit.name)
+    if any(r["rows"] or r["quarantine_rows"] for r in removed.values()):
+        compact(zone)  # deleted rows' bytes stay in freed blocks until the file is rewritten
+    return removed
+
+
+def thin_cross_unit(paths: Paths, today: date | None = None) -> dict[str, int]:
+    """Delete rows past retention from every shared table of the cross-unit zone; audit what went."""
+    wh = Warehouse(paths.warehouse)
+    if not wh.cross_unit.exists():
+        return {}
+    removed: dict[str, int] = {}
+    with connect(wh.cross_unit) as con:
+        tables = {f"{s}.{t}" for s, t in run(con, "SELECT schema_name, table_name FROM duckdb_tables()")}
+        for contract in load_contracts().values():
+            table, condition = _cross_unit_rows(contract)
+            if table not in tables:
+                continue
+            bound = sharing.params(contract, today)
+            n = run(con, f"DELETE FROM {table} WHERE {condition}", sharing.used(condition, bound))[0][0]
+            removed[table] = n
+            if n:
+                _audit(
+                    contract, "cross-unit zone", {"table": table, "rows": n, "cutoff": bound["cutoff"]}, paths
+                )
+    if any(removed.values()):
+        compact(wh.cross_unit)
+    return removed
+
+
+def _cross_unit_rows(c: Contract) -> tuple[str, str]:
+    """The shared table of a contract and the SQL condition of its rows past retention."""
+    s = c.sharing
+    if s.target == "citizen_index":
+        return "main.citizen_index", "valid_to < $cutoff_date"
+    table = f"{c.unit}.{c.dataset}"
+    if s.level == "detail":
+        return table, "_delivery < $cutoff"
+    return table, f'"{s.period}" < $cutoff_date' if s.period else "false"
+
+
+def _thin_landing(unit_landing: Path, file_name: str, cutoff: str) -> int:
+    if not unit_landing.is_dir():
+        return 0
+    removed = 0
+    for month in unit_landing.iterdir():
+        path = month / file_name
+        if month.is_dir() and month.name < cutoff and path.exists():
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def _remove_empty_months(unit_landing: Path) -> None:
+    if unit_landing.is_dir():
+        for month in unit_landing.iterdir():
+            if month.is_dir() and not any(month.iterdir()):
+                shutil.rmtree(month)
+
+
+def _audit(contract: Contract, zone: str, details: dict, paths: Paths) -> None:
+    audit.record(
+        "retention",
+        dataset=contract.key,
+        contract_version=contract.version,
+        details={"zone": zone, "retention_months": contract.retention_months, **details},
+        paths=paths,
+    )
+
+
+def _unit_op(unit: Unit) -> dg.OpDefinition:
+    @dg.op(
+        name=f"retention_{unit.name}",
+        pool=f"duckdb_{unit.name}",
+        description=f"Gallring in {unit.title}: landing files, zone rows and quarantine past retention.",
+    )
+    def _thin(context: dg.OpExecutionContext, platform: Platform) -> dict:
+        removed = thin_unit(unit, platform.paths)
+        context.add_output_metadata({f"{ds}_rows_removed": r["rows"] for ds, r in removed.items()})
+        return removed
+
+    return _thin
+
+
+@dg.op(pool="duckdb_cross_unit", description="Gallring in the cross-unit zone.")
+def retention_cross_unit(context: dg.OpExecutionContext, platform: Platform) -> dict:
+    removed = thin_cross_unit(platform.paths)
+    context.add_output_metadata({"rows_removed": sum(removed.values()), **removed})
+    return removed
+
+
+UNIT_OPS = [_unit_op(u) for u in UNITS.values()]
+
+
+@dg.job(
+    name="retention",
+    description="Remove rows older than each dataset contract's retention from every zone (gallring), audited.",
+)
+def retention_job() -> None:
+    for op in UNIT_OPS:
+        op()
+    retention_cross_unit()
+
+
+retention_schedule = dg.ScheduleDefinition(
+    name="nightly_retention",
+    job=retention_job,
+    cron_schedule="30 2 * * *",
+    execution_timezone="Europe/Stockholm",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Gallring every night: rows past their contract's retention leave every zone.",
+)

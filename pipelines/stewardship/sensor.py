@@ -1,0 +1,64 @@
+"""Relinks a unit as soon as what it may share changes, instead of waiting for its next delivery.
+
+The cross-unit assets rebuild on new deliveries; a steward's decision must not
+wait for one. Each tick computes every dataset's sharing status (approved,
+pending, expired, revoked, with the contract version) and asks for the link
+assets of the units whose status changed: an approval, a revocation, an edited
+contract, or an approval whose expiry date has just passed. A change to
+folkbokföring relinks everything, since every linked table says who is known
+to the register.
+"""
+
+import hashlib
+import json
+
+import dagster as dg
+
+from pipelines.settings import Paths
+from pipelines.stewardship import approvals, audit
+from pipelines.stewardship.contracts import load_contracts
+from pipelines.units import UNITS
+from warehouse.layout import Warehouse
+
+CITIZEN_INDEX = dg.AssetKey(["cross_unit", "citizen_index"])
+REGISTER = "folkbokforing"
+
+
+def link_key(unit: str) -> dg.AssetKey:
+    return CITIZEN_INDEX if unit == REGISTER else dg.AssetKey(["cross_unit", unit])
+
+
+def sharing_state(paths: Paths) -> dict[str, str]:
+    """Per dataset: its state and the contract version it applies to."""
+    contracts = load_contracts()
+    states = approvals.statuses(contracts, paths)
+    return {key: f"{s.state}:{contracts[key].version}" for key, s in states.items()}
+
+
+def changed_units(before: dict[str, str], now: dict[str, str]) -> set[str]:
+    return {key.split(".")[0] for key in now if before.get(key) != now[key]}
+
+
+@dg.sensor(
+    name="steward_decisions",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    asset_selection=[link_key(u) for u in UNITS],
+    description="Relinks a unit when a steward approves or revokes, a contract changes or an approval expires.",
+)
+def steward_decisions(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    paths = Paths.from_env()
+    try:
+        now = sharing_state(paths)
+    except audit.AuditError as e:
+        return dg.SkipReason(f"the audit log does not verify, nothing is relinked: {e}")
+    units = changed_units(json.loads(context.cursor or "{}"), now)
+    wh = Warehouse(paths.warehouse)
+    if REGISTER in units:
+        units |= set(UNITS)
+    loaded = sorted(u for u in units if wh.unit_zone(u).exists())
+    if not loaded:
+        return dg.SensorResult(cursor=json.dumps(now))
+    run_key = hashlib.sha256(json.dumps(now, sort_keys=True).encode()).hexdigest()[:16]
+    request = dg.RunRequest(run_key=f"sharing-{run_key}", asset_selection=[link_key(u) for u in loaded])
+    return dg.SensorResult(run_requests=[request], cursor=json.dumps(now))
