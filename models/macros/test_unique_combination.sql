@@ -1,0 +1,7 @@
+{# A generic test: no two rows share the given columns (the model's grain). #}
+{% test unique_combination(model, columns) %}
+select {{ columns | join(', ') }}, count(*) as n
+from {{ model }}
+group by all
+having count(*) > 1
+{% endtest %}

@@ -1,0 +1,92 @@
+-- The citizen-quarter panel for cross-unit discovery: one row per person registered in the quarter,
+-- with what each unit shares about them that quarter. Person level, keyed by the central citizen key:
+-- it stays in the cross-unit zone (database cross_unit, schema discovery) and reaches dashboards only
+-- as disclosure-controlled aggregates through the publish step.
+-- depends_on: {{ source('cross_unit', 'citizen_index') }}
+-- depends_on: {{ source('cross_socialtjanst', 'ekonomiskt_bistand') }}
+-- depends_on: {{ source('cross_skola', 'inskrivning') }}
+-- depends_on: {{ source('cross_vard_omsorg', 'hemtjanst') }}
+-- depends_on: {{ source('cross_kontaktcenter', 'kontakter') }}
+-- depends_on: {{ source('cross_e_tjanster', 'inlamningar') }}
+-- depends_on: {{ source('cross_bygg_miljo', 'bygglov') }}
+-- depends_on: {{ source('cross_arendehandelser', 'statushandelser') }}
+{%- set by_delivery = ("strptime(_delivery, '%Y-%m')", ['_delivery']) %}
+{%- set indicators = [
+    {'name': 'economic_aid', 'unit': 'socialtjanst', 'dataset': 'ekonomiskt_bistand',
+     'quarter': [('quarter', ['quarter']), ('month::date', ['month']), by_delivery],
+     'has': [('bool_or(has_economic_aid)', ['has_economic_aid']), ('true', [])],
+     'measures': [('months_with_aid', [('sum(months_with_aid)', ['months_with_aid']),
+                                       ('count(distinct month)', ['month'])])]},
+    {'name': 'school', 'unit': 'skola', 'dataset': 'inskrivning',
+     'quarter': [('quarter', ['quarter']), by_delivery],
+     'has': [('bool_or(enrolled)', ['enrolled']), ('true', [])],
+     'measures': []},
+    {'name': 'home_care', 'unit': 'vard_omsorg', 'dataset': 'hemtjanst',
+     'quarter': [('quarter', ['quarter']), ('month::date', ['month']), by_delivery],
+     'has': [('bool_or(has_home_care)', ['has_home_care']), ('true', [])],
+     'measures': [('home_care_granted_hours', [('sum(granted_hours)', ['granted_hours'])])]},
+    {'name': 'nursing_home', 'unit': 'vard_omsorg', 'dataset': 'sarskilt_boende',
+     'quarter': [('quarter', ['quarter']), ('move_in_date::date', ['move_in_date']), by_delivery],
+     'has': [('bool_or(moved_to_nursing_home)', ['moved_to_nursing_home']), ('true', [])],
+     'measures': []},
+    {'name': 'safety_alarm', 'unit': 'vard_omsorg', 'dataset': 'trygghetslarm',
+     'quarter': [('quarter', ['quarter']), ('month::date', ['month']), by_delivery],
+     'has': [('bool_or(has_safety_alarm)', ['has_safety_alarm']), ('true', [])],
+     'measures': [('safety_alarms', [('sum(alarms)', ['alarms'])])]},
+    {'name': 'contact', 'unit': 'kontaktcenter', 'dataset': 'kontakter',
+     'quarter': [('quarter', ['quarter']), ('contacted_at::date', ['contacted_at']), by_delivery],
+     'has': [('true', [])],
+     'measures': [('contacts', [('sum(contacts)', ['contacts']), ('count(*)', ['contact_id'])]),
+                  ('phone_contacts', [("count(*) filter (channel = 'telefon')", ['channel', 'contact_id'])])]},
+    {'name': 'e_service', 'unit': 'e_tjanster', 'dataset': 'inlamningar',
+     'quarter': [('quarter', ['quarter']), ('submitted_at::date', ['submitted_at']), by_delivery],
+     'has': [('true', [])],
+     'measures': [('submissions', [('count(*)', ['submission_id'])]),
+                  ('paper_submissions', [("count(*) filter (channel = 'papper')", ['channel', 'submission_id'])])]},
+    {'name': 'building_permit', 'unit': 'bygg_miljo', 'dataset': 'bygglov',
+     'quarter': [('quarter', ['quarter']), ('received_date::date', ['received_date']), by_delivery],
+     'has': [('true', [])],
+     'measures': [('building_permits', [('count(distinct case_id)', ['case_id'])])]},
+    {'name': 'hub_case', 'unit': 'arendehandelser', 'dataset': 'statushandelser',
+     'quarter': [('quarter', ['quarter']), ('event_at::date', ['event_at']), by_delivery],
+     'has': [('true', [])],
+     'measures': [('hub_cases', [('count(distinct case_id)', ['case_id'])])]},
+] %}
+{%- set index = panel_relation('main', 'citizen_index') %}
+with quarters as (
+    select distinct quarter, quarter + interval 3 month - interval 1 day as quarter_end
+    from {{ ref('dim_month') }}
+),
+spine as (
+{%- if index is not none %}
+    select ci.citizen_key, q.quarter, ci.birth_year, ci.sex, ci.district,
+        year(q.quarter) - ci.birth_year as age
+    from {{ index }} ci
+    join quarters q on ci.valid_from <= q.quarter_end and (ci.valid_to is null or ci.valid_to >= q.quarter)
+{%- else %}
+    select null::varchar as citizen_key, null::date as quarter, null::bigint as birth_year,
+        null::varchar as sex, null::varchar as district, null::bigint as age
+    where false
+{%- endif %}
+)
+{%- for ind in indicators %}
+{%- set part = panel_part(ind) %}
+{%- if part is not none %}
+, p_{{ ind.name }} as ({{ part.sql }})
+{%- endif %}
+{%- endfor %}
+select
+    s.*
+{%- for ind in indicators %}
+{%- set part = panel_part(ind) %}
+    , {{ ("coalesce(p_" ~ ind.name ~ ".has_" ~ ind.name ~ ", false)") if part is not none else "null::boolean" }} as has_{{ ind.name }}
+{%- for name, _ in ind.measures %}
+    , {{ ("coalesce(p_" ~ ind.name ~ "." ~ name ~ ", 0)") if part is not none and name in part.measures else "null" }}::double as {{ name }}
+{%- endfor %}
+{%- endfor %}
+from spine s
+{%- for ind in indicators %}
+{%- if panel_part(ind) is not none %}
+left join p_{{ ind.name }} on p_{{ ind.name }}.citizen_key = s.citizen_key and p_{{ ind.name }}.quarter = s.quarter
+{%- endif %}
+{%- endfor %}

@@ -1,0 +1,86 @@
+-- What each KPI in the catalogue is computed from, per org unit and month: numerator and denominator
+-- (so year-to-date values and forecasts can be derived), a direct value (medians), the plan, a given
+-- forecast, and for disclosure control the counts the value rests on: n_basis (the people or cases
+-- counted, or with the attribute for a share) and n_rest (for a share of counts: those without it).
+-- forvaltning/enhet are NULL when the KPI's owner in the catalogue applies, or for the kommun level
+-- of KPIs that roll up.
+with economy as (
+    select 'U90001' as kpi_id, forvaltning, enhet, month,
+        sum(outcome_sek) as numerator, null::double as denominator, null::double as value,
+        null::bigint as n_basis, null::bigint as n_rest, sum(budget_sek) as plan,
+        sum(forecast_sek) as forecast_given
+    from {{ ref('stg_ekonomi__utfall') }}
+    group by grouping sets ((forvaltning, enhet, month), (forvaltning, month), (month))
+),
+economic_aid as (
+    select 'N31807' as kpi_id, null as forvaltning, null as enhet, r.month,
+        count(distinct a.person_pseudonym)::double as numerator, any_value(r.residents)::double as denominator,
+        null::double as value,
+        count(distinct a.person_pseudonym) as n_basis,
+        any_value(r.residents) - count(distinct a.person_pseudonym) as n_rest,
+        null::double as plan, null::double as forecast_given
+    from {{ ref('int_residents_month') }} r
+    left join {{ ref('stg_socialtjanst__ekonomiskt_bistand') }} a using (month)
+    where r.residents > 0
+    group by r.month
+),
+permits as (
+    select 'U90010', null, null, date_trunc('month', decided_date)::date,
+        sum(handling_days)::double, count(*)::double, median(handling_days)::double, count(*), null, null, null
+    from {{ ref('stg_bygg_miljo__bygglov') }}
+    group by all
+),
+within_promise as (
+    -- Same cells as the case flow's decided and late counts (a case without a known received date is
+    -- not known to be late), so the published KPI and case flow are suppressed alike.
+    select 'U90020', forvaltning, null, date_trunc('month', decided_at)::date as month,
+        count(*) filter (not coalesce(not decided_within_promise, false))::double, count(*)::double, null,
+        count(*) filter (not coalesce(not decided_within_promise, false)),
+        count(*) filter (not decided_within_promise),
+        null, null
+    from {{ ref('fct_case') }}
+    where decided_at is not null
+    group by grouping sets ((forvaltning, date_trunc('month', decided_at)::date), (date_trunc('month', decided_at)::date))
+),
+calls as (
+    select 'U90030', null, null, month,
+        count(*) filter (channel = 'telefon')::double, null, null, count(*) filter (channel = 'telefon'),
+        null, null, null
+    from {{ ref('stg_kontaktcenter__kontakter') }}
+    group by month
+),
+solved as (
+    select 'U90031', null, null, month,
+        count(*) filter (solved_first_contact)::double, count(*)::double, null,
+        count(*) filter (solved_first_contact), count(*) filter (not solved_first_contact), null, null
+    from {{ ref('stg_kontaktcenter__kontakter') }}
+    group by month
+),
+digital as (
+    select 'U90040', null, null, month,
+        count(*) filter (channel = 'digital')::double, count(*)::double, null,
+        count(*) filter (channel = 'digital'), count(*) filter (channel <> 'digital'), null, null
+    from {{ ref('stg_e_tjanster__inlamningar') }}
+    group by month
+),
+home_care as (
+    select 'U90050', null, null, month,
+        sum(performed_hours), sum(granted_hours), null, count(distinct person_pseudonym), null, null, null
+    from {{ ref('stg_vard_omsorg__hemtjanst') }}
+    group by month
+),
+merit as (
+    select 'U90060', null, null, month,
+        sum(merit_value), count(*)::double, null, count(*), null, null, null
+    from {{ ref('stg_skola__meritvarde') }}
+    group by month
+)
+select * from economy
+union all select * from economic_aid
+union all select * from permits
+union all select * from within_promise
+union all select * from calls
+union all select * from solved
+union all select * from digital
+union all select * from home_care
+union all select * from merit

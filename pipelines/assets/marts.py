@@ -1,0 +1,100 @@
+"""The SQL models in ``models/`` as Dagster assets: one asset per dbt model and seed, dbt tests as checks.
+
+dbt-duckdb builds staging views and marts in ``warehouse/marts.duckdb`` and the person-level
+citizen-quarter panel in the cross-unit zone (``discovery.citizen_quarter``); see
+``models/profiles.yml``. Sources carry the Dagster keys of the unit and cross-unit assets, so the
+models sit downstream of them in one graph.
+
+The dbt manifest is an artifact, never committed: it is built here with ``dbt parse`` when it is
+missing or older than any of the project's files. That is ``prepare_if_dev``'s job too, but it
+re-parses on every code load under ``dagster dev``; checking timestamps keeps a reload instant when
+nothing changed and still picks up an edited model.
+"""
+
+import fcntl
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from pipelines.resources import Platform
+from pipelines.settings import REPO_ROOT
+
+DBT_DIR = REPO_ROOT / "models"
+DBT_PROJECT = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
+DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
+# The dbt step writes marts.duckdb and the cross-unit zone (the panel): it queues with the
+# cross-unit writers so two writers of that file never run at once.
+DBT_POOL = "duckdb_cross_unit"
+_SOURCES = ("dbt_project.yml", "profiles.yml", "sql", "seeds", "macros", "tests")
+
+
+def dbt_environment() -> None:
+    """dbt must not try to send usage statistics (no network here, and none wanted)."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+
+def ensure_manifest(project: DbtProject = DBT_PROJECT) -> Path:
+    """Parse the dbt project if its manifest is missing or stale; one process at a time."""
+    dbt_environment()
+    manifest = Path(project.manifest_path)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with open(manifest.parent / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not manifest.exists() or manifest.stat().st_mtime < _newest_source(Path(project.project_dir)):
+            DbtCliResource(project_dir=project, dbt_executable=str(DBT_EXECUTABLE)).cli(
+                ["parse", "--quiet"], target_path=manifest.parent
+            ).wait()
+    return manifest
+
+
+def _newest_source(project_dir: Path) -> float:
+    newest = 0.0
+    for name in _SOURCES:
+        path = project_dir / name
+        files = [path] if path.is_file() else path.rglob("*") if path.exists() else []
+        newest = max([newest, *(f.stat().st_mtime for f in files if f.is_file())])
+    return newest
+
+
+class KnutpunktTranslator(DagsterDbtTranslator):
+    """Keys by zone: staging/<model>, marts/<model> (schema main), reference/<seed>, cross_unit/discovery/<model>."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return super().get_asset_key(dbt_resource_props)
+        name, schema = dbt_resource_props["name"], dbt_resource_props.get("schema")
+        if schema == "discovery":
+            return dg.AssetKey(["cross_unit", "discovery", name])
+        return dg.AssetKey(["marts" if schema in (None, "main") else schema, name])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        schema = dbt_resource_props.get("schema")
+        return {"staging": "staging", "discovery": "discovery"}.get(schema, "marts")
+
+
+ensure_manifest()
+
+
+@dbt_assets(
+    manifest=DBT_PROJECT.manifest_path,
+    project=DBT_PROJECT,
+    dagster_dbt_translator=KnutpunktTranslator(),
+    pool=DBT_POOL,
+    name="dbt_models",
+)
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, platform: Platform) -> Iterator:
+    """``dbt build``: seeds, staging views, marts and the panel, each followed by its tests."""
+    dbt_environment()
+    os.environ["KNUTPUNKT_HOME"] = str(platform.paths.home)  # profiles.yml takes the warehouse paths from it
+    target = platform.paths.home / "dbt" / context.run.run_id
+    yield from dbt.cli(["build"], context=context, target_path=target).stream()
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=str(DBT_EXECUTABLE))

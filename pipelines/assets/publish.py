@@ -1,0 +1,51 @@
+"""The publish step: a new immutable, disclosure-controlled serving snapshot after every marts build.
+
+Dashboards (Superset) and notebooks read only the snapshot, read-only, through
+``warehouse/serving/current.duckdb``; see ``pipelines/serving/snapshot.py`` for why a write never
+fails a reader and a reader never fails a write.
+"""
+
+import dagster as dg
+
+from pipelines.assets.marts import dbt_models
+from pipelines.disclosure import DEFAULT_THRESHOLD
+from pipelines.resources import Platform
+from pipelines.serving.build import build_tables
+from pipelines.serving.snapshot import ServingPaths, write_snapshot
+
+SNAPSHOT_KEY = dg.AssetKey(["serving", "snapshot"])
+
+
+class PublishConfig(dg.Config):
+    threshold: int = DEFAULT_THRESHOLD  # counts below it are withheld (zero included)
+    keep: int = 5  # snapshots kept on disk, the current one included
+
+
+def serving_paths(platform: Platform) -> ServingPaths:
+    return ServingPaths(platform.warehouse.root / "serving")
+
+
+@dg.asset(
+    key=SNAPSHOT_KEY,
+    deps=[dbt_models],
+    group_name="serving",
+    description="Aggregates for dashboards and notebooks with small counts withheld (primary and "
+    "secondary suppression), written as a new DuckDB file per publish; current.duckdb points at it.",
+    pool="duckdb_cross_unit",  # reads the cross-unit zone (the panel): no writer may hold it meanwhile
+    kinds={"duckdb"},
+)
+def serving_snapshot(config: PublishConfig, platform: Platform) -> dg.MaterializeResult:
+    wh = platform.warehouse
+    build = build_tables(wh.root / "marts.duckdb", wh.cross_unit, config.threshold)
+    path = write_snapshot(serving_paths(platform), build.tables, build.comments, keep=config.keep)
+    return dg.MaterializeResult(
+        metadata={
+            "snapshot": dg.MetadataValue.path(str(path)),
+            "current": dg.MetadataValue.path(str(serving_paths(platform).current)),
+            "threshold": config.threshold,
+            "tables": dg.MetadataValue.md(
+                "\n".join(f"- {name}: {frame.height:,} rows" for name, frame in build.tables.items())
+            ),
+            "cells_withheld": dg.MetadataValue.json(build.withheld),
+        }
+    )

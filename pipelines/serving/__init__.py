@@ -1,0 +1,1 @@
+"""The serving snapshot: what dashboards and notebooks read, disclosure-controlled and immutable."""

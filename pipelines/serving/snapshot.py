@@ -1,0 +1,127 @@
+"""Write and open serving snapshots.
+
+A publish writes a new file, ``warehouse/serving/snapshots/<UTC time>.db``, in DuckDB's v1.4.0
+storage format (Superset's duckdb is 1.5.x and cannot open files in the 2.0 format), and only then
+repoints ``warehouse/serving/current.duckdb`` (a symlink) at it with an atomic rename. A snapshot is
+never written again after that. Readers open ``current.duckdb`` read-only: a query in flight keeps
+its file open whatever the pipeline does, and the pipeline never waits for a reader's lock, since it
+never opens a file anyone reads. Old snapshots beyond ``keep`` are deleted (an open reader keeps its
+file until it closes it).
+
+The snapshot files end in ``.db`` so only the pointer matches ``*.duckdb``: the warehouse's zones
+are ``*.duckdb`` files, and a listing of them should show the current snapshot once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+STORAGE_VERSION = "v1.4.0"  # readable by duckdb 1.4 and 1.5 (Superset's pin)
+SUFFIX = ".db"
+
+
+@dataclass(frozen=True)
+class ServingPaths:
+    root: Path  # warehouse/serving
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / "snapshots"
+
+    @property
+    def current(self) -> Path:
+        """What readers open: a symlink to the latest snapshot."""
+        return self.root / "current.duckdb"
+
+    def listing(self) -> list[Path]:
+        return sorted(self.snapshots.glob(f"*{SUFFIX}")) if self.snapshots.exists() else []
+
+
+def write_snapshot(
+    paths: ServingPaths, tables: dict[str, pl.DataFrame], comments: dict[str, str], keep: int = 5
+) -> Path:
+    """Write the tables into a new snapshot file, then point ``current`` at it; returns the file."""
+    paths.snapshots.mkdir(parents=True, exist_ok=True)
+    final = _new_name(paths)
+    partial = final.with_name(f".{final.name}.partial")
+    partial.unlink(missing_ok=True)
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{partial}' AS snap (STORAGE_VERSION '{STORAGE_VERSION}')")
+        for name, frame in tables.items():
+            con.register("_frame", frame.to_arrow())
+            con.execute(f'CREATE TABLE snap.main."{name}" AS SELECT * FROM _frame')
+            con.unregister("_frame")
+            if comment := comments.get(name):
+                con.execute(
+                    f"COMMENT ON TABLE snap.main.\"{name}\" IS '{comment.replace(chr(39), chr(39) * 2)}'"
+                )
+        con.execute("CHECKPOINT snap")
+        con.execute("DETACH snap")
+    finally:
+        con.close()
+    _fsync(partial)
+    os.replace(partial, final)
+    _point(paths, final)
+    _prune(paths, keep)
+    return final
+
+
+def current_snapshot(paths: ServingPaths) -> Path:
+    """The snapshot file ``current`` points at (resolved, so a reader pins one file)."""
+    if not paths.current.exists():
+        raise FileNotFoundError(f"no serving snapshot at {paths.current}: run the publish step first")
+    return paths.current.resolve()
+
+
+@contextlib.contextmanager
+def open_snapshot(paths: ServingPaths) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the current snapshot, without file access from SQL (for notebooks)."""
+    con = duckdb.connect(str(current_snapshot(paths)), read_only=True)
+    try:
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        yield con
+    finally:
+        con.close()
+
+
+def _new_name(paths: ServingPaths) -> Path:
+    """A name later than every existing one, so names sort in publish order."""
+    newest = paths.listing()[-1].name if paths.listing() else ""
+    while True:
+        final = paths.snapshots / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}{SUFFIX}"
+        if final.name > newest:
+            return final
+
+
+def _point(paths: ServingPaths, target: Path) -> None:
+    """Swap the symlink in one rename: a reader sees the old snapshot or the new one, never neither."""
+    link = paths.root / f".current.{os.getpid()}.tmp"
+    link.unlink(missing_ok=True)
+    link.symlink_to(target.relative_to(paths.root))
+    os.replace(link, paths.current)
+    _fsync(paths.root)
+
+
+def _prune(paths: ServingPaths, keep: int) -> None:
+    current = paths.current.resolve()
+    for old in paths.listing()[: -max(keep, 1)]:
+        if old != current:
+            old.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
