@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipelines.settings import REPO_ROOT, Paths
+from pipelines.stewardship import cli as stewardship
 from pipelines.units import UNITS
 
 console = Console(stderr=True)
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("ui", help="start the Dagster UI on this platform's instance").add_argument(
         "--port", type=int, default=3000
     )
+    stewardship.add_commands(sub)
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     prepare_dagster_home(paths)
@@ -49,9 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         case "run":
             return run_main_job(paths, args)
         case "ui":
+            from pipelines.assets.marts import ensure_manifest
+
+            ensure_manifest()  # parse dbt before the UI starts, not while it loads the code location
             dagster = str(Path(sys.executable).with_name("dagster"))
             ui = ["dev", "-m", "pipelines.definitions", "--host", "127.0.0.1", "--port", str(args.port)]
             os.execv(dagster, [dagster, *ui])
+        case "steward" | "audit":
+            return stewardship.dispatch(args, paths)
     return 0
 
 
@@ -84,8 +91,12 @@ def run_main_job(paths: Paths, args: argparse.Namespace) -> int:
         generate(paths, args)
     console.rule("Loading unit deliveries through the border")
     failed = ingest_all(paths)
+    console.rule("Steward approvals (demo steward for datasets nobody has decided on)")
+    stewardship.approve_demo(paths, console)
     console.rule("Linking units into the cross-unit zone")
     failed += link_cross_unit()
+    console.rule("Building marts (dbt) and publishing the serving snapshot")
+    failed += build_marts_and_publish(paths)
     print_summary(paths, time.monotonic() - started, failed)
     return 1 if failed else 0
 
@@ -133,6 +144,7 @@ def ingest_all(paths: Paths) -> list[str]:
 
 
 def ingest_unit(unit: str, first: str, last: str, queue) -> tuple[str, bool, str]:
+    """Load a unit's months in one Dagster run; report whether it ran (blocked deliveries are held, not failed)."""
     import dagster as dg
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
@@ -146,7 +158,14 @@ def ingest_unit(unit: str, first: str, last: str, queue) -> tuple[str, bool, str
         run_config=QUIET_LOGS,
         raise_on_error=False,
     )
-    return unit, result.success, result.run_id
+    # A failed blocking check holds its delivery back (see pipelines.quality.gate): the platform did
+    # its job, so only other step failures count as a failed run.
+    crashed = [
+        e
+        for e in result.get_step_failure_events()
+        if e.event_specific_data.error.cls_name != "DagsterAssetCheckFailedError"
+    ]
+    return unit, result.success or not crashed, result.run_id
 
 
 def link_cross_unit() -> list[str]:
@@ -161,13 +180,49 @@ def link_cross_unit() -> list[str]:
     return [] if result.success else [f"{LINK_JOB.name} (run {result.run_id})"]
 
 
+def build_marts_and_publish(paths: Paths) -> list[str]:
+    """dbt build as Dagster assets (tests as asset checks), then a new disclosure-controlled snapshot."""
+    import contextlib
+
+    import dagster as dg
+
+    from pipelines.definitions import MARTS_JOB, defs
+
+    log = paths.home / "dbt" / "last-build.log"  # dagster-dbt echoes dbt's own log to stdout
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        console.status("dbt build: seeds, staging, marts and the citizen-quarter panel, then publish"),
+        open(log, "w") as out,
+        contextlib.redirect_stdout(out),
+    ):
+        result = defs.resolve_job_def(MARTS_JOB.name).execute_in_process(
+            instance=dg.DagsterInstance.get(), run_config=QUIET_LOGS, raise_on_error=False
+        )
+    checks = result.get_asset_check_evaluations()
+    console.print(
+        f"{len(result.get_asset_materialization_events())} assets materialised, "
+        f"{sum(c.passed for c in checks)} of {len(checks)} dbt tests passed (dbt log: {log})"
+    )
+    return [] if result.success else [f"{MARTS_JOB.name} (run {result.run_id})"]
+
+
 def print_summary(paths: Paths, seconds: float, failed: list[str]) -> None:
+    from pipelines.quality.docs import data_docs_root
     from warehouse.layout import Warehouse, connect, run
 
     wh = Warehouse(paths.warehouse)
     table = Table(title="Knutpunkt: what was loaded")
-    for col in ("unit", "deliveries", "rows in files", "loaded", "quarantined", "files rejected"):
+    for col in (
+        "unit",
+        "deliveries",
+        "rows in files",
+        "loaded",
+        "quarantined",
+        "files rejected",
+        "held back",
+    ):
         table.add_column(col, justify="left" if col == "unit" else "right", no_wrap=True)
+    held: list[str] = []
     for unit in UNITS:
         if not wh.unit_zone(unit).exists():
             continue
@@ -175,18 +230,33 @@ def print_summary(paths: Paths, seconds: float, failed: list[str]) -> None:
             row = run(
                 con,
                 """SELECT count(DISTINCT _delivery), sum(rows_in_file), sum(rows_loaded), sum(rows_quarantined),
-                   count(*) FILTER (status = 'rejected') FROM reconciliation""",
+                   count(*) FILTER (status = 'rejected'), (SELECT count(*) FROM held_deliveries)
+                   FROM reconciliation""",
             )[0]
+            held += [
+                f"{unit} {d} ({c})"
+                for d, c in run(con, "SELECT _delivery, checks FROM held_deliveries ORDER BY 1")
+            ]
         table.add_row(unit, *(f"{v or 0:,}" for v in row))
     out = Console(width=120)
     out.print(table)
+    if held:
+        out.print(f"Held back from the cross-unit zone (a blocking check failed): {', '.join(held)}")
     if wh.cross_unit.exists():
         with connect(wh.cross_unit, read_only=True) as con:
-            persons = run(con, "SELECT count(*) FROM citizen_index")[0][0]
+            tables = {t for (t,) in run(con, "SELECT table_name FROM duckdb_tables()")}
+            persons = run(con, "SELECT count(*) FROM citizen_index")[0][0] if "citizen_index" in tables else 0
         out.print(f"Citizen index: {persons:,} persons, keyed by the central citizen key.")
+    out.print(stewardship.summary(paths))
     out.print(f"Done in {seconds:.0f} s.")
     out.print(f"Warehouse:   {paths.warehouse}  (one DuckDB file per zone)")
+    if (current := paths.warehouse / "serving" / "current.duckdb").exists():
+        out.print(f"Serving:     {current}")
+        out.print(
+            f"             -> {current.resolve().name}, disclosure-controlled: dashboards open it read-only"
+        )
     out.print(f"Landing:     {paths.landing}")
+    out.print(f"Data Docs:   {data_docs_root(paths.home)}/<unit>/index.html  (latest validation per unit)")
     out.print(
         f"Dagster UI:  .venv/bin/knutpunkt ui   then open http://127.0.0.1:3000  (DAGSTER_HOME={paths.dagster_home})"
     )

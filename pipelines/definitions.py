@@ -1,11 +1,16 @@
-"""Everything Dagster loads: the unit zones, the cross-unit zone, their jobs and the delivery sensor."""
+"""Everything Dagster loads: the unit zones, the cross-unit zone, their jobs, the delivery sensor and gallring."""
 
 import dagster as dg
 
 from pipelines.assets.cross_unit import LINK_ASSETS, citizen_index
+from pipelines.assets.marts import dbt_models, dbt_resource
+from pipelines.assets.publish import serving_snapshot
 from pipelines.assets.units import UNIT_ASSETS, unit_asset_key
+from pipelines.quality.checks import FRESHNESS_JOB, FRESHNESS_SCHEDULE, OVERDUE_CHECKS
 from pipelines.resources import Platform
 from pipelines.sensors import new_deliveries
+from pipelines.stewardship.retention import retention_job, retention_schedule
+from pipelines.stewardship.sensor import steward_decisions
 from pipelines.units import UNITS
 
 
@@ -15,10 +20,20 @@ def ingest_job_name(unit: str) -> str:
 
 INGEST_JOBS = [dg.define_asset_job(ingest_job_name(u), selection=[unit_asset_key(u)]) for u in UNITS]
 LINK_JOB = dg.define_asset_job("link_cross_unit", selection=dg.AssetSelection.groups("cross_unit"))
+# dbt models (their tests as checks), then a new serving snapshot.
+MARTS_JOB = dg.define_asset_job(
+    "build_marts_and_publish", selection=dg.AssetSelection.assets(dbt_models, serving_snapshot)
+)
 
 defs = dg.Definitions(
-    assets=[*UNIT_ASSETS, citizen_index, *LINK_ASSETS],
-    jobs=[*INGEST_JOBS, LINK_JOB],
-    sensors=[new_deliveries, dg.AutomationConditionSensorDefinition("cross_unit_automation", target="*")],
-    resources={"platform": Platform()},
+    assets=[*UNIT_ASSETS, citizen_index, *LINK_ASSETS, dbt_models, serving_snapshot],
+    asset_checks=[*OVERDUE_CHECKS],
+    jobs=[*INGEST_JOBS, LINK_JOB, retention_job, FRESHNESS_JOB, MARTS_JOB],
+    schedules=[retention_schedule, FRESHNESS_SCHEDULE],
+    sensors=[
+        new_deliveries,
+        steward_decisions,
+        dg.AutomationConditionSensorDefinition("cross_unit_automation", target="*"),
+    ],
+    resources={"platform": Platform(), "dbt": dbt_resource()},
 )

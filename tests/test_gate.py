@@ -1,0 +1,60 @@
+"""A delivery that fails a blocking check is held back from the cross-unit zone; the unit's others flow."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import duckdb
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from pipelines.definitions import defs
+from pipelines.stewardship import approvals
+from pipelines.stewardship.contracts import load_contracts
+from pipelines.units import UNITS
+from tests.conftest import write_csv
+
+SKOLA = UNITS["skola"]
+PUPIL = ["201212121212", "Ängby skola", "5"]
+
+
+def test_held_delivery_stays_out_of_the_cross_unit_zone_until_fixed(home, warehouse):
+    write_csv(home, SKOLA, "2024-01", "inskrivning", [PUPIL])
+    write_csv(home, SKOLA, "2024-01", "franvaro", [["201212121212", "HT2023", "3"]], header=["x", "y", "z"])
+    write_csv(home, SKOLA, "2024-02", "inskrivning", [PUPIL])
+    contract = load_contracts()["skola.inskrivning"]
+    approvals.approve(contract, "Test Steward", contract.purposes[0].name, date.today() + timedelta(days=30))
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("skola_deliveries", ["2024-01", "2024-02"])
+        loaded = defs.resolve_job_def("ingest_skola").execute_in_process(
+            instance=instance,
+            tags={ASSET_PARTITION_RANGE_START_TAG: "2024-01", ASSET_PARTITION_RANGE_END_TAG: "2024-02"},
+            raise_on_error=False,
+        )
+        assert not loaded.success, "the broken absence file must fail a blocking check"
+        assert _zone(warehouse.unit_zone("skola"), "SELECT _delivery FROM held_deliveries") == [("2024-01",)]
+        assert _zone(warehouse.unit_zone("skola"), "SELECT count(*) FROM inskrivning") == [(2,)]
+
+        _link_skola(instance)
+        assert _zone(warehouse.cross_unit, "SELECT _delivery FROM skola.inskrivning") == [("2024-02",)]
+
+        write_csv(home, SKOLA, "2024-01", "franvaro", [["201212121212", "HT2023", "3", "1"]])
+        fixed = defs.resolve_job_def("ingest_skola").execute_in_process(
+            instance=instance, partition_key="2024-01", raise_on_error=False
+        )
+        assert fixed.success
+        assert _zone(warehouse.unit_zone("skola"), "SELECT count(*) FROM held_deliveries") == [(0,)]
+        _link_skola(instance)
+        linked = "SELECT _delivery FROM skola.inskrivning ORDER BY 1"
+        assert _zone(warehouse.cross_unit, linked) == [("2024-01",), ("2024-02",)]
+
+
+def _link_skola(instance: dg.DagsterInstance) -> None:
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[dg.AssetKey(["cross_unit", "skola"])]
+    )
+    assert result.success
+
+
+def _zone(path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
