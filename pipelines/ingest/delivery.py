@@ -33,7 +33,7 @@ QUARANTINE_DDL = """CREATE TABLE IF NOT EXISTS quarantine (
 RECONCILIATION_DDL = """CREATE TABLE IF NOT EXISTS reconciliation (
     dataset VARCHAR, _delivery VARCHAR, _source_file VARCHAR, rows_in_file BIGINT,
     rows_loaded BIGINT, rows_quarantined BIGINT, status VARCHAR, reason VARCHAR, _loaded_at TIMESTAMP)"""
-VAULT_DDL = """CREATE TABLE IF NOT EXISTS link (
+VAULT_DDL = """CREATE TABLE IF NOT EXISTS vault.link (
     person_pseudonym VARCHAR PRIMARY KEY, link_token VARCHAR NOT NULL, key_version VARCHAR NOT NULL)"""
 
 
@@ -129,11 +129,13 @@ def _write_vault(con, vault_path: Path, datasets: list[Dataset]) -> None:
         "WHERE person_pseudonym IS NOT NULL AND _rule IS NULL"
         for d in with_person
     )
-    tokens = con.sql(union).to_arrow_table()
-    with connect(vault_path) as vault:
-        run(vault, VAULT_DDL)
-        vault.register("tokens", tokens)
-        run(vault, "INSERT OR IGNORE INTO link SELECT DISTINCT * FROM tokens")
+    vault_path.parent.mkdir(parents=True, exist_ok=True)
+    run(con, f"ATTACH '{vault_path}' AS vault")
+    try:
+        run(con, VAULT_DDL)
+        run(con, f"INSERT OR IGNORE INTO vault.link SELECT DISTINCT * FROM ({union})")
+    finally:
+        run(con, "DETACH vault")
 
 
 def _replace_partition(

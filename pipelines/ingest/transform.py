@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pipelines.border.sql import hmac_sql
 from pipelines.units.spec import Column, Csv, Dataset, FileFormat
 
-PERSON_COLUMNS = ("person_pseudonym", "birth_year", "sex", "key_version")
+# Validity and the normalised number are computed once per row, in a CTE that is never stored.
+PNR_CHECKED = ", coalesce(pnr_valid(_p, $ref_year), false) AS _pnr_ok, pnr_twelve(_p, $ref_year) AS _pnr12"
 LINK_TOKEN = "_link_token"
 
 
@@ -46,7 +47,8 @@ def border_query(dataset: Dataset, fmt: FileFormat) -> BorderQuery:
                 row_number() OVER (PARTITION BY {_all_source(dataset)} ORDER BY _source_line) AS _occurrence
             FROM raw
         ),
-        typed AS (SELECT *, {", ".join(typed)} FROM src)
+        checked AS (SELECT *{PNR_CHECKED if person else ""} FROM src),
+        typed AS (SELECT *, {", ".join(typed)} FROM checked)
         SELECT _source_line, {", ".join(loaded)}{link}, {raw_values} AS _raw_values,
             {rule_case} AS _rule, {column_case} AS _column
         FROM typed
@@ -58,15 +60,12 @@ def _typed(col: Column, decimal_comma: bool) -> dict[str, str]:
     raw = f"nullif(trim(\"{col.source}\"), '')"
     match col.kind:
         case "personnummer":
-            ok = "pnr_valid(_p, $ref_year)"
-            twelve = "pnr_twelve(_p, $ref_year)"
             return {
-                "_pnr_ok": f"coalesce({ok}, false)",
-                "person_pseudonym": f"CASE WHEN {ok} THEN {hmac_sql(twelve, 'unit')} END",
-                "birth_year": f"CASE WHEN {ok} THEN pnr_year(_p, $ref_year) END",
-                "sex": f"CASE WHEN {ok} THEN pnr_sex(_p) END",
-                "key_version": f"CASE WHEN {ok} THEN $key_version END",
-                LINK_TOKEN: f"CASE WHEN {ok} THEN {hmac_sql(twelve, 'link')} END",
+                "person_pseudonym": f"CASE WHEN _pnr_ok THEN {hmac_sql('_pnr12', 'unit')} END",
+                "birth_year": "CASE WHEN _pnr_ok THEN pnr_year(_p, $ref_year) END",
+                "sex": "CASE WHEN _pnr_ok THEN pnr_sex(_p) END",
+                "key_version": "CASE WHEN _pnr_ok THEN $key_version END",
+                LINK_TOKEN: f"CASE WHEN _pnr_ok THEN {hmac_sql('_pnr12', 'link')} END",
             }
         case "key":
             return {f"{col.name}_key": f"CASE WHEN {raw} IS NOT NULL THEN {hmac_sql(raw, 'unit')} END"}
