@@ -1,5 +1,8 @@
 """Shared fixtures: every test gets its own platform home and key file outside the repository."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,26 @@ def write_csv(
 
 
 SOCIAL = UNITS["socialtjanst"]
+
+
+def main_job_env(root: Path) -> dict[str, str]:
+    """Environment for a main-job subprocess with its own home and key file under ``root``."""
+    env = os.environ | {
+        "KNUTPUNKT_HOME": str(root / "home"),
+        "KNUTPUNKT_KEY_FILE": str(root / "secrets" / "pseudonym.key"),
+    }
+    env.pop("KNUTPUNKT_PSEUDONYM_KEY", None)
+    return env
+
+
+def run_main_job(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``knutpunkt run`` as bin/demo runs it, in a subprocess; its output is kept in the home."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    Path(env["KNUTPUNKT_HOME"], "main-job.log").write_text(done.stdout + done.stderr)
+    return done

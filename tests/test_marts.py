@@ -6,11 +6,8 @@ assets with their tests as checks, and scan every table of the serving snapshot 
 """
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -21,6 +18,7 @@ import pytest
 
 from pipelines.disclosure import TOTAL, TableSpec, audit
 from pipelines.settings import Paths
+from tests.conftest import main_job_env, run_main_job
 from warehouse.layout import Warehouse
 
 SMALL = ["--citizens", "1500", "--years", "1", "--seed", "7"]
@@ -31,19 +29,8 @@ REFERENCE_TABLES = {"org_unit", "month", "kpi", "kpi_target", "_disclosure", "_s
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
     root = tmp_path_factory.mktemp("marts")
-    env = os.environ | {
-        "KNUTPUNKT_HOME": str(root / "home"),
-        "KNUTPUNKT_KEY_FILE": str(root / "secrets" / "pseudonym.key"),
-    }
-    env.pop("KNUTPUNKT_PSEUDONYM_KEY", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run", *SMALL],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    (root / "main-job.log").write_text(done.stdout + done.stderr)
+    env = main_job_env(root)
+    done = run_main_job(env, *SMALL)
     # Whether the whole job succeeded is its own test below; these tests need the marts step to have run.
     assert "FAILED build_marts_and_publish" not in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
     paths = Paths(root / "home")

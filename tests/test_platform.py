@@ -5,7 +5,6 @@ module; each then checks one promise of the platform against what it wrote.
 """
 
 import contextlib
-import os
 import re
 import subprocess
 import sys
@@ -20,32 +19,18 @@ from personnummer import personnummer as oracle
 from pipelines.border.keys import load_keyring
 from pipelines.settings import Paths
 from pipelines.units import UNITS
+from tests.conftest import main_job_env, run_main_job
 from tests.leaks import forms_in_landing, hits_in_duckdb, hits_in_files
 from warehouse.layout import Warehouse
 
 SMALL = ["--citizens", "1500", "--years", "1", "--seed", "5"]
 
 
-def _main_job(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
     root = tmp_path_factory.mktemp("platform")
-    env = os.environ | {
-        "KNUTPUNKT_HOME": str(root / "home"),
-        "KNUTPUNKT_KEY_FILE": str(root / "secrets" / "pseudonym.key"),
-    }
-    env.pop("KNUTPUNKT_PSEUDONYM_KEY", None)
-    done = _main_job(env, *SMALL)
-    (root / "home" / "main-job.log").write_text(done.stdout + done.stderr)
+    env = main_job_env(root)
+    done = run_main_job(env, *SMALL)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     paths = Paths(root / "home")
     return {"env": env, "paths": paths, "warehouse": Warehouse(paths.warehouse), "output": done.stdout}
@@ -158,7 +143,7 @@ def test_one_person_has_different_pseudonyms_per_unit_and_one_citizen_key(platfo
 
 def test_rerun_is_idempotent(platform):
     before = _table_counts(platform["warehouse"])
-    again = _main_job(platform["env"], "--no-generate")
+    again = run_main_job(platform["env"], "--no-generate")
     assert again.returncode == 0, again.stderr[-3000:]
     assert _table_counts(platform["warehouse"]) == before
 
