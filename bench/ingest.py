@@ -9,21 +9,17 @@ pseudonymisation, no quarantine. The ratio is the price of the border.
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import duckdb
+from municipality import generated, size_arguments
 
 from pipelines.border.keys import load_keyring
 from pipelines.ingest.delivery import load_delivery
 from pipelines.sensors import DELIVERY_GLOB
 from pipelines.units import UNITS
 from pipelines.units.spec import Csv, JsonLines, Parquet, Unit
-from synthetic.generate import generate
 from warehouse.layout import Warehouse
 
 
@@ -66,31 +62,16 @@ def _bare_insert(con: duckdb.DuckDBPyConnection, unit: Unit, table: str, path: P
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--citizens", type=int, default=60_000)
-    parser.add_argument("--years", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=11)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="knutpunkt-bench-"))
-    os.environ.setdefault("KNUTPUNKT_KEY_FILE", str(work / "secrets" / "pseudonym.key"))
-    try:
-        t0 = time.perf_counter()
-        # Clean data, so that both loads see exactly the same rows (a renamed column would stop the bare load).
-        generate(
-            work, citizens=args.citizens, years=args.years, seed=args.seed, defect_rate=0.0, progress=False
-        )
-        print(
-            f"generated {args.citizens:,} citizens x {args.years} years in {time.perf_counter() - t0:.1f} s"
-        )
+    # Clean data, so that both loads see exactly the same rows (a renamed column would stop the bare load).
+    args = size_arguments(__doc__.splitlines()[0], defect_rate=0.0)
+    with generated(args) as work:
         bare_rows, bare_s = bare_load(work / "landing", work / "bare")
         rows, kp_s = knutpunkt_load(work / "landing", work / "warehouse")
-        print(
-            f"bare DuckDB load : {bare_rows:>10,} rows in {bare_s:6.1f} s = {bare_rows / bare_s:>10,.0f} rows/s"
-        )
-        print(f"Knutpunkt ingest : {rows:>10,} rows in {kp_s:6.1f} s = {rows / kp_s:>10,.0f} rows/s")
-        print(f"ratio (Knutpunkt time / bare time): {kp_s / bare_s:.2f}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"bare DuckDB load : {bare_rows:>10,} rows in {bare_s:6.1f} s = {bare_rows / bare_s:>10,.0f} rows/s"
+    )
+    print(f"Knutpunkt ingest : {rows:>10,} rows in {kp_s:6.1f} s = {rows / kp_s:>10,.0f} rows/s")
+    print(f"ratio (Knutpunkt time / bare time): {kp_s / bare_s:.2f}")
 
 
 if __name__ == "__main__":

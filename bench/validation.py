@@ -11,46 +11,23 @@ context setup are paid once per process and reported on their own line.
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
+
+from municipality import generated, size_arguments
 
 from pipelines.border.keys import load_keyring
 from pipelines.ingest.delivery import load_delivery
 from pipelines.quality import checks
 from pipelines.sensors import DELIVERY_GLOB
 from pipelines.units import UNITS
-from synthetic.generate import generate
 from warehouse.layout import Warehouse, connect, run
 
 ALL_CHECKS = {checks.RECONCILIATION, checks.EXPECTATIONS, checks.FRESHNESS}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--citizens", type=int, default=60_000)
-    parser.add_argument("--years", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--defect-rate", type=float, default=0.002)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="knutpunkt-bench-validation-"))
-    os.environ.setdefault("KNUTPUNKT_KEY_FILE", str(work / "secrets" / "pseudonym.key"))
-    try:
-        t0 = time.perf_counter()
-        generate(
-            work,
-            citizens=args.citizens,
-            years=args.years,
-            seed=args.seed,
-            defect_rate=args.defect_rate,
-            progress=False,
-        )
-        print(
-            f"generated {args.citizens:,} citizens x {args.years} years in {time.perf_counter() - t0:.1f} s"
-        )
+    args = size_arguments(__doc__.splitlines()[0], defect_rate=0.002)
+    with generated(args) as work:
         t0 = time.perf_counter()
         from pipelines.quality.validate import Validator
 
@@ -82,8 +59,6 @@ def main() -> None:
             f"share of ingest time spent validating: {check_s / total:.1%} (with setup: "
             f"{(check_s + setup_s) / (total + setup_s):.1%})"
         )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -60,8 +60,12 @@ def load_delivery(
         install_macros(con)
         params = {"ref_year": int(delivery[:4]), **hmac_params("unit", keys.unit(unit.name))}
         params |= {"key_version": keys.version, **hmac_params("link", keys.link())}
+        existing = {
+            t for (t,) in run(con, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'")
+        }
         for ds in unit.datasets:
-            _ensure_table(con, ds, border_query(ds, unit.format).sql, params)
+            if ds.name not in existing:
+                _ensure_table(con, ds, border_query(ds, unit.format).sql, params)
         results = [_stage(con, unit, ds, delivery, landing, params) for ds in _expected(unit, delivery)]
         staged = [r for r in results if r.status == "loaded"]
         _write_vault(con, warehouse.vault(unit.name), [unit.dataset(r.dataset) for r in staged])
