@@ -7,6 +7,7 @@ parallel), and the cross-unit zone is one file written by one step at a time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,3 +53,8 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
 def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[tuple]:
     """Execute and fetch to the end: DuckDB 2 refuses other work while a result is unfinished."""
     return con.execute(sql, params or {}).fetchall()
+
+
+def used(sql: str, params: dict) -> dict:
+    """DuckDB rejects unused named parameters: bind only those the query mentions."""
+    return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}

@@ -29,7 +29,7 @@ from pipelines.stewardship import approvals, audit, sharing
 from pipelines.stewardship.compact import compact
 from pipelines.stewardship.contracts import Contract, ContractError, load_contracts
 from pipelines.units import UNITS, Unit
-from warehouse.layout import Warehouse, connect, run
+from warehouse.layout import Warehouse, connect, run, used
 
 CITIZEN_KEY = hmac_sql("link.link_token", "central")
 ENTRY_EVENTS = "('GRUND', 'FODD', 'INFLYTTAD')"
@@ -87,7 +87,7 @@ def citizen_index(context: dg.AssetExecutionContext, platform: Platform) -> dg.M
         return dg.MaterializeResult(metadata={"persons": 0, "sharing": line, **_head(paths)})
     with _cross_unit(platform.warehouse, "folkbokforing") as con:
         bound = sharing.params(contract) | hmac_params("central", platform.keyring().central())
-        run(con, CITIZEN_INDEX_SQL, sharing.used(CITIZEN_INDEX_SQL, bound))
+        run(con, CITIZEN_INDEX_SQL, used(CITIZEN_INDEX_SQL, bound))
         rows, living = run(con, "SELECT count(*), count(*) FILTER (valid_to IS NULL) FROM citizen_index")[0]
     _published(contract, rows, "citizen_index", paths, context.run_id)
     return dg.MaterializeResult(
@@ -184,7 +184,7 @@ def _publish(con: duckdb.DuckDBPyConnection, contract: Contract, central: dict) 
             LEFT JOIN vault.link link USING (person_pseudonym)
             {join}
         """
-    run(con, sql, sharing.used(sql, bound))
+    run(con, sql, used(sql, bound))
     return run(con, f"SELECT count(*) FROM {table}")[0][0]
 
 

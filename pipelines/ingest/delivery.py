@@ -22,11 +22,10 @@ from pipelines.ingest.read import LINE, DeliveryError, read_delivery_file
 from pipelines.ingest.transform import LINK_TOKEN, border_query
 from pipelines.quality.gate import HELD_DDL
 from pipelines.units.spec import Dataset, Unit
-from warehouse.layout import Warehouse, connect, run
+from warehouse.layout import Warehouse, connect, run, used
 
 log = logging.getLogger(__name__)
 
-LINEAGE = "_source_file VARCHAR, _delivery VARCHAR, _loaded_at TIMESTAMP"
 QUARANTINE_DDL = """CREATE TABLE IF NOT EXISTS quarantine (
     dataset VARCHAR, _delivery VARCHAR, _source_file VARCHAR, _source_line BIGINT,
     rule VARCHAR, "column" VARCHAR, raw_values JSON, _loaded_at TIMESTAMP)"""
@@ -99,7 +98,7 @@ def _stage(con, unit: Unit, dataset: Dataset, delivery: str, landing: Path, para
         where = f" (line {e.line})" if e.line else ""
         return FileResult(dataset.name, source, e.rows, 0, e.rows, "rejected", f"{e.rule}: {e.detail}{where}")
     con.register("raw", raw)
-    run(con, f"CREATE OR REPLACE TEMP TABLE staged_{dataset.name} AS {query.sql}", _used(query.sql, params))
+    run(con, f"CREATE OR REPLACE TEMP TABLE staged_{dataset.name} AS {query.sql}", used(query.sql, params))
     con.unregister("raw")
     quarantined = run(con, f"SELECT count(*) FROM staged_{dataset.name} WHERE _rule IS NOT NULL")[0][0]
     return FileResult(dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded")
@@ -118,7 +117,7 @@ def _ensure_table(con, dataset: Dataset, sql: str, params: dict) -> None:
             SELECT * EXCLUDE (_rule, _column, _raw_values{_link_exclude(dataset)}),
                 NULL::VARCHAR AS _source_file, NULL::VARCHAR AS _delivery, NULL::TIMESTAMP AS _loaded_at
             FROM ({sql}) WHERE false""",
-        _used(sql, params),
+        used(sql, params),
     )
     con.unregister("raw")
 
@@ -193,11 +192,6 @@ def _insert_file(con, dataset: Dataset, r: FileResult, delivery: str, loaded_at:
 
 def _link_exclude(dataset: Dataset) -> str:
     return f", {LINK_TOKEN}" if dataset.person_column else ""
-
-
-def _used(sql: str, params: dict) -> dict:
-    """DuckDB rejects unused named parameters: bind only those the query mentions."""
-    return {k: v for k, v in params.items() if f"${k}" in sql}
 
 
 def _describe(r: FileResult) -> str:

@@ -17,7 +17,7 @@ import duckdb
 
 from pipelines.stewardship import sharing
 from pipelines.stewardship.contracts import Contract
-from warehouse.layout import Warehouse, run
+from warehouse.layout import Warehouse, run, used
 
 RISKY_K = 5  # groups smaller than this are reported as re-identification risks
 
@@ -63,14 +63,12 @@ def build(contract: Contract, wh: Warehouse, today: date | None = None) -> Repor
             return report
         report.columns = _as_linked(output)
         shared = sharing.shared_sql(contract)
-        report.rows_shared = run(con, f"SELECT count(*) FROM ({shared})", sharing.used(shared, bound))[0][0]
+        report.rows_shared = run(con, f"SELECT count(*) FROM ({shared})", used(shared, bound))[0][0]
         if contract.sharing.level == "aggregate":
             report.risk = _cells(con, contract, bound)
         elif contract.has_persons:
             persons = f"SELECT DISTINCT person_pseudonym FROM ({shared}) WHERE person_pseudonym IS NOT NULL"
-            report.persons_shared = run(
-                con, f"SELECT count(*) FROM ({persons})", sharing.used(shared, bound)
-            )[0][0]
+            report.persons_shared = run(con, f"SELECT count(*) FROM ({persons})", used(shared, bound))[0][0]
             report.risk = _k_anonymity(con, contract, persons, bound, register)
     return report
 
@@ -125,9 +123,7 @@ def _k_anonymity(
             count(*) FILTER (k = 1)
         FROM classes
     """
-    classes, persons_n, k_min, k_median, risky, risky_persons, unique = run(
-        con, sql, sharing.used(sql, bound)
-    )[0]
+    classes, persons_n, k_min, k_median, risky, risky_persons, unique = run(con, sql, used(sql, bound))[0]
     return {
         "quasi_identifiers": qis,
         "district_from_register": register is not None,
@@ -144,16 +140,14 @@ def _k_anonymity(
 def _cells(con: duckdb.DuckDBPyConnection, contract: Contract, bound: dict) -> dict:
     s = contract.sharing
     shared = sharing.shared_sql(contract)
-    result = {
-        "cells_published": run(con, f"SELECT count(*) FROM ({shared})", sharing.used(shared, bound))[0][0]
-    }
+    result = {"cells_published": run(con, f"SELECT count(*) FROM ({shared})", used(shared, bound))[0][0]}
     if s.count_column:
         result["min_count"] = s.min_count
         result["smallest_published_cell"] = run(
-            con, f'SELECT min("{s.count_column}") FROM ({shared})', sharing.used(shared, bound)
+            con, f'SELECT min("{s.count_column}") FROM ({shared})', used(shared, bound)
         )[0][0]
         suppressed = sharing.suppressed_sql(contract)
-        result["cells_suppressed"] = run(con, suppressed, sharing.used(suppressed, bound))[0][0]
+        result["cells_suppressed"] = run(con, suppressed, used(suppressed, bound))[0][0]
     else:
         result["note"] = "no person data: no disclosure control needed"
     return result

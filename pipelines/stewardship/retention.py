@@ -25,7 +25,7 @@ from pipelines.stewardship import audit, sharing
 from pipelines.stewardship.compact import compact
 from pipelines.stewardship.contracts import Contract, load_contracts
 from pipelines.units import UNITS, Unit
-from warehouse.layout import Warehouse, connect, run
+from warehouse.layout import Warehouse, connect, run, used
 
 
 def thin_unit(unit: Unit, paths: Paths, today: date | None = None) -> dict[str, dict]:
@@ -78,7 +78,7 @@ def thin_cross_unit(paths: Paths, today: date | None = None) -> dict[str, int]:
             if table not in tables:
                 continue
             bound = sharing.params(contract, today)
-            n = run(con, f"DELETE FROM {table} WHERE {condition}", sharing.used(condition, bound))[0][0]
+            n = run(con, f"DELETE FROM {table} WHERE {condition}", used(condition, bound))[0][0]
             removed[table] = n
             if n:
                 _audit(

@@ -9,14 +9,13 @@ gate swaps it for the central citizen key, ``show`` counts and risk-checks it.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
 import duckdb
 
 from pipelines.quality.gate import NOT_HELD
 from pipelines.stewardship.contracts import PERSON_LEVEL, Contract, ContractError
-from warehouse.layout import run
+from warehouse.layout import run, used
 
 
 def cutoff_month(retention_months: int, today: date | None = None) -> date:
@@ -87,8 +86,3 @@ def check_output(con: duckdb.DuckDBPyConnection, contract: Contract, bound: dict
                 f"{contract.key}: derived output has {dup} rows beyond one per person and grain"
             )
     return columns
-
-
-def used(sql: str, bound: dict) -> dict:
-    """DuckDB rejects unused named parameters: bind only those the query mentions."""
-    return {k: v for k, v in bound.items() if re.search(rf"\${k}\b", sql)}
