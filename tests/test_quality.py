@@ -109,6 +109,7 @@ def test_loaded_rows_that_break_the_contract_are_an_error_even_past_the_border()
     validator = Validator("socialtjanst")
     frame = pd.DataFrame(
         {
+            "_delivery": ["2024-02", "2024-02"],
             "_source_line": [2, 3],
             "person_pseudonym": ["a" * 64, "811218-9876"],
             "birth_year": [1981, 1990],
@@ -137,6 +138,55 @@ def test_loaded_rows_that_break_the_contract_are_an_error_even_past_the_border()
         ("allowed_values", "Hushållstyp", 1),
         ("pseudonymised", "Personnr", 1),
     }
+
+
+def _aid_frame(month: str, amounts: list[float]) -> pd.DataFrame:
+    n = len(amounts)
+    return pd.DataFrame(
+        {
+            "_delivery": [month] * n,
+            "_source_line": range(2, n + 2),
+            "person_pseudonym": [f"{i:064x}" for i in range(n)],
+            "birth_year": [1981] * n,
+            "sex": ["M"] * n,
+            "key_version": ["1"] * n,
+            "month": pd.to_datetime([f"{month}-01"] * n),
+            "amount_sek": amounts,
+            "household_type": [ALONE] * n,
+            "_rule": pd.Series([None] * n, dtype="str"),
+            "_defect": pd.Series([None] * n, dtype="str"),
+        }
+    )
+
+
+def _params(month: str) -> dict:
+    start = datetime.fromisoformat(f"{month}-01")
+    return {
+        "min_rows": 0,
+        "earliest": datetime(1900, 1, 1),
+        "latest": start.replace(day=28),
+        "month_start": start,
+    }
+
+
+@pytest.mark.parametrize("bad_month", [None, "2024-03"])
+def test_deliveries_validated_together_get_the_verdicts_they_get_one_by_one(bad_month):
+    """A backfill's months share GX runs; each month's outcomes must equal validating it alone."""
+    validator, suite = Validator("socialtjanst"), "socialtjanst.ekonomiskt_bistand"
+    months = ["2024-02", "2024-03", "2024-04"]
+    frames = {m: _aid_frame(m, [-5.0 if m == bad_month else 10.0, 20.0, 30.0]) for m in months}
+    together = validator.validate_many(suite, pd.concat(frames.values()), {m: _params(m) for m in months})
+
+    def verdicts(outcomes):
+        return sorted(
+            (o.part, o.rule, o.column or "", o.success, o.unexpected or 0, o.rows or 0) for o in outcomes
+        )
+
+    for m in months:
+        alone = validator.validate(suite, frames[m], _params(m), m)
+        assert verdicts(together[m]) == verdicts(alone)
+        failed = {o.rule for o in together[m] if not o.success}
+        assert failed == ({"range"} if m == bad_month else set())
 
 
 def test_checks_report_each_partition_of_a_range_run_and_half_volume_only_warns(home):

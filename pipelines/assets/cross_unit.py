@@ -81,7 +81,7 @@ def citizen_index(context: dg.AssetExecutionContext, platform: Platform) -> dg.M
     if not state.approved:
         with _cross_unit(platform.warehouse, "folkbokforing") as con:
             withdrawn = _drop(con, "main", "citizen_index")
-        line = _withheld(context, contract, state, withdrawn, paths, run_id=context.run_id)
+        line = _withheld(context, contract, state, withdrawn, paths, run_id=context.run.run_id)
         if withdrawn:
             compact(platform.warehouse.cross_unit)
         return dg.MaterializeResult(metadata={"persons": 0, "sharing": line, **_head(paths)})
@@ -89,7 +89,7 @@ def citizen_index(context: dg.AssetExecutionContext, platform: Platform) -> dg.M
         bound = sharing.params(contract) | hmac_params("central", platform.keyring().central())
         run(con, CITIZEN_INDEX_SQL, used(CITIZEN_INDEX_SQL, bound))
         rows, living = run(con, "SELECT count(*), count(*) FILTER (valid_to IS NULL) FROM citizen_index")[0]
-    _published(contract, rows, "citizen_index", paths, context.run_id)
+    _published(contract, rows, "citizen_index", paths, context.run.run_id)
     return dg.MaterializeResult(
         metadata={
             "persons": rows,
@@ -126,14 +126,14 @@ def build_link_asset(unit: Unit) -> dg.AssetsDefinition:
                 if not state.approved:
                     withdrawn = _drop(con, unit.name, d.name)
                     withdrawn_any |= withdrawn
-                    line = _withheld(context, contract, state, withdrawn, paths, entries, context.run_id)
+                    line = _withheld(context, contract, state, withdrawn, paths, entries, context.run.run_id)
                     metadata[d.name], lines = 0, [*lines, f"| {d.name} | {line} |"]
                     continue
                 try:
                     rows = _publish(con, contract, central)
                 except Exception as e:
                     if _drop(con, unit.name, d.name):  # never leave an unverified output behind
-                        details = {"state": "refused", "why": type(e).__name__, "run_id": context.run_id}
+                        details = {"state": "refused", "why": type(e).__name__, "run_id": context.run.run_id}
                         audit.record(
                             "withdraw",
                             dataset=contract.key,
@@ -144,7 +144,7 @@ def build_link_asset(unit: Unit) -> dg.AssetsDefinition:
                     if isinstance(e, ContractError):  # a retry cannot fix the contract
                         raise dg.Failure(str(e), allow_retries=False) from e
                     raise
-                _published(contract, rows, f"{unit.name}.{d.name}", paths, context.run_id)
+                _published(contract, rows, f"{unit.name}.{d.name}", paths, context.run.run_id)
                 metadata[d.name] = rows
                 lines.append(
                     f"| {d.name} | published, {contract.sharing.level}: {rows} rows ({state.reason}) |"

@@ -51,17 +51,16 @@ def build_unit_asset(unit: Unit) -> dg.AssetsDefinition:
     def _load(context: dg.AssetExecutionContext, platform: Platform) -> Iterator:
         keys, totals, problems, evaluations = platform.keyring(), Counter(), [], []
         selected = {k.name for k in context.selected_asset_check_keys}
-        deliveries_, validators = context.partition_keys, {}
+        deliveries_ = context.partition_keys
         for delivery in deliveries_:
             results = load_delivery(unit, delivery, platform.paths.landing, platform.warehouse, keys)
             _add(totals, results)
             problems += [
                 f"{r.source_file}: {r.status} ({r.reason})" for r in results if r.status == "rejected"
             ]
-            if selected:
-                latest = delivery == deliveries_[-1]
-                evaluations += _check(unit, delivery, platform, selected, validators, latest)
             progress.delivery_loaded(unit.name, delivery, sum(r.rows_in_file or 0 for r in results))
+        if selected:
+            evaluations = _check(unit, deliveries_, platform, selected)
         for problem in problems:
             context.log.warning(problem)
         yield dg.MaterializeResult(
@@ -85,22 +84,28 @@ def build_unit_asset(unit: Unit) -> dg.AssetsDefinition:
 
 
 def _check(
-    unit: Unit, delivery: str, platform: Platform, selected: set[str], validators: dict, latest: bool
+    unit: Unit, deliveries: list[str], platform: Platform, selected: set[str]
 ) -> list[dg.AssetCheckEvaluation]:
-    """Check one stored delivery; the run's latest delivery also renders the unit's Data Docs.
+    """Check the stored deliveries and hold back those a blocking check failed.
 
-    The latest gets a GX context of its own, so the unit's page shows that validation only.
+    The latest delivery is validated on its own, in a GX context with the unit's Data Docs site,
+    so the unit's page shows that validation only; the earlier ones are validated together.
     """
-    if latest:
-        validator = Validator(unit.name, docs.reset_site(platform.paths.home, unit.name))
-    else:
-        validator = validators.get("all") or validators.setdefault("all", Validator(unit.name))
+    *earlier, latest = deliveries
+    found = {}
     with connect(platform.warehouse.unit_zone(unit.name)) as con:
-        found = checks.evaluate(unit, delivery, con, platform.paths.landing, validator, selected)
-        gate.record_verdict(con, delivery, found)
-    if latest and checks.EXPECTATIONS in selected:
-        validator.build_docs()
-    return found
+        if earlier:
+            found |= checks.evaluate(
+                unit, earlier, con, platform.paths.landing, Validator(unit.name), selected
+            )
+        site = docs.reset_site(platform.paths.home, unit.name)
+        with_docs = Validator(unit.name, site)
+        found |= checks.evaluate(unit, [latest], con, platform.paths.landing, with_docs, selected)
+        for delivery, evaluations in found.items():
+            gate.record_verdict(con, delivery, evaluations)
+    if checks.EXPECTATIONS in selected:
+        with_docs.build_docs()
+    return [e for d in deliveries for e in found[d]]
 
 
 def _add(totals: Counter, results: list[FileResult]) -> None:

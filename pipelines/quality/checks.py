@@ -38,6 +38,7 @@ from warehouse.layout import run
 RECONCILIATION, EXPECTATIONS, FRESHNESS = "reconciliation", "expectations", "freshness"
 OVERDUE = "delivery_overdue"
 LISTED = 20  # failures listed in metadata; the rest are counted
+BATCH = 12  # deliveries of a dataset validated in one GX run: a year of months bounds the frame's memory
 
 
 def check_specs(
@@ -77,30 +78,43 @@ def _specs(unit: Unit, asset: dg.AssetKey, partitions: dg.PartitionsDefinition) 
 
 def evaluate(
     unit: Unit,
-    delivery: str,
+    deliveries: list[str],
     con: duckdb.DuckDBPyConnection,
     landing: Path,
     validator: Validator,
     selected: set[str],
-) -> list[dg.AssetCheckEvaluation]:
-    """The selected checks' verdicts on one stored delivery."""
+) -> dict[str, list[dg.AssetCheckEvaluation]]:
+    """The selected checks' verdicts on stored deliveries, per delivery."""
     asset = dg.AssetKey(["units", unit.name])
-    files = delivery_files(con, delivery)
-    out = []
-    if RECONCILIATION in selected:
-        out.append(_reconciliation(unit, asset, delivery, con, files))
-    if EXPECTATIONS in selected:
-        outcomes = []
-        for f in files:
-            if f.status != "missing":
-                ds = unit.dataset(f.dataset)
-                frame = dataset_frame(con, ds, delivery)
-                outcomes += validator.validate(
-                    f"{unit.name}.{ds.name}", frame, parameters(con, unit, ds, delivery), delivery
-                )
-        out.append(_expectations(asset, delivery, con, outcomes, files))
-    if FRESHNESS in selected:
-        out.append(_freshness(asset, freshness.arrival(landing / unit.name / delivery)))
+    files = {d: delivery_files(con, d) for d in deliveries}
+    outcomes = _outcomes(unit, con, validator, files) if EXPECTATIONS in selected else {}
+    found = {}
+    for d in deliveries:
+        found[d] = []
+        if RECONCILIATION in selected:
+            found[d].append(_reconciliation(unit, asset, d, con, files[d]))
+        if EXPECTATIONS in selected:
+            found[d].append(_expectations(asset, d, con, outcomes[d], files[d]))
+        if FRESHNESS in selected:
+            found[d].append(_freshness(asset, freshness.arrival(landing / unit.name / d)))
+    return found
+
+
+def _outcomes(
+    unit: Unit, con: duckdb.DuckDBPyConnection, validator: Validator, files: dict[str, list[DeliveryFile]]
+) -> dict[str, list[Outcome]]:
+    """Each delivery's GX outcomes on its delivered dataset files, up to BATCH deliveries per GX run."""
+    out: dict[str, list[Outcome]] = {d: [] for d in files}
+    for ds in unit.datasets:
+        delivered = [
+            d for d, fs in files.items() if any(f.dataset == ds.name and f.status != "missing" for f in fs)
+        ]
+        for start in range(0, len(delivered), BATCH):
+            months = delivered[start : start + BATCH]
+            frame = dataset_frame(con, ds, months)
+            params = {d: parameters(con, unit, ds, d) for d in months}
+            for d, found in validator.validate_many(f"{unit.name}.{ds.name}", frame, params).items():
+                out[d] += found
     return out
 
 

@@ -17,6 +17,13 @@ Each dataset has two parts, run on two batches of one delivery (see
 quarantined (with ``_rule`` and ``_defect`` = ``rule:column``), and
 ``loaded_rows``, the typed rows downstream relies on. (Two batches rather than
 GX ``row_condition``: that doubles GX's cost per expectation.)
+
+Each expectation has a ``scope``. ``rows``: it holds for several deliveries'
+rows together (frames carry ``_delivery``, natural keys include it) exactly
+when it holds for each, so a backfill checks it once over all its months.
+``delivery``: it judges one delivery as a whole (volume, share broken, any row
+quarantined) or takes that delivery's parameters (date window), so it runs per
+delivery. See :mod:`pipelines.quality.validate`.
 """
 
 from __future__ import annotations
@@ -30,9 +37,10 @@ from pipelines.ingest.read import FILE_RULES
 from pipelines.ingest.transform import _rules as row_rules
 from pipelines.units import UNITS, Column, Dataset, Unit
 
-SUITE_VERSION = 1
+SUITE_VERSION = 2
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[1] / "units" / "expectations"
 ALL_ROWS, LOADED_ROWS = "all_rows", "loaded_rows"
+ROWS, DELIVERY = "rows", "delivery"  # expectation scopes
 PSEUDONYM = r"^[0-9a-f]{64}$"
 SYSTEMATIC_SHARE = 0.5  # more than half of a file's rows broken: the file is wrong, not the rows
 
@@ -127,6 +135,7 @@ def all_rows(unit: Unit, dataset: Dataset) -> list[dict[str, Any]]:
             "critical",
             "file_readable",
             "The file reads against the contract: bytes, encoding, delimiter, header, columns.",
+            scope=ROWS,
         ),
         _e(
             "expect_column_values_to_be_null",
@@ -141,6 +150,7 @@ def all_rows(unit: Unit, dataset: Dataset) -> list[dict[str, Any]]:
             "critical",
             "known_rules",
             "Every quarantined row names a rule of this contract (rule:column), so suite and border agree.",
+            scope=ROWS,
         ),
         _e(
             "expect_column_values_to_be_null",
@@ -164,26 +174,16 @@ def loaded_rows(unit: Unit, dataset: Dataset) -> list[dict[str, Any]]:
     """What every loaded row satisfies: the spec's column rules on typed values, and the natural key."""
     out = [e for col in dataset.columns for e in _loaded_column(col)]
     key = list(natural_key(unit, dataset))
-    if len(key) == 1:
-        out.append(
-            _e(
-                "expect_column_values_to_be_unique",
-                {"column": key[0]},
-                "critical",
-                "natural_key_unique",
-                f"One loaded row per {key[0]}.",
-            )
+    out.append(
+        _e(
+            "expect_compound_columns_to_be_unique",
+            {"column_list": [*key, "_delivery"]},
+            "critical",
+            "natural_key_unique",
+            f"One loaded row per ({', '.join(key)}) in a delivery.",
+            scope=ROWS,
         )
-    else:
-        out.append(
-            _e(
-                "expect_compound_columns_to_be_unique",
-                {"column_list": key},
-                "critical",
-                "natural_key_unique",
-                f"One loaded row per ({', '.join(key)}).",
-            )
-        )
+    )
     return out
 
 
@@ -200,6 +200,7 @@ def _loaded_column(col: Column) -> list[dict[str, Any]]:
                     "personnummer_valid",
                     f"Every loaded row has a valid {col.source} (Luhn, date), checked before pseudonymisation.",
                     col.source,
+                    scope=ROWS,
                 )
             )
         out.append(
@@ -210,6 +211,7 @@ def _loaded_column(col: Column) -> list[dict[str, Any]]:
                 "pseudonymised",
                 "Only HMAC-SHA256 pseudonyms are stored, never a personnummer.",
                 col.source,
+                scope=ROWS,
             )
         )
         return out
@@ -225,6 +227,7 @@ def _loaded_column(col: Column) -> list[dict[str, Any]]:
                 "mandatory",
                 f"{col.source} is mandatory.",
                 col.source,
+                scope=ROWS,
             )
         )
     if col.minimum is not None or col.maximum is not None:
@@ -237,6 +240,7 @@ def _loaded_column(col: Column) -> list[dict[str, Any]]:
                 "range",
                 f"{col.source} within [{col.minimum}, {col.maximum}].",
                 col.source,
+                scope=ROWS,
             )
         )
     if col.allowed:
@@ -248,6 +252,7 @@ def _loaded_column(col: Column) -> list[dict[str, Any]]:
                 "allowed_values",
                 f"{col.source} is one of the contract's values.",
                 col.source,
+                scope=ROWS,
             )
         )
     if col.kind in ("date", "timestamp"):
@@ -284,9 +289,15 @@ def _loaded_column(col: Column) -> list[dict[str, Any]]:
 
 
 def _e(
-    type_: str, kwargs: dict, severity: str, rule: str, why: str, column: str | None = None
+    type_: str,
+    kwargs: dict,
+    severity: str,
+    rule: str,
+    why: str,
+    column: str | None = None,
+    scope: str = DELIVERY,
 ) -> dict[str, Any]:
-    meta = {"rule": rule, "why": why} | ({"column": column} if column else {})
+    meta = {"rule": rule, "why": why, "scope": scope} | ({"column": column} if column else {})
     return {"type": type_, "kwargs": kwargs, "severity": severity, "meta": meta}
 
 

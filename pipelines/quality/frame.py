@@ -5,7 +5,8 @@ relies on, and it never sees a personnummer: the zone holds only pseudonyms.
 Per dataset file, the frame has one row per line of the file: the loaded rows
 with their typed columns, plus the quarantined rows with ``_rule`` and
 ``_defect`` (``rule:column``) and the typed columns empty. A file rejected
-whole contributes its one quarantine row, with the file-level rule.
+whole contributes its one quarantine row, with the file-level rule. One frame
+may hold several deliveries of a dataset, told apart by ``_delivery``.
 """
 
 from __future__ import annotations
@@ -50,17 +51,17 @@ def delivery_files(con: duckdb.DuckDBPyConnection, delivery: str) -> list[Delive
     return [DeliveryFile(*r) for r in rows]
 
 
-def dataset_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, delivery: str) -> pd.DataFrame:
-    """Loaded and quarantined rows of one dataset file of a delivery, ordered by line."""
-    columns = ", ".join(["_source_line", *loaded_columns(dataset)])
+def dataset_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, deliveries: list[str]) -> pd.DataFrame:
+    """Loaded and quarantined rows of a dataset's file in each of the deliveries, ordered by delivery and line."""
+    columns = ", ".join(["_delivery", "_source_line", *loaded_columns(dataset)])
     return con.execute(
         f"""SELECT {columns}, NULL::VARCHAR AS _rule, NULL::VARCHAR AS _defect
-            FROM {dataset.name} WHERE _delivery = $d
+            FROM {dataset.name} WHERE list_contains($d, _delivery)
             UNION ALL BY NAME
-            SELECT _source_line, rule AS _rule, rule || ':' || coalesce("column", '*') AS _defect
-            FROM quarantine WHERE _delivery = $d AND dataset = $ds
-            ORDER BY _source_line""",
-        {"d": delivery, "ds": dataset.name},
+            SELECT _delivery, _source_line, rule AS _rule, rule || ':' || coalesce("column", '*') AS _defect
+            FROM quarantine WHERE list_contains($d, _delivery) AND dataset = $ds
+            ORDER BY _delivery, _source_line""",
+        {"d": deliveries, "ds": dataset.name},
     ).df()
 
 
