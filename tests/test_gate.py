@@ -34,8 +34,11 @@ def test_held_delivery_stays_out_of_the_cross_unit_zone_until_fixed(home, wareho
         assert _zone(warehouse.unit_zone("skola"), "SELECT _delivery FROM held_deliveries") == [("2024-01",)]
         assert _zone(warehouse.unit_zone("skola"), "SELECT count(*) FROM inskrivning") == [(2,)]
 
-        _link_skola(instance)
+        [known] = _link_skola(instance).get_asset_check_evaluations()
         assert _zone(warehouse.cross_unit, "SELECT _delivery FROM skola.inskrivning") == [("2024-02",)]
+        assert (
+            not known.passed and "register is not shared" in known.description
+        )  # folkbokföring not approved
 
         write_csv(home, SKOLA, "2024-01", "franvaro", [["201212121212", "HT2023", "3", "1"]])
         fixed = defs.resolve_job_def("ingest_skola").execute_in_process(
@@ -48,11 +51,12 @@ def test_held_delivery_stays_out_of_the_cross_unit_zone_until_fixed(home, wareho
         assert _zone(warehouse.cross_unit, linked) == [("2024-01",), ("2024-02",)]
 
 
-def _link_skola(instance: dg.DagsterInstance) -> None:
+def _link_skola(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance, asset_selection=[dg.AssetKey(["cross_unit", "skola"])]
     )
     assert result.success
+    return result
 
 
 def _zone(path, sql: str) -> list[tuple]:

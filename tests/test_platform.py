@@ -72,6 +72,23 @@ def test_dagster_holds_one_partitioned_asset_per_unit_with_every_delivery(platfo
         assert instance.get_materialized_partitions(key) == delivered, unit
 
 
+def test_linked_rows_unknown_to_folkbokforing_are_flagged_and_checked(platform, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(platform["paths"].dagster_home))
+    from pipelines.assets.cross_unit import KNOWN, LINK_ASSETS
+
+    instance = dg.DagsterInstance.get()
+    for asset in LINK_ASSETS:
+        key = dg.AssetCheckKey(asset.key, KNOWN)
+        record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+        evaluation = record.event.dagster_event.event_specific_data
+        assert evaluation.passed, (asset.key, evaluation.description)
+    flagged = _query(
+        platform["warehouse"].cross_unit,
+        "SELECT count(*) FILTER (known_to_folkbokforing = false), count(*) FROM skola.inskrivning",
+    )[0]
+    assert flagged[1] > 0 and flagged[0] < 0.05 * flagged[1]
+
+
 def test_every_delivery_reconciles(platform):
     wh = platform["warehouse"]
     for unit in UNITS.values():

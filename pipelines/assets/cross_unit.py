@@ -36,6 +36,10 @@ ENTRY_EVENTS = "('GRUND', 'FODD', 'INFLYTTAD')"
 EXIT_EVENTS = "('UTFLYTTAD', 'AVLIDEN')"
 REGISTER = "folkbokforing.aviseringar"
 _RETRY = dg.RetryPolicy(max_retries=3, delay=5)  # a unit load may briefly hold a zone's lock
+KNOWN = "persons_known_to_folkbokforing"
+UNKNOWN_SHARE = (
+    0.05  # people who moved away stay in a unit's records; more than this smells of broken linkage
+)
 
 CITIZEN_INDEX_SQL = f"""
 CREATE OR REPLACE TABLE citizen_index AS
@@ -112,12 +116,20 @@ def build_link_asset(unit: Unit) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         retry_policy=_RETRY,
         automation_condition=dg.AutomationCondition.eager(),
+        check_specs=[
+            dg.AssetCheckSpec(
+                KNOWN,
+                asset=dg.AssetKey(["cross_unit", unit.name]),
+                description="Linked rows whose person folkbokföring does not know (moved away, or never "
+                f"registered) are flagged and kept; WARN when they are more than {UNKNOWN_SHARE:.0%}.",
+            )
+        ],
     )
     def _link(context: dg.AssetExecutionContext, platform: Platform) -> dg.MaterializeResult:
         paths, contracts = platform.paths, load_contracts()
         entries = audit.verify(paths)  # a tampered log stops sharing until someone looks
         central = hmac_params("central", platform.keyring().central())
-        metadata, lines, withdrawn_any = {}, [], False
+        metadata, lines, withdrawn_any, linked = {}, [], False, {}
         with _cross_unit(platform.warehouse, unit.name) as con:
             run(con, f"CREATE SCHEMA IF NOT EXISTS {unit.name}")
             for d in unit.datasets:
@@ -150,19 +162,51 @@ def build_link_asset(unit: Unit) -> dg.AssetsDefinition:
                     f"| {d.name} | published, {contract.sharing.level}: {rows} rows ({state.reason}) |"
                 )
                 if contract.has_persons and contract.sharing.level != "aggregate":
-                    metadata[f"{d.name}_unknown_to_folkbokforing"] = run(
-                        con,
-                        f"SELECT count(*) FROM {unit.name}.{d.name} WHERE citizen_key IS NOT NULL "
-                        "AND known_to_folkbokforing IS NOT true",
-                    )[0][0]
+                    linked[d.name] = _known(con, f"{unit.name}.{d.name}")
         if withdrawn_any:
             compact(platform.warehouse.cross_unit)  # a dropped table's bytes stay in freed blocks otherwise
         table = "| dataset | sharing |\n|---|---|\n" + "\n".join(lines)
         return dg.MaterializeResult(
-            metadata={**metadata, "sharing": dg.MetadataValue.md(table), **_head(paths)}
+            metadata={**metadata, "sharing": dg.MetadataValue.md(table), **_head(paths)},
+            check_results=[_known_check(linked)],
         )
 
     return _link
+
+
+def _known(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int, int]:
+    """(rows on a citizen key, of which unknown to folkbokföring, of which not judged: no register shared)."""
+    return run(
+        con,
+        f"""SELECT count(*), count(*) FILTER (known_to_folkbokforing = false),
+                count(*) FILTER (known_to_folkbokforing IS NULL)
+            FROM {table} WHERE citizen_key IS NOT NULL""",
+    )[0]
+
+
+def _known_check(linked: dict[str, tuple[int, int, int]]) -> dg.AssetCheckResult:
+    rows, unknown, unjudged = (sum(c[i] for c in linked.values()) for i in range(3))
+    share = unknown / rows if rows else 0.0
+    if unjudged:
+        why = f"{unjudged} rows cannot be judged: folkbokföring's register is not shared"
+    elif share > UNKNOWN_SHARE:
+        why = f"{share:.1%} of linked rows are unknown to folkbokföring (more than {UNKNOWN_SHARE:.0%})"
+    else:
+        why = None
+    return dg.AssetCheckResult(
+        check_name=KNOWN,
+        passed=why is None,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=why,
+        metadata={
+            "rows_linked": rows,
+            "rows_unknown_to_folkbokforing": unknown,
+            "share_unknown": round(share, 4),
+            "per_dataset": dg.MetadataValue.json(
+                {d: {"rows": c[0], "unknown": c[1]} for d, c in linked.items()}
+            ),
+        },
+    )
 
 
 def _publish(con: duckdb.DuckDBPyConnection, contract: Contract, central: dict) -> int:
