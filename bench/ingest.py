@@ -16,7 +16,7 @@ import duckdb
 from municipality import generated, size_arguments
 
 from pipelines.border.keys import load_keyring
-from pipelines.ingest.delivery import load_delivery
+from pipelines.ingest.delivery import load_deliveries
 from pipelines.sensors import DELIVERY_GLOB
 from pipelines.units import UNITS
 from pipelines.units.spec import Csv, JsonLines, Parquet, Unit
@@ -27,8 +27,9 @@ def knutpunkt_load(landing: Path, root: Path) -> tuple[int, float]:
     wh, keys, rows = Warehouse(root), load_keyring(), 0
     started = time.perf_counter()
     for unit in UNITS.values():
-        for folder in sorted((landing / unit.name).glob(DELIVERY_GLOB)):
-            rows += sum(r.rows_in_file or 0 for r in load_delivery(unit, folder.name, landing, wh, keys))
+        months = sorted(f.name for f in (landing / unit.name).glob(DELIVERY_GLOB))
+        for _, results in load_deliveries(unit, months, landing, wh, keys):
+            rows += sum(r.rows_in_file or 0 for r in results)
     return rows, time.perf_counter() - started
 
 

@@ -17,7 +17,7 @@ import time
 from municipality import generated, size_arguments
 
 from pipelines.border.keys import load_keyring
-from pipelines.ingest.delivery import load_delivery
+from pipelines.ingest.delivery import load_deliveries
 from pipelines.quality import checks
 from pipelines.sensors import DELIVERY_GLOB
 from pipelines.units import UNITS
@@ -40,8 +40,8 @@ def main() -> None:
         for unit in UNITS.values():
             months = sorted(f.name for f in (landing / unit.name).glob(DELIVERY_GLOB))
             t0 = time.perf_counter()
-            for month in months:
-                load_delivery(unit, month, landing, wh, keys)
+            for _ in load_deliveries(unit, months, landing, wh, keys):
+                pass
             t1 = time.perf_counter()
             with connect(wh.unit_zone(unit.name), read_only=True) as con:
                 checks.evaluate(unit, months, con, landing, validators[unit.name], ALL_CHECKS)

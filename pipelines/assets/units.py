@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from pipelines import progress
-from pipelines.ingest.delivery import FileResult, load_delivery
+from pipelines.ingest.delivery import FileResult, load_deliveries
 from pipelines.quality import checks, docs, gate
 from pipelines.quality.validate import Validator
 from pipelines.resources import Platform
@@ -52,8 +52,8 @@ def build_unit_asset(unit: Unit) -> dg.AssetsDefinition:
         keys, totals, problems, evaluations = platform.keyring(), Counter(), [], []
         selected = {k.name for k in context.selected_asset_check_keys}
         deliveries_ = context.partition_keys
-        for delivery in deliveries_:
-            results = load_delivery(unit, delivery, platform.paths.landing, platform.warehouse, keys)
+        loads = load_deliveries(unit, deliveries_, platform.paths.landing, platform.warehouse, keys)
+        for delivery, results in loads:
             _add(totals, results)
             problems += [
                 f"{r.source_file}: {r.status} ({r.reason})" for r in results if r.status == "rejected"

@@ -10,6 +10,8 @@ whole with its reason, and the unit's other files and months are unaffected.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -51,28 +53,59 @@ def load_delivery(
     unit: Unit, delivery: str, landing: Path, warehouse: Warehouse, keys: Keyring
 ) -> list[FileResult]:
     """Load every dataset file of one delivery; return what happened to each file."""
-    folder = landing / unit.name / delivery
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no delivery {delivery} from {unit.name}: {folder} does not exist")
-    loaded_at = datetime.now()
+    [(_, results)] = load_deliveries(unit, [delivery], landing, warehouse, keys)
+    return results
+
+
+def load_deliveries(
+    unit: Unit, deliveries: list[str], landing: Path, warehouse: Warehouse, keys: Keyring
+) -> Iterator[tuple[str, list[FileResult]]]:
+    """Load deliveries in order, yielding each one's file results as it is stored.
+
+    A backfill shares one zone connection (and the attached vault): opening, checkpointing
+    and closing a DuckDB file per month cost more than loading a small month. Each delivery
+    still replaces its partition in a transaction of its own.
+    """
+    for delivery in deliveries:
+        if not (landing / unit.name / delivery).is_dir():
+            raise FileNotFoundError(
+                f"no delivery {delivery} from {unit.name}: {landing / unit.name / delivery}"
+            )
+    keyed = hmac_params("unit", keys.unit(unit.name)) | hmac_params("link", keys.link())
+    keyed |= {"key_version": keys.version}
     with connect(warehouse.unit_zone(unit.name)) as con:
         install_macros(con)
-        params = {"ref_year": int(delivery[:4]), **hmac_params("unit", keys.unit(unit.name))}
-        params |= {"key_version": keys.version, **hmac_params("link", keys.link())}
-        existing = {
-            t for (t,) in run(con, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'")
-        }
-        for ds in unit.datasets:
-            if ds.name not in existing:
-                _ensure_table(con, ds, border_query(ds, unit.format).sql, params)
-        results = [_stage(con, unit, ds, delivery, landing, params) for ds in _expected(unit, delivery)]
-        staged = [r for r in results if r.status == "loaded"]
-        _write_vault(con, warehouse.vault(unit.name), [unit.dataset(r.dataset) for r in staged])
-        _replace_partition(con, unit, delivery, results, loaded_at)
+        _ensure_tables(con, unit, keyed | {"ref_year": 2000})
+        with _vault(con, unit, warehouse.vault(unit.name)):
+            for delivery in deliveries:
+                results = _load(con, unit, delivery, landing, keyed | {"ref_year": int(delivery[:4])})
+                _log(unit, delivery, results)
+                yield delivery, results
+
+
+def _load(con, unit: Unit, delivery: str, landing: Path, params: dict) -> list[FileResult]:
+    loaded_at = datetime.now()
+    results = [_stage(con, unit, ds, delivery, landing, params) for ds in _expected(unit, delivery)]
+    staged = [unit.dataset(r.dataset) for r in results if r.status == "loaded"]
+    _write_vault(con, staged)
+    _replace_partition(con, unit, delivery, results, loaded_at)
+    return results
+
+
+def _ensure_tables(con, unit: Unit, params: dict) -> None:
+    """Create the dataset tables the zone lacks, and the quarantine and bookkeeping tables."""
+    existing = {t for (t,) in run(con, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'")}
+    for ds in unit.datasets:
+        if ds.name not in existing:
+            _ensure_table(con, ds, border_query(ds, unit.format).sql, params)
+    for ddl in (QUARANTINE_DDL, RECONCILIATION_DDL, HELD_DDL):
+        run(con, ddl)
+
+
+def _log(unit: Unit, delivery: str, results: list[FileResult]) -> None:
     for r in results:
         level = logging.DEBUG if r.status == "loaded" and not r.rows_quarantined else logging.INFO
         log.log(level, "%s %s %s: %s", unit.name, delivery, r.source_file, _describe(r))
-    return results
 
 
 def _expected(unit: Unit, delivery: str) -> list[Dataset]:
@@ -122,7 +155,22 @@ def _ensure_table(con, dataset: Dataset, sql: str, params: dict) -> None:
     con.unregister("raw")
 
 
-def _write_vault(con, vault_path: Path, datasets: list[Dataset]) -> None:
+@contextmanager
+def _vault(con, unit: Unit, vault_path: Path) -> Iterator[None]:
+    """The unit's linkage vault, attached as ``vault`` for as long as the loads last (if it has persons)."""
+    if not any(d.person_column for d in unit.datasets):
+        yield
+        return
+    vault_path.parent.mkdir(parents=True, exist_ok=True)
+    run(con, f"ATTACH '{vault_path}' AS vault")
+    try:
+        run(con, VAULT_DDL)
+        yield
+    finally:
+        run(con, "DETACH vault")
+
+
+def _write_vault(con, datasets: list[Dataset]) -> None:
     """Record each new pseudonym's linkage token; idempotent, so a killed load leaves nothing wrong."""
     with_person = [d.name for d in datasets if d.person_column]
     if not with_person:
@@ -132,21 +180,12 @@ def _write_vault(con, vault_path: Path, datasets: list[Dataset]) -> None:
         "WHERE person_pseudonym IS NOT NULL AND _rule IS NULL"
         for d in with_person
     )
-    vault_path.parent.mkdir(parents=True, exist_ok=True)
-    run(con, f"ATTACH '{vault_path}' AS vault")
-    try:
-        run(con, VAULT_DDL)
-        run(con, f"INSERT OR IGNORE INTO vault.link SELECT DISTINCT * FROM ({union})")
-    finally:
-        run(con, "DETACH vault")
+    run(con, f"INSERT OR IGNORE INTO vault.link SELECT DISTINCT * FROM ({union})")
 
 
 def _replace_partition(
     con, unit: Unit, delivery: str, results: list[FileResult], loaded_at: datetime
 ) -> None:
-    run(con, QUARANTINE_DDL)
-    run(con, RECONCILIATION_DDL)
-    run(con, HELD_DDL)
     run(con, "BEGIN TRANSACTION")
     try:
         for table in [d.name for d in unit.datasets] + ["quarantine", "reconciliation"]:
