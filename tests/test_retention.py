@@ -103,6 +103,8 @@ def test_retention_job_removes_old_rows_from_every_zone_and_audits_it(loaded, wa
     assert _query(zone, f"SELECT count(*) FROM quarantine WHERE _delivery = '{OLD}'") == [(1,)]
     gone = keys.unit("socialtjanst").pseudonym(GONE).encode()
     assert gone in zone.read_bytes(), "the test must see the pseudonym in the file before gallring"
+    vault = warehouse.vault("socialtjanst")
+    assert _query(vault, "SELECT count(*) FROM link") == [(6,)]
 
     result = defs.resolve_job_def("retention").execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert result.success
@@ -110,6 +112,8 @@ def test_retention_job_removes_old_rows_from_every_zone_and_audits_it(loaded, wa
     assert _query(zone, "SELECT DISTINCT _delivery FROM ekonomiskt_bistand") == [(RECENT,)]
     assert _query(zone, f"SELECT count(*) FROM quarantine WHERE _delivery = '{OLD}'") == [(0,)]
     assert gone not in zone.read_bytes(), "gallrade rows must leave the disk, not only the table"
+    assert _query(vault, "SELECT count(*) FROM link") == [(5,)], "the vault keeps no one the zone dropped"
+    assert gone not in vault.read_bytes()
     assert not (loaded.landing / "socialtjanst" / OLD).exists()
     assert (loaded.landing / "socialtjanst" / RECENT / "ekonomiskt_bistand.csv").exists()
     cutoff = sharing.cutoff_month(RETENTION)
@@ -124,6 +128,7 @@ def test_retention_job_removes_old_rows_from_every_zone_and_audits_it(loaded, wa
     assert {(e.dataset, e.details["zone"]) for e in thinned} == {
         ("socialtjanst.ekonomiskt_bistand", "unit zone and landing"),
         ("socialtjanst.ekonomiskt_bistand", "cross-unit zone"),
+        (None, "linkage vault"),
     }
     unit_entry = next(e for e in thinned if e.details["zone"] == "unit zone and landing")
     assert unit_entry.details["rows"] == 6 and unit_entry.details["landing_files"] == 1
@@ -131,7 +136,7 @@ def test_retention_job_removes_old_rows_from_every_zone_and_audits_it(loaded, wa
 
     again = defs.resolve_job_def("retention").execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert again.success
-    assert len([e for e in audit.verify(loaded) if e.action == "retention"]) == 2, "nothing left to remove"
+    assert len([e for e in audit.verify(loaded) if e.action == "retention"]) == 3, "nothing left to remove"
 
 
 def test_retention_job_steps_use_the_writers_pools():

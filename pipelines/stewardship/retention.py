@@ -5,7 +5,9 @@ the current month are deleted from the landing folder (the delivery file, so a
 reload cannot bring them back), from the unit zone table and its quarantine
 rows, and from the cross-unit zone (detail rows by ``_delivery``, derived and
 aggregate rows by their period column, citizen-index rows of persons who left
-the register before the cutoff). The link step applies the same cutoff, so a
+the register before the cutoff), and from the unit's linkage vault the tokens
+of pseudonyms no row of the unit zone holds any more (the vault keeps no one
+longer than the data does). The link step applies the same cutoff, so a
 later link run never brings them back either. Each deletion is audited.
 
 DuckDB allows one writer per file, so each unit's step runs in that unit's
@@ -62,7 +64,34 @@ def thin_unit(unit: Unit, paths: Paths, today: date | None = None) -> dict[str, 
     _remove_empty_months(paths.landing / unit.name)
     if any(r["rows"] or r["quarantine_rows"] for r in removed.values()):
         compact(zone)  # deleted rows' bytes stay in freed blocks until the file is rewritten
+        _thin_vault(unit, wh, paths)
     return removed
+
+
+def _thin_vault(unit: Unit, wh: Warehouse, paths: Paths) -> int:
+    """Drop the linkage tokens of pseudonyms that no row of the unit zone holds any more."""
+    vault, zone = wh.vault(unit.name), wh.unit_zone(unit.name)
+    with_person = [d.name for d in unit.datasets if d.person_column]
+    if not vault.exists() or not with_person:
+        return 0
+    with connect(zone) as con:
+        tables = {t for (t,) in run(con, "SELECT table_name FROM duckdb_tables()")}
+        held = " UNION ".join(
+            f"SELECT person_pseudonym FROM {t} WHERE person_pseudonym IS NOT NULL"
+            for t in with_person
+            if t in tables
+        )
+        run(con, f"ATTACH '{vault}' AS vault")
+        try:
+            where = f"WHERE person_pseudonym NOT IN ({held})" if held else ""
+            links = run(con, f"DELETE FROM vault.link {where}")[0][0]
+        finally:
+            run(con, "DETACH vault")
+    if links:
+        compact(vault)
+        details = {"zone": "linkage vault", "unit": unit.name, "links": links}
+        audit.record("retention", details=details, paths=paths)
+    return links
 
 
 def thin_cross_unit(paths: Paths, today: date | None = None) -> dict[str, int]:
