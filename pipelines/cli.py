@@ -95,7 +95,7 @@ def run_main_job(paths: Paths, args: argparse.Namespace) -> int:
     stewardship.approve_demo(paths, console)
     console.rule("Linking units into the cross-unit zone")
     failed += link_cross_unit()
-    console.rule("Building marts (dbt) and publishing the serving snapshot")
+    console.rule("Building marts (dbt), running discovery, publishing the serving snapshot")
     failed += build_marts_and_publish(paths)
     print_summary(paths, time.monotonic() - started, failed)
     return 1 if failed else 0
@@ -191,7 +191,7 @@ def build_marts_and_publish(paths: Paths) -> list[str]:
     log = paths.home / "dbt" / "last-build.log"  # dagster-dbt echoes dbt's own log to stdout
     log.parent.mkdir(parents=True, exist_ok=True)
     with (
-        console.status("dbt build: seeds, staging, marts and the citizen-quarter panel, then publish"),
+        console.status("dbt build: seeds, staging, marts and the citizen-quarter panel; discovery; publish"),
         open(log, "w") as out,
         contextlib.redirect_stdout(out),
     ):

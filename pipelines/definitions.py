@@ -3,6 +3,7 @@
 import dagster as dg
 
 from pipelines.assets.cross_unit import LINK_ASSETS, citizen_index
+from pipelines.assets.discovery import DISCOVERY_ASSETS
 from pipelines.assets.marts import dbt_models, dbt_resource
 from pipelines.assets.publish import serving_snapshot
 from pipelines.assets.units import UNIT_ASSETS, unit_asset_key
@@ -20,13 +21,14 @@ def ingest_job_name(unit: str) -> str:
 
 INGEST_JOBS = [dg.define_asset_job(ingest_job_name(u), selection=[unit_asset_key(u)]) for u in UNITS]
 LINK_JOB = dg.define_asset_job("link_cross_unit", selection=dg.AssetSelection.groups("cross_unit"))
-# dbt models (their tests as checks), then a new serving snapshot.
+# dbt models (their tests as checks), the discovery analyses, then a new serving snapshot.
 MARTS_JOB = dg.define_asset_job(
-    "build_marts_and_publish", selection=dg.AssetSelection.assets(dbt_models, serving_snapshot)
+    "build_marts_and_publish",
+    selection=dg.AssetSelection.assets(dbt_models, *DISCOVERY_ASSETS, serving_snapshot),
 )
 
 defs = dg.Definitions(
-    assets=[*UNIT_ASSETS, citizen_index, *LINK_ASSETS, dbt_models, serving_snapshot],
+    assets=[*UNIT_ASSETS, citizen_index, *LINK_ASSETS, dbt_models, *DISCOVERY_ASSETS, serving_snapshot],
     asset_checks=[*OVERDUE_CHECKS],
     jobs=[*INGEST_JOBS, LINK_JOB, retention_job, FRESHNESS_JOB, MARTS_JOB],
     schedules=[retention_schedule, FRESHNESS_SCHEDULE],

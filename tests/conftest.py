@@ -71,3 +71,25 @@ def run_main_job(env: dict[str, str], *args: str) -> subprocess.CompletedProcess
     )
     Path(env["KNUTPUNKT_HOME"], "main-job.log").write_text(done.stdout + done.stderr)
     return done
+
+
+DISCOVERY_RUN = ["--citizens", "2500", "--years", "2", "--seed", "5"]
+
+
+@pytest.fixture(scope="session")
+def discovery_platform(tmp_path_factory) -> dict:
+    """One small main-job run shared by the discovery and notebook tests: its home, output and manifest."""
+    import json
+
+    root = tmp_path_factory.mktemp("discovery")
+    env = main_job_env(root)
+    done = run_main_job(env, *DISCOVERY_RUN)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    paths = Paths(root / "home")
+    return {
+        "env": env,
+        "paths": paths,
+        "warehouse": Warehouse(paths.warehouse),
+        "current": paths.warehouse / "serving" / "current.duckdb",
+        "manifest": json.loads((paths.ground_truth / "manifest.json").read_text()),
+    }

@@ -29,6 +29,7 @@
     {% set quarter = panel_pick(ind.quarter, columns) %}
     {% if quarter is none %}{{ return(none) }}{% endif %}
     {% set has = panel_pick(ind.has, columns) %}
+    {% if has is none %}{{ return(none) }}{% endif %}
     {% set parts = [] %}
     {% for name, candidates in ind.measures %}
         {% do parts.append((name, panel_pick(candidates, columns))) %}

@@ -7,6 +7,7 @@ fails a reader and a reader never fails a write.
 
 import dagster as dg
 
+from pipelines.assets.discovery import DISCOVERY_KEYS
 from pipelines.assets.marts import dbt_models
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.resources import Platform
@@ -27,7 +28,7 @@ def serving_paths(platform: Platform) -> ServingPaths:
 
 @dg.asset(
     key=SNAPSHOT_KEY,
-    deps=[dbt_models],
+    deps=[dbt_models, *DISCOVERY_KEYS],
     group_name="serving",
     description="Aggregates for dashboards and notebooks with small counts withheld (primary and "
     "secondary suppression), written as a new DuckDB file per publish; current.duckdb points at it.",

@@ -17,7 +17,10 @@ import duckdb
 import polars as pl
 
 from pipelines.disclosure import DEFAULT_THRESHOLD, TOTAL, TableSpec, audit, protect, withhold_running
-from pipelines.serving.tables import PROTECTED, REFERENCE, Published
+from pipelines.discovery.findings import TABLES as FINDING_TABLES
+from pipelines.discovery.findings import publishable
+from pipelines.discovery.precedence import lag_distribution
+from pipelines.serving.tables import FINDINGS, PROTECTED, REFERENCE, Published, findings_sql
 
 
 class DisclosureError(RuntimeError):
@@ -52,6 +55,8 @@ def build_tables(marts: Path, cross_unit: Path, threshold: int = DEFAULT_THRESHO
             for t in PROTECTED
             if has_panel or not t.needs_panel
         }
+        found = _finding_tables(con) if has_panel else []
+        findings = _frame(con, findings_sql(found)) if found else None
     finally:
         con.close()
     withheld: dict[str, int] = {}
@@ -65,7 +70,12 @@ def build_tables(marts: Path, cross_unit: Path, threshold: int = DEFAULT_THRESHO
             frame = _whole_years_only(frame, tables["kpi_value"])
         tables[table.spec.name], withheld[table.spec.name] = _protect(frame, table, threshold)
         comments[table.spec.name] = table.description
-    published = [t for t in PROTECTED if t.spec.name in tables]
+    if findings is not None:
+        frame = _lags_at(_findings_on_published_cells(publishable(findings, threshold), tables), threshold)
+        tables[FINDINGS.spec.name], withheld[FINDINGS.spec.name] = _protect(frame, FINDINGS, threshold)
+        withheld[FINDINGS.spec.name] += findings.height - frame.height  # whole findings withheld
+        comments[FINDINGS.spec.name] = FINDINGS.description
+    published = [t for t in (*PROTECTED, FINDINGS) if t.spec.name in tables]
     tables["_disclosure"] = _disclosure_table(published, threshold)
     tables["_snapshot"] = pl.DataFrame(
         {
@@ -77,6 +87,53 @@ def build_tables(marts: Path, cross_unit: Path, threshold: int = DEFAULT_THRESHO
     comments["_disclosure"] = "Röjandekontroll: varje kolumns roll, tröskel och vad som döljs med vad."
     comments["_snapshot"] = "När ögonblicksbilden publicerades och med vilken tröskel."
     return Build(tables, comments, withheld)
+
+
+def _finding_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    present = {
+        t
+        for (t,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'cu' AND schema_name = 'discovery'"
+        ).fetchall()
+    }
+    return [t for t in FINDING_TABLES if t in present]
+
+
+def _findings_on_published_cells(findings: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Keep what a finding publishes consistent with the tables' protected cells.
+
+    A KPI finding about persons adds up months of ``kpi_value`` cells: it is shown only if every one
+    of them is shown, or it would give a withheld month back. A case-flow finding compares medians:
+    like the lead times in ``case_step`` it is a statistic shown where enough cases are behind it
+    (checked already), and its case counts are not published a second time beside ``case_flow``'s.
+    """
+    if findings.is_empty():
+        return findings
+    kpi = tables.get("kpi_value")
+    keep = []
+    for row in findings.iter_rows(named=True):
+        kind, _, rest = row["finding_id"].partition(":")
+        if row["about_persons"] and kind in ("kpi_deviation", "kpi_trend"):
+            kpi_id, org_unit_id = rest.split(":", 1)
+            cells = kpi.filter((pl.col("kpi_id") == kpi_id) & (pl.col("org_unit_id") == org_unit_id))
+            keep.append(cells.height > 0 and cells["n_underlag"].null_count() == 0)
+        else:
+            keep.append(True)
+    flow = pl.col("kind") == "case_flow"
+    counts = [c for c in FINDINGS.spec.counts]
+    return findings.filter(pl.Series(keep, dtype=pl.Boolean)).with_columns(
+        *[pl.when(flow).then(None).otherwise(pl.col(c)).alias(c) for c in counts],
+        *[pl.when(flow).then(False).otherwise(pl.col(f"applies_{c}")).alias(f"applies_{c}") for c in counts],
+    )
+
+
+def _lags_at(findings: pl.DataFrame, threshold: int) -> pl.DataFrame:
+    """Precedence lag distributions rendered with this publish's threshold, from the zone's counts."""
+    detail = [
+        lag_distribution([int(c) for c in lags.split(",")], threshold) if lags else text
+        for text, lags in zip(findings["detail"], findings["lag_counts"], strict=True)
+    ]
+    return findings.with_columns(pl.Series("detail", detail, dtype=pl.String)).drop("lag_counts")
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:

@@ -199,3 +199,36 @@ DISCOVERY = Published(
 
 # In this order: the KPIs copy the protected case flow, benefit realisation reads the protected KPIs.
 PROTECTED = (CASE_FLOW, KPI_VALUE, BENEFIT, CASE_STEP, DISCOVERY)
+
+# Discovery findings (pipelines/discovery): reported findings from the cross-unit zone. Every group a
+# finding rests on must reach the threshold, else the whole finding is withheld (build.py does that
+# before protection); a count that a kind does not have (a budget deviation is about kronor) carries
+# applies_<count> = false. The effect and everything computed with the counts go with them.
+FINDING_COUNTS = ("n_a", "n_b", "n_both", "n_population")
+FINDING_COLUMNS = (
+    "finding_id", "kind", "forvaltning", "title", "description", "org_unit", "dataset_a", "dataset_b",
+    "measure", "effect", "ci_low", "ci_high", "p_value", "q_value", *FINDING_COUNTS, "detail", "method",
+    "data_version", "analysed_at", "about_persons",
+)  # fmt: skip
+FINDINGS = Published(
+    TableSpec(
+        "discovery_findings",
+        dimensions=("finding_id",),
+        counts=FINDING_COUNTS,
+        derived={c: FINDING_COUNTS for c in ("effect", "ci_low", "ci_high", "p_value", "q_value", "detail")},
+        applies="about_persons",
+        only_where={c: f"applies_{c}" for c in FINDING_COUNTS},
+    ),
+    "",  # built from the analyses' tables that exist: findings_sql()
+    "Dataupptäckt: rapporterade fynd över verksamhetsgränser (samband, ordningsföljd, segment, "
+    "avvikelser i nyckeltal och ärendeflöden) med effektmått, konfidensintervall, gruppstorlekar, metod "
+    "och dataversion. Fynd där någon grupp understiger tröskeln visas inte.",
+    needs_panel=True,
+)
+
+
+def findings_sql(tables: list[str]) -> str:
+    """The reported findings of every analysis table present in the cross-unit zone's discovery schema."""
+    columns = ", ".join((*FINDING_COLUMNS, "reported", "lag_counts"))  # the last two are not published
+    union = " UNION ALL ".join(f"SELECT {columns} FROM cu.discovery.{t} WHERE reported" for t in tables)
+    return f"{union} ORDER BY kind, finding_id"

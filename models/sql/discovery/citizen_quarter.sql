@@ -10,6 +10,11 @@
 -- depends_on: {{ source('cross_e_tjanster', 'inlamningar') }}
 -- depends_on: {{ source('cross_bygg_miljo', 'bygglov') }}
 -- depends_on: {{ source('cross_arendehandelser', 'statushandelser') }}
+-- School absence is measured per term: a term's absence sits on the quarter the term ends in (VT: Q2,
+-- HT: Q4), when it is known. has_high_absence: at least 15 % absence in that term (Skolverket's level
+-- for high absence). has_household_economic_aid: someone in the person's household (the citizen
+-- index's latest household key) had economic aid that quarter; the aid contract shares the applicant
+-- only, so this is how a pupil's exposure is seen.
 {%- set by_delivery = ("strptime(_delivery, '%Y-%m')", ['_delivery']) %}
 {%- set indicators = [
     {'name': 'economic_aid', 'unit': 'socialtjanst', 'dataset': 'ekonomiskt_bistand',
@@ -17,6 +22,11 @@
      'has': [('bool_or(has_economic_aid)', ['has_economic_aid']), ('true', [])],
      'measures': [('months_with_aid', [('sum(months_with_aid)', ['months_with_aid']),
                                        ('count(distinct month)', ['month'])])]},
+    {'name': 'high_absence', 'unit': 'skola', 'dataset': 'franvaro',
+     'quarter': [('quarter', ['quarter']),
+                 ("make_date(substr(term, 3, 4)::int, case when term like 'VT%' then 4 else 10 end, 1)", ['term'])],
+     'has': [('bool_or(absence_pct >= 15)', ['absence_pct'])],
+     'measures': [('absence_pct', [('max(absence_pct)', ['absence_pct'])])]},
     {'name': 'school', 'unit': 'skola', 'dataset': 'inskrivning',
      'quarter': [('quarter', ['quarter']), by_delivery],
      'has': [('bool_or(enrolled)', ['enrolled']), ('true', [])],
@@ -75,8 +85,23 @@ spine as (
 , p_{{ ind.name }} as ({{ part.sql }})
 {%- endif %}
 {%- endfor %}
+{%- set aid = panel_part(indicators[0]) %}
+{%- if aid is not none and index is not none %}
+, p_household_aid as (
+    select member.citizen_key, h.quarter, true as has_household_economic_aid
+    from (
+        select ci.household_key, a.quarter
+        from p_economic_aid a join {{ index }} ci using (citizen_key)
+        where a.has_economic_aid and ci.household_key is not null
+        group by all
+    ) h
+    join {{ index }} member on member.household_key = h.household_key
+    group by all
+)
+{%- endif %}
 select
     s.*
+    , {{ "coalesce(p_household_aid.has_household_economic_aid, false)" if aid is not none and index is not none else "null::boolean" }} as has_household_economic_aid
 {%- for ind in indicators %}
 {%- set part = panel_part(ind) %}
     , {{ ("coalesce(p_" ~ ind.name ~ ".has_" ~ ind.name ~ ", false)") if part is not none else "null::boolean" }} as has_{{ ind.name }}
@@ -90,3 +115,6 @@ from spine s
 left join p_{{ ind.name }} on p_{{ ind.name }}.citizen_key = s.citizen_key and p_{{ ind.name }}.quarter = s.quarter
 {%- endif %}
 {%- endfor %}
+{%- if aid is not none and index is not none %}
+left join p_household_aid on p_household_aid.citizen_key = s.citizen_key and p_household_aid.quarter = s.quarter
+{%- endif %}

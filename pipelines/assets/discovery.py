@@ -1,0 +1,174 @@
+"""Dataupptäckt as Dagster assets: one asset per analysis, each writing its findings into the cross-unit zone.
+
+The analyses read the citizen-quarter panel (person level) where it lives, in ``cross_unit.duckdb``,
+and write group-level findings to its ``discovery`` schema; the publish step takes only the reported
+findings whose every group reaches the disclosure threshold into the serving snapshot. Each asset's
+data version is the fingerprint of the data it analysed, and two checks travel with it: the
+false-discovery correction covers every hypothesis tested, and the findings are group level only.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dagster as dg
+import duckdb
+import numpy as np
+import polars as pl
+
+from pipelines.discovery import associations, kpi, precedence, segments
+from pipelines.discovery.findings import FDR, TABLES, Finding, benjamini_hochberg, write
+from pipelines.discovery.panel import PANEL, has_panel, load_panel
+from pipelines.resources import Platform
+from warehouse.layout import connect
+
+PANEL_KEY = dg.AssetKey(["cross_unit", "discovery", "citizen_quarter"])
+MARTS_KEYS = [dg.AssetKey(["marts", "fct_kpi"]), dg.AssetKey(["marts", "fct_case"])]
+POOL = "duckdb_cross_unit"  # writes the cross-unit zone, like every other writer of that file
+PERSON_COLUMNS = {"citizen_key", "person_pseudonym", "household_key", "person", "birth_year"}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str  # also the findings table: discovery.<name>
+    description: str
+    deps: list[dg.AssetKey]
+    uses_panel: bool
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return dg.AssetKey(["cross_unit", "discovery", self.name])
+
+
+ANALYSES = (
+    Analysis(
+        "associations",
+        "Co-use of two units' services over citizen-quarters: Mantel–Haenszel odds ratios adjusted for "
+        "age group, district, quarter and the units' other services; Benjamini–Hochberg over every pair.",
+        [PANEL_KEY],
+        True,
+    ),
+    Analysis(
+        "precedence",
+        "Which service comes first (sequence symmetry analysis on incident onsets), with the lag "
+        "distribution in quarters; Benjamini–Hochberg over every pair.",
+        [PANEL_KEY],
+        True,
+    ),
+    Analysis(
+        "segments",
+        "k-means segments of persons' service-use profiles, their bootstrap stability (adjusted Rand "
+        "index) and a Swedish description; sizes only, never a person's segment.",
+        [PANEL_KEY],
+        True,
+    ),
+    Analysis(
+        "kpi_deviations",
+        "KPI deviations for the managers' list: org units far from their peers, material trends, "
+        "case types one förvaltning decides far more slowly (over the marts).",
+        MARTS_KEYS,
+        False,
+    ),
+)
+assert tuple(a.name for a in ANALYSES) == TABLES, "the publish step reads exactly these tables"
+
+
+class DiscoveryConfig(dg.Config):
+    threshold: int = 5  # small groups in detail texts (lag distributions) are not spelled out
+
+
+def _run(analysis: Analysis, con: duckdb.DuckDBPyConnection, config: DiscoveryConfig, platform: Platform):
+    """(findings, data version) of one analysis on an open cross-unit connection."""
+    if not analysis.uses_panel:
+        marts = platform.warehouse.root / "marts.duckdb"
+        con.execute(f"ATTACH '{marts}' AS m (READ_ONLY)")
+        try:
+            series, cases = kpi.load(con)
+            version = kpi.data_version(con)
+        finally:
+            con.execute("DETACH m")
+        return kpi.analyse(series, cases, version), version
+    if not has_panel(con):
+        return [], "no panel"
+    panel = load_panel(con)
+    compute: dict[str, Callable[[], list[Finding]]] = {
+        "associations": lambda: associations.analyse(panel),
+        "precedence": lambda: precedence.analyse(panel, config.threshold),
+        "segments": lambda: segments.analyse(panel),
+    }
+    return compute[analysis.name](), panel.data_version
+
+
+def build_discovery_asset(analysis: Analysis) -> dg.AssetsDefinition:
+    key = analysis.key
+
+    @dg.asset(
+        key=key,
+        deps=analysis.deps,
+        group_name="discovery",
+        description=analysis.description + f" Reads {PANEL if analysis.uses_panel else 'the marts'}; "
+        f"writes discovery.{analysis.name} in the cross-unit zone.",
+        pool=POOL,
+        kinds={"duckdb", "scikit-learn"} if analysis.name == "segments" else {"duckdb"},
+        check_specs=[
+            dg.AssetCheckSpec("corrected_over_every_test", asset=key),
+            dg.AssetCheckSpec("group_level_only", asset=key),
+        ],
+    )
+    def _asset(config: DiscoveryConfig, platform: Platform) -> dg.MaterializeResult:
+        with connect(platform.warehouse.cross_unit) as con:
+            found, version = _run(analysis, con, config, platform)
+            frame = write(con, analysis.name, found)
+        return dg.MaterializeResult(
+            metadata=_metadata(frame, version),
+            data_version=dg.DataVersion(version),
+            check_results=[_corrected(frame), _group_level(frame)],
+        )
+
+    return _asset
+
+
+def _metadata(frame: pl.DataFrame, version: str) -> dict:
+    reported = frame.filter(pl.col("reported"))
+    return {
+        "tested": frame.height,
+        "reported": reported.height,
+        "data_version": version,
+        "findings": dg.MetadataValue.md(
+            "\n".join(f"- {t}" for t in reported["title"].to_list()) or "no finding reported"
+        ),
+    }
+
+
+def _corrected(frame: pl.DataFrame) -> dg.AssetCheckResult:
+    """Each kind's q-values are Benjamini–Hochberg over all its tests, and nothing reported has q >= FDR."""
+    problems = []
+    for kind in frame["kind"].unique().to_list():
+        part = frame.filter(pl.col("kind") == kind)
+        if part["p_value"].is_null().all() and part["q_value"].is_null().all():
+            continue  # descriptive (segments): nothing tested
+        p = part["p_value"].fill_null(float("nan")).to_numpy()
+        if not np.allclose(benjamini_hochberg(p), part["q_value"].fill_null(1.0).to_numpy()):
+            problems.append(f"{kind}: q is not Benjamini–Hochberg over its {part.height} tests")
+    loose = frame.filter(pl.col("reported") & (pl.col("q_value") >= FDR)).height
+    if loose:
+        problems.append(f"{loose} reported with q >= {FDR}")
+    return dg.AssetCheckResult(
+        check_name="corrected_over_every_test",
+        passed=not problems,
+        metadata={"tests": frame.height, "problems": "; ".join(problems) or "none"},
+    )
+
+
+def _group_level(frame: pl.DataFrame) -> dg.AssetCheckResult:
+    """No column that could name a person, and every finding about persons rests on a counted group."""
+    person_columns = sorted(PERSON_COLUMNS & set(frame.columns))
+    uncounted = frame.filter(pl.col("about_persons") & pl.col("n_population").is_null()).height
+    return dg.AssetCheckResult(
+        check_name="group_level_only",
+        passed=not person_columns and not uncounted,
+        metadata={"person_columns": ", ".join(person_columns) or "none", "without_group_size": uncounted},
+    )
+
+
+DISCOVERY_ASSETS = [build_discovery_asset(a) for a in ANALYSES]
+DISCOVERY_KEYS = [a.key for a in ANALYSES]

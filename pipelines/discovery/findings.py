@@ -1,0 +1,134 @@
+"""One schema for every analysis's findings, the multiple-testing correction, and what may be published.
+
+A finding is group level by construction: an effect with its interval, the sizes of the groups it
+compares (persons), the method, and the version of the data it came from. Every tested hypothesis is
+kept in the cross-unit zone (``discovery.<analysis>``), so the correction over everything tested can
+be checked; ``reported`` marks those that pass both the false-discovery control and the minimum
+effect. Only reported findings whose every group reaches the disclosure threshold are published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from pipelines.disclosure import TOTAL
+
+SCHEMA = "discovery"
+TABLES = ("associations", "precedence", "segments", "kpi_deviations")  # one per analysis asset
+FDR = 0.05  # Benjamini–Hochberg level over every hypothesis an analysis tests
+COUNTS = ("n_a", "n_b", "n_both", "n_population")
+
+
+@dataclass(frozen=True)
+class Finding:
+    finding_id: str  # stable across runs: kind and what it is about
+    kind: str  # association | precedence | segment | kpi_deviation | kpi_trend | case_flow
+    title: str  # Swedish, one line
+    description: str  # Swedish, what it means for a reader
+    forvaltning: str  # the förvaltning the finding belongs to, or 'Totalt'
+    org_unit: str | None  # enhet, for KPI findings
+    dataset_a: str | None  # 'unit.dataset'
+    dataset_b: str | None
+    measure: str  # Swedish name of the effect measure
+    effect: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    q_value: float | None
+    reported: bool
+    n_a: int | None  # persons in group A (having the first service)
+    n_b: int | None  # persons in group B
+    n_both: int | None  # persons in both (the overlap the effect rests on)
+    n_population: int | None  # persons analysed
+    about_persons: bool  # False for money (budget rows): disclosure rules do not apply
+    detail: str | None  # Swedish: lag distribution, segment profile, ...
+    method: str
+    data_version: str
+    lag_counts: str | None = (
+        None  # precedence: persons per lag of 1..n quarters, e.g. '40,22,9,3' (zone only)
+    )
+
+
+def frame(findings: list[Finding]) -> pl.DataFrame:
+    """The findings as a table, with when they were computed."""
+    schema = {
+        f.name: pl.Float64
+        if f.name in ("effect", "ci_low", "ci_high", "p_value", "q_value")
+        else pl.Int64
+        if f.name in COUNTS
+        else pl.Boolean
+        if f.name in ("reported", "about_persons")
+        else pl.String
+        for f in fields(Finding)
+    }
+    out = pl.DataFrame([asdict(f) for f in findings], schema=schema, orient="row")
+    return out.with_columns(analysed_at=pl.lit(datetime.now(UTC).replace(tzinfo=None)))
+
+
+def write(con: duckdb.DuckDBPyConnection, table: str, findings: list[Finding]) -> pl.DataFrame:
+    """Replace ``discovery.<table>`` with these findings (in the cross-unit zone); returns the frame."""
+    out = frame(findings)
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    con.register("_findings", out.to_arrow())
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{table} AS SELECT * FROM _findings")
+    finally:
+        con.unregister("_findings")
+    return out
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """Adjusted p-values (q) controlling the false discovery rate over all of ``p`` (NaN counts as 1)."""
+    p = np.where(np.isnan(p), 1.0, np.asarray(p, dtype=float))
+    m = len(p)
+    if m == 0:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, m + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+def publishable(findings: pl.DataFrame, threshold: int) -> pl.DataFrame:
+    """Reported findings whose every group about persons is at least ``threshold``; others are withheld.
+
+    Adds ``applies_<count>``: whether the finding's kind has that group (a budget deviation is about
+    kronor, a segment has one group). A group that applies but is missing counts as small. Segments
+    partition the persons analysed, so a lone small segment takes the smallest other one with it:
+    otherwise the total minus the rest would give it away.
+    """
+    out = findings.filter(pl.col("reported")).with_columns(
+        (pl.col("about_persons") & pl.col("kind").is_in(_NEEDS[c])).alias(f"applies_{c}") for c in COUNTS
+    )
+    small = pl.lit(False)
+    for c in COUNTS:
+        small = small | (pl.col(f"applies_{c}") & (pl.col(c).is_null() | (pl.col(c) < threshold)))
+    out = out.with_columns(_small=small)
+    segment = out["kind"] == "segment"
+    hidden = out["_small"] & segment
+    if hidden.sum() == 1:
+        sizes = out["n_a"].fill_null(0).to_numpy()
+        open_ = (segment & ~out["_small"]).to_numpy()
+        if open_.any():
+            pick = min(np.flatnonzero(open_), key=lambda i: (sizes[i], i))
+            out = out.with_columns(_small=pl.Series([s or i == pick for i, s in enumerate(out["_small"])]))
+    return out.filter(~pl.col("_small")).drop("_small", "reported")
+
+
+_NEEDS = {  # which groups each kind about persons rests on
+    "n_a": ("association", "precedence", "segment", "case_flow"),
+    "n_b": ("association", "precedence", "case_flow"),
+    "n_both": ("association", "precedence"),
+    "n_population": ("association", "precedence", "segment", "kpi_deviation", "kpi_trend", "case_flow"),
+}
+
+
+def forvaltning_or_total(value: str | None) -> str:
+    return value or TOTAL

@@ -1,0 +1,183 @@
+"""The citizen-quarter panel as numpy arrays, and the service indicators the analyses test.
+
+Each indicator is a yes/no per person and quarter from one unit's dataset. An indicator whose column
+is NULL throughout is not shared (its steward has not approved it, or withdrew it) and is left out:
+unknown is not "no". Strata for adjustment are age group x district x quarter, finer than the
+published age bands so that age (home care rises steeply with it) cannot masquerade as co-use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from warehouse.layout import run
+
+PANEL = "discovery.citizen_quarter"
+JACKKNIFE_GROUPS = 20  # persons are split into this many groups for cluster-robust intervals
+
+
+@dataclass(frozen=True)
+class Indicator:
+    name: str
+    unit: str
+    dataset: str
+    label: str  # Swedish, as a reader sees it
+    expression: str  # SQL over the panel giving a boolean (NULL when not shared)
+
+    @property
+    def source(self) -> str:
+        return f"{self.unit}.{self.dataset}"
+
+
+def _has(name: str) -> str:
+    return f"has_{name}"
+
+
+INDICATORS: tuple[Indicator, ...] = (
+    Indicator(
+        "economic_aid", "socialtjanst", "ekonomiskt_bistand", "ekonomiskt bistånd", _has("economic_aid")
+    ),
+    Indicator(
+        "household_economic_aid",
+        "socialtjanst",
+        "ekonomiskt_bistand",
+        "ekonomiskt bistånd i hushållet",
+        _has("household_economic_aid"),
+    ),
+    Indicator("school", "skola", "inskrivning", "inskriven i grundskolan", _has("school")),
+    Indicator("high_absence", "skola", "franvaro", "hög skolfrånvaro (minst 15 %)", _has("high_absence")),
+    Indicator("home_care", "vard_omsorg", "hemtjanst", "hemtjänst", _has("home_care")),
+    Indicator(
+        "nursing_home", "vard_omsorg", "sarskilt_boende", "flytt till särskilt boende", _has("nursing_home")
+    ),
+    Indicator("safety_alarm", "vard_omsorg", "trygghetslarm", "trygghetslarm", _has("safety_alarm")),
+    Indicator("contact", "kontaktcenter", "kontakter", "kontakt med kontaktcenter", _has("contact")),
+    Indicator("e_service", "e_tjanster", "inlamningar", "inlämning till en e-tjänst", _has("e_service")),
+    Indicator(
+        "paper_submission",
+        "e_tjanster",
+        "inlamningar",
+        "inlämning på papper",
+        "CASE WHEN paper_submissions IS NULL THEN NULL ELSE paper_submissions > 0 END",
+    ),
+    Indicator("building_permit", "bygg_miljo", "bygglov", "bygglovsärende", _has("building_permit")),
+    Indicator(
+        "hub_case", "arendehandelser", "statushandelser", "ärende i ärendeknutpunkten", _has("hub_case")
+    ),
+)
+BY_NAME = {i.name: i for i in INDICATORS}
+
+# Pairs that are one record seen twice, not two services: the case hub mirrors every case system,
+# building permits included (same diarienummer and dates). Testing them would "find" the copy.
+DEFINITIONAL: dict[frozenset[str], str] = {
+    frozenset({"hub_case", "building_permit"}): "ärendeknutpunkten speglar bygglovsärendena",
+}
+
+AGE_GROUP = """CASE WHEN age < 6 THEN 0 WHEN age < 16 THEN 1 WHEN age < 20 THEN 2 WHEN age < 30 THEN 3
+    WHEN age < 40 THEN 4 WHEN age < 50 THEN 5 WHEN age < 65 THEN 6 WHEN age < 75 THEN 7
+    WHEN age < 80 THEN 8 WHEN age < 85 THEN 9 WHEN age < 90 THEN 10 ELSE 11 END"""
+AGE_GROUP_LABELS = (
+    "0–5 år", "6–15 år", "16–19 år", "20–29 år", "30–39 år", "40–49 år", "50–64 år",
+    "65–74 år", "75–79 år", "80–84 år", "85–89 år", "90 år och äldre",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One row per person and quarter; ``flags`` column j is ``indicators[j]``."""
+
+    person: np.ndarray  # int, 0..persons-1
+    quarter: np.ndarray  # int, 0..quarters-1 in calendar order
+    age_group: np.ndarray  # int, index into AGE_GROUP_LABELS
+    district: np.ndarray  # int, index into districts
+    group: np.ndarray  # int, jackknife group of the person (0..JACKKNIFE_GROUPS-1)
+    flags: np.ndarray  # bool, (rows, indicators)
+    indicators: tuple[Indicator, ...]
+    districts: tuple[str, ...]
+    quarters: tuple[str, ...]  # 'YYYY-MM-DD' of each quarter's first day
+    not_shared: tuple[str, ...]  # indicator names whose unit does not share them
+    data_version: str
+
+    @property
+    def rows(self) -> int:
+        return len(self.person)
+
+    @property
+    def persons(self) -> int:
+        return int(self.person.max()) + 1 if self.rows else 0
+
+    def flag(self, name: str) -> np.ndarray:
+        return self.flags[:, [i.name for i in self.indicators].index(name)]
+
+    def base_strata(self) -> np.ndarray:
+        """Age group x district x quarter, as one integer per row."""
+        d, q = len(self.districts), len(self.quarters)
+        return (self.age_group * d + self.district) * q + self.quarter
+
+
+def has_panel(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        run(
+            con,
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'discovery' AND table_name = 'citizen_quarter'",
+        )[0][0]
+    )
+
+
+def data_version(con: duckdb.DuckDBPyConnection) -> str:
+    """A fingerprint of the panel's content: the same panel gives the same version, any change another."""
+    rows, digest, first, last = run(
+        con, f"SELECT count(*), bit_xor(hash(p)), min(quarter), max(quarter) FROM {PANEL} p"
+    )[0]
+    return f"panel:{first}..{last}:{rows}:{(digest or 0):016x}"
+
+
+def load_panel(con: duckdb.DuckDBPyConnection) -> Panel:
+    """Read the panel into arrays; indicators not shared by their unit are dropped (listed in not_shared)."""
+    columns = {r[0] for r in run(con, f"SELECT column_name FROM (DESCRIBE {PANEL})")}
+    usable = [i for i in INDICATORS if _columns_exist(i, columns)]
+    shared_counts = run(con, f"SELECT {', '.join(f'count({i.expression})' for i in usable)} FROM {PANEL}")[0]
+    shared = [i for i, n in zip(usable, shared_counts, strict=True) if n > 0]
+    flags = ", ".join(f"coalesce({i.expression}, false) AS f{j}" for j, i in enumerate(shared))
+    sql = f"""
+        SELECT dense_rank() OVER (ORDER BY citizen_key) - 1 AS person,
+            dense_rank() OVER (ORDER BY quarter) - 1 AS quarter_index,
+            {AGE_GROUP} AS age_group, coalesce(district, 'Okänt') AS district_name,
+            hash(citizen_key) % {JACKKNIFE_GROUPS} AS jk{", " + flags if flags else ""}
+        FROM {PANEL} WHERE age IS NOT NULL AND age >= 0
+    """
+    table = con.sql(sql).to_arrow_table()
+    districts = tuple(sorted(set(table.column("district_name").to_pylist())))
+    lookup = {d: k for k, d in enumerate(districts)}
+    quarters = tuple(str(q) for (q,) in run(con, f"SELECT DISTINCT quarter FROM {PANEL} ORDER BY 1"))
+    return Panel(
+        person=table.column("person").to_numpy().astype(np.int64),
+        quarter=table.column("quarter_index").to_numpy().astype(np.int64),
+        age_group=table.column("age_group").to_numpy().astype(np.int64),
+        district=np.array([lookup[d] for d in table.column("district_name").to_pylist()], dtype=np.int64),
+        group=table.column("jk").to_numpy().astype(np.int64),
+        flags=np.column_stack([table.column(f"f{j}").to_numpy() for j in range(len(shared))]).astype(bool)
+        if shared
+        else np.zeros((table.num_rows, 0), bool),
+        indicators=tuple(shared),
+        districts=districts,
+        quarters=quarters,
+        not_shared=tuple(i.name for i in INDICATORS if i not in shared),
+        data_version=data_version(con),
+    )
+
+
+def _columns_exist(indicator: Indicator, columns: set[str]) -> bool:
+    names = {w for w in indicator.expression.replace("(", " ").replace(")", " ").split() if w.islower()}
+    return all(n in columns for n in names if n.startswith(("has_", "paper_")))
+
+
+def open_panel(cross_unit: Path) -> Panel:
+    """The panel of a cross-unit zone file, read-only (for benchmarks and notebooks' tests)."""
+    with duckdb.connect(str(cross_unit), read_only=True) as con:
+        return load_panel(con)
