@@ -6,6 +6,7 @@ import argparse
 import multiprocessing
 import os
 import shutil
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         "--port", type=int, default=3000
     )
     stewardship.add_commands(sub)
+    dashboards = sub.add_parser("dashboards", help="deploy or serve the Superset dashboards (dashboards/)")
+    dashboards.add_argument("action", choices=("deploy", "serve"))
+    dashboards.add_argument("--port", type=int, default=8088)
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     prepare_dagster_home(paths)
@@ -59,7 +63,20 @@ def main(argv: list[str] | None = None) -> int:
             os.execv(dagster, [dagster, *ui])
         case "steward" | "audit":
             return stewardship.dispatch(args, paths)
+        case "dashboards":
+            return run_dashboards(args.action, args.port)
     return 0
+
+
+def run_dashboards(action: str, port: int) -> int:
+    """Superset runs in its own environment (.venv-superset): hand over to dashboards/manage.py there."""
+    python = REPO_ROOT / ".venv-superset" / "bin" / "python"
+    if not python.exists():
+        console.print("No .venv-superset: run bin/setup first.")
+        return 1
+    env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
+    command = [str(python), "-m", "dashboards.manage", action, "--port", str(port)]
+    return subprocess.run(command, cwd=REPO_ROOT, env=env).returncode
 
 
 def prepare_dagster_home(paths: Paths) -> None:

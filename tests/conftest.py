@@ -93,3 +93,41 @@ def discovery_platform(tmp_path_factory) -> dict:
         "current": paths.warehouse / "serving" / "current.duckdb",
         "manifest": json.loads((paths.ground_truth / "manifest.json").read_text()),
     }
+
+
+DASHBOARDS_RUN = ["--citizens", "1500", "--years", "1", "--seed", "5"]
+
+
+@pytest.fixture(scope="session")
+def dashboards_platform(tmp_path_factory) -> dict:
+    """One small main job, the dashboards deployed on it (``knutpunkt dashboards deploy``) and one
+    Superset server (gunicorn), shared by the dashboard and browser tests; stopped by process group."""
+    import socket
+
+    from dashboards import server
+    from dashboards.home import SupersetHome
+
+    root = tmp_path_factory.mktemp("dashboards")
+    env = main_job_env(root)
+    done = run_main_job(env, *DASHBOARDS_RUN)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    deploy = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "dashboards", "deploy"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = SupersetHome(root / "home")
+    proc = server.start(home, port, home.root / "server.log")
+    try:
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "home": home,
+            "env": env,
+            "paths": Paths(root / "home"),
+            "credentials": home.read_credentials(),
+        }
+    finally:
+        server.stop(proc)

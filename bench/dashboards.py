@@ -1,0 +1,152 @@
+"""Chart-data latency through Superset's API against the same SQL run directly on the snapshot in DuckDB.
+
+For every chart: p50 and p95 of ``GET /api/v1/chart/<id>/data/?force=true`` (no cache) as the admin,
+and of the SQL Superset generates for it (``?type=query``) run on ``current.duckdb`` with a fresh
+read-only connection per query, as Superset's NullPool does. The ratio is Superset's overhead
+(HTTP, auth, query building, serialisation). By default it generates a municipality, runs the main
+job on it, deploys the dashboards and starts a server; ``--home`` reuses a platform home that has
+run the main job.
+
+    .venv/bin/python bench/dashboards.py --citizens 60000 --years 5
+    .venv/bin/python bench/dashboards.py --citizens 1000000 --years 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dashboards import server  # noqa: E402
+from dashboards.api import Superset  # noqa: E402
+from dashboards.home import REPO_ROOT, SupersetHome  # noqa: E402
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--citizens", type=int, default=60_000)
+    parser.add_argument("--years", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--repeat", type=int, default=20, help="timed runs per chart and side")
+    parser.add_argument("--home", type=Path, help="an existing platform home (skips generation and main job)")
+    return parser.parse_args()
+
+
+def percentiles(run: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """p50 and p95 in milliseconds over ``repeat`` runs, after one warm-up run."""
+    run()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - started) * 1000)
+    cuts = statistics.quantiles(times, n=20, method="inclusive")
+    return statistics.median(times), cuts[18]
+
+
+def direct(snapshot: Path, sql: str) -> Callable[[], object]:
+    def run() -> object:
+        con = duckdb.connect(str(snapshot), read_only=True)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+    return run
+
+
+def reused(con: duckdb.DuckDBPyConnection, sql: str) -> Callable[[], object]:
+    return lambda: con.execute(sql).fetchall()
+
+
+def main_job(home: Path, args: argparse.Namespace) -> None:
+    env = os.environ | {"KNUTPUNKT_HOME": str(home), "KNUTPUNKT_KEY_FILE": str(home / "secrets" / "key")}
+    command = [sys.executable, "-m", "pipelines.cli", "run", "--citizens", str(args.citizens)]
+    command += ["--years", str(args.years), "--seed", str(args.seed)]
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(
+        f"main job: {args.citizens:,} citizens x {args.years} years in {time.perf_counter() - started:.0f} s"
+    )
+
+
+def deploy(home: Path) -> None:
+    env = os.environ | {"KNUTPUNKT_HOME": str(home), "PYTHONPATH": str(REPO_ROOT)}
+    python = str(REPO_ROOT / ".venv-superset" / "bin" / "python")
+    subprocess.run([python, "-m", "dashboards.manage", "deploy"], env=env, check=True, capture_output=True)
+
+
+def measure(url: str, home: SupersetHome, repeat: int) -> list[tuple]:
+    cred = home.read_credentials()["admin"]
+    api = Superset(url, cred["username"], cred["password"])
+    snapshot = home.serving.resolve()
+    rows = []
+    for name, chart_id in sorted(api.charts().items()):
+        sql = api.request("GET", f"/api/v1/chart/{chart_id}/data/?type=query").json()["result"][0]["query"]
+        n = len(api.chart_data(chart_id))
+        s50, s95 = percentiles(lambda chart_id=chart_id: api.chart_data(chart_id), repeat)
+        d50, d95 = percentiles(direct(snapshot, sql), repeat)
+        rows.append([name, n, s50, s95, d50, d95, sql])
+    # Only now hold a connection open: while one is open, duckdb.connect() on the same file in this
+    # process reuses the open database instead of opening the file, which would hide that cost above.
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        for row in rows:
+            row[6] = percentiles(reused(con, row[6]), repeat)[0]
+    return [tuple(r) for r in rows]
+
+
+def report(rows: list[tuple]) -> None:
+    """Superset against DuckDB with a connection per query (as Superset); the last column is the query
+    alone on an open connection, to show how much of DuckDB's time is opening the file."""
+    header = ("chart", "rows", "Superset p50", "p95", "DuckDB p50", "p95", "ratio", "query only p50")
+    print(f"{header[0]:<58} {header[1]:>6} {header[2]:>12} {header[3]:>8} {header[4]:>10} {header[5]:>8} "
+          f"{header[6]:>6} {header[7]:>14}")  # fmt: skip
+    for name, n, s50, s95, d50, d95, q50 in rows:
+        print(f"{name[:58]:<58} {n:>6} {s50:>10.1f}ms {s95:>6.1f}ms {d50:>8.1f}ms {d95:>6.1f}ms "
+              f"{s50 / d50:>5.1f}x {q50:>12.1f}ms")  # fmt: skip
+    s = statistics.median(r[2] for r in rows)
+    d = statistics.median(r[4] for r in rows)
+    q = statistics.median(r[6] for r in rows)
+    print(
+        f"median over {len(rows)} charts: Superset p50 {s:.1f} ms, DuckDB p50 {d:.1f} ms "
+        f"(query alone {q:.1f} ms), ratio {s / d:.1f}x"
+    )
+
+
+def main() -> None:
+    args = arguments()
+    work = None
+    if args.home is None:
+        work = Path(tempfile.mkdtemp(prefix="knutpunkt-bench-dashboards-"))
+        args.home = work / "home"
+        main_job(args.home, args)
+    try:
+        deploy(args.home)
+        home = SupersetHome(args.home.resolve())
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = server.start(home, port, home.root / "bench-server.log")
+        try:
+            report(measure(f"http://127.0.0.1:{port}", home, args.repeat))
+        finally:
+            server.stop(proc)
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

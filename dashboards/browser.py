@@ -1,0 +1,150 @@
+"""Render every dashboard in headless Chromium and report charts in error (run in .venv-superset).
+
+``python -m dashboards.browser --url URL --out DIR`` logs in as the admin from ``credentials.json``,
+opens each dashboard, waits until every chart has rendered, saves a screenshot per dashboard in
+``DIR`` and prints a JSON report; it exits 1 if any chart failed. A chart counts as failed if its
+data request answered an HTTP error or its box shows an error alert or "No results". Selenium runs
+Debian's chromium and chromedriver with the flags from the stack notes (no downloads, no network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from dashboards.api import Superset
+from dashboards.home import SupersetHome
+
+FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--window-size=1600,3000", "--lang=sv-SE",
+)  # fmt: skip
+CHART_HOLDER = "[data-test='dashboard-component-chart-holder']"
+
+
+def chromium(profile: Path) -> webdriver.Chrome:
+    """Debian's chromium through Debian's chromedriver; Selenium Manager must not try to download."""
+    os.environ["SE_OFFLINE"] = "true"
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in (*FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    return webdriver.Chrome(service=service, options=options)
+
+
+def log_in(driver: webdriver.Chrome, url: str, username: str, password: str, attempts: int = 3) -> None:
+    """Fill the login form; retried because React may re-render the form while it is being typed into."""
+    for _ in range(attempts):
+        driver.get(f"{url}/login/")
+        wait = WebDriverWait(driver, 60)
+        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button[type='submit']")))
+        time.sleep(1)
+        for field, value in (("username", username), ("password", password)):
+            box = driver.find_element(By.ID, field)
+            box.clear()
+            box.send_keys(value)
+        driver.find_element(By.CSS_SELECTOR, "button[type='submit']").click()
+        try:
+            WebDriverWait(driver, 20).until(lambda d: "/login" not in d.current_url)
+            return
+        except TimeoutException:
+            continue
+    raise RuntimeError(f"could not log in to {url} as {username}")
+
+
+def failed_data_requests(driver: webdriver.Chrome) -> list[str]:
+    """Chart-data responses with an HTTP error status, from Chromium's network log."""
+    failed = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") != "Network.responseReceived":
+            continue
+        response = message["params"]["response"]
+        if "/api/v1/chart/data" in response["url"] and response["status"] >= 400:
+            failed.append(f"HTTP {response['status']} {response['url']}")
+    return failed
+
+
+def _rendered(driver: webdriver.Chrome) -> int:
+    return len(driver.find_elements(By.CSS_SELECTOR, f"{CHART_HOLDER} [data-test='chart-container']"))
+
+
+def _loading(driver: webdriver.Chrome) -> int:
+    return len(driver.find_elements(By.CSS_SELECTOR, f"{CHART_HOLDER} .loading"))
+
+
+def render(driver: webdriver.Chrome, url: str, dashboard: dict, expected: int, out: Path) -> dict:
+    """Open one dashboard, wait for all its charts, screenshot it, and collect what failed."""
+    driver.get_log("performance")  # drop what earlier pages logged
+    driver.get(f"{url}/superset/dashboard/{dashboard['slug'] or dashboard['id']}/")
+    errors = []
+    try:
+        WebDriverWait(driver, 90).until(lambda d: _rendered(d) >= expected and not _loading(d))
+    except TimeoutException:
+        errors.append(
+            f"timed out: {_rendered(driver)} of {expected} charts rendered, {_loading(driver)} loading"
+        )
+    time.sleep(2)  # let ECharts finish its animation before the screenshot
+    errors += failed_data_requests(driver)
+    for holder in driver.find_elements(By.CSS_SELECTOR, CHART_HOLDER):
+        text = holder.text.strip().split("\n")[0][:80]
+        if holder.find_elements(By.CSS_SELECTOR, "[role='alert'], .ant-alert-error"):
+            errors.append(f"error in chart '{text}'")
+        elif "No results" in holder.text:
+            errors.append(f"no data in chart '{text}'")
+    shot = out / f"{dashboard['slug'] or dashboard['id']}.png"
+    driver.save_screenshot(str(shot))
+    return {
+        "title": dashboard["dashboard_title"],
+        "charts": expected,
+        "errors": errors,
+        "screenshot": str(shot),
+    }
+
+
+def check_all(url: str, out: Path) -> dict[str, dict]:
+    creds = SupersetHome.from_env().read_credentials()["admin"]
+    api = Superset(url, creds["username"], creds["password"])
+    out.mkdir(parents=True, exist_ok=True)
+    profile = Path(tempfile.mkdtemp(prefix="knutpunkt-chromium-"))
+    driver = chromium(profile)
+    try:
+        log_in(driver, url, creds["username"], creds["password"])
+        report = {}
+        for dashboard in sorted(api.list("dashboard"), key=lambda d: d["id"]):
+            n = len(api.request("GET", f"/api/v1/dashboard/{dashboard['id']}/charts").json()["result"])
+            report[dashboard["slug"] or str(dashboard["id"])] = render(driver, url, dashboard, n, out)
+        return report
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the screenshots")
+    args = parser.parse_args()
+    report = check_all(args.url.rstrip("/"), args.out)
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0 if report and not any(r["errors"] for r in report.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

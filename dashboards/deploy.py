@@ -1,0 +1,178 @@
+"""Deploy the dashboards: Superset's metadata, the bundle, managers, row-level security (in .venv-superset).
+
+``python -m dashboards.deploy`` (what ``knutpunkt dashboards deploy`` runs) is idempotent:
+
+1. ``superset db upgrade`` and ``superset init`` (only when Superset's version changed);
+2. the admin and one manager per förvaltning, passwords generated into ``credentials.json`` (0600);
+3. the YAML bundle in ``dashboards/bundle`` imported with overwrite, its database pointed at this
+   platform's ``warehouse/serving/current.duckdb`` (read-only, no file access from SQL);
+4. per förvaltning a role that may read only datasets with a ``forvaltning`` column, and a
+   row-level-security filter ``forvaltning = '<its förvaltning>'`` on each of them, so a manager's
+   charts and CSV exports hold only the förvaltning's own rows (not the kommun-wide ``Totalt``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import duckdb
+
+from dashboards.home import BUNDLE, SUPERSET_VENV, SupersetHome, role_name
+
+SERVING_TOKEN = "${KNUTPUNKT_SERVING}"
+RLS_COLUMN = "forvaltning"
+
+
+def forvaltningar(home: SupersetHome) -> list[str]:
+    """The förvaltningar of the org tree in the current snapshot (read-only, no file access)."""
+    con = duckdb.connect(str(home.serving), read_only=True, config={"enable_external_access": False})
+    try:
+        rows = con.execute(
+            "SELECT DISTINCT forvaltning FROM org_unit WHERE level = 'förvaltning' ORDER BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+    return [r[0] for r in rows]
+
+
+def bundle_zip(home: SupersetHome, bundle: Path = BUNDLE) -> bytes:
+    """The bundle as Superset's import ZIP, with the database URI pointing at this platform's snapshot."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for path in sorted(bundle.rglob("*.yaml")):
+            text = path.read_text().replace(SERVING_TOKEN, str(home.serving))
+            zf.writestr(f"knutpunkt/{path.relative_to(bundle)}", text)
+    return out.getvalue()
+
+
+def prepare_metadata(home: SupersetHome) -> None:
+    """Create or migrate Superset's SQLite metadata and its built-in roles, once per Superset version."""
+    from importlib.metadata import version
+
+    stamp = home.root / ".initialised"
+    wanted = f"apache-superset {version('apache-superset')}"
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    superset = str(SUPERSET_VENV / "bin" / "superset")
+    for args in (["db", "upgrade"], ["init"]):
+        done = subprocess.run([superset, *args], env=home.env(), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"superset {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    stamp.write_text(wanted)
+
+
+def deploy(home: SupersetHome) -> dict:
+    """Everything after the metadata exists, in one app context; returns the credentials."""
+    from superset.app import create_app
+
+    creds = home.ensure_credentials(forvaltningar(home))
+    app = create_app()
+    with app.app_context():
+        from superset.utils.core import override_user
+
+        admin = ensure_user(creds["admin"], ["Admin"])
+        with override_user(admin):
+            import_bundle(home)
+        fix_query_contexts()
+        grant_managers(creds["managers"])
+    return creds
+
+
+def ensure_user(cred: dict, roles: list[str]):
+    """Create the user or reset its password and roles to what the credentials file says."""
+    from superset import security_manager as sm
+    from superset.extensions import db
+
+    wanted = [sm.find_role(r) for r in roles]
+    user = sm.find_user(username=cred["username"])
+    if user is None:
+        user = sm.add_user(
+            cred["username"], cred["username"], "Knutpunkt", f"{cred['username']}@knutpunkt.invalid",
+            wanted, password=cred["password"],
+        )  # fmt: skip
+    else:
+        sm.reset_password(user.id, cred["password"])
+        user.roles = wanted
+    db.session.commit()
+    return user
+
+
+def import_bundle(home: SupersetHome) -> None:
+    """Import as an assets bundle: unlike a dashboard import, it overwrites charts and datasets too."""
+    from superset.commands.importers.v1.assets import ImportAssetsCommand
+    from superset.commands.importers.v1.utils import get_contents_from_bundle
+
+    with zipfile.ZipFile(io.BytesIO(bundle_zip(home))) as zf:
+        contents = get_contents_from_bundle(zf)
+    ImportAssetsCommand(contents).run()
+
+
+def fix_query_contexts() -> None:
+    """Point each chart's saved query context at its dataset's id in this Superset (ids differ per install).
+
+    The chart-data API (``/api/v1/chart/<id>/data``, used by tests and bench) runs the saved query
+    context; the bundle cannot know the ids the import assigned.
+    """
+    from superset.extensions import db
+    from superset.models.slice import Slice
+
+    for chart in db.session.query(Slice).all():
+        if not chart.query_context:
+            continue
+        qc = json.loads(chart.query_context)
+        qc["datasource"] = {"id": chart.datasource_id, "type": "table"}
+        qc.setdefault("form_data", {})["datasource"] = f"{chart.datasource_id}__table"
+        qc["form_data"]["slice_id"] = chart.id
+        chart.query_context = json.dumps(qc)
+    db.session.commit()
+
+
+def restricted_datasets() -> list:
+    """Datasets a manager may read: those with a ``forvaltning`` column (each gets an RLS filter)."""
+    from superset.connectors.sqla.models import SqlaTable
+    from superset.extensions import db
+
+    return [t for t in db.session.query(SqlaTable).all() if RLS_COLUMN in {c.column_name for c in t.columns}]
+
+
+def grant_managers(managers: dict[str, dict]) -> None:
+    """A role and an RLS filter per förvaltning; its manager gets Gamma (the UI) plus that role."""
+    from superset import security_manager as sm
+    from superset.connectors.sqla.models import RowLevelSecurityFilter
+    from superset.extensions import db
+
+    datasets = restricted_datasets()
+    for forvaltning, cred in managers.items():
+        role = sm.add_role(role_name(forvaltning))
+        role.permissions = [sm.add_permission_view_menu("datasource_access", t.perm) for t in datasets]
+        name = f"RLS {forvaltning}"
+        rls = db.session.query(RowLevelSecurityFilter).filter_by(name=name).one_or_none()
+        if rls is None:
+            rls = RowLevelSecurityFilter(name=name, filter_type="Regular")
+            db.session.add(rls)
+        rls.clause = f"{RLS_COLUMN} = '{forvaltning.replace(chr(39), chr(39) * 2)}'"
+        rls.description = f"{role.name} ser bara {forvaltning}s rader (inte kommunens Totalt)."
+        rls.tables = datasets
+        rls.roles = [role]
+        db.session.commit()
+        ensure_user(cred, ["Gamma", role.name])
+
+
+def main() -> int:
+    home = SupersetHome.from_env()
+    if not home.serving.exists():
+        print(f"No serving snapshot at {home.serving}: run `knutpunkt run` first.", file=sys.stderr)
+        return 1
+    prepare_metadata(home)
+    deploy(home)
+    print(f"Dashboards deployed from {BUNDLE}; credentials in {home.credentials} (0600)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

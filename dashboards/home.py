@@ -1,0 +1,91 @@
+"""Where Superset's state lives and how its generated credentials are kept (standard library only).
+
+Everything is under ``$KNUTPUNKT_HOME/superset``, outside the repository: the SQLite metadata, the
+secret key and ``credentials.json`` (0600) with the admin's and each förvaltning manager's generated
+password. No default password exists anywhere; whoever needs to log in reads that file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SUPERSET_VENV = REPO_ROOT / ".venv-superset"
+CONFIG = REPO_ROOT / "dashboards" / "superset_config.py"
+BUNDLE = REPO_ROOT / "dashboards" / "bundle"
+DEFAULT_PORT = 8088
+
+
+@dataclass(frozen=True)
+class SupersetHome:
+    """Superset's folder under a platform home."""
+
+    platform_home: Path
+
+    @classmethod
+    def from_env(cls) -> SupersetHome:
+        return cls(Path(os.environ.get("KNUTPUNKT_HOME", REPO_ROOT / "var")).resolve())
+
+    @property
+    def root(self) -> Path:
+        return self.platform_home / "superset"
+
+    @property
+    def credentials(self) -> Path:
+        return self.root / "credentials.json"
+
+    @property
+    def serving(self) -> Path:
+        """The symlink to the current snapshot: Superset's only analytics database."""
+        return self.platform_home / "warehouse" / "serving" / "current.duckdb"
+
+    def env(self) -> dict[str, str]:
+        """Environment for every Superset process: its config, and the platform home it reads."""
+        return os.environ | {
+            "SUPERSET_CONFIG_PATH": str(CONFIG),
+            "KNUTPUNKT_HOME": str(self.platform_home),
+            "PYTHONPATH": str(REPO_ROOT),
+            "FLASK_APP": "superset.app:create_app()",
+            "SUPERSET_LOAD_EXAMPLES": "no",
+        }
+
+    def read_credentials(self) -> dict:
+        return json.loads(self.credentials.read_text())
+
+    def ensure_credentials(self, forvaltningar: list[str]) -> dict:
+        """Generate the admin's and each manager's password once; keep existing ones."""
+        creds = self.read_credentials() if self.credentials.exists() else {}
+        creds.setdefault("admin", {"username": "admin", "password": secrets.token_urlsafe(18)})
+        managers = creds.setdefault("managers", {})
+        for forvaltning in forvaltningar:
+            managers.setdefault(
+                forvaltning,
+                {"username": manager_username(forvaltning), "password": secrets.token_urlsafe(18)},
+            )
+        self._write_private(self.credentials, json.dumps(creds, indent=2, ensure_ascii=False))
+        return creds
+
+    def _write_private(self, path: Path, text: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+
+
+def manager_username(forvaltning: str) -> str:
+    """'Vård- och omsorgsförvaltningen' -> 'chef.vard-och-omsorgsforvaltningen' (ASCII, stable)."""
+    ascii_ = unicodedata.normalize("NFKD", forvaltning).encode("ascii", "ignore").decode()
+    return "chef." + re.sub(r"[^a-z0-9]+", "-", ascii_.lower()).strip("-")
+
+
+def role_name(forvaltning: str) -> str:
+    return f"Chef {forvaltning}"
