@@ -1,8 +1,10 @@
 """Where Superset's state lives and how its generated credentials are kept (standard library only).
 
-Everything is under ``$KNUTPUNKT_HOME/superset``, outside the repository: the SQLite metadata, the
-secret key and ``credentials.json`` (0600) with the admin's and each förvaltning manager's generated
-password. No default password exists anywhere; whoever needs to log in reads that file.
+Superset's metadata (SQLite) is under ``$KNUTPUNKT_HOME/superset``. Its secrets are kept with the
+platform's other secret, beside the pseudonymisation key file and so outside the repository
+(``~/.config/knutpunkt/superset/`` by default): the generated secret keys and ``credentials.json``
+(0600) with the admin's and each förvaltning manager's generated password. No default password exists
+anywhere; whoever needs to log in reads that file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import re
 import secrets
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,8 @@ SUPERSET_VENV = REPO_ROOT / ".venv-superset"
 CONFIG = REPO_ROOT / "dashboards" / "superset_config.py"
 BUNDLE = REPO_ROOT / "dashboards" / "bundle"
 DEFAULT_PORT = 8088
+SECRETS_ENV = "KNUTPUNKT_SUPERSET_SECRETS"
+DEFAULT_KEY_FILE = Path.home() / ".config" / "knutpunkt" / "pseudonym.key"  # as pipelines/border/keys.py
 
 
 @dataclass(frozen=True)
@@ -27,10 +32,13 @@ class SupersetHome:
     """Superset's folder under a platform home."""
 
     platform_home: Path
+    secrets: Path  # secret keys and credentials.json: beside the key file, outside the repository
 
     @classmethod
-    def from_env(cls) -> SupersetHome:
-        return cls(Path(os.environ.get("KNUTPUNKT_HOME", REPO_ROOT / "var")).resolve())
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> SupersetHome:
+        home = Path(env.get("KNUTPUNKT_HOME", REPO_ROOT / "var")).resolve()
+        key_file = Path(env.get("KNUTPUNKT_KEY_FILE") or DEFAULT_KEY_FILE).expanduser().resolve()
+        return cls(home, Path(env.get(SECRETS_ENV) or key_file.parent / "superset").resolve())
 
     @property
     def root(self) -> Path:
@@ -38,7 +46,7 @@ class SupersetHome:
 
     @property
     def credentials(self) -> Path:
-        return self.root / "credentials.json"
+        return self.secrets / "credentials.json"
 
     @property
     def serving(self) -> Path:
@@ -50,6 +58,7 @@ class SupersetHome:
         return os.environ | {
             "SUPERSET_CONFIG_PATH": str(CONFIG),
             "KNUTPUNKT_HOME": str(self.platform_home),
+            SECRETS_ENV: str(self.secrets),
             "PYTHONPATH": str(REPO_ROOT),
             "FLASK_APP": "superset.app:create_app()",
             "SUPERSET_LOAD_EXAMPLES": "no",

@@ -1,24 +1,24 @@
 """Superset's configuration for Knutpunkt (loaded through SUPERSET_CONFIG_PATH, inside .venv-superset).
 
-Everything Superset writes lives under ``$KNUTPUNKT_HOME/superset`` (metadata in SQLite, the secret
-key), never in the repository. The secret key is generated on first use (0600) rather than shipped:
-a default key would let anyone forge session cookies. This file must not import the pipeline code:
-it runs in Superset's own environment.
+Superset's metadata (SQLite) lives under ``$KNUTPUNKT_HOME/superset``; its secret keys beside the
+platform's key file, outside the repository (``dashboards.home``). The secret key is generated on
+first use (0600) rather than shipped: a default key would let anyone forge session cookies. This file
+must not import the pipeline code: it runs in Superset's own environment.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from pathlib import Path
 
-HOME = Path(os.environ.get("KNUTPUNKT_HOME", Path(__file__).resolve().parent.parent / "var")).resolve()
-SUPERSET_HOME = HOME / "superset"
+from dashboards.home import SupersetHome
+
+HOME = SupersetHome.from_env()
 
 
 def _secret(name: str) -> str:
     """Read a generated secret, creating it (0600, exclusively) if no process has yet."""
-    path = SUPERSET_HOME / name
+    path = HOME.secrets / name
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -31,7 +31,8 @@ def _secret(name: str) -> str:
 
 SECRET_KEY = _secret("secret_key")
 GLOBAL_ASYNC_QUERIES_JWT_SECRET = _secret("async_jwt_secret")
-SQLALCHEMY_DATABASE_URI = f"sqlite:///{SUPERSET_HOME / 'superset.db'}?check_same_thread=false"
+HOME.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+SQLALCHEMY_DATABASE_URI = f"sqlite:///{HOME.root / 'superset.db'}?check_same_thread=false"
 
 # The snapshot is small and DuckDB answers in milliseconds: no result cache, so a new publish is
 # visible to the next query (a cache would serve the previous snapshot until it expired).

@@ -73,12 +73,12 @@ def run_main_job(env: dict[str, str], *args: str) -> subprocess.CompletedProcess
     return done
 
 
-DISCOVERY_RUN = ["--citizens", "2500", "--years", "2", "--seed", "5"]
+DISCOVERY_RUN = ["--citizens", "2500", "--years", "2", "--seed", "5"]  # also the dashboards' data
 
 
 @pytest.fixture(scope="session")
 def discovery_platform(tmp_path_factory) -> dict:
-    """One small main-job run shared by the discovery and notebook tests: its home, output and manifest."""
+    """One small main-job run shared by the discovery, notebook and dashboard tests: its home and manifest."""
     import json
 
     root = tmp_path_factory.mktemp("discovery")
@@ -95,22 +95,16 @@ def discovery_platform(tmp_path_factory) -> dict:
     }
 
 
-DASHBOARDS_RUN = ["--citizens", "1500", "--years", "1", "--seed", "5"]
-
-
 @pytest.fixture(scope="session")
-def dashboards_platform(tmp_path_factory) -> dict:
-    """One small main job, the dashboards deployed on it (``knutpunkt dashboards deploy``) and one
-    Superset server (gunicorn), shared by the dashboard and browser tests; stopped by process group."""
+def dashboards_platform(discovery_platform) -> dict:
+    """The dashboards deployed (``knutpunkt dashboards deploy``) on the discovery run's snapshot, and one
+    Superset server (gunicorn) shared by the dashboard and browser tests; stopped by process group."""
     import socket
 
     from dashboards import server
     from dashboards.home import SupersetHome
 
-    root = tmp_path_factory.mktemp("dashboards")
-    env = main_job_env(root)
-    done = run_main_job(env, *DASHBOARDS_RUN)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    env = discovery_platform["env"]
     deploy = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "dashboards", "deploy"],
         env=env, capture_output=True, text=True, timeout=600,
@@ -119,14 +113,14 @@ def dashboards_platform(tmp_path_factory) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    home = SupersetHome(root / "home")
+    home = SupersetHome.from_env(env)
     proc = server.start(home, port, home.root / "server.log")
     try:
         yield {
             "url": f"http://127.0.0.1:{port}",
             "home": home,
             "env": env,
-            "paths": Paths(root / "home"),
+            "paths": discovery_platform["paths"],
             "credentials": home.read_credentials(),
         }
     finally:

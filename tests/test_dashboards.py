@@ -1,8 +1,8 @@
 """Superset on the serving snapshot: the bundle deployed by one command, row-level security per
 förvaltning, a locked-down DuckDB connection, and publishing while dashboards query.
 
-A real Superset server (gunicorn, from .venv-superset) on a small main-job run, shared with
-test_dashboards_browser.py through the session fixture ``dashboards_platform``; everything goes through
+A real Superset server (gunicorn, from .venv-superset) on the discovery tests' small main-job run,
+shared with test_dashboards_browser.py through the session fixture ``dashboards_platform``; everything goes through
 Superset's REST API as its users would.
 """
 
@@ -11,7 +11,6 @@ import io
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from dashboards.api import Superset, SupersetError
-from dashboards.home import BUNDLE, REPO_ROOT, role_name
+from dashboards.home import BUNDLE, REPO_ROOT, SupersetHome, role_name
 
 MANAGERS = ("Socialförvaltningen", "Vård- och omsorgsförvaltningen")
 DASHBOARDS = {"Chefsöversikt", "Ärendeflöde (Visuell styrning)", "Nyttorealisering", "Dataupptäckt"}
@@ -80,8 +79,9 @@ def test_one_command_deploys_four_dashboards_whose_charts_all_return_real_data(d
 def test_credentials_are_generated_and_kept_private_outside_the_repository(dashboards_platform):
     home = dashboards_platform["home"]
     assert home.credentials.stat().st_mode & 0o077 == 0
-    assert (home.root / "secret_key").stat().st_mode & 0o077 == 0
-    assert not home.credentials.is_relative_to(Path(__file__).resolve().parent.parent)
+    assert (home.secrets / "secret_key").stat().st_mode & 0o077 == 0
+    assert not home.credentials.is_relative_to(REPO_ROOT)
+    assert not SupersetHome.from_env({}).credentials.is_relative_to(REPO_ROOT), "the default too"
     creds = dashboards_platform["credentials"]
     passwords = [creds["admin"]["password"], *(m["password"] for m in creds["managers"].values())]
     assert len(set(passwords)) == len(passwords) and min(map(len, passwords)) >= 20
