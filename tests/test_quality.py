@@ -94,13 +94,14 @@ def test_suite_holds_every_rule_of_the_spec_and_gx_keeps_them_all():
         ("mandatory", "Månad"),
         ("range", "Belopp"),
         ("allowed_values", "Hushållstyp"),
-        ("date_sanity", "Månad"),
         ("natural_key_unique", None),
     }
-    assert {"file_readable", "volume", "rows_quarantined"} <= {e["meta"]["rule"] for e in aid["all_rows"]}
+    assert {"file_readable", "known_rules"} <= {e["meta"]["rule"] for e in aid["all_rows"]}
+    whole = {(e["meta"]["rule"], e["meta"].get("column")) for e in aid["delivery"]}
+    assert whole >= {("volume", None), ("rows_quarantined", None), ("date_sanity", "Månad")}
     validator = Validator("socialtjanst")
     for name, spec in suites.items():  # GX upserts by domain: a lost expectation would show here
-        for part in ("all_rows", "loaded_rows"):
+        for part in contract.PARTS:
             assert len(validator.definitions[(name, part)].suite.expectations) == len(spec[part])
 
 
@@ -130,7 +131,7 @@ def test_loaded_rows_that_break_the_contract_are_an_error_even_past_the_border()
     }
     failed = {
         (o.rule, o.column, o.unexpected)
-        for o in validator.validate("socialtjanst.ekonomiskt_bistand", frame, params, "2024-02")
+        for o in validator.validate("socialtjanst.ekonomiskt_bistand", frame, {"2024-02": params})["2024-02"]
         if not o.success and o.severity == "critical"
     }
     assert failed == {
@@ -140,7 +141,7 @@ def test_loaded_rows_that_break_the_contract_are_an_error_even_past_the_border()
     }
 
 
-def _aid_frame(month: str, amounts: list[float]) -> pd.DataFrame:
+def _aid_frame(month: str, amounts: list[float], paid_for: str | None = None) -> pd.DataFrame:
     n = len(amounts)
     return pd.DataFrame(
         {
@@ -150,7 +151,7 @@ def _aid_frame(month: str, amounts: list[float]) -> pd.DataFrame:
             "birth_year": [1981] * n,
             "sex": ["M"] * n,
             "key_version": ["1"] * n,
-            "month": pd.to_datetime([f"{month}-01"] * n),
+            "month": pd.to_datetime([f"{paid_for or month}-01"] * n),
             "amount_sek": amounts,
             "household_type": [ALONE] * n,
             "_rule": pd.Series([None] * n, dtype="str"),
@@ -169,13 +170,23 @@ def _params(month: str) -> dict:
     }
 
 
-@pytest.mark.parametrize("bad_month", [None, "2024-03"])
-def test_deliveries_validated_together_get_the_verdicts_they_get_one_by_one(bad_month):
+BAD = "2024-03"
+
+
+@pytest.mark.parametrize("broken", [None, "range", "date_sanity"])
+def test_deliveries_validated_together_get_the_verdicts_they_get_one_by_one(broken):
     """A backfill's months share GX runs; each month's outcomes must equal validating it alone."""
     validator, suite = Validator("socialtjanst"), "socialtjanst.ekonomiskt_bistand"
-    months = ["2024-02", "2024-03", "2024-04"]
-    frames = {m: _aid_frame(m, [-5.0 if m == bad_month else 10.0, 20.0, 30.0]) for m in months}
-    together = validator.validate_many(suite, pd.concat(frames.values()), {m: _params(m) for m in months})
+    months = ["2024-02", BAD, "2024-04"]
+    frames = {
+        m: _aid_frame(
+            m,
+            [-5.0 if (m, broken) == (BAD, "range") else 10.0, 20.0, 30.0],
+            paid_for="2024-05" if (m, broken) == (BAD, "date_sanity") else None,
+        )
+        for m in months
+    }
+    together = validator.validate(suite, pd.concat(frames.values()), {m: _params(m) for m in months})
 
     def verdicts(outcomes):
         return sorted(
@@ -183,10 +194,10 @@ def test_deliveries_validated_together_get_the_verdicts_they_get_one_by_one(bad_
         )
 
     for m in months:
-        alone = validator.validate(suite, frames[m], _params(m), m)
+        alone = validator.validate(suite, frames[m], {m: _params(m)})[m]
         assert verdicts(together[m]) == verdicts(alone)
         failed = {o.rule for o in together[m] if not o.success}
-        assert failed == ({"range"} if m == bad_month else set())
+        assert failed == ({broken} if m == BAD and broken else set())
 
 
 def test_checks_report_each_partition_of_a_range_run_and_half_volume_only_warns(home):

@@ -113,7 +113,7 @@ def _outcomes(
             months = delivered[start : start + BATCH]
             frame = dataset_frame(con, ds, months)
             params = {d: parameters(con, unit, ds, d) for d in months}
-            for d, found in validator.validate_many(f"{unit.name}.{ds.name}", frame, params).items():
+            for d, found in validator.validate(f"{unit.name}.{ds.name}", frame, params).items():
                 out[d] += found
     return out
 

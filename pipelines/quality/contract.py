@@ -12,18 +12,17 @@ what this module generates, so the two cannot drift. Regenerate with
 Severities follow GX: ``critical`` fails the delivery (Dagster ERROR, blocking),
 ``warning`` is shown and does not block (Dagster WARN).
 
-Each dataset has two parts, run on two batches of one delivery (see
-:mod:`pipelines.quality.frame`): ``all_rows``, every row of the file, loaded or
-quarantined (with ``_rule`` and ``_defect`` = ``rule:column``), and
-``loaded_rows``, the typed rows downstream relies on. (Two batches rather than
-GX ``row_condition``: that doubles GX's cost per expectation.)
-
-Each expectation has a ``scope``. ``rows``: it holds for several deliveries'
-rows together (frames carry ``_delivery``, natural keys include it) exactly
-when it holds for each, so a backfill checks it once over all its months.
-``delivery``: it judges one delivery as a whole (volume, share broken, any row
-quarantined) or takes that delivery's parameters (date window), so it runs per
-delivery. See :mod:`pipelines.quality.validate`.
+Each dataset has three parts. Two run on rows (see :mod:`pipelines.quality.frame`):
+``all_rows``, every row of the file, loaded or quarantined (with ``_rule`` and
+``_defect`` = ``rule:column``), and ``loaded_rows``, the typed rows downstream
+relies on. (Two batches rather than GX ``row_condition``: that doubles GX's cost
+per expectation.) Their expectations hold for several deliveries' rows together
+exactly when they hold for each (natural keys include ``_delivery``), so a
+backfill checks them once over many months. The third, ``delivery``, judges
+each delivery as a whole, on a summary with one row per delivery: rows, share
+broken, rows quarantined, the first and last date of each date column, and the
+delivery's own values (volume floor, date window) as columns, so one GX run
+judges many deliveries and names each one that fails.
 """
 
 from __future__ import annotations
@@ -37,10 +36,10 @@ from pipelines.ingest.read import FILE_RULES
 from pipelines.ingest.transform import _rules as row_rules
 from pipelines.units import UNITS, Column, Dataset, Unit
 
-SUITE_VERSION = 2
+SUITE_VERSION = 3
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[1] / "units" / "expectations"
-ALL_ROWS, LOADED_ROWS = "all_rows", "loaded_rows"
-ROWS, DELIVERY = "rows", "delivery"  # expectation scopes
+ALL_ROWS, LOADED_ROWS, DELIVERY = "all_rows", "loaded_rows", "delivery"
+PARTS = (ALL_ROWS, LOADED_ROWS, DELIVERY)
 PSEUDONYM = r"^[0-9a-f]{64}$"
 SYSTEMATIC_SHARE = 0.5  # more than half of a file's rows broken: the file is wrong, not the rows
 
@@ -81,7 +80,11 @@ def build_contract(unit: Unit) -> dict[str, Any]:
             "critical": "ERROR: blocks the unit's downstream",
             "warning": "WARN: shown, not blocking",
         },
-        "parameters": {
+        "delivery_summary": {
+            "rows": "rows in the file (loaded and quarantined)",
+            "share_broken": "share of the rows that break a rule",
+            "rows_quarantined": "rows quarantined",
+            "first_<column>, last_<column>": "earliest and latest value of a date column in the loaded rows",
             "min_rows": "half the median rows of the last 6 deliveries of the dataset "
             "(0 with fewer than 3, or a median under 20)",
             "earliest": "1900-01-01",
@@ -93,6 +96,7 @@ def build_contract(unit: Unit) -> dict[str, Any]:
                 "natural_key": list(natural_key(unit, ds)),
                 ALL_ROWS: all_rows(unit, ds),
                 LOADED_ROWS: loaded_rows(unit, ds),
+                DELIVERY: delivery(ds),
             }
             for ds in unit.datasets
         },
@@ -124,7 +128,7 @@ def loaded_columns(dataset: Dataset) -> list[str]:
 
 
 def all_rows(unit: Unit, dataset: Dataset) -> list[dict[str, Any]]:
-    """Delivery-level expectations, and the row rules as the border judged them."""
+    """The file read against the contract, and the row rules as the border judged them."""
     labels = ["duplicate_row:*"] + [
         f"{rule}:{column}" for c in dataset.columns for _, rule, column in row_rules(c)
     ]
@@ -135,14 +139,6 @@ def all_rows(unit: Unit, dataset: Dataset) -> list[dict[str, Any]]:
             "critical",
             "file_readable",
             "The file reads against the contract: bytes, encoding, delimiter, header, columns.",
-            scope=ROWS,
-        ),
-        _e(
-            "expect_column_values_to_be_null",
-            {"column": "_rule", "mostly": 1 - SYSTEMATIC_SHARE},
-            "critical",
-            "not_systematically_broken",
-            "At most half of the rows break a rule; more means the file is wrong (format, columns shifted).",
         ),
         _e(
             "expect_column_values_to_be_in_set",
@@ -150,24 +146,65 @@ def all_rows(unit: Unit, dataset: Dataset) -> list[dict[str, Any]]:
             "critical",
             "known_rules",
             "Every quarantined row names a rule of this contract (rule:column), so suite and border agree.",
-            scope=ROWS,
+        ),
+    ]
+
+
+def delivery(dataset: Dataset) -> list[dict[str, Any]]:
+    """What only the delivery as a whole shows, on its summary row: breakage, quarantine, volume, dates."""
+    out = [
+        _e(
+            "expect_column_values_to_be_between",
+            {"column": "share_broken", "min_value": 0, "max_value": SYSTEMATIC_SHARE},
+            "critical",
+            "not_systematically_broken",
+            "At most half of the rows break a rule; more means the file is wrong (format, columns shifted).",
         ),
         _e(
-            "expect_column_values_to_be_null",
-            {"column": "_defect"},
+            "expect_column_values_to_be_between",
+            {"column": "rows_quarantined", "min_value": 0, "max_value": 0},
             "warning",
             "rows_quarantined",
             "No row quarantined (mandatory, type, range, value set, personnummer, duplicate); "
             "which rule and line: the quarantine table and the check's metadata.",
         ),
-        _e(
-            "expect_table_row_count_to_be_between",
-            {"min_value": {"$PARAMETER": "min_rows"}},
+        _pair(
+            "rows",
+            "min_rows",
             "warning",
             "volume",
-            "At least half the usual rows (median of the last 6 deliveries).",
+            "At least half the usual rows (last 6 deliveries' median).",
         ),
     ]
+    out[-1]["meta"]["observed"] = "rows"  # the check's description says how many rows came
+    for col in dataset.columns:
+        name = f"{col.name}_key" if col.kind == "key" else col.name
+        if col.kind in ("date", "timestamp"):
+            why = f"{col.source} is not in the future of the delivery month, nor before 1900."
+            out.append(_pair("latest", f"last_{name}", "warning", "date_sanity", why, col.source))
+            out.append(_pair(f"first_{name}", "earliest", "warning", "date_sanity", why, col.source))
+        if col.kind == "month":
+            why = f"{col.source} is the delivery month."
+            out.append(_pair("month_start", f"last_{name}", "warning", "date_sanity", why, col.source))
+            out.append(_pair(f"first_{name}", "month_start", "warning", "date_sanity", why, col.source))
+    return out
+
+
+def dated_columns(suite: dict[str, Any]) -> list[str]:
+    """The date columns whose first and last values a suite's delivery summary needs."""
+    names = []
+    for e in suite[DELIVERY]:
+        for key in ("column_A", "column_B"):
+            column = e["kwargs"].get(key, "")
+            if column.startswith("last_"):
+                names.append(column.removeprefix("last_"))
+    return names
+
+
+def _pair(a: str, b: str, severity: str, rule: str, why: str, column: str | None = None) -> dict[str, Any]:
+    """``a >= b`` on the delivery summary (a missing value, e.g. no loaded rows, is not judged)."""
+    kwargs = {"column_A": a, "column_B": b, "or_equal": True, "ignore_row_if": "either_value_is_missing"}
+    return _e("expect_column_pair_values_a_to_be_greater_than_b", kwargs, severity, rule, why, column)
 
 
 def loaded_rows(unit: Unit, dataset: Dataset) -> list[dict[str, Any]]:
@@ -181,7 +218,6 @@ def loaded_rows(unit: Unit, dataset: Dataset) -> list[dict[str, Any]]:
             "critical",
             "natural_key_unique",
             f"One loaded row per ({', '.join(key)}) in a delivery.",
-            scope=ROWS,
         )
     )
     return out
@@ -200,7 +236,6 @@ def _loaded_column(col: Column) -> list[dict[str, Any]]:
                     "personnummer_valid",
                     f"Every loaded row has a valid {col.source} (Luhn, date), checked before pseudonymisation.",
                     col.source,
-                    scope=ROWS,
                 )
             )
         out.append(
@@ -211,7 +246,6 @@ def _loaded_column(col: Column) -> list[dict[str, Any]]:
                 "pseudonymised",
                 "Only HMAC-SHA256 pseudonyms are stored, never a personnummer.",
                 col.source,
-                scope=ROWS,
             )
         )
         return out
@@ -227,7 +261,6 @@ def _loaded_column(col: Column) -> list[dict[str, Any]]:
                 "mandatory",
                 f"{col.source} is mandatory.",
                 col.source,
-                scope=ROWS,
             )
         )
     if col.minimum is not None or col.maximum is not None:
@@ -240,7 +273,6 @@ def _loaded_column(col: Column) -> list[dict[str, Any]]:
                 "range",
                 f"{col.source} within [{col.minimum}, {col.maximum}].",
                 col.source,
-                scope=ROWS,
             )
         )
     if col.allowed:
@@ -252,52 +284,15 @@ def _loaded_column(col: Column) -> list[dict[str, Any]]:
                 "allowed_values",
                 f"{col.source} is one of the contract's values.",
                 col.source,
-                scope=ROWS,
-            )
-        )
-    if col.kind in ("date", "timestamp"):
-        out.append(
-            _e(
-                "expect_column_values_to_be_between",
-                {
-                    "column": name,
-                    "min_value": {"$PARAMETER": "earliest"},
-                    "max_value": {"$PARAMETER": "latest"},
-                },
-                "warning",
-                "date_sanity",
-                f"{col.source} is not in the future of the delivery month, nor before 1900.",
-                col.source,
-            )
-        )
-    if col.kind == "month":
-        out.append(
-            _e(
-                "expect_column_values_to_be_between",
-                {
-                    "column": name,
-                    "min_value": {"$PARAMETER": "month_start"},
-                    "max_value": {"$PARAMETER": "month_start"},
-                },
-                "warning",
-                "date_sanity",
-                f"{col.source} is the delivery month.",
-                col.source,
             )
         )
     return out
 
 
 def _e(
-    type_: str,
-    kwargs: dict,
-    severity: str,
-    rule: str,
-    why: str,
-    column: str | None = None,
-    scope: str = DELIVERY,
+    type_: str, kwargs: dict, severity: str, rule: str, why: str, column: str | None = None
 ) -> dict[str, Any]:
-    meta = {"rule": rule, "why": why, "scope": scope} | ({"column": column} if column else {})
+    meta = {"rule": rule, "why": why} | ({"column": column} if column else {})
     return {"type": type_, "kwargs": kwargs, "severity": severity, "meta": meta}
 
 

@@ -65,8 +65,28 @@ def dataset_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, deliveries: 
     ).df()
 
 
+def delivery_summary(frame: pd.DataFrame, parameters: dict[str, dict], dated: list[str]) -> pd.DataFrame:
+    """One row per delivery for the suite's ``delivery`` part: counts, date bounds and its parameters."""
+    rows = []
+    for delivery, values in parameters.items():
+        f = frame[frame["_delivery"] == delivery]
+        loaded = f[f["_rule"].isna()]
+        row = {
+            "_delivery": delivery,
+            "rows": len(f),
+            "share_broken": float(f["_rule"].notna().mean()) if len(f) else 0.0,
+            "rows_quarantined": int(f["_defect"].notna().sum()),
+            **values,
+        }
+        for column in dated:
+            dates = pd.to_datetime(loaded[column])
+            row[f"first_{column}"], row[f"last_{column}"] = dates.min(), dates.max()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def parameters(con: duckdb.DuckDBPyConnection, unit: Unit, dataset: Dataset, delivery: str) -> dict:
-    """Runtime values of the suite's ``$PARAMETER``s: volume floor and the date window."""
+    """A delivery's own values for its summary: volume floor and the date window."""
     year, month = int(delivery[:4]), int(delivery[5:7])
     last_day = calendar.monthrange(year, month)[1]
     return {

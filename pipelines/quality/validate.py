@@ -1,17 +1,16 @@
 """Run a unit's committed suite on its deliveries with Great Expectations 1.x (pandas, ephemeral context).
 
 GX's SQL datasource is broken over DuckDB (see the stack notes), so each
-dataset's frame is validated in pandas. Results use a bounded ``result_format``
-with no unexpected values at all, so neither results, Data Docs nor Dagster
-metadata can carry a data value: they say which expectation failed and how many
-rows, and the quarantine table says which lines.
+dataset's frame is validated in pandas. Results say which expectation failed,
+for which delivery and how many rows; never a row's value (bounded
+``result_format``), and the quarantine table says which lines.
 
 GX's cost is almost all fixed per expectation and run (building its metric
-graph), hardly per row. So a run over many deliveries checks the ``rows``-scoped
-expectations once over all of them (they hold for the whole exactly when they
-hold for each) and only the ``delivery``-scoped ones per delivery. If a
-``rows`` expectation fails on the whole, every delivery is validated on its own,
-so each verdict and count still belongs to one delivery.
+graph), hardly per row, so a run over many deliveries validates them together:
+the row parts once over all their rows (they hold for the whole exactly when
+they hold for each; if one fails, each delivery is validated on its own so
+every count belongs to one delivery), and the delivery part once over the
+deliveries' summary rows, where GX names each failing delivery by ``_delivery``.
 """
 
 from __future__ import annotations
@@ -23,18 +22,25 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.quality.contract import ALL_ROWS, DELIVERY, LOADED_ROWS, ROWS, load_contract
+from pipelines.quality.contract import ALL_ROWS, DELIVERY, LOADED_ROWS, PARTS, dated_columns, load_contract
+from pipelines.quality.frame import delivery_summary
 
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
+# Which deliveries' summary rows failed: their _delivery. The summary holds counts and date bounds only.
+ATTRIBUTED = {
+    "result_format": "COMPLETE",
+    "unexpected_index_column_names": ["_delivery"],
+    "return_unexpected_index_query": False,
+}
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """One expectation's verdict on one file: counts only, never values."""
+    """One expectation's verdict on one delivery's file: counts only, never values."""
 
     suite: str
-    part: str  # all_rows | loaded_rows
+    part: str  # all_rows | loaded_rows | delivery
     rule: str
     column: str | None
     expectation: str
@@ -91,59 +97,61 @@ class Validator:
             )
         batches = self.context.data_sources.add_pandas(unit).add_dataframe_asset("delivery")
         batch = batches.add_batch_definition_whole_dataframe("file")
-        self.definitions: dict[tuple[str, ...], Any] = {}  # (suite, part[, scope]) -> definition
+        self.definitions: dict[tuple[str, str], Any] = {}  # (suite, part) -> definition
+        self.dated: dict[str, list[str]] = {}
         for name, spec in load_contract(unit)["suites"].items():
-            for part in (ALL_ROWS, LOADED_ROWS):
-                for scope in (None, ROWS, DELIVERY):
-                    chosen = [e for e in spec[part] if scope in (None, e["meta"]["scope"])]
-                    key = (name, part) if scope is None else (name, part, scope)
-                    self.definitions[key] = _definition(gx, self.context, batch, ".".join(key), chosen)
+            self.dated[name] = dated_columns(spec)
+            for part in PARTS:
+                self.definitions[(name, part)] = _definition(
+                    gx, self.context, batch, f"{name}.{part}", spec[part]
+                )
 
-    def validate(self, suite: str, frame: pd.DataFrame, parameters: dict, delivery: str) -> list[Outcome]:
-        """The whole of a dataset's suite on one delivery's frame (see ``frame.dataset_frame``).
-
-        The delivery month is the GX run name, so a Data Docs page says which delivery it judged.
-        """
-        return self._run(suite, None, frame, parameters, f"delivery-{delivery}")
-
-    def validate_many(
+    def validate(
         self, suite: str, frame: pd.DataFrame, parameters: dict[str, dict]
     ) -> dict[str, list[Outcome]]:
-        """A dataset's suite on several deliveries' frame (``_delivery`` tells them apart), per delivery.
+        """A dataset's suite on one or more deliveries' rows (see ``frame.dataset_frame``), per delivery.
 
-        ``parameters`` holds each delivery's ``$PARAMETER`` values, in delivery order.
+        ``parameters`` holds each delivery's volume floor and date window, in delivery order. The
+        deliveries are the GX run name, so a Data Docs page says which delivery it judged.
         """
-        parts = {d: group for d, group in frame.groupby("_delivery", sort=False)}
-        months = {d: parts.get(d, frame.iloc[0:0]) for d in parameters}
-        if len(months) == 1:
-            return {d: self.validate(suite, f, parameters[d], d) for d, f in months.items()}
+        months = {d: frame[frame["_delivery"] == d] for d in parameters}
         first, last = next(iter(months)), list(months)[-1]
-        together = self._run(suite, ROWS, frame, {}, f"deliveries-{first}..{last}")
-        if not all(o.success for o in together):
-            return {d: self.validate(suite, f, parameters[d], d) for d, f in months.items()}
-        return {
-            d: _passed_in(together, f) + self._run(suite, DELIVERY, f, parameters[d], f"delivery-{d}")
-            for d, f in months.items()
-        }
+        run_name = f"delivery-{first}" if first == last else f"deliveries-{first}..{last}"
+        rows = self._rows(suite, frame, months, run_name)
+        summary = delivery_summary(frame, parameters, self.dated[suite])
+        fmt = ATTRIBUTED if len(months) > 1 else RESULT_FORMAT
+        judged = self._results(suite, DELIVERY, summary, run_name, fmt)
+        return {d: rows[d] + [_judged(suite, r, d, summary) for r in judged] for d in months}
 
-    def _run(
-        self, suite: str, scope: str | None, frame: pd.DataFrame, parameters: dict, run_name: str
-    ) -> list[Outcome]:
+    def _rows(
+        self, suite: str, frame: pd.DataFrame, months: dict[str, pd.DataFrame], run_name: str
+    ) -> dict[str, list[Outcome]]:
+        together = self._row_parts(suite, frame, run_name)
+        if len(months) == 1:
+            return {d: together for d in months}
+        if all(o.success for o in together):
+            return {d: _passed_in(together, f) for d, f in months.items()}
+        return {d: self._row_parts(suite, f, f"delivery-{d}") for d, f in months.items()}
+
+    def _row_parts(self, suite: str, frame: pd.DataFrame, run_name: str) -> list[Outcome]:
+        loaded = frame[frame["_rule"].isna()].drop(columns=["_rule", "_defect"])
+        return [
+            _outcome(suite, part, r)
+            for part, batch in ((ALL_ROWS, frame), (LOADED_ROWS, loaded))
+            for r in self._results(suite, part, batch, run_name)
+        ]
+
+    def _results(
+        self, suite: str, part: str, batch: pd.DataFrame, run_name: str, result_format: dict = RESULT_FORMAT
+    ) -> list:
         from great_expectations.core.run_identifier import RunIdentifier
 
-        outcomes = []
-        for part, batch in ((ALL_ROWS, frame), (LOADED_ROWS, _loaded(frame))):
-            definition = self.definitions[(suite, part) if scope is None else (suite, part, scope)]
-            if not definition.suite.expectations:
-                continue
-            result = definition.run(
-                batch_parameters={"dataframe": batch},
-                expectation_parameters=parameters,
-                result_format=RESULT_FORMAT,
-                run_id=RunIdentifier(run_name=run_name),
-            )
-            outcomes += [_outcome(suite, part, r) for r in result.results]
-        return outcomes
+        result = self.definitions[(suite, part)].run(
+            batch_parameters={"dataframe": batch},
+            result_format=result_format,
+            run_id=RunIdentifier(run_name=run_name),
+        )
+        return result.results
 
     def build_docs(self) -> Path:
         assert self.docs_dir is not None, "this validator has no Data Docs site"
@@ -166,21 +174,32 @@ def _definition(gx, context, batch, name: str, expectations: list[dict]):
     return context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
 
 
-def _loaded(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["_rule"].isna()].drop(columns=["_rule", "_defect"])
-
-
 def _passed_in(together: list[Outcome], frame: pd.DataFrame) -> list[Outcome]:
     """The ``rows`` outcomes that passed over all deliveries, as one delivery's: none of its rows failed."""
     rows = {ALL_ROWS: len(frame), LOADED_ROWS: int(frame["_rule"].isna().sum())}
     return [replace(o, unexpected=0, rows=rows[o.part]) for o in together]
 
 
+def _judged(suite: str, r, delivery: str, summary: pd.DataFrame) -> Outcome:
+    """One delivery's verdict from a run over several deliveries' summary rows.
+
+    GX lists the failing rows' ``_delivery``; an expectation that failed without a list (it raised,
+    or judged a single delivery) failed for every delivery in the run.
+    """
+    listed = {i["_delivery"] for i in (r.result or {}).get("unexpected_index_list") or []}
+    failed = delivery in listed or (not r.success and not listed)
+    outcome = replace(_outcome(suite, DELIVERY, r), success=not failed, unexpected=None, rows=None)
+    observed = r.expectation_config.meta.get("observed")
+    if observed:
+        row = summary.loc[summary["_delivery"] == delivery, observed]
+        outcome = replace(outcome, observed=int(row.iloc[0]))
+    return outcome
+
+
 def _outcome(suite: str, part: str, r) -> Outcome:
     config, result = r.expectation_config, r.result or {}
     if r.exception_info and r.exception_info.get("raised_exception"):
         log.warning("%s: %s raised %s", suite, config.type, r.exception_info.get("exception_message"))
-    observed = result.get("observed_value") if config.type == "expect_table_row_count_to_be_between" else None
     return Outcome(
         suite=suite,
         part=part,
@@ -191,5 +210,4 @@ def _outcome(suite: str, part: str, r) -> Outcome:
         success=bool(r.success),
         unexpected=result.get("unexpected_count"),
         rows=result.get("element_count"),
-        observed=observed,
     )
