@@ -17,6 +17,7 @@ import io
 import json
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -164,6 +165,9 @@ def grant_managers(managers: dict[str, dict]) -> None:
 
 
 def main() -> int:
+    from sqlalchemy.exc import SAWarning
+
+    warnings.simplefilter("ignore", SAWarning)  # Superset's import triggers SQLAlchemy flush notices
     home = SupersetHome.from_env()
     if not home.serving.exists():
         print(f"No serving snapshot at {home.serving}: run `knutpunkt run` first.", file=sys.stderr)

@@ -8,6 +8,7 @@ must not import the pipeline code: it runs in Superset's own environment.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 
@@ -52,4 +53,5 @@ FEATURE_FLAGS = {
 PREVENT_UNSAFE_DB_CONNECTIONS = True
 SQLLAB_CTAS_NO_LIMIT = False
 ROW_LIMIT = 50_000
+LOG_LEVEL = logging.WARNING  # Superset's INFO lines drown what deploy and serve say to the user
 SUPERSET_WEBSERVER_TIMEOUT = 120
