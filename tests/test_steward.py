@@ -15,6 +15,8 @@ import duckdb
 import pytest
 
 from pipelines.assets.cross_unit import citizen_index
+from pipelines.assets.discovery import DISCOVERY_KEYS
+from pipelines.assets.publish import SNAPSHOT_KEY
 from pipelines.border.keys import load_keyring
 from pipelines.cli import main
 from pipelines.definitions import LINK_JOB, defs
@@ -23,7 +25,7 @@ from pipelines.ingest.transform import border_query
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit
 from pipelines.stewardship.contracts import DEFAULT_DIR, LINEAGE_COLUMNS, load_contracts
-from pipelines.stewardship.sensor import steward_decisions
+from pipelines.stewardship.sensor import DOWNSTREAM, steward_decisions
 from pipelines.units import UNITS
 from synthetic.generate import generate
 from tests.leaks import forms_in_landing, hits_in_files
@@ -355,6 +357,10 @@ def test_a_log_rewritten_with_a_valid_chain_is_caught_by_the_heads_recorded_in_d
     assert "the log was rewritten" in capsys.readouterr().out
 
 
+def _links(request: dg.RunRequest) -> list[dg.AssetKey]:
+    return [k for k in request.asset_selection if k not in DOWNSTREAM]
+
+
 def test_a_steward_decision_relinks_the_unit_without_waiting_for_a_delivery(paths):
     def evaluate(cursor=None) -> dg.SensorResult:
         return steward_decisions(dg.build_sensor_context(instance=instance, cursor=cursor))
@@ -364,13 +370,27 @@ def test_a_steward_decision_relinks_the_unit_without_waiting_for_a_delivery(path
         [request] = first.run_requests  # the loaded units, on a first tick
         assert set(request.asset_selection) == {citizen_index.key} | {
             dg.AssetKey(["cross_unit", u]) for u in LOADED[1:]
-        }
+        }, "no rebuild of the marts before every unit zone exists"
         assert evaluate(first.cursor).run_requests == []
+        keys, wh = load_keyring(), Warehouse(paths.warehouse)
+        for unit in set(UNITS) - set(LOADED):
+            for month in sorted(p.name for p in (paths.landing / unit).iterdir()):
+                load_delivery(UNITS[unit], month, paths.landing, wh, keys)
 
         _approve(AID)
         [request] = evaluate(first.cursor).run_requests
-        assert request.asset_selection == [dg.AssetKey(["cross_unit", "socialtjanst"])]
+        assert _links(request) == [dg.AssetKey(["cross_unit", "socialtjanst"])]
+        rebuilt = set(request.asset_selection)  # a withdrawal must reach findings and dashboards too
+        assert {
+            SNAPSHOT_KEY,
+            *DISCOVERY_KEYS,
+            dg.AssetKey(["cross_unit", "discovery", "citizen_quarter"]),
+        } <= rebuilt
+        run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, asset_selection=request.asset_selection, raise_on_error=False
+        )
+        assert run.success, "the requested relink, rebuild and publish must run as one run"
 
         _approve(REGISTER)
         [request] = evaluate(first.cursor).run_requests
-        assert len(request.asset_selection) == len(LOADED), "the register relinks every loaded unit"
+        assert len(_links(request)) == len(UNITS), "the register relinks every loaded unit"

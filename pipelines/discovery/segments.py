@@ -33,9 +33,10 @@ def profiles(panel: Panel) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(persons x services share of quarters, each person's most common age group, service names)."""
     names = [i.name for i in panel.indicators if i.name not in EXCLUDED]
     quarters = np.bincount(panel.person, minlength=panel.persons).astype(float)
-    shares = np.column_stack(
-        [np.bincount(panel.person, weights=panel.flag(n), minlength=panel.persons) / quarters for n in names]
-    )
+    columns = [
+        np.bincount(panel.person, weights=panel.flag(n), minlength=panel.persons) / quarters for n in names
+    ]
+    shares = np.column_stack(columns) if columns else np.zeros((panel.persons, 0))  # nothing shared yet
     age = np.zeros(panel.persons, dtype=np.int64)
     age[panel.person] = panel.age_group  # the latest quarter's age group (rows are in key order)
     return shares, age, names

@@ -6,7 +6,10 @@ pending, expired, revoked, with the contract version) and asks for the link
 assets of the units whose status changed: an approval, a revocation, an edited
 contract, or an approval whose expiry date has just passed. A change to
 folkbokföring relinks everything, since every linked table says who is known
-to the register.
+to the register. Once every unit has delivered (the marts read every unit
+zone), the same run rebuilds what reads the cross-unit zone (dbt models with
+the panel, the discovery findings, the serving snapshot), so a withdrawal
+reaches findings and dashboards too, not only the linked tables.
 """
 
 import hashlib
@@ -14,6 +17,9 @@ import json
 
 import dagster as dg
 
+from pipelines.assets.discovery import DISCOVERY_KEYS
+from pipelines.assets.marts import dbt_models
+from pipelines.assets.publish import SNAPSHOT_KEY
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit
 from pipelines.stewardship.contracts import load_contracts
@@ -22,6 +28,7 @@ from warehouse.layout import Warehouse
 
 CITIZEN_INDEX = dg.AssetKey(["cross_unit", "citizen_index"])
 REGISTER = "folkbokforing"
+DOWNSTREAM = [*dbt_models.keys, *DISCOVERY_KEYS, SNAPSHOT_KEY]
 
 
 def link_key(unit: str) -> dg.AssetKey:
@@ -43,7 +50,7 @@ def changed_units(before: dict[str, str], now: dict[str, str]) -> set[str]:
     name="steward_decisions",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    asset_selection=[link_key(u) for u in UNITS],
+    asset_selection=[*(link_key(u) for u in UNITS), *DOWNSTREAM],
     description="Relinks a unit when a steward approves or revokes, a contract changes or an approval expires.",
 )
 def steward_decisions(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
@@ -60,5 +67,7 @@ def steward_decisions(context: dg.SensorEvaluationContext) -> dg.SensorResult | 
     if not loaded:
         return dg.SensorResult(cursor=json.dumps(now))
     run_key = hashlib.sha256(json.dumps(now, sort_keys=True).encode()).hexdigest()[:16]
-    request = dg.RunRequest(run_key=f"sharing-{run_key}", asset_selection=[link_key(u) for u in loaded])
+    links = [link_key(u) for u in loaded]
+    rebuild = DOWNSTREAM if all(wh.unit_zone(u).exists() for u in UNITS) else []  # marts read every zone
+    request = dg.RunRequest(run_key=f"sharing-{run_key}", asset_selection=[*links, *rebuild])
     return dg.SensorResult(run_requests=[request], cursor=json.dumps(now))
