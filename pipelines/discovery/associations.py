@@ -119,7 +119,6 @@ def _finding(panel: Panel, a: Indicator, b: Indicator, t: dict, q: float) -> Fin
             + (f"; samtidig förekomst är {_num(lift)} gånger den förväntade." if np.isfinite(lift) else ".")
         ),
         forvaltning=forvaltning_or_total(None),
-        org_unit=None,
         dataset_a=a.source,
         dataset_b=b.source,
         measure="oddskvot (Mantel–Haenszel)",

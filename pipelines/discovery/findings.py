@@ -24,29 +24,29 @@ FDR = 0.05  # Benjamini–Hochberg level over every hypothesis an analysis tests
 COUNTS = ("n_a", "n_b", "n_both", "n_population")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Finding:
     finding_id: str  # stable across runs: kind and what it is about
     kind: str  # association | precedence | segment | kpi_deviation | kpi_trend | case_flow
     title: str  # Swedish, one line
     description: str  # Swedish, what it means for a reader
     forvaltning: str  # the förvaltning the finding belongs to, or 'Totalt'
-    org_unit: str | None  # enhet, for KPI findings
-    dataset_a: str | None  # 'unit.dataset'
-    dataset_b: str | None
+    org_unit: str | None = None  # enhet, for KPI findings
+    dataset_a: str | None = None  # 'unit.dataset'
+    dataset_b: str | None = None
     measure: str  # Swedish name of the effect measure
-    effect: float | None
-    ci_low: float | None
-    ci_high: float | None
-    p_value: float | None
-    q_value: float | None
+    effect: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    q_value: float | None = None
     reported: bool
-    n_a: int | None  # persons in group A (having the first service)
-    n_b: int | None  # persons in group B
-    n_both: int | None  # persons in both (the overlap the effect rests on)
-    n_population: int | None  # persons analysed
+    n_a: int | None = None  # persons in group A (having the first service)
+    n_b: int | None = None  # persons in group B
+    n_both: int | None = None  # persons in both (the overlap the effect rests on)
+    n_population: int | None = None  # persons analysed
     about_persons: bool  # False for money (budget rows): disclosure rules do not apply
-    detail: str | None  # Swedish: lag distribution, segment profile, ...
+    detail: str | None = None  # Swedish: lag distribution, segment profile, ...
     method: str
     data_version: str
     lag_counts: str | None = (

@@ -149,7 +149,6 @@ def _finding(panel: Panel, a: Indicator, b: Indicator, t: dict, q: float, thresh
             f"median {_median(ordered)} kvartal emellan."
         ),
         forvaltning=forvaltning_or_total(None),
-        org_unit=None,
         dataset_a=first.source,
         dataset_b=second.source,
         measure="justerad sekvenskvot",
