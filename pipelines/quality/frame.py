@@ -65,11 +65,14 @@ def dataset_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset, deliveries: 
     ).df()
 
 
-def delivery_summary(frame: pd.DataFrame, parameters: dict[str, dict], dated: list[str]) -> pd.DataFrame:
-    """One row per delivery for the suite's ``delivery`` part: counts, date bounds and its parameters."""
+def delivery_summary(
+    frames: dict[str, pd.DataFrame], parameters: dict[str, dict], dated: list[str]
+) -> pd.DataFrame:
+    """One row per delivery (``frames``: its rows) for the suite's ``delivery`` part: counts, date
+    bounds and the delivery's parameters."""
     rows = []
     for delivery, values in parameters.items():
-        f = frame[frame["_delivery"] == delivery]
+        f = frames[delivery]
         loaded = f[f["_rule"].isna()]
         row = {
             "_delivery": delivery,

@@ -16,7 +16,7 @@ deliveries' summary rows, where GX names each failing delivery by ``_delivery``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +56,6 @@ class Outcome:
             return f"{self.suite}: {self.rule}{where} ({self.observed} rows)"
         count = f" ({self.unexpected} of {self.rows} rows)" if self.unexpected is not None else ""
         return f"{self.suite}: {self.rule}{where}{count}"
-
-
-@dataclass
-class Validation:
-    """Every outcome of one delivery, across its dataset files."""
-
-    outcomes: list[Outcome] = field(default_factory=list)
-
-    def failed(self, severity: str) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.success and o.severity == severity]
 
 
 class Validator:
@@ -118,7 +108,7 @@ class Validator:
         first, last = next(iter(months)), list(months)[-1]
         run_name = f"delivery-{first}" if first == last else f"deliveries-{first}..{last}"
         rows = self._rows(suite, frame, months, run_name)
-        summary = delivery_summary(frame, parameters, self.dated[suite])
+        summary = delivery_summary(months, parameters, self.dated[suite])
         fmt = ATTRIBUTED if len(months) > 1 else RESULT_FORMAT
         judged = self._results(suite, DELIVERY, summary, run_name, fmt)
         return {d: rows[d] + [_judged(suite, r, d, summary) for r in judged] for d in months}
