@@ -134,7 +134,7 @@ def main() -> None:
         main_job(args.home, args)
     try:
         deploy(args.home)
-        home = SupersetHome(args.home.resolve())
+        home = SupersetHome.from_env(os.environ | {"KNUTPUNKT_HOME": str(args.home.resolve())})
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
