@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dashboards import server  # noqa: E402
 from dashboards.api import Superset  # noqa: E402
-from dashboards.home import REPO_ROOT, SupersetHome  # noqa: E402
+from dashboards.home import SupersetHome  # noqa: E402
 
 
 def arguments() -> argparse.Namespace:
@@ -83,9 +83,9 @@ def main_job(home: Path, args: argparse.Namespace) -> None:
 
 
 def deploy(home: Path) -> None:
-    env = os.environ | {"KNUTPUNKT_HOME": str(home), "PYTHONPATH": str(REPO_ROOT)}
-    python = str(REPO_ROOT / ".venv-superset" / "bin" / "python")
-    subprocess.run([python, "-m", "dashboards.manage", "deploy"], env=env, check=True, capture_output=True)
+    env = os.environ | {"KNUTPUNKT_HOME": str(home)}
+    command = [sys.executable, "-m", "pipelines.cli", "dashboards", "deploy"]  # as bin/demo deploys
+    subprocess.run(command, env=env, check=True, capture_output=True)
 
 
 def measure(url: str, home: SupersetHome, repeat: int) -> list[tuple]:

@@ -18,13 +18,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# The platform's own answers to "where is the home" and "where are the secrets": both modules use the
+# standard library only, so Superset's environment can import them (tests/test_dashboards.py runs it).
+from pipelines.border.keys import key_file_path
+from pipelines.settings import REPO_ROOT, Paths
+
 SUPERSET_VENV = REPO_ROOT / ".venv-superset"
 CONFIG = REPO_ROOT / "dashboards" / "superset_config.py"
 BUNDLE = REPO_ROOT / "dashboards" / "bundle"
 DEFAULT_PORT = 8088
 SECRETS_ENV = "KNUTPUNKT_SUPERSET_SECRETS"
-DEFAULT_KEY_FILE = Path.home() / ".config" / "knutpunkt" / "pseudonym.key"  # as pipelines/border/keys.py
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,8 @@ class SupersetHome:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> SupersetHome:
-        home = Path(env.get("KNUTPUNKT_HOME", REPO_ROOT / "var")).resolve()
-        key_file = Path(env.get("KNUTPUNKT_KEY_FILE") or DEFAULT_KEY_FILE).expanduser().resolve()
-        return cls(home, Path(env.get(SECRETS_ENV) or key_file.parent / "superset").resolve())
+        folder = env.get(SECRETS_ENV) or key_file_path(env).parent / "superset"
+        return cls(Paths.from_env(env).home, Path(folder).resolve())
 
     @property
     def root(self) -> Path:

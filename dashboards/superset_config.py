@@ -3,7 +3,8 @@
 Superset's metadata (SQLite) lives under ``$KNUTPUNKT_HOME/superset``; its secret keys beside the
 platform's key file, outside the repository (``dashboards.home``). The secret key is generated on
 first use (0600) rather than shipped: a default key would let anyone forge session cookies. This file
-must not import the pipeline code: it runs in Superset's own environment.
+runs in Superset's own environment: of the pipeline code it reaches only the standard-library modules
+``dashboards.home`` imports.
 """
 
 from __future__ import annotations

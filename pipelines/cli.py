@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_dashboards(action: str, port: int) -> int:
     """Superset runs in its own environment (.venv-superset): hand over to dashboards/manage.py there."""
-    python = REPO_ROOT / ".venv-superset" / "bin" / "python"
+    from dashboards.home import SUPERSET_VENV  # standard library only
+
+    python = SUPERSET_VENV / "bin" / "python"
     if not python.exists():
         console.print("No .venv-superset: run bin/setup first.")
         return 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +16,8 @@ class Paths:
     home: Path
 
     @classmethod
-    def from_env(cls) -> Paths:
-        return cls(Path(os.environ.get(HOME_ENV, REPO_ROOT / "var")).resolve())
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Paths:
+        return cls(Path(env.get(HOME_ENV, REPO_ROOT / "var")).resolve())
 
     @property
     def landing(self) -> Path:

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,12 +70,17 @@ class Keyring:
         return self.derive("central")
 
 
+def key_file_path(env: Mapping[str, str] = os.environ, key_file: Path | None = None) -> Path:
+    """Where the master key file is (or will be created): the folder the platform's secrets share."""
+    return Path(key_file or env.get(KEY_FILE_ENV) or DEFAULT_KEY_FILE).expanduser().resolve()
+
+
 def load_keyring(key_file: Path | None = None) -> Keyring:
     """Read the master key from the environment or the key file, creating the file if missing."""
     version = os.environ.get(KEY_VERSION_ENV, "v1")
     if hex_key := os.environ.get(KEY_ENV):
         return Keyring(version, _parse_hex(hex_key, KEY_ENV))
-    path = Path(key_file or os.environ.get(KEY_FILE_ENV) or DEFAULT_KEY_FILE).expanduser().resolve()
+    path = key_file_path(key_file=key_file)
     if path.is_relative_to(_REPO_ROOT):
         raise KeyMaterialError(f"key file {path} lies inside the repository; keep keys outside it")
     if not path.exists():
