@@ -75,7 +75,7 @@ def load_deliveries(
     keyed |= {"key_version": keys.version}
     with connect(warehouse.unit_zone(unit.name)) as con:
         install_macros(con)
-        _ensure_tables(con, unit, keyed | {"ref_year": 2000})
+        _ensure_tables(con, unit, keyed | {"ref_year": 2000})  # any year: only the output schema is used
         with _vault(con, unit, warehouse.vault(unit.name)):
             for delivery in deliveries:
                 results = _load(con, unit, delivery, landing, keyed | {"ref_year": int(delivery[:4])})
