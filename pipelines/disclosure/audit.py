@@ -32,9 +32,13 @@ def audit(frame: pl.DataFrame, spec: TableSpec, threshold: int = DEFAULT_THRESHO
     """Every way the published table discloses a count below the threshold."""
     c = cells(frame, spec)
     n = c.rows
-    names = [*spec.counts, *(f"{whole} - {part}" for part, whole in spec.complements.items())]
+    names = [
+        *spec.counts,
+        *(f"{whole} - {part}" for part, whole in spec.complements.items()),
+        *(f"{whole} - {part}" for part, whole in spec.at_most.items()),
+    ]
     unknown = np.isnan(c.values) | c.hidden
-    small = c.applies & ~np.isnan(c.values) & (c.values < threshold)
+    small = c.applies & ~c.slack & ~np.isnan(c.values) & (c.values < threshold)
     problems = [
         Problem(
             spec.name,

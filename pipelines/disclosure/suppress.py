@@ -38,7 +38,7 @@ def protect(frame: pl.DataFrame, spec: TableSpec, threshold: int = DEFAULT_THRES
     if threshold < 1:
         raise ValueError("the threshold must be at least 1")
     c = cells(frame, spec)
-    small = c.applies & (np.isnan(c.values) | (c.values < threshold))
+    small = c.applies & ~c.slack & (np.isnan(c.values) | (c.values < threshold))
     withheld = small & ~c.hidden  # published cells withheld
     sensitive = small.copy()  # cells whose value must not be recoverable
     _secondary(c, withheld, sensitive)

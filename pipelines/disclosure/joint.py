@@ -1,0 +1,233 @@
+"""Protection and audit over everything published together: all tables of a snapshot as one system.
+
+``snapshot_system`` turns protected tables into one vector of cells with every relation a reader can
+use (margins, complements, at-most relations, identities between tables). ``secure`` runs the bounds
+audit on it and, while any withheld cell's interval is narrower than the protection width, withholds
+one more published cell in a relation that binds it (the smallest at least as large as the width,
+so the narrow cell gets room to move), then audits again the blocks that changed. ``attack`` is the
+same audit from the attacker's side: what the published snapshot gives away, cell by cell.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from pipelines.disclosure.bounds import Narrow, Report, System, bounds_audit
+from pipelines.disclosure.spec import DEFAULT_THRESHOLD, Cells, TableSpec, cells, protection_width
+
+_MAX_ROUNDS = 100
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where one table's cells sit in the snapshot's vector."""
+
+    spec: TableSpec
+    offset: int
+    cells: Cells
+
+
+@dataclass(frozen=True)
+class Secured:
+    tables: dict[str, pl.DataFrame]
+    secondary: dict[str, int]  # per table: cells withheld by the bounds rounds
+    report: Report  # the last full audit
+    rounds: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The system of a snapshot, and which of its cells can be withheld (published counts)."""
+
+    system: System
+    spans: list[Span]
+    published: np.ndarray  # bool: a published count (not a complement or slack, rules apply)
+    hidden: np.ndarray  # bool: a complement or slack, known only while its part and whole are
+    slack: np.ndarray  # bool: never protected
+
+    def sensitive(self, values: np.ndarray) -> np.ndarray:
+        return np.isnan(values) & ~self.slack
+
+    def with_values(self, values: np.ndarray) -> System:
+        return System(values, self.sensitive(values), self.system.relations)
+
+
+def snapshot_system(tables: dict[str, pl.DataFrame], specs: dict[str, TableSpec]) -> Snapshot:
+    """One system of cells and relations over every protected table present in ``tables``."""
+    spans, offset = [], 0
+    for name, spec in specs.items():
+        if name in tables:
+            c = cells(tables[name], spec)
+            spans.append(Span(spec, offset, c))
+            offset += len(c.values)
+
+    def joined(field: str) -> np.ndarray:
+        return np.concatenate([getattr(s.cells, field) for s in spans]) if spans else np.zeros(0)
+
+    applies, hidden, slack = (joined(f).astype(bool) for f in ("applies", "hidden", "slack"))
+    values = np.where(applies, joined("values"), 0.0)  # not about people: a constant, not an unknown
+    relations = []
+    for s in spans:
+        for g in s.cells.groups:
+            ids = np.array([g.total, *g.members], dtype=np.int64) + s.offset
+            relations.append((ids, np.array([-1.0] + [1.0] * len(g.members))))
+    by_name = {s.spec.name: s for s in spans}
+    for s in spans:
+        relations += _identities(s, by_name, tables)
+    system = System(values, np.isnan(values) & ~slack, relations)
+    return Snapshot(system, spans, applies & ~hidden, applies & hidden, slack)
+
+
+def _identities(span: Span, spans: dict[str, Span], tables: dict[str, pl.DataFrame]) -> list:
+    out = []
+    for identity in span.spec.identities:
+        other = spans.get(identity.other)
+        if other is None:
+            continue
+        mine = _rows(tables[span.spec.name], identity.where, identity.on)
+        theirs = _rows(tables[identity.other], identity.other_where, identity.on)
+        pairs = mine.join(theirs, on=list(identity.on), how="inner", suffix="_o", nulls_equal=True)
+        for row, orow in zip(pairs["_row"], pairs["_row_o"], strict=True):
+            for count, terms in identity.terms.items():
+                ids = [span.offset + span.cells.columns.index(count) * span.cells.rows + row]
+                ids += [other.offset + other.cells.columns.index(c) * other.cells.rows + orow for c in terms]
+                coefs = [-1.0, *terms.values()]
+                out.append((np.array(ids, dtype=np.int64), np.array(coefs)))
+    return out
+
+
+def _rows(frame: pl.DataFrame, where: pl.Expr | None, on: tuple[str, ...]) -> pl.DataFrame:
+    indexed = frame.with_row_index("_row")
+    if where is not None:
+        indexed = indexed.filter(where)
+    return indexed.select(*on, pl.col("_row").cast(pl.Int64))
+
+
+def attack(
+    tables: dict[str, pl.DataFrame], specs: dict[str, TableSpec], threshold: int = DEFAULT_THRESHOLD
+) -> Report:
+    """What an attacker with the whole snapshot learns: every withheld cell bounded narrower than the width."""
+    return bounds_audit(snapshot_system(tables, specs).system, protection_width(threshold))
+
+
+def secure(
+    tables: dict[str, pl.DataFrame], specs: dict[str, TableSpec], threshold: int = DEFAULT_THRESHOLD
+) -> Secured:
+    """Withhold more cells until no withheld cell of the snapshot is narrower than the protection width."""
+    start, width = time.perf_counter(), protection_width(threshold)
+    snap = snapshot_system(tables, specs)
+    values = snap.system.values.copy()
+    only: set[int] | None = None
+    rounds = 0
+    while True:
+        rounds += 1
+        report = bounds_audit(snap.with_values(values), width, only)
+        if not report.narrow:
+            break
+        if rounds == _MAX_ROUNDS:
+            raise RuntimeError("bounds protection did not settle")
+        opened = _open(report.narrow, values, snap, width)
+        if not opened:
+            raise RuntimeError(f"bounds protection is stuck: {len(report.narrow)} cells stay narrow")
+        only = opened | {n.cell for n in report.narrow}
+    if rounds > 1:
+        report = bounds_audit(snap.with_values(values), width)  # the whole snapshot once more
+    out, secondary = _apply(tables, snap.spans, values, snap.system.values)
+    return Secured(out, secondary, report, rounds, time.perf_counter() - start)
+
+
+def _open(narrow: list[Narrow], values: np.ndarray, snap: Snapshot, width: float) -> set[int]:
+    """For each narrow cell, withhold one published cell of a relation that holds it down.
+
+    Relations binding the cell's optimum come first, then relations ever further away through
+    withheld cells (a complement whose part and whole are both withheld moves only when they do).
+    In the relation, the smallest published cell at least as large as the width gives the narrow
+    cell room to move by the width; without one, the largest. Ties go by position: deterministic.
+    """
+    by_cell: dict[int, list[int]] = {}
+    for r, (ids, _) in enumerate(snap.system.relations):
+        for c in ids:
+            by_cell.setdefault(int(c), []).append(r)
+    opened: set[int] = set()
+    for n in narrow:
+        for r in _nearby(n, values, snap, by_cell):
+            ids = snap.system.relations[r][0]
+            if opened & set(ids.tolist()):
+                break  # this relation was loosened this round already
+            candidates = [int(c) for c in ids if snap.published[c] and not np.isnan(values[c])]
+            if candidates:
+                large = [c for c in candidates if values[c] >= width]
+                pick = (
+                    min(large, key=lambda c: (values[c], c))
+                    if large
+                    else max(candidates, key=lambda c: (values[c], -c))
+                )
+                _withhold(pick, values, snap, by_cell)
+                opened.add(pick)
+                break
+    return opened
+
+
+def _withhold(cell: int, values: np.ndarray, snap: Snapshot, by_cell: dict[int, list[int]]) -> None:
+    """Withhold a cell, and the complements and slacks computed from it become unknown too."""
+    values[cell] = np.nan
+    for r in by_cell.get(cell, []):
+        for c in snap.system.relations[r][0]:
+            if snap.hidden[c]:
+                values[c] = np.nan
+
+
+def _nearby(n: Narrow, values: np.ndarray, snap: Snapshot, by_cell: dict[int, list[int]]):
+    """The binding relations, then every relation reachable through withheld cells, nearest first."""
+    seen: set[int] = set()
+    for r in n.binding:
+        seen.add(r)
+        yield r
+    frontier, cells = [n.cell], {n.cell}
+    while frontier:
+        following = []
+        for c in frontier:
+            for r in by_cell.get(c, []):
+                if r not in seen:
+                    seen.add(r)
+                    yield r
+                for other in snap.system.relations[r][0]:
+                    other = int(other)
+                    if other not in cells and np.isnan(values[other]):
+                        cells.add(other)
+                        following.append(other)
+        frontier = following
+
+
+def _apply(
+    tables: dict[str, pl.DataFrame], spans: list[Span], values: np.ndarray, before: np.ndarray
+) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
+    """Null the newly withheld counts in the frames, and the derived values built on them."""
+    out, secondary = dict(tables), {}
+    for s in spans:
+        frame, spec, n = tables[s.spec.name], s.spec, s.cells.rows
+
+        def column(k: int, v: np.ndarray, s: Span = s, n: int = n) -> np.ndarray:
+            return v[s.offset + k * n : s.offset + (k + 1) * n]
+
+        newly = {
+            c: np.isnan(column(k, values)) & ~np.isnan(column(k, before)) for k, c in enumerate(spec.counts)
+        }
+        secondary[spec.name] = int(sum(m.sum() for m in newly.values()))
+        if not secondary[spec.name]:
+            continue
+        frame = frame.with_columns(_null_where(c, m) for c, m in newly.items() if m.any())
+        for derived, counts in spec.derived.items():
+            hide = np.logical_or.reduce([newly[c] for c in counts])
+            frame = frame.with_columns(_null_where(derived, hide))
+        out[spec.name] = frame
+    return out, secondary
+
+
+def _null_where(column: str, mask: np.ndarray) -> pl.Expr:
+    return pl.when(pl.Series(mask)).then(None).otherwise(pl.col(column)).alias(column)
