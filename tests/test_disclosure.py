@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from pipelines.disclosure import TOTAL, TableSpec, audit, protect, withhold_running
-from pipelines.disclosure.joint import attack, secure
+from pipelines.disclosure.joint import attack, moved, secure
 
 
 def cube(values: dict[tuple[str, ...], int], dims: tuple[str, ...]) -> pl.DataFrame:
@@ -263,3 +263,23 @@ def test_secured_random_snapshots_withstand_the_bounds_attack(seed):
     assert audit(secured.tables["random"], spec) == []
     kept = secured.tables["random"].drop_nulls("n").join(frame, on=list(dims), suffix="_in")
     assert (kept["n"] == kept["n_in"]).all()
+
+
+def test_two_publishes_audited_together_give_away_nothing_that_each_keeps():
+    # Each publish alone hides 'a' (3) well, but a reader holding both subtracts: 55 - 40 - 12 = 3.
+    before = pl.DataFrame({"area": ["a", "b", "c", TOTAL], "n": [None, 40, None, 55]})
+    after = pl.DataFrame({"area": ["a", "b", "c", TOTAL], "n": [None, None, 12, 55]})
+    specs = {"one": ATTACK_1D}
+    assert attack({"one": before}, specs).narrow == [] and attack({"one": after}, specs).narrow == []
+    together = attack({"one": after}, specs, previous={"one": before})
+    assert {(n.low, n.high) for n in together.narrow} == {(3.0, 3.0)}
+    secured = secure({"one": after}, specs, previous={"one": before})
+    assert secured.tables["one"]["n"].to_list() == [None, None, None, 55]
+    assert attack(secured.tables, specs, previous={"one": before}).narrow == []
+
+
+def test_a_past_count_that_moved_between_publishes_is_counted_and_not_assumed_equal():
+    before = pl.DataFrame({"area": ["a", "b", TOTAL], "n": [20, 30, 50]})
+    after = pl.DataFrame({"area": ["a", "b", TOTAL], "n": [22, 30, 52]})
+    assert moved({"one": after}, {"one": ATTACK_1D}, {"one": before}) == {"one": 2}
+    assert attack({"one": after}, {"one": ATTACK_1D}, previous={"one": before}).narrow == []

@@ -58,6 +58,7 @@ class Report:
     narrowest: float  # smallest width solved or witnessed over sensitive cells (a lower bound; inf if none)
     solves: int  # LPs and MILPs solved
     blocks: int
+    inconsistent: int = 0  # blocks with no solution: an assumed identity (history kept) is false there
 
 
 def blocks(system: System) -> list[list[int]]:
@@ -84,22 +85,36 @@ def blocks(system: System) -> list[list[int]]:
     return list(grouped.values())
 
 
-def bounds_audit(system: System, width: float, only: set[int] | None = None) -> Report:
+class Inconsistent(RuntimeError):
+    """The relations have no non-negative solution: the published numbers contradict them."""
+
+
+def bounds_audit(
+    system: System, width: float, only: set[int] | None = None, tolerate: bool = False
+) -> Report:
     """Every sensitive unknown whose feasible integer interval is narrower than ``width``.
 
     ``only`` restricts the work to blocks holding one of these cells (a re-audit after a change).
+    ``tolerate`` skips blocks without a solution (counted) instead of failing: across two publishes
+    the attacker assumes history is unchanged, and where it did change that assumption tells nothing.
     """
     narrow: list[Narrow] = []
-    narrowest, solves, count = np.inf, 0, 0
+    narrowest, solves, count, inconsistent = np.inf, 0, 0, 0
     for block in blocks(system):
         problem = _Block(system, block)
         if only is not None and not only & set(problem.cells.tolist()):
             continue
         count += 1
-        found, low, used = problem.audit(width)
+        try:
+            found, low, used = problem.audit(width)
+        except Inconsistent:
+            if not tolerate:
+                raise
+            inconsistent += 1
+            continue
         narrow += found
         narrowest, solves = min(narrowest, low), solves + used
-    return Report(narrow, float(narrowest), solves, count)
+    return Report(narrow, float(narrowest), solves, count, inconsistent)
 
 
 class _Block:
@@ -166,7 +181,7 @@ class _Block:
         if res.status == 3:  # unbounded above
             return np.inf, None, ()
         if res.status != 0:
-            raise RuntimeError(f"bounds audit: the published relations are inconsistent ({res.message})")
+            raise Inconsistent(f"bounds audit: the published relations are inconsistent ({res.message})")
         marginals = np.abs(res.eqlin.marginals)
         binding = tuple(self.relations[r] for r in np.argsort(-marginals) if marginals[r] > 1e-9)
         return float(res.x[i]), res.x, binding
@@ -183,5 +198,5 @@ class _Block:
         if res.status == 3:  # unbounded
             return np.inf * sense
         if res.status != 0 or res.x is None:
-            raise RuntimeError(f"bounds audit: no integer solution ({res.message})")
+            raise Inconsistent(f"bounds audit: no integer solution ({res.message})")
         return float(res.x[i])

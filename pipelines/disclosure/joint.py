@@ -11,15 +11,23 @@ same audit from the attacker's side: what the published snapshot gives away, cel
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
 
 from pipelines.disclosure.bounds import Narrow, Report, System, bounds_audit
-from pipelines.disclosure.spec import DEFAULT_THRESHOLD, Cells, TableSpec, cells, protection_width
+from pipelines.disclosure.spec import (
+    DEFAULT_THRESHOLD,
+    Cells,
+    Identity,
+    TableSpec,
+    cells,
+    protection_width,
+)
 
 _MAX_ROUNDS = 100
+PREVIOUS = "@previous"  # suffix of the previous publish's tables when both are audited together
 
 
 @dataclass(frozen=True)
@@ -50,15 +58,26 @@ class Snapshot:
     hidden: np.ndarray  # bool: a complement or slack, known only while its part and whole are
     slack: np.ndarray  # bool: never protected
 
+    copies: np.ndarray  # (k, 2) cell pairs that are the same quantity (two tables, two publishes)
+
     def sensitive(self, values: np.ndarray) -> np.ndarray:
-        return np.isnan(values) & ~self.slack
+        """Unknown cells to protect: not slack, and not a copy of a cell shown elsewhere (it is out)."""
+        out = np.isnan(values) & ~self.slack
+        a, b = self.copies[:, 0], self.copies[:, 1]
+        known_a, known_b = ~np.isnan(values[a]), ~np.isnan(values[b])
+        out[a[known_b]] = False
+        out[b[known_a]] = False
+        return out
 
     def with_values(self, values: np.ndarray) -> System:
         return System(values, self.sensitive(values), self.system.relations)
 
 
 def snapshot_system(tables: dict[str, pl.DataFrame], specs: dict[str, TableSpec]) -> Snapshot:
-    """One system of cells and relations over every protected table present in ``tables``."""
+    """One system of cells and relations over every protected table present in ``tables``.
+
+    Tables of a previous publish (named with ``PREVIOUS``) are out already: never withheld further.
+    """
     spans, offset = [], 0
     for name, spec in specs.items():
         if name in tables:
@@ -79,8 +98,18 @@ def snapshot_system(tables: dict[str, pl.DataFrame], specs: dict[str, TableSpec]
     by_name = {s.spec.name: s for s in spans}
     for s in spans:
         relations += _identities(s, by_name, tables)
-    system = System(values, np.isnan(values) & ~slack, relations)
-    return Snapshot(system, spans, applies & ~hidden, applies & hidden, slack)
+    copies = np.array(
+        [ids for ids, coefs in relations if len(ids) == 2 and coefs[0] == -coefs[1]], dtype=np.int64
+    ).reshape(-1, 2)
+    out = (
+        np.concatenate([np.full(len(s.cells.values), s.spec.name.endswith(PREVIOUS)) for s in spans])
+        if spans
+        else np.zeros(0, bool)
+    )
+    snap = Snapshot(
+        System(values, values, relations), spans, applies & ~hidden & ~out, applies & hidden, slack, copies
+    )
+    return replace(snap, system=snap.with_values(values))
 
 
 def _identities(span: Span, spans: dict[str, Span], tables: dict[str, pl.DataFrame]) -> list:
@@ -108,25 +137,104 @@ def _rows(frame: pl.DataFrame, where: pl.Expr | None, on: tuple[str, ...]) -> pl
     return indexed.select(*on, pl.col("_row").cast(pl.Int64))
 
 
+def with_previous(
+    tables: dict[str, pl.DataFrame], specs: dict[str, TableSpec], previous: dict[str, pl.DataFrame]
+) -> tuple[dict[str, pl.DataFrame], dict[str, TableSpec]]:
+    """The new publish and the previous one as one snapshot, as a reader holding both sees them.
+
+    The reader assumes a cell of a period that both show is the same quantity, unless the two
+    publishes show it with different values (then that row moved, and says nothing of the other).
+    """
+    out_tables, out_specs = dict(tables), dict(specs)
+    for name, spec in specs.items():
+        if name not in tables or name not in previous:
+            continue
+        prev = previous[name].with_columns(_kept=_unchanged(previous[name], tables[name], spec))
+        keep = Identity(name, spec.dimensions, {c: {c: 1.0} for c in spec.counts}, where=pl.col("_kept"))
+        copied = tuple(replace(i, other=i.other + PREVIOUS) for i in spec.identities)
+        out_specs[name + PREVIOUS] = replace(spec, name=name + PREVIOUS, identities=(*copied, keep))
+        out_tables[name + PREVIOUS] = prev
+    return out_tables, out_specs
+
+
+def _unchanged(previous: pl.DataFrame, current: pl.DataFrame, spec: TableSpec) -> pl.Series:
+    """Per row of ``previous``: its key is in ``current`` and no count both publish differs."""
+    key, counts = list(spec.dimensions), list(spec.counts)
+    new = current.select(*key, *[pl.col(c).alias(f"{c}__new") for c in counts]).with_columns(
+        _present=pl.lit(True)
+    )
+    joined = (
+        previous.select(*key, *counts)
+        .with_row_index("_order")
+        .join(new, on=key, how="left", nulls_equal=True)
+        .sort("_order")
+    )
+    same = pl.col("_present").fill_null(False)
+    for c in counts:
+        same &= pl.col(c).is_null() | pl.col(f"{c}__new").is_null() | (pl.col(c) == pl.col(f"{c}__new"))
+    return joined.select(same.alias("_kept"))["_kept"]
+
+
+def moved(
+    tables: dict[str, pl.DataFrame], specs: dict[str, TableSpec], previous: dict[str, pl.DataFrame]
+) -> dict[str, int]:
+    """Per table: rows the previous publish showed that this one shows with a different count."""
+    out = {}
+    for name, spec in specs.items():
+        if name in tables and name in previous:
+            kept = _unchanged(previous[name], tables[name], spec)
+            present = (
+                previous[name]
+                .select(spec.dimensions)
+                .join(
+                    tables[name].select(spec.dimensions).with_columns(_p=pl.lit(True)),
+                    on=list(spec.dimensions),
+                    how="left",
+                    nulls_equal=True,
+                )["_p"]
+                .fill_null(False)
+            )
+            out[name] = int((present & ~kept).sum())
+    return out
+
+
 def attack(
-    tables: dict[str, pl.DataFrame], specs: dict[str, TableSpec], threshold: int = DEFAULT_THRESHOLD
+    tables: dict[str, pl.DataFrame],
+    specs: dict[str, TableSpec],
+    threshold: int = DEFAULT_THRESHOLD,
+    previous: dict[str, pl.DataFrame] | None = None,
 ) -> Report:
-    """What an attacker with the whole snapshot learns: every withheld cell bounded narrower than the width."""
-    return bounds_audit(snapshot_system(tables, specs).system, protection_width(threshold))
+    """What an attacker with the whole snapshot (and the previous one) learns: every withheld cell
+    bounded narrower than the protection width."""
+    if previous:
+        tables, specs = with_previous(tables, specs, previous)
+    system = snapshot_system(tables, specs).system
+    return bounds_audit(system, protection_width(threshold), tolerate=bool(previous))
 
 
 def secure(
-    tables: dict[str, pl.DataFrame], specs: dict[str, TableSpec], threshold: int = DEFAULT_THRESHOLD
+    tables: dict[str, pl.DataFrame],
+    specs: dict[str, TableSpec],
+    threshold: int = DEFAULT_THRESHOLD,
+    previous: dict[str, pl.DataFrame] | None = None,
 ) -> Secured:
-    """Withhold more cells until no withheld cell of the snapshot is narrower than the protection width."""
+    """Withhold more cells until no withheld cell of the snapshot is narrower than the protection width.
+
+    With ``previous`` (the last publish's tables) both are audited together and only the new publish
+    withholds more.
+    """
     start, width = time.perf_counter(), protection_width(threshold)
+    names = [n for n in tables if n in specs]
+    if previous:
+        tables, specs = with_previous(tables, specs, previous)
+    tolerate = bool(previous)
     snap = snapshot_system(tables, specs)
     values = snap.system.values.copy()
     only: set[int] | None = None
     rounds = 0
     while True:
         rounds += 1
-        report = bounds_audit(snap.with_values(values), width, only)
+        report = bounds_audit(snap.with_values(values), width, only, tolerate)
         if not report.narrow:
             break
         if rounds == _MAX_ROUNDS:
@@ -136,8 +244,10 @@ def secure(
             raise RuntimeError(f"bounds protection is stuck: {len(report.narrow)} cells stay narrow")
         only = opened | {n.cell for n in report.narrow}
     if rounds > 1:
-        report = bounds_audit(snap.with_values(values), width)  # the whole snapshot once more
+        report = bounds_audit(snap.with_values(values), width, tolerate=tolerate)  # all once more
     out, secondary = _apply(tables, snap.spans, values, snap.system.values)
+    out = {n: f for n, f in out.items() if not n.endswith(PREVIOUS)}
+    secondary = {n: k for n, k in secondary.items() if n in names}
     return Secured(out, secondary, report, rounds, time.perf_counter() - start)
 
 
