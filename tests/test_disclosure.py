@@ -215,13 +215,15 @@ def test_the_bounds_attack_recovers_what_the_linear_audit_misses():
     # The issue's example: Totalt 97, published bands 91 and 5, four withheld bands summing to 1. No
     # linear equation pins a band, but non-negativity leaves each of them 0 or 1.
     frame = pl.DataFrame({"area": ["a", "b", "c", "d", "e", "f", TOTAL], "n": [91, 5, 1, 0, 0, 0, 97]})
-    old = protect(frame, ATTACK_1D).frame
-    assert old["n"].null_count() == 4 and audit(old, ATTACK_1D) == []
+    old = protect(frame, ATTACK_1D, bounds=False).frame  # what the publish did before issue 11
+    assert old["n"].null_count() == 4 and audit(old, ATTACK_1D, relations=False) == []
+    assert [p.rule for p in audit(old, ATTACK_1D)] == ["recoverable"] * 4
     report = attack({"one": old}, {"one": ATTACK_1D})
     assert sorted((n.low, n.high) for n in report.narrow) == [(0.0, 1.0)] * 4
     secured = secure({"one": old}, {"one": ATTACK_1D})
     assert secured.tables["one"]["n"].to_list() == [91, None, None, None, None, None, 97]
     assert secured.secondary == {"one": 1} and attack(secured.tables, {"one": ATTACK_1D}).narrow == []
+    assert protect(frame, ATTACK_1D).frame.equals(secured.tables["one"])  # the default: bounds rounds
 
 
 def test_part_at_most_whole_narrows_a_cell_and_the_audit_knows_it():
@@ -257,7 +259,7 @@ def test_secured_random_snapshots_withstand_the_bounds_attack(seed):
     parts = {key: int(rng.integers(0, n + 1)) for key, n in values.items()}
     frame = cube(values, dims).join(cube(parts, dims).rename({"n": "part"}), on=list(dims))
     spec = TableSpec("random", dims, ("n", "part"), margins=dims, complements={"part": "n"})
-    tables, specs = {"random": protect(frame, spec).frame}, {"random": spec}
+    tables, specs = {"random": protect(frame, spec, bounds=False).frame}, {"random": spec}
     secured = secure(tables, specs)
     assert attack(secured.tables, specs).narrow == []
     assert audit(secured.tables["random"], spec) == []

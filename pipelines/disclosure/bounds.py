@@ -26,6 +26,7 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse import csr_array
 
 _INTEGRAL = 1e-6
+_CAP = 1e7  # bounds witness programs only: far above any count in a municipality
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,9 @@ class _Block:
         seen_lo, seen_hi = np.full(n, np.inf), np.full(n, -np.inf)
         narrow: list[Narrow] = []
         narrowest, solves = np.inf, 0
+        for x in self._witnesses():
+            seen_lo, seen_hi = np.minimum(seen_lo, x), np.maximum(seen_hi, x)
+            solves += 1
         for i in np.flatnonzero(self.sensitive):
             if seen_hi[i] - seen_lo[i] >= width:
                 continue
@@ -172,6 +176,20 @@ class _Block:
         if len(spans):
             narrowest = min(narrowest, float(spans.min()))
         return narrow, narrowest, solves
+
+    def _witnesses(self) -> list[np.ndarray]:
+        """Integral solutions far apart: every sensitive cell as small, then as large as it goes together.
+
+        The upper bound ``_CAP`` only keeps the second program bounded; its solutions are feasible
+        tables all the same.
+        """
+        found = []
+        for sense in (-1.0, 1.0):
+            c = np.where(self.sensitive, -sense, 0.0)
+            res = linprog(c, A_eq=self.a, b_eq=self.b, bounds=(0, _CAP), method="highs")
+            if res.status == 0 and np.all(np.abs(res.x - np.round(res.x)) < _INTEGRAL):
+                found.append(np.round(res.x))
+        return found
 
     def _lp(self, i: int, sense: float) -> tuple[float, np.ndarray | None, tuple[int, ...]]:
         """Optimum of x_i (sense 1: max, -1: min), the solution, and the binding relations."""

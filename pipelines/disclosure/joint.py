@@ -147,7 +147,7 @@ def with_previous(
     """
     out_tables, out_specs = dict(tables), dict(specs)
     for name, spec in specs.items():
-        if name not in tables or name not in previous:
+        if name not in tables or not _has_columns(previous.get(name), spec):
             continue
         prev = previous[name].with_columns(_kept=_unchanged(previous[name], tables[name], spec))
         keep = Identity(name, spec.dimensions, {c: {c: 1.0} for c in spec.counts}, where=pl.col("_kept"))
@@ -155,6 +155,14 @@ def with_previous(
         out_specs[name + PREVIOUS] = replace(spec, name=name + PREVIOUS, identities=(*copied, keep))
         out_tables[name + PREVIOUS] = prev
     return out_tables, out_specs
+
+
+def _has_columns(frame: pl.DataFrame | None, spec: TableSpec) -> bool:
+    """A previous publish's table with what the spec reads (an older layout is not comparable)."""
+    if frame is None:
+        return False
+    wanted = {*spec.dimensions, *spec.counts, *spec.only_where.values(), spec.applies} - {None}
+    return wanted <= set(frame.columns)
 
 
 def _unchanged(previous: pl.DataFrame, current: pl.DataFrame, spec: TableSpec) -> pl.Series:
@@ -181,7 +189,7 @@ def moved(
     """Per table: rows the previous publish showed that this one shows with a different count."""
     out = {}
     for name, spec in specs.items():
-        if name in tables and name in previous:
+        if name in tables and _has_columns(previous.get(name), spec):
             kept = _unchanged(previous[name], tables[name], spec)
             present = (
                 previous[name]
