@@ -27,6 +27,7 @@ from scipy.sparse import csr_array
 
 _INTEGRAL = 1e-6
 _CAP = 1e7  # bounds witness programs only: far above any count in a municipality
+_RANDOM = 6  # witness programs with random signs (half the cells pushed up, half down) per block
 
 
 @dataclass(frozen=True)
@@ -178,14 +179,19 @@ class _Block:
         return narrow, narrowest, solves
 
     def _witnesses(self) -> list[np.ndarray]:
-        """Integral solutions far apart: every sensitive cell as small, then as large as it goes together.
+        """Integral solutions far apart: every sensitive cell as small, then as large as it goes together,
+        then random halves up and down.
 
         The upper bound ``_CAP`` only keeps the second program bounded; its solutions are feasible
         tables all the same.
         """
         found = []
-        for sense in (-1.0, 1.0):
-            c = np.where(self.sensitive, -sense, 0.0)
+        rng = np.random.default_rng(len(self.cells))  # deterministic per block
+        objectives = [np.where(self.sensitive, 1.0, 0.0), np.where(self.sensitive, -1.0, 0.0)]
+        objectives += [
+            np.where(self.sensitive, rng.choice([-1.0, 1.0], len(self.cells)), 0.0) for _ in range(_RANDOM)
+        ]
+        for c in objectives:
             res = linprog(c, A_eq=self.a, b_eq=self.b, bounds=(0, _CAP), method="highs")
             if res.status == 0 and np.all(np.abs(res.x - np.round(res.x)) < _INTEGRAL):
                 found.append(np.round(res.x))

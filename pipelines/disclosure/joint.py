@@ -59,6 +59,7 @@ class Snapshot:
     slack: np.ndarray  # bool: never protected
 
     copies: np.ndarray  # (k, 2) cell pairs that are the same quantity (two tables, two publishes)
+    defined: np.ndarray  # (k, 3): a complement, its whole and its part
 
     def sensitive(self, values: np.ndarray) -> np.ndarray:
         """Unknown cells to protect: not slack, and not a copy of a cell shown elsewhere (it is out)."""
@@ -67,6 +68,10 @@ class Snapshot:
         known_a, known_b = ~np.isnan(values[a]), ~np.isnan(values[b])
         out[a[known_b]] = False
         out[b[known_a]] = False
+        # A complement moves exactly as its part (whole published) or its whole (part published), which
+        # are audited themselves; only with both withheld can it be narrower than either.
+        h, whole, part = self.defined[:, 0], self.defined[:, 1], self.defined[:, 2]
+        out[h[~(np.isnan(values[whole]) & np.isnan(values[part]))]] = False
         return out
 
     def with_values(self, values: np.ndarray) -> System:
@@ -106,8 +111,17 @@ def snapshot_system(tables: dict[str, pl.DataFrame], specs: dict[str, TableSpec]
         if spans
         else np.zeros(0, bool)
     )
+    defined = np.array(
+        [[ids[2], ids[0], ids[1]] for ids, _ in relations if len(ids) == 3 and hidden[ids[2]]], dtype=np.int64
+    ).reshape(-1, 3)
     snap = Snapshot(
-        System(values, values, relations), spans, applies & ~hidden & ~out, applies & hidden, slack, copies
+        System(values, values, relations),
+        spans,
+        applies & ~hidden & ~out,
+        applies & hidden,
+        slack,
+        copies,
+        defined,
     )
     return replace(snap, system=snap.with_values(values))
 
@@ -238,6 +252,8 @@ def secure(
     tolerate = bool(previous)
     snap = snapshot_system(tables, specs)
     values = snap.system.values.copy()
+    by_cell = _by_cell(snap)
+    _mass(values, snap, width, by_cell)
     only: set[int] | None = None
     rounds = 0
     while True:
@@ -267,10 +283,7 @@ def _open(narrow: list[Narrow], values: np.ndarray, snap: Snapshot, width: float
     In the relation, the smallest published cell at least as large as the width gives the narrow
     cell room to move by the width; without one, the largest. Ties go by position: deterministic.
     """
-    by_cell: dict[int, list[int]] = {}
-    for r, (ids, _) in enumerate(snap.system.relations):
-        for c in ids:
-            by_cell.setdefault(int(c), []).append(r)
+    by_cell = _by_cell(snap)
     opened: set[int] = set()
     for n in narrow:
         for r in _nearby(n, values, snap, by_cell):
@@ -289,6 +302,47 @@ def _open(narrow: list[Narrow], values: np.ndarray, snap: Snapshot, width: float
                 opened.add(pick)
                 break
     return opened
+
+
+def _by_cell(snap: Snapshot) -> dict[int, list[int]]:
+    by_cell: dict[int, list[int]] = {}
+    for r, (ids, _) in enumerate(snap.system.relations):
+        for c in ids:
+            by_cell.setdefault(int(c), []).append(r)
+    return by_cell
+
+
+def _mass(values: np.ndarray, snap: Snapshot, width: float, by_cell: dict[int, list[int]]) -> None:
+    """The cheap necessary condition first: in a relation whose unknowns all sit on one side, they
+    share what the published cells leave (a total minus its published members); below the width,
+    every one of them is narrower than the width. Withhold published cells until each such relation
+    leaves at least the width, so the LP rounds start from a table that is nearly protected."""
+    changed = True
+    while changed:
+        changed = False
+        for ids, coefs in snap.system.relations:
+            unknown = np.isnan(values[ids])
+            if not unknown.any() or unknown.all():
+                continue
+            signs = np.sign(coefs[unknown])
+            if not (np.all(signs == signs[0])):
+                continue
+            left = -float(np.dot(coefs[~unknown], values[ids[~unknown]])) * signs[0]
+            if left >= width:
+                continue
+            candidates = [int(c) for c in ids[~unknown] if snap.published[c]]
+            candidates = [
+                c for c in candidates if np.sign(coefs[list(ids).index(c)]) == signs[0]
+            ] or candidates
+            if candidates:
+                large = [c for c in candidates if values[c] >= width]
+                pick = (
+                    min(large, key=lambda c: (values[c], c))
+                    if large
+                    else max(candidates, key=lambda c: (values[c], -c))
+                )
+                _withhold(pick, values, snap, by_cell)
+                changed = True
 
 
 def _withhold(cell: int, values: np.ndarray, snap: Snapshot, by_cell: dict[int, list[int]]) -> None:
