@@ -61,6 +61,7 @@ class Report:
     solves: int  # LPs and MILPs solved
     blocks: int
     inconsistent: int = 0  # blocks with no solution: an assumed identity (history kept) is false there
+    widths: dict[int, float] = field(default_factory=dict)  # per sensitive cell audited: width (lower bound)
 
 
 def blocks(system: System) -> list[list[int]]:
@@ -101,7 +102,8 @@ def bounds_audit(
     the attacker assumes history is unchanged, and where it did change that assumption tells nothing.
     """
     narrow: list[Narrow] = []
-    narrowest, solves, count, inconsistent = np.inf, 0, 0, 0
+    solves, count, inconsistent = 0, 0, 0
+    widths: dict[int, float] = {}
     for block in blocks(system):
         problem = _Block(system, block)
         if only is not None and not only & set(problem.cells.tolist()):
@@ -115,8 +117,10 @@ def bounds_audit(
             inconsistent += 1
             continue
         narrow += found
-        narrowest, solves = min(narrowest, low), solves + used
-    return Report(narrow, float(narrowest), solves, count, inconsistent)
+        solves += used
+        widths.update(low)
+    narrowest = min(widths.values(), default=np.inf)
+    return Report(narrow, float(narrowest), solves, count, inconsistent, widths)
 
 
 class _Block:
@@ -141,11 +145,12 @@ class _Block:
         self.b = np.array(rhs)
         self.sensitive = system.sensitive[self.cells]
 
-    def audit(self, width: float) -> tuple[list[Narrow], float, int]:
+    def audit(self, width: float) -> tuple[list[Narrow], dict[int, float], int]:
         n = len(self.cells)
         seen_lo, seen_hi = np.full(n, np.inf), np.full(n, -np.inf)
         narrow: list[Narrow] = []
-        narrowest, solves = np.inf, 0
+        solves = 0
+        solved = np.full(n, -np.inf)
         for x in self._witnesses():
             seen_lo, seen_hi = np.minimum(seen_lo, x), np.maximum(seen_hi, x)
             solves += 1
@@ -165,18 +170,19 @@ class _Block:
                 continue
             high, low = bound[1][0], bound[-1][0]
             if not np.isfinite(high - low):
+                solved[i] = np.inf
                 continue
             if high - low >= width:  # the relaxation is wide but its optima are fractional
                 high, low = np.floor(self._milp(i, 1.0) + _INTEGRAL), np.ceil(self._milp(i, -1.0) - _INTEGRAL)
                 solves += 2
-            narrowest = min(narrowest, high - low)
+            solved[i] = high - low
             if high - low < width:  # widen the upper side first: the lower is mostly non-negativity
                 binding = tuple(dict.fromkeys((*bound[1][1], *bound[-1][1])))
                 narrow.append(Narrow(int(self.cells[i]), float(low), float(high), binding))
-        spans = (seen_hi - seen_lo)[self.sensitive]  # witnessed: a lower bound on each cell's width
-        if len(spans):
-            narrowest = min(narrowest, float(spans.min()))
-        return narrow, narrowest, solves
+        # per cell: its solved width, else the witnessed span (a lower bound on the width)
+        widths = np.maximum(seen_hi - seen_lo, solved)
+        cells = np.flatnonzero(self.sensitive)
+        return narrow, dict(zip(self.cells[cells].tolist(), widths[cells].tolist(), strict=True)), solves
 
     def _witnesses(self) -> list[np.ndarray]:
         """Integral solutions far apart: every sensitive cell as small, then as large as it goes together,

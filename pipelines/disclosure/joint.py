@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.disclosure.bounds import Narrow, Report, System, bounds_audit
+from pipelines.disclosure.bounds import blocks as bounds_audit_blocks
 from pipelines.disclosure.spec import (
     DEFAULT_THRESHOLD,
     Cells,
@@ -255,10 +256,11 @@ def secure(
     by_cell = _by_cell(snap)
     _mass(values, snap, width, by_cell)
     only: set[int] | None = None
-    rounds = 0
+    rounds, solves, widths = 0, 0, {}
     while True:
         rounds += 1
         report = bounds_audit(snap.with_values(values), width, only, tolerate)
+        solves, widths = solves + report.solves, widths | report.widths
         if not report.narrow:
             break
         if rounds == _MAX_ROUNDS:
@@ -267,8 +269,9 @@ def secure(
         if not opened:
             raise RuntimeError(f"bounds protection is stuck: {len(report.narrow)} cells stay narrow")
         only = opened | {n.cell for n in report.narrow}
-    if rounds > 1:
-        report = bounds_audit(snap.with_values(values), width, tolerate=tolerate)  # all once more
+    if rounds > 1:  # every block was audited in the round after its last change: report them all
+        blocks = len(bounds_audit_blocks(snap.with_values(values)))
+        report = Report([], min(widths.values(), default=np.inf), solves, blocks, 0, widths)
     out, secondary = _apply(tables, snap.spans, values, snap.system.values)
     out = {n: f for n, f in out.items() if not n.endswith(PREVIOUS)}
     secondary = {n: k for n, k in secondary.items() if n in names}
