@@ -140,9 +140,16 @@ def _identities(span: Span, spans: dict[str, Span], tables: dict[str, pl.DataFra
             for count, terms in identity.terms.items():
                 ids = [span.offset + span.cells.columns.index(count) * span.cells.rows + row]
                 ids += [other.offset + other.cells.columns.index(c) * other.cells.rows + orow for c in terms]
-                coefs = [-1.0, *terms.values()]
-                out.append((np.array(ids, dtype=np.int64), np.array(coefs)))
+                if all(_applies(i, spans.values()) for i in ids):  # a count that does not exist is no copy
+                    out.append((np.array(ids, dtype=np.int64), np.array([-1.0, *terms.values()])))
     return out
+
+
+def _applies(cell: int, spans) -> bool:
+    for s in spans:
+        if s.offset <= cell < s.offset + len(s.cells.values):
+            return bool(s.cells.applies[cell - s.offset])
+    return False
 
 
 def _rows(frame: pl.DataFrame, where: pl.Expr | None, on: tuple[str, ...]) -> pl.DataFrame:
@@ -267,7 +274,10 @@ def secure(
             raise RuntimeError("bounds protection did not settle")
         opened = _open(report.narrow, values, snap, width)
         if not opened:
-            raise RuntimeError(f"bounds protection is stuck: {len(report.narrow)} cells stay narrow")
+            raise RuntimeError(
+                f"bounds protection is stuck: {len(report.narrow)} cells stay narrow, e.g. "
+                f"{_name(report.narrow[0].cell, snap)} in [{report.narrow[0].low}, {report.narrow[0].high}]"
+            )
         only = opened | {n.cell for n in report.narrow}
     if rounds > 1:  # every block was audited in the round after its last change: report them all
         blocks = len(bounds_audit_blocks(snap.with_values(values)))
@@ -305,6 +315,19 @@ def _open(narrow: list[Narrow], values: np.ndarray, snap: Snapshot, width: float
                 opened.add(pick)
                 break
     return opened
+
+
+def _name(cell: int, snap: Snapshot) -> str:
+    """table.column row r of a cell, for messages."""
+    for s in snap.spans:
+        if s.offset <= cell < s.offset + len(s.cells.values):
+            k, row = divmod(cell - s.offset, s.cells.rows)
+            names = [
+                *s.spec.counts,
+                *(f"{w}-{p}" for p, w in (*s.spec.complements.items(), *s.spec.at_most.items())),
+            ]
+            return f"{s.spec.name}.{names[k]} row {row}"
+    return str(cell)
 
 
 def _by_cell(snap: Snapshot) -> dict[int, list[int]]:
