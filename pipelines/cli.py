@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipelines.settings import REPO_ROOT, Paths
+from pipelines.settings import REPO_ROOT, Paths, knutpunkt_command
 from pipelines.stewardship import cli as stewardship
 from pipelines.units import UNITS
 
@@ -163,7 +163,7 @@ def ingest_all(paths: Paths) -> list[str]:
 
 
 def ingest_unit(unit: str, first: str, last: str, queue) -> tuple[str, bool, str]:
-    """Load a unit's months in one Dagster run; report whether it ran (blocked deliveries are held, not failed)."""
+    """Load a unit's months in one Dagster run; report whether it succeeded."""
     import dagster as dg
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
@@ -177,14 +177,7 @@ def ingest_unit(unit: str, first: str, last: str, queue) -> tuple[str, bool, str
         run_config=QUIET_LOGS,
         raise_on_error=False,
     )
-    # A failed blocking check holds its delivery back (see pipelines.quality.gate): the platform did
-    # its job, so only other step failures count as a failed run.
-    crashed = [
-        e
-        for e in result.get_step_failure_events()
-        if e.event_specific_data.error.cls_name != "DagsterAssetCheckFailedError"
-    ]
-    return unit, result.success or not crashed, result.run_id
+    return unit, result.success, result.run_id  # a held delivery is a check outcome: the run succeeds
 
 
 def link_cross_unit() -> list[str]:
@@ -253,14 +246,20 @@ def print_summary(paths: Paths, seconds: float, failed: list[str]) -> None:
                    FROM reconciliation""",
             )[0]
             held += [
-                f"{unit} {d} ({c})"
-                for d, c in run(con, "SELECT _delivery, checks FROM held_deliveries ORDER BY 1")
+                f"  {unit} {d}: held by {checks}: {_first(reason)}"
+                for d, checks, reason in run(
+                    con, "SELECT _delivery, checks, reason FROM held_deliveries ORDER BY 1"
+                )
             ]
         table.add_row(unit, *(f"{v or 0:,}" for v in row))
     out = Console(width=120)
     out.print(table)
     if held:
-        out.print(f"Held back from the cross-unit zone (a blocking check failed): {', '.join(held)}")
+        out.print("Held back from the cross-unit zone until a corrected delivery passes its checks:")
+        for line in held:
+            out.print(line, markup=False, overflow="fold")
+        out.print(f"  Why, per expectation: {data_docs_root(paths.home)}/<unit>/index.html; per file: the")
+        out.print("  unit's reconciliation and quarantine tables, or the check in the Dagster UI.")
     if wh.cross_unit.exists():
         with connect(wh.cross_unit, read_only=True) as con:
             tables = {t for (t,) in run(con, "SELECT table_name FROM duckdb_tables()")}
@@ -277,10 +276,16 @@ def print_summary(paths: Paths, seconds: float, failed: list[str]) -> None:
     out.print(f"Landing:     {paths.landing}")
     out.print(f"Data Docs:   {data_docs_root(paths.home)}/<unit>/index.html  (latest validation per unit)")
     out.print(
-        f"Dagster UI:  .venv/bin/knutpunkt ui   then open http://127.0.0.1:3000  (DAGSTER_HOME={paths.dagster_home})"
+        f"Dagster UI:  {knutpunkt_command()} ui   then open http://127.0.0.1:3000  (DAGSTER_HOME={paths.dagster_home})"
     )
     for f in failed:
         out.print(f"[red]FAILED[/red] {f}: open it in the Dagster UI for the error")
+
+
+def _first(reason: str | None, chars: int = 160) -> str:
+    """The first of a check's reasons, short enough for one line of the summary."""
+    first = (reason or "see the check in the Dagster UI").split("; ")[0]
+    return first if len(first) <= chars else first[: chars - 1] + "…"
 
 
 def _progress() -> Progress:

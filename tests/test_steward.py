@@ -20,7 +20,6 @@ from pipelines.assets.publish import SNAPSHOT_KEY
 from pipelines.border.keys import load_keyring
 from pipelines.cli import main
 from pipelines.definitions import LINK_JOB, defs
-from pipelines.ingest.delivery import load_delivery
 from pipelines.ingest.transform import border_query
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit
@@ -28,6 +27,7 @@ from pipelines.stewardship.contracts import DEFAULT_DIR, LINEAGE_COLUMNS, load_c
 from pipelines.stewardship.sensor import DOWNSTREAM, steward_decisions
 from pipelines.units import UNITS
 from synthetic.generate import generate
+from tests.conftest import load_checked
 from tests.leaks import forms_in_landing, hits_in_files
 from warehouse.layout import Warehouse
 
@@ -48,10 +48,9 @@ def base(tmp_path_factory) -> Path:
         mp.delenv("KNUTPUNKT_PSEUDONYM_KEY", raising=False)
         paths = Paths.from_env()
         generate(paths.home, citizens=300, years=1, seed=11, progress=False)
-        keys, wh = load_keyring(), Warehouse(paths.warehouse)
+        keys = load_keyring()
         for unit in LOADED:
-            for month in sorted(p.name for p in (paths.landing / unit).iterdir()):
-                load_delivery(UNITS[unit], month, paths.landing, wh, keys)
+            load_checked(UNITS[unit], sorted(p.name for p in (paths.landing / unit).iterdir()), paths, keys)
     return root
 
 
@@ -372,10 +371,9 @@ def test_a_steward_decision_relinks_the_unit_without_waiting_for_a_delivery(path
             dg.AssetKey(["cross_unit", u]) for u in LOADED[1:]
         }, "no rebuild of the marts before every unit zone exists"
         assert evaluate(first.cursor).run_requests == []
-        keys, wh = load_keyring(), Warehouse(paths.warehouse)
+        keys = load_keyring()
         for unit in set(UNITS) - set(LOADED):
-            for month in sorted(p.name for p in (paths.landing / unit).iterdir()):
-                load_delivery(UNITS[unit], month, paths.landing, wh, keys)
+            load_checked(UNITS[unit], sorted(p.name for p in (paths.landing / unit).iterdir()), paths, keys)
 
         _approve(AID)
         [request] = evaluate(first.cursor).run_requests

@@ -22,7 +22,7 @@ from pipelines.border.keys import Keyring
 from pipelines.border.sql import hmac_params, install_macros
 from pipelines.ingest.read import LINE, DeliveryError, read_delivery_file
 from pipelines.ingest.transform import LINK_TOKEN, border_query
-from pipelines.quality.gate import HELD_DDL
+from pipelines.quality import gate
 from pipelines.units.spec import Dataset, Unit
 from warehouse.layout import Warehouse, connect, run, used
 
@@ -98,7 +98,7 @@ def _ensure_tables(con, unit: Unit, params: dict) -> None:
     for ds in unit.datasets:
         if ds.name not in existing:
             _ensure_table(con, ds, border_query(ds, unit.format).sql, params)
-    for ddl in (QUARANTINE_DDL, RECONCILIATION_DDL, HELD_DDL):
+    for ddl in (QUARANTINE_DDL, RECONCILIATION_DDL, gate.HELD_DDL, gate.HELD_MIGRATION):
         run(con, ddl)
 
 
@@ -192,6 +192,7 @@ def _replace_partition(
             run(con, f"DELETE FROM {table} WHERE _delivery = $d", {"d": delivery})
         for r in results:
             _insert_file(con, unit.dataset(r.dataset), r, delivery, loaded_at)
+        gate.hold_unchecked(con, delivery)  # visible downstream only once its checks pass
         run(con, "COMMIT")
     except BaseException:
         run(con, "ROLLBACK")

@@ -15,7 +15,7 @@ from datetime import date
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.settings import Paths
+from pipelines.settings import Paths, knutpunkt_command
 from pipelines.stewardship import approvals, audit, report
 from pipelines.stewardship.contracts import Contract, ContractError, load_contracts
 from pipelines.units import UNITS
@@ -223,4 +223,4 @@ def summary(paths: Paths) -> str:
     """Main-job summary line: how many datasets are approved, pending, expired or revoked."""
     counts = Counter(s.state for s in approvals.statuses(load_contracts(), paths).values())
     states = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    return f"Stewardship: {states} (only approved datasets are linked; .venv/bin/knutpunkt steward list)"
+    return f"Stewardship: {states} (only approved datasets are linked; {knutpunkt_command()} steward list)"
