@@ -50,7 +50,7 @@ def build_unit_asset(unit: Unit) -> dg.AssetsDefinition:
     def _load(context: dg.AssetExecutionContext, platform: Platform) -> Iterator:
         keys, totals, problems, evaluations = platform.keyring(), Counter(), [], []
         selected = {k.name for k in context.selected_asset_check_keys}
-        deliveries_ = context.partition_keys
+        deliveries_ = sorted(context.partition_keys)  # time order, whatever the order they arrived in
         loads = load_deliveries(unit, deliveries_, platform.paths.landing, platform.warehouse, keys)
         for delivery, results in loads:
             _add(totals, results)

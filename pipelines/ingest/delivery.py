@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from pipelines.border.keys import Keyring
 from pipelines.border.sql import hmac_params, install_macros
+from pipelines.ingest.months import Month, fingerprint
 from pipelines.ingest.read import LINE, DeliveryError, read_delivery_file
 from pipelines.ingest.transform import LINK_TOKEN, border_query
 from pipelines.quality import gate
@@ -34,6 +36,9 @@ QUARANTINE_DDL = """CREATE TABLE IF NOT EXISTS quarantine (
 RECONCILIATION_DDL = """CREATE TABLE IF NOT EXISTS reconciliation (
     dataset VARCHAR, _delivery VARCHAR, _source_file VARCHAR, rows_in_file BIGINT,
     rows_loaded BIGINT, rows_quarantined BIGINT, status VARCHAR, reason VARCHAR, _loaded_at TIMESTAMP)"""
+# Every load of a delivery, in order: what its folder held (``months.fingerprint``) and what it replaced.
+DELIVERIES_DDL = """CREATE TABLE IF NOT EXISTS deliveries (
+    _delivery VARCHAR, fingerprint VARCHAR, replaces VARCHAR, _loaded_at TIMESTAMP)"""
 VAULT_DDL = """CREATE TABLE IF NOT EXISTS vault.link (
     person_pseudonym VARCHAR PRIMARY KEY, link_token VARCHAR NOT NULL, key_version VARCHAR NOT NULL)"""
 
@@ -78,18 +83,35 @@ def load_deliveries(
         _ensure_tables(con, unit, keyed | {"ref_year": 2000})  # any year: only the output schema is used
         with _vault(con, unit, warehouse.vault(unit.name)):
             for delivery in deliveries:
-                results = _load(con, unit, delivery, landing, keyed | {"ref_year": int(delivery[:4])})
+                year = Month.parse(delivery).year
+                results = _load(con, unit, delivery, landing, keyed | {"ref_year": year})
                 _log(unit, delivery, results)
                 yield delivery, results
 
 
 def _load(con, unit: Unit, delivery: str, landing: Path, params: dict) -> list[FileResult]:
     loaded_at = datetime.now()
+    folder = fingerprint(landing / unit.name / delivery)  # before reading: a file changing now reloads
     results = [_stage(con, unit, ds, delivery, landing, params) for ds in _expected(unit, delivery)]
     staged = [unit.dataset(r.dataset) for r in results if r.status == "loaded"]
     _write_vault(con, staged)
-    _replace_partition(con, unit, delivery, results, loaded_at)
+    _replace_partition(con, unit, delivery, results, loaded_at, folder)
     return results
+
+
+def loaded_fingerprints(zone: Path) -> dict[str, str] | None:
+    """Each delivery's fingerprint as last loaded; None while a load holds the zone's lock."""
+    if not zone.exists():
+        return {}
+    try:
+        with connect(zone, read_only=True) as con:
+            if not run(con, "SELECT 1 FROM duckdb_tables() WHERE table_name = 'deliveries'"):
+                return {}
+            return dict(
+                run(con, "SELECT _delivery, arg_max(fingerprint, _loaded_at) FROM deliveries GROUP BY 1")
+            )
+    except duckdb.IOException:
+        return None
 
 
 def _ensure_tables(con, unit: Unit, params: dict) -> None:
@@ -98,7 +120,7 @@ def _ensure_tables(con, unit: Unit, params: dict) -> None:
     for ds in unit.datasets:
         if ds.name not in existing:
             _ensure_table(con, ds, border_query(ds, unit.format).sql, params)
-    for ddl in (QUARANTINE_DDL, RECONCILIATION_DDL, gate.HELD_DDL, gate.HELD_MIGRATION):
+    for ddl in (QUARANTINE_DDL, RECONCILIATION_DDL, DELIVERIES_DDL, gate.HELD_DDL, gate.HELD_MIGRATION):
         run(con, ddl)
 
 
@@ -109,7 +131,7 @@ def _log(unit: Unit, delivery: str, results: list[FileResult]) -> None:
 
 
 def _expected(unit: Unit, delivery: str) -> list[Dataset]:
-    month = int(delivery[5:7])
+    month = Month.parse(delivery).month
     return [d for d in unit.datasets if month in d.delivered_in_months]
 
 
@@ -184,7 +206,7 @@ def _write_vault(con, datasets: list[Dataset]) -> None:
 
 
 def _replace_partition(
-    con, unit: Unit, delivery: str, results: list[FileResult], loaded_at: datetime
+    con, unit: Unit, delivery: str, results: list[FileResult], loaded_at: datetime, folder: str
 ) -> None:
     run(con, "BEGIN TRANSACTION")
     try:
@@ -193,6 +215,12 @@ def _replace_partition(
         for r in results:
             _insert_file(con, unit.dataset(r.dataset), r, delivery, loaded_at)
         gate.hold_unchecked(con, delivery)  # visible downstream only once its checks pass
+        run(
+            con,
+            """INSERT INTO deliveries SELECT $d, $fp, (SELECT arg_max(fingerprint, _loaded_at)
+               FROM deliveries WHERE _delivery = $d), $t""",
+            {"d": delivery, "fp": folder, "t": loaded_at},
+        )
         run(con, "COMMIT")
     except BaseException:
         run(con, "ROLLBACK")

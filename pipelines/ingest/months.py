@@ -7,6 +7,7 @@ begun yet, or a folder with no files is rejected with its reason, never skipped 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -44,6 +45,22 @@ class Month:
     @property
     def first_day(self) -> date:
         return date(self.year, self.month, 1)
+
+    def next(self) -> Month:
+        return Month(self.year + self.month // 12, self.month % 12 + 1)
+
+
+def fingerprint(folder: Path) -> str:
+    """Changes when a file of the delivery is added, removed, replaced or rewritten (name, size, mtime):
+    cheap enough for a sensor tick over every unit's landing, unlike hashing the contents."""
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    listed = ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    return hashlib.sha256(listed.encode()).hexdigest()[:16]
+
+
+def last_complete_month(today: date) -> Month:
+    """The latest month that has ended: the newest a unit can have delivered in full."""
+    return Month(today.year - (today.month == 1), (today.month - 2) % 12 + 1)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import duckdb
 
 from pipelines.quality import docs, freshness, gate
 from pipelines.quality.frame import DeliveryFile, dataset_frame, delivery_files, parameters
+from pipelines.quality.records import count_records
 from pipelines.quality.validate import Outcome, Validator
 from pipelines.resources import Platform
 from pipelines.settings import Paths
@@ -121,7 +122,7 @@ def evaluate(
     for d in deliveries:
         found[d] = []
         if RECONCILIATION in selected:
-            found[d].append(_reconciliation(unit, asset, d, con, files[d]))
+            found[d].append(_reconciliation(unit, asset, d, con, files[d], landing))
         if EXPECTATIONS in selected:
             found[d].append(_expectations(asset, d, con, outcomes[d], files[d]))
         if FRESHNESS in selected:
@@ -148,7 +149,7 @@ def _outcomes(
 
 
 def _reconciliation(
-    unit: Unit, asset: dg.AssetKey, delivery: str, con, files: list[DeliveryFile]
+    unit: Unit, asset: dg.AssetKey, delivery: str, con, files: list[DeliveryFile], landing: Path
 ) -> dg.AssetCheckEvaluation:
     problems = []
     for f in files:
@@ -157,6 +158,10 @@ def _reconciliation(
             continue
         if f.status == "rejected":
             continue  # quarantined whole: reported by the expectations check (file_readable)
+        if (records := count_records(landing / f.source_file, unit.format)) != f.rows_in_file:
+            problems.append(
+                f"{f.source_file}: {records} records by an independent count, the loader read {f.rows_in_file}"
+            )
         if f.rows_in_file != (f.rows_loaded or 0) + (f.rows_quarantined or 0):
             problems.append(
                 f"{f.source_file}: {f.rows_in_file} rows in file, "
