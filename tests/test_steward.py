@@ -28,7 +28,7 @@ from pipelines.stewardship.contracts import DEFAULT_DIR, LINEAGE_COLUMNS, load_c
 from pipelines.stewardship.sensor import DOWNSTREAM, steward_decisions
 from pipelines.units import UNITS
 from synthetic.generate import generate
-from tests.leaks import forms_in_landing, hits_in_files
+from tests.leaks import forms_in_landing, hits_in_duckdb, hits_in_files
 from warehouse.layout import Warehouse
 
 LOADED = ("folkbokforing", "socialtjanst", "skola")
@@ -291,6 +291,37 @@ def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths):
     assert (last.action, last.dataset, last.details["state"]) == ("withdraw", AID, "refused")
     retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert retried == [], "a retry cannot fix a contract"
+
+
+def test_a_contract_whose_sql_reads_landing_is_refused_and_leaks_nothing(paths):
+    """Probe: an approved contract's SQL puts raw personnummer from landing/ into a declared indicator."""
+    month = sorted(p.name for p in (paths.landing / "socialtjanst").iterdir())[0]
+    landing = paths.landing / "socialtjanst" / month / "ekonomiskt_bistand.csv"
+    stolen = (
+        f"(SELECT string_agg(DISTINCT Personnr, ' ') FROM read_csv('{landing}', delim=';', "
+        "header=true, all_varchar=true, encoding='latin-1'))"
+    )
+    path = Path(load_contracts()[AID].path)
+    path.write_text(
+        path.read_text().replace(
+            "count(DISTINCT month) AS months_with_aid", f"any_value({stolen}) AS months_with_aid"
+        )
+    )
+    purpose = ["--purpose", "tidiga_insatser", "--expires", LATER]
+    assert main(["steward", "approve", AID, "--steward", "Anna Berg", *purpose]) == 1, "show refuses it"
+    approvals.approve(
+        load_contracts()[AID], "Anna Berg", "tidiga_insatser", date.fromisoformat(LATER), paths=paths
+    )
+    selection = [dg.AssetKey(["cross_unit", "socialtjanst"])]
+    result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), asset_selection=selection, raise_on_error=False
+    )
+    assert not result.success, "the gate must refuse a contract that reads files"
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "file system operations are disabled" in str(failure.event_specific_data.error)
+    cross = Warehouse(paths.warehouse).cross_unit
+    assert not any(t.startswith("socialtjanst.ekonomiskt") for t in _tables(paths))
+    assert hits_in_duckdb(cross, forms_in_landing(paths.landing)) == {}
 
 
 def test_show_displays_what_would_be_shared_its_quality_and_risk(paths, capsys):

@@ -153,7 +153,7 @@ def build_link_asset(unit: Unit) -> dg.AssetsDefinition:
                             details=details,
                             paths=paths,
                         )
-                    if isinstance(e, ContractError):  # a retry cannot fix the contract
+                    if isinstance(e, ContractError | duckdb.PermissionException):  # a retry cannot fix it
                         raise dg.Failure(str(e), allow_retries=False) from e
                     raise
                 _published(contract, rows, f"{unit.name}.{d.name}", paths, context.run.run_id)
@@ -301,7 +301,8 @@ def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
 
 @contextmanager
 def _cross_unit(wh: Warehouse, unit: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the cross-unit zone for writing with one unit zone (and its vault, if any) attached read-only."""
+    """Open the cross-unit zone for writing with one unit zone (and its vault, if any) attached read-only,
+    then lock the connection against any other file."""
     attached = {"unit": wh.unit_zone(unit)}
     if UNITS[unit].has_persons:
         attached["vault"] = wh.vault(unit)
@@ -311,6 +312,7 @@ def _cross_unit(wh: Warehouse, unit: str) -> Iterator[duckdb.DuckDBPyConnection]
     with connect(wh.cross_unit) as con:
         for alias, path in attached.items():
             run(con, f"ATTACH '{path}' AS {alias} (READ_ONLY)")
+        sharing.lock_down(con)  # contract SQL runs here: no file beyond what is attached
         yield con
 
 
