@@ -9,8 +9,9 @@ normalised personnummer is never materialised: only its pseudonyms are.
 Free text (``Column.free_text``) is scanned in the same pass: a personnummer an
 agent typed into it is masked or the value dropped, as the column says, and
 counted in ``_identifiers``. A quarantined row's ``_raw_values`` (built only for
-quarantined rows) masks every column, whatever its kind: a number typed into a
-date column must not reach quarantine either.
+quarantined rows) masks every digit run that could be a personnummer in every
+column, whatever its kind: a number typed into a date column must not reach
+quarantine either.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pipelines.units.spec import Column, Csv, Dataset, FileFormat
 PNR_CHECKED = ", coalesce(pnr_valid(_p, $ref_year), false) AS _pnr_ok, pnr_twelve(_p, $ref_year) AS _pnr12"
 LINK_TOKEN = "_link_token"
 IDENTIFIERS = "_identifiers"  # per row: personnummer (and contacts) found in free text and masked
+HITS = "_pnr_hits"  # the row's free-text runs that hold a personnummer (never stored)
 BORDER_ONLY = f"_rule, _column, _raw_values, {IDENTIFIERS}"  # border output that is never stored as is
 
 
@@ -49,7 +51,10 @@ def border_query(dataset: Dataset, fmt: FileFormat) -> BorderQuery:
     safe = [c for c in dataset.columns if c.kind not in ("personnummer", "identifier", "key")]
     raw_values = "to_json(struct_pack(" + ", ".join(f'"{c.source}" := {_raw_value(c)}' for c in safe) + "))"
     link = f", {LINK_TOKEN}" if person else ""
-    hits = "".join(f', pnr_hits("{c.source}") AS {_hits(c)}' for c in dataset.columns if c.free_text)
+    free = [f'"{c.source}"' for c in dataset.columns if c.free_text]
+    # One scan over all free text of the row (a space keeps runs of two columns apart): the macro
+    # is expanded once per query, not once per column.
+    hits = f", pnr_hits(concat_ws(' ', {', '.join(free)})) AS {HITS}" if free else ""
     sql = f"""
         WITH src AS (
             SELECT *{f', pnr_parts("{person.source}") AS _p' if person else ""},
@@ -124,31 +129,29 @@ def _rules(col: Column) -> list[tuple[str, str, str]]:
     return rules
 
 
-def _hits(col: Column) -> str:
-    """Name of the column holding the personnummer-like runs found in a free-text column."""
-    return f'"_hits_{col.source}"'
-
-
 def _free_text(col: Column, value: str) -> str:
     """The value with identifiers masked, or NULL if it held any and the column says drop."""
     if col.on_identifier == "drop":
-        found = f"len({_hits(col)}) > 0" + (f" OR contacts_count({value}) > 0" if col.scan_contacts else "")
+        found = f"pnr_masked({value}, {HITS}) IS DISTINCT FROM {value}"
+        found += f" OR contacts_count({value}) > 0" if col.scan_contacts else ""
         return f"CASE WHEN {found} THEN NULL ELSE {value} END"
-    masked = f"pnr_masked({value}, {_hits(col)})"
+    masked = f"pnr_masked({value}, {HITS})"
     return f"contacts_masked({masked})" if col.scan_contacts else masked
 
 
 def _raw_value(col: Column) -> str:
-    """What quarantine keeps of a column: free text as it would be loaded, anything else masked too."""
+    """What quarantine keeps of a column: every run that could be a personnummer masked, without
+    asking the check digit (a steward finds the row by file and line), free text as it is loaded."""
     source = f'"{col.source}"'
-    if col.free_text:
+    if col.free_text and col.on_identifier == "drop":
         return _free_text(col, source)
-    return f"pnr_masked({source}, pnr_hits({source}))"
+    masked = f"pnr_candidates_masked({source})"
+    return f"contacts_masked({masked})" if col.free_text and col.scan_contacts else masked
 
 
 def _identifier_count(dataset: Dataset) -> str:
     """Identifiers found in the row's free text, for the delivery's count (reconciliation)."""
-    terms = [f"len({_hits(c)})" for c in dataset.columns if c.free_text]
+    terms = [f"len({HITS})"] if any(c.free_text for c in dataset.columns) else []
     terms += [
         f'coalesce(contacts_count("{c.source}"), 0)'
         for c in dataset.columns
