@@ -154,6 +154,9 @@ def approve_demo_datasets(
     stays revoked, and an edited contract stays pending until a steward decides.
     The demo steward signs like any steward, with a key generated on first use.
     """
+    if instance is None:  # one instance for all the approvals, not one per dataset
+        with audit.dagster_instance(paths) as platform:
+            return approve_demo_datasets(contracts, paths, platform)
     entries = verified(paths, instance)
     signing.create_key(DEMO_STEWARD)
     decided = {e.dataset for e in entries if e.action in ("approve", "revoke")}
