@@ -65,6 +65,7 @@ def paths(base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
     monkeypatch.setenv("KNUTPUNKT_KEY_FILE", str(base / "secrets" / "pseudonym.key"))
     monkeypatch.setenv("KNUTPUNKT_CONTRACTS", str(tmp_path / "contracts"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))  # the CLI sets it
+    (tmp_path / "home" / "dagster").mkdir(exist_ok=True)
     monkeypatch.delenv("KNUTPUNKT_PSEUDONYM_KEY", raising=False)
     for steward in STEWARDS:  # registered stewards; their keys sit beside the pseudonym key
         signing.create_key(steward)
