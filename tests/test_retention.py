@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.assets.cross_unit import citizen_index
 from pipelines.definitions import LINK_JOB, defs
-from pipelines.stewardship import approvals, audit, sharing
+from pipelines.stewardship import approvals, audit, sharing, signing
 from pipelines.stewardship.contracts import DEFAULT_DIR, load_contracts
 from pipelines.units import UNITS
 from tests.conftest import SOCIAL, load_checked, write_csv
@@ -61,6 +61,7 @@ def loaded(home, warehouse, keys, tmp_path, monkeypatch):
         write_csv(home, SOCIAL, month, "ekonomiskt_bistand", aid)
     load_checked(SOCIAL, [OLD, RECENT], home, keys)
     load_checked(REGISTER, [OLD], home, keys)
+    signing.create_key("Anna Berg")
     for c in load_contracts().values():
         approvals.approve(c, "Anna Berg", c.purposes[0].name, date.today() + timedelta(days=30), paths=home)
     return home
@@ -69,7 +70,8 @@ def loaded(home, warehouse, keys, tmp_path, monkeypatch):
 def _link() -> None:
     selection = [citizen_index.key, dg.AssetKey(["cross_unit", "socialtjanst"])]
     job = defs.resolve_job_def(LINK_JOB.name)
-    assert job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=selection).success
+    with audit.dagster_instance() as instance:  # where the approvals are anchored
+        assert job.execute_in_process(instance=instance, asset_selection=selection).success
 
 
 def _query(path, sql: str) -> list[tuple]:

@@ -23,7 +23,7 @@ from pipelines.border.keys import Keyring
 from pipelines.border.sql import hmac_params, install_macros
 from pipelines.ingest.months import Month, fingerprint
 from pipelines.ingest.read import LINE, DeliveryError, read_delivery_file
-from pipelines.ingest.transform import LINK_TOKEN, border_query
+from pipelines.ingest.transform import BORDER_ONLY, IDENTIFIERS, LINK_TOKEN, border_query
 from pipelines.quality import gate
 from pipelines.units.spec import Dataset, Unit
 from warehouse.layout import Warehouse, connect, run, used
@@ -35,7 +35,10 @@ QUARANTINE_DDL = """CREATE TABLE IF NOT EXISTS quarantine (
     rule VARCHAR, "column" VARCHAR, raw_values JSON, _loaded_at TIMESTAMP)"""
 RECONCILIATION_DDL = """CREATE TABLE IF NOT EXISTS reconciliation (
     dataset VARCHAR, _delivery VARCHAR, _source_file VARCHAR, rows_in_file BIGINT,
-    rows_loaded BIGINT, rows_quarantined BIGINT, status VARCHAR, reason VARCHAR, _loaded_at TIMESTAMP)"""
+    rows_loaded BIGINT, rows_quarantined BIGINT, status VARCHAR, reason VARCHAR, _loaded_at TIMESTAMP,
+    identifiers_masked BIGINT)"""
+# Zones made before the free-text scan get the column; NULL there means "not scanned".
+RECONCILIATION_MIGRATION = "ALTER TABLE reconciliation ADD COLUMN IF NOT EXISTS identifiers_masked BIGINT"
 # Every load of a delivery, in order: what its folder held (``months.fingerprint``) and what it replaced.
 DELIVERIES_DDL = """CREATE TABLE IF NOT EXISTS deliveries (
     _delivery VARCHAR, fingerprint VARCHAR, replaces VARCHAR, _loaded_at TIMESTAMP)"""
@@ -52,6 +55,7 @@ class FileResult:
     rows_quarantined: int | None
     status: str  # loaded | rejected | missing
     reason: str | None = None
+    identifiers_masked: int = 0  # personnummer (and contacts) typed into free text, masked at the border
 
 
 def load_delivery(
@@ -120,7 +124,14 @@ def _ensure_tables(con, unit: Unit, params: dict) -> None:
     for ds in unit.datasets:
         if ds.name not in existing:
             _ensure_table(con, ds, border_query(ds, unit.format).sql, params)
-    for ddl in (QUARANTINE_DDL, RECONCILIATION_DDL, DELIVERIES_DDL, gate.HELD_DDL, gate.HELD_MIGRATION):
+    for ddl in (
+        QUARANTINE_DDL,
+        RECONCILIATION_DDL,
+        RECONCILIATION_MIGRATION,
+        DELIVERIES_DDL,
+        gate.HELD_DDL,
+        gate.HELD_MIGRATION,
+    ):
         run(con, ddl)
 
 
@@ -155,8 +166,13 @@ def _stage(con, unit: Unit, dataset: Dataset, delivery: str, landing: Path, para
     con.register("raw", raw)
     run(con, f"CREATE OR REPLACE TEMP TABLE staged_{dataset.name} AS {query.sql}", used(query.sql, params))
     con.unregister("raw")
-    quarantined = run(con, f"SELECT count(*) FROM staged_{dataset.name} WHERE _rule IS NOT NULL")[0][0]
-    return FileResult(dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded")
+    quarantined, masked = run(
+        con,
+        f"SELECT count(*) FILTER (_rule IS NOT NULL), coalesce(sum({IDENTIFIERS}), 0) FROM staged_{dataset.name}",
+    )[0]
+    return FileResult(
+        dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded", None, masked
+    )
 
 
 def _ensure_table(con, dataset: Dataset, sql: str, params: dict) -> None:
@@ -169,7 +185,7 @@ def _ensure_table(con, dataset: Dataset, sql: str, params: dict) -> None:
     run(
         con,
         f"""CREATE TABLE IF NOT EXISTS {dataset.name} AS
-            SELECT * EXCLUDE (_rule, _column, _raw_values{_link_exclude(dataset)}),
+            SELECT * EXCLUDE ({BORDER_ONLY}{_link_exclude(dataset)}),
                 NULL::VARCHAR AS _source_file, NULL::VARCHAR AS _delivery, NULL::TIMESTAMP AS _loaded_at
             FROM ({sql}) WHERE false""",
         used(sql, params),
@@ -231,7 +247,7 @@ def _insert_file(con, dataset: Dataset, r: FileResult, delivery: str, loaded_at:
     lineage = {"f": r.source_file, "d": delivery, "t": loaded_at}
     staged = f"staged_{r.dataset}"
     if r.status == "loaded":
-        exclude = f"_rule, _column, _raw_values{_link_exclude(dataset)}"
+        exclude = f"{BORDER_ONLY}{_link_exclude(dataset)}"
         run(
             con,
             f"INSERT INTO {r.dataset} SELECT * EXCLUDE ({exclude}), $f, $d, $t FROM {staged} WHERE _rule IS NULL",
@@ -251,10 +267,10 @@ def _insert_file(con, dataset: Dataset, r: FileResult, delivery: str, loaded_at:
         )
     run(
         con,
-        "INSERT INTO reconciliation VALUES ($ds, $d, $f, $n, $ok, $q, $status, $reason, $t)",
+        "INSERT INTO reconciliation VALUES ($ds, $d, $f, $n, $ok, $q, $status, $reason, $t, $masked)",
         lineage
         | {"ds": r.dataset, "n": r.rows_in_file, "ok": r.rows_loaded, "q": r.rows_quarantined}
-        | {"status": r.status, "reason": r.reason},
+        | {"status": r.status, "reason": r.reason, "masked": r.identifiers_masked},
     )
 
 
@@ -265,4 +281,5 @@ def _link_exclude(dataset: Dataset) -> str:
 def _describe(r: FileResult) -> str:
     if r.status != "loaded":
         return f"{r.status} ({r.reason})"
-    return f"{r.rows_in_file} rows: {r.rows_loaded} loaded, {r.rows_quarantined} quarantined"
+    masked = f", {r.identifiers_masked} identifiers masked in free text" if r.identifiers_masked else ""
+    return f"{r.rows_in_file} rows: {r.rows_loaded} loaded, {r.rows_quarantined} quarantined{masked}"
