@@ -1,7 +1,8 @@
 """Start and stop Superset's web server (gunicorn) without importing Superset.
 
 gunicorn runs in its own process group so that stopping it stops its workers too (a stray worker
-would keep serving, and holding memory, after the parent died).
+would keep serving, and holding memory, after the parent died). Started as root, it runs as the
+service user ``knutpunkt-serving`` (``isolation.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import requests
 
+from dashboards import isolation
 from dashboards.home import SUPERSET_VENV, SupersetHome
 
 
@@ -29,10 +31,12 @@ def gunicorn_command(port: int, workers: int = 2) -> list[str]:
 
 def start(home: SupersetHome, port: int, log: Path) -> subprocess.Popen:
     """Start gunicorn in a new process group, return once /health answers (or raise with the log)."""
+    user, env = isolation.prepare(home)
     log.parent.mkdir(parents=True, exist_ok=True)
+    as_user = {"user": user.uid, "group": user.gid, "extra_groups": [user.gid]} if user else {}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            gunicorn_command(port), env=home.env(), stdout=out, stderr=out, start_new_session=True
+            gunicorn_command(port), env=env, stdout=out, stderr=out, start_new_session=True, **as_user
         )
     try:
         wait_until_healthy(f"http://127.0.0.1:{port}", proc)
