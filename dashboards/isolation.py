@@ -14,27 +14,38 @@ the platform user. The key file and Superset's secrets stay where they are (0600
 its two secret keys in its environment from the starting process. The pseudonym key never reaches
 a Superset process (``SupersetHome.env``).
 
+The service user must be able to run Python. When the Superset venv's base interpreter lies in a
+folder only root may enter (pyenv under ``/root``, as on this project's CI machines), that base
+installation (its standard library, not its site-packages) is copied once to
+``/opt/knutpunkt-serving/`` and gunicorn runs on the copy, with ``.venv-superset``'s packages on its
+path: the same Python version and build, nothing new installed.
+
 As another user (a developer's machine) none of this is possible without root: Superset runs as
 that user, a warning says so, and the connection hooks are the protection.
 """
 
 from __future__ import annotations
 
+import contextlib
 import grp
+import hashlib
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 import sys
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from dashboards.home import SupersetHome
+from dashboards.home import REPO_ROOT, SUPERSET_VENV, SupersetHome
 from pipelines.serving.access import SERVING_GROUP, restrict
 
 SERVICE_USER = SERVING_GROUP
 SERVER_SECRETS = ("secret_key", "async_jwt_secret")  # what superset_config reads, by env name
 OPEN_TO_GROUP = ("warehouse", "superset")  # entries of the home the service user passes into
+RUNTIME_ROOT = Path("/opt/knutpunkt-serving")  # a copy of the base Python, if root's is out of reach
 
 
 class IsolationError(RuntimeError):
@@ -47,8 +58,17 @@ class ServiceUser:
     gid: int
 
 
-def prepare(home: SupersetHome) -> tuple[ServiceUser | None, dict[str, str]]:
-    """The user to run Superset as (None: this user) and its environment; lays out the home as root."""
+@dataclass(frozen=True)
+class Launch:
+    """How to start Superset's server: as whom, with which Python, in which environment."""
+
+    user: ServiceUser | None  # None: as the current user
+    env: dict[str, str]
+    python: Path = field(default=SUPERSET_VENV / "bin" / "python")
+
+
+def prepare(home: SupersetHome) -> Launch:
+    """How to run Superset: as the service user when root (laying out the home), else as this user."""
     env = home.env()
     if os.geteuid() != 0:
         print(
@@ -57,11 +77,60 @@ def prepare(home: SupersetHome) -> tuple[ServiceUser | None, dict[str, str]]:
             "from files. Install as root for the separate service user (dashboards/README.md).",
             file=sys.stderr,
         )
-        return None, env
+        return Launch(None, env)
     user = ensure_service_user()
     lock_down(home, user)
-    env |= server_secrets(home) | {"HOME": str(home.root), "SUPERSET_HOME": str(home.root)}
-    return user, env
+    python, python_env = service_python()
+    env |= server_secrets(home) | python_env | {"HOME": str(home.root), "SUPERSET_HOME": str(home.root)}
+    return Launch(user, env, python)
+
+
+def service_python() -> tuple[Path, dict[str, str]]:
+    """A Python with Superset's packages that the service user can run, and the environment it needs."""
+    venv_python = SUPERSET_VENV / "bin" / "python"
+    if not _reachable_by_others(SUPERSET_VENV / "lib"):
+        raise IsolationError(
+            f"{SUPERSET_VENV} is not readable by other users: install the repository outside /root"
+        )
+    base = Path(os.path.realpath(venv_python))
+    prefix = base.parent.parent
+    if _reachable_by_others(base) and _reachable_by_others(prefix / "lib"):
+        return venv_python, {}
+    runtime = _copied_runtime(prefix)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    packages = SUPERSET_VENV / "lib" / version / "site-packages"
+    return runtime / "bin" / base.name, {
+        "LD_LIBRARY_PATH": str(runtime / "lib"),  # the base's RUNPATH points into the original
+        "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{packages}",
+        "PYTHONNOUSERSITE": "1",
+    }
+
+
+def _copied_runtime(prefix: Path) -> Path:
+    """The base Python installation without its site-packages, copied once (0755, root's)."""
+    digest = hashlib.sha256(str(prefix).encode()).hexdigest()[:10]
+    runtime = RUNTIME_ROOT / f"python-{prefix.name}-{digest}"
+    if (runtime / ".complete").exists():
+        return runtime
+    RUNTIME_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=RUNTIME_ROOT, prefix=".copy-"))
+    skip = shutil.ignore_patterns("site-packages", "test", "tests", "__pycache__")
+    shutil.copytree(prefix, staging / "python", symlinks=True, ignore=skip)
+    (staging / "python" / ".complete").touch()
+    os.chmod(staging / "python", 0o755)
+    with contextlib.suppress(OSError):  # another process finished the same copy first
+        os.replace(staging / "python", runtime)
+    shutil.rmtree(staging, ignore_errors=True)
+    return runtime
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether a user that is neither owner nor in the group can reach (and read) ``path``."""
+    for folder in [*reversed(path.parents), path]:
+        mode = stat.S_IMODE(folder.stat().st_mode)
+        if not mode & 0o001 or (folder == path and not mode & 0o004):
+            return False
+    return True
 
 
 def ensure_service_user() -> ServiceUser:

@@ -22,19 +22,20 @@ def serve(home: SupersetHome, port: int) -> int:
         print("Dashboards are not deployed yet: run `knutpunkt dashboards deploy` first.", file=sys.stderr)
         return 1
     try:
-        user, env = isolation.prepare(home)
+        launch = isolation.prepare(home)
     except isolation.IsolationError as e:
         print(f"Not serving: {e}", file=sys.stderr)
         return 1
     print(f"Superset: http://127.0.0.1:{port}/  (Ctrl-C stops it)")
-    if user:
+    if launch.user:
         print(f"Superset runs as {isolation.SERVICE_USER}: it reads the serving snapshot and nothing else")
     print(f"Log in with the admin (or a förvaltning manager) from {home.credentials}")
     sys.stdout.flush()
-    command = gunicorn_command(port)
-    if user:
-        isolation.drop_privileges(user)
-    os.execve(command[0], command, env)
+    command = gunicorn_command(port, python=launch.python)
+    if launch.user:
+        os.chdir("/")  # the service user may not enter the folder serve was started in
+        isolation.drop_privileges(launch.user)
+    os.execve(command[0], command, launch.env)
 
 
 def main(argv: list[str] | None = None) -> int:
