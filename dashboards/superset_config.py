@@ -85,14 +85,17 @@ SERVING_CONNECT_ARGS = {
 }
 
 
-def _refuse(message: str) -> None:
-    """Raise Superset's security error, which its API answers with the message (not a bare 500)."""
-    from superset.errors import ErrorLevel, SupersetError, SupersetErrorType
-    from superset.exceptions import SupersetSecurityException
+def _refuse(message: str, field: str = "sqlalchemy_uri") -> None:
+    """Raise the error Superset's database API answers with 422 and the message.
 
-    raise SupersetSecurityException(
-        SupersetError(message, SupersetErrorType.DATABASE_SECURITY_ACCESS_ERROR, ErrorLevel.ERROR)
-    )
+    A validation error on the field: an edit shows it as the field's error, a create (which
+    tests the connection first) as the connection test's error. Superset's own security exception
+    would reach the user as "Connection failed" or "Fatal error", without the reason.
+    """
+    from marshmallow import ValidationError
+    from superset.commands.database.exceptions import DatabaseInvalidError
+
+    raise DatabaseInvalidError(message, [ValidationError(message, field_name=field)])
 
 
 def _serving_path(database: str | None) -> Path | None:
@@ -141,7 +144,7 @@ def _check_stored(mapper: Any, connection: Any, database: Any) -> None:
     validate_uri(make_url(database.sqlalchemy_uri))
     engine_params = json.loads(database.extra or "{}").get("engine_params", {})
     if engine_params.get("connect_args", SERVING_CONNECT_ARGS) != SERVING_CONNECT_ARGS:
-        _refuse(f"{REFUSED}: its connect arguments stay {json.dumps(SERVING_CONNECT_ARGS)}")
+        _refuse(f"{REFUSED}: its connect arguments stay {json.dumps(SERVING_CONNECT_ARGS)}", "extra")
 
 
 def guard_saved_connections(app: Any) -> None:
