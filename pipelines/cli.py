@@ -86,6 +86,9 @@ def run_dashboards(action: str, port: int) -> int:
         return 1
     env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
     command = [str(python), "-m", "dashboards.manage", action, "--port", str(port)]
+    if action == "serve":  # become the server: Ctrl-C and signals reach it, and no parent stays behind
+        os.chdir(REPO_ROOT)
+        os.execve(command[0], command, env)
     return subprocess.run(command, cwd=REPO_ROOT, env=env).returncode
 
 

@@ -144,14 +144,25 @@ def discovery_platform(main_job) -> dict:
 
 @pytest.fixture(scope="session")
 def dashboards_platform(discovery_platform) -> dict:
-    """The dashboards deployed (``knutpunkt dashboards deploy``) on the discovery run's snapshot, and one
-    Superset server (gunicorn) shared by the dashboard and browser tests; stopped by process group."""
+    """The dashboards deployed (``knutpunkt dashboards deploy``) on a copy of the discovery run, and one
+    Superset server (gunicorn) shared by the dashboard and browser tests; stopped by process group.
+
+    The copy (home and secrets) lives in its own temporary folder: run as root, Superset runs as the
+    service user, which must pass through every folder above the home, and pytest keeps its own
+    temporary tree private (0700) to root.
+    """
+    import shutil
     import socket
+    import tempfile
 
     from dashboards import server
     from dashboards.home import SupersetHome
 
-    env = discovery_platform["env"]
+    source = discovery_platform["paths"].home.parent
+    root = Path(tempfile.mkdtemp(prefix="knutpunkt-dashboards-"))
+    shutil.copytree(source / "home", root / "home", symlinks=True)
+    shutil.copytree(source / "secrets", root / "secrets")
+    env = main_job_env(root)
     deploy = knutpunkt(env, "dashboards", "deploy", timeout=600)
     assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
     with socket.socket() as s:
@@ -174,9 +185,11 @@ def dashboards_platform(discovery_platform) -> dict:
             "url": url,
             "home": home,
             "env": env,
-            "paths": discovery_platform["paths"],
+            "paths": Paths(root / "home"),
             "credentials": home.read_credentials(),
+            "process": proc,
         }
     finally:
         server.stop(proc)
         log.close()
+        shutil.rmtree(root, ignore_errors=True)
