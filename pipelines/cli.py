@@ -334,7 +334,7 @@ def _print_held_and_rejected(out: Console, paths: Paths, held: list[str]) -> Non
             out.print(line, markup=False, overflow="fold")
 
 
-def _first(reason: str | None, chars: int = 160) -> str:
+def _first(reason: str | None, chars: int = 300) -> str:
     """The first of a check's reasons, short enough for one line of the summary."""
     first = (reason or "see the check in the Dagster UI").split("; ")[0]
     return first if len(first) <= chars else first[: chars - 1] + "…"

@@ -113,7 +113,7 @@ def test_killed_at_random_moments_the_platform_ends_where_an_uninterrupted_run_e
         where = f"seed {SEED}, round {number} ({stage}{' ' + unit if unit else ''})"
         child = fork.Process(target=_stage, args=(stage, unit))
         child.start()
-        time.sleep(rng.uniform(0.0, 4.0))
+        time.sleep(rng.uniform(0.0, 2.5))
         if child.is_alive():
             os.kill(child.pid, signal.SIGKILL)
             killed += 1

@@ -356,7 +356,7 @@ def test_a_withdrawal_leaves_no_figures_of_the_dataset_in_any_snapshot(
     from pipelines.definitions import defs
     from pipelines.resources import Platform
     from pipelines.settings import Paths
-    from pipelines.stewardship import approvals
+    from pipelines.stewardship import approvals, signing
     from pipelines.stewardship.contracts import load_contracts
     from pipelines.stewardship.sensor import DOWNSTREAM, link_key
 
@@ -373,6 +373,7 @@ def test_a_withdrawal_leaves_no_figures_of_the_dataset_in_any_snapshot(
     assert publish.success
     assert _withdrawn_anywhere(serving), "the test must see aid figures in the snapshots before"
 
+    signing.create_key("Anna Berg, enhetschef")  # a revocation is signed by the steward who makes it
     approvals.revoke(load_contracts()[AID], "Anna Berg, enhetschef", "purpose ended", paths)
     run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), asset_selection=[link_key("socialtjanst"), *DOWNSTREAM]
