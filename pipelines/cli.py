@@ -324,14 +324,14 @@ def _print_held_and_rejected(out: Console, paths: Paths, held: list[str]) -> Non
     if held:
         out.print("Held back from the cross-unit zone until a corrected delivery passes its checks:")
         for line in held:
-            out.print(line, markup=False, overflow="fold")
+            out.print(line, markup=False)
         out.print(f"  Why, per expectation: {data_docs_root(paths.home)}/<unit>/index.html; per file: the")
         out.print("  unit's reconciliation and quarantine tables, or the check in the Dagster UI.")
     rejected = [f"  {u} {f}: {why}" for u, ld in landings(paths).items() for f, why in ld.rejected.items()]
     if rejected:
         out.print("Rejected in landing, not loaded (the unit must send it again, as a month YYYY-MM):")
         for line in rejected:
-            out.print(line, markup=False, overflow="fold")
+            out.print(line, markup=False)
 
 
 def _first(reason: str | None, chars: int = 300) -> str:

@@ -183,6 +183,7 @@ def test_a_publish_during_dashboard_queries_fails_neither_and_the_next_query_see
     # A publish names its snapshot by the sharing state, which it reads from the verified audit log,
     # whose heads are anchored in the platform's Dagster instance.
     monkeypatch.setenv("DAGSTER_HOME", str(dashboards_platform["paths"].dagster_home))
+    monkeypatch.setenv("KNUTPUNKT_KEY_FILE", dashboards_platform["env"]["KNUTPUNKT_KEY_FILE"])
 
     admin = _login(dashboards_platform, "admin")
     before = admin.sql("Knutpunkt", "SELECT published_at FROM _snapshot")

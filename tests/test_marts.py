@@ -347,7 +347,10 @@ def test_a_publish_during_dashboard_queries_fails_neither(platform, monkeypatch)
     from pipelines.assets.publish import serving_snapshot
     from pipelines.resources import Platform
 
-    monkeypatch.setenv("DAGSTER_HOME", str(platform["paths"].dagster_home))  # the anchored audit heads
+    # The snapshot is named by the sharing state, read from the audit log as verified against the
+    # stewards' public keys (beside the key file) and the heads anchored in the platform's Dagster home.
+    monkeypatch.setenv("DAGSTER_HOME", str(platform["paths"].dagster_home))
+    monkeypatch.setenv("KNUTPUNKT_KEY_FILE", platform["env"]["KNUTPUNKT_KEY_FILE"])
 
     current = platform["current"]
     before = current.resolve()

@@ -375,8 +375,8 @@ def test_a_withdrawal_leaves_no_figures_of_the_dataset_in_any_snapshot(
 
     signing.create_key("Anna Berg, enhetschef")  # a revocation is signed by the steward who makes it
     approvals.revoke(load_contracts()[AID], "Anna Berg, enhetschef", "purpose ended", paths)
-    run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), asset_selection=[link_key("socialtjanst"), *DOWNSTREAM]
+    run = defs.resolve_implicit_global_asset_job_def().execute_in_process(  # the instance holding the heads
+        instance=dg.DagsterInstance.get(), asset_selection=[link_key("socialtjanst"), *DOWNSTREAM]
     )
     assert run.success
     assert _withdrawn_anywhere(serving) == []
