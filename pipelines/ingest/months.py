@@ -42,10 +42,6 @@ class Month:
     def __str__(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"
 
-    @property
-    def first_day(self) -> date:
-        return date(self.year, self.month, 1)
-
     def next(self) -> Month:
         return Month(self.year + self.month // 12, self.month % 12 + 1)
 

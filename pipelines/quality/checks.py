@@ -35,6 +35,7 @@ import duckdb
 
 from pipelines.quality import docs, freshness, gate
 from pipelines.quality.frame import DeliveryFile, dataset_frame, delivery_files, parameters
+from pipelines.quality.gate import EXPECTATIONS, RECONCILIATION
 from pipelines.quality.records import count_records
 from pipelines.quality.validate import Outcome, Validator
 from pipelines.resources import Platform
@@ -42,7 +43,7 @@ from pipelines.settings import Paths
 from pipelines.units import UNITS, Unit
 from warehouse.layout import Warehouse, connect, run
 
-RECONCILIATION, EXPECTATIONS, FRESHNESS = "reconciliation", "expectations", "freshness"
+FRESHNESS = "freshness"
 ALL = frozenset({RECONCILIATION, EXPECTATIONS, FRESHNESS})
 OVERDUE = "delivery_overdue"
 LISTED = 20  # failures listed in metadata; the rest are counted

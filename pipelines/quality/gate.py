@@ -20,7 +20,8 @@ import duckdb
 
 from warehouse.layout import run
 
-HOLDING_CHECKS = frozenset({"reconciliation", "expectations"})
+RECONCILIATION, EXPECTATIONS = "reconciliation", "expectations"  # the checks that hold a delivery
+HOLDING_CHECKS = frozenset({RECONCILIATION, EXPECTATIONS})
 UNCHECKED = "unchecked"
 HELD_DDL = """CREATE TABLE IF NOT EXISTS held_deliveries (
     _delivery VARCHAR PRIMARY KEY, checks VARCHAR NOT NULL, reason VARCHAR, held_at TIMESTAMP NOT NULL)"""
