@@ -10,6 +10,7 @@ pseudonymisation, no quarantine. The ratio is the price of the border.
 from __future__ import annotations
 
 import time
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -17,7 +18,7 @@ from municipality import generated, size_arguments
 
 from pipelines.border.keys import load_keyring
 from pipelines.ingest.delivery import load_deliveries
-from pipelines.sensors import DELIVERY_GLOB
+from pipelines.ingest.months import scan
 from pipelines.units import UNITS
 from pipelines.units.spec import Csv, JsonLines, Parquet, Unit
 from warehouse.layout import Warehouse
@@ -27,7 +28,7 @@ def knutpunkt_load(landing: Path, root: Path) -> tuple[int, float]:
     wh, keys, rows = Warehouse(root), load_keyring(), 0
     started = time.perf_counter()
     for unit in UNITS.values():
-        months = sorted(f.name for f in (landing / unit.name).glob(DELIVERY_GLOB))
+        months = scan(landing / unit.name, date.today()).months
         for _, results in load_deliveries(unit, months, landing, wh, keys):
             rows += sum(r.rows_in_file or 0 for r in results)
     return rows, time.perf_counter() - started
@@ -39,7 +40,7 @@ def bare_load(landing: Path, root: Path) -> tuple[int, float]:
     root.mkdir(parents=True, exist_ok=True)
     for unit in UNITS.values():
         with duckdb.connect(str(root / f"{unit.name}.duckdb")) as con:
-            for folder in sorted((landing / unit.name).glob(DELIVERY_GLOB)):
+            for folder in (landing / unit.name / m for m in scan(landing / unit.name, date.today()).months):
                 for ds in unit.datasets:
                     path = folder / ds.file_name(unit.format)
                     if path.exists():

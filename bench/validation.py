@@ -13,13 +13,14 @@ context setup are paid once per process and reported on their own line.
 from __future__ import annotations
 
 import time
+from datetime import date
 
 from municipality import generated, size_arguments
 
 from pipelines.border.keys import load_keyring
 from pipelines.ingest.delivery import load_deliveries
+from pipelines.ingest.months import scan
 from pipelines.quality import checks
-from pipelines.sensors import DELIVERY_GLOB
 from pipelines.units import UNITS
 from warehouse.layout import Warehouse, connect, run
 
@@ -38,7 +39,7 @@ def main() -> None:
         load_s = check_s = 0.0
         rows = deliveries = 0
         for unit in UNITS.values():
-            months = sorted(f.name for f in (landing / unit.name).glob(DELIVERY_GLOB))
+            months = scan(landing / unit.name, date.today()).months
             t0 = time.perf_counter()
             for _ in load_deliveries(unit, months, landing, wh, keys):
                 pass

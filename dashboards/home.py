@@ -20,7 +20,7 @@ from pathlib import Path
 
 # The platform's own answers to "where is the home" and "where are the secrets": both modules use the
 # standard library only, so Superset's environment can import them (tests/test_dashboards.py runs it).
-from pipelines.border.keys import key_file_path
+from pipelines.border.keys import KEY_ENV, key_file_path
 from pipelines.settings import REPO_ROOT, Paths
 
 SUPERSET_VENV = REPO_ROOT / ".venv-superset"
@@ -56,8 +56,13 @@ class SupersetHome:
         return self.platform_home / "warehouse" / "serving" / "current.duckdb"
 
     def env(self) -> dict[str, str]:
-        """Environment for every Superset process: its config, and the platform home it reads."""
-        return os.environ | {
+        """Environment for every Superset process: its config, and the platform home it reads.
+
+        Without the pseudonym key: no Superset process needs it, and a process's environment is
+        readable by its own user.
+        """
+        inherited = {k: v for k, v in os.environ.items() if k != KEY_ENV}
+        return inherited | {
             "SUPERSET_CONFIG_PATH": str(CONFIG),
             "KNUTPUNKT_HOME": str(self.platform_home),
             SECRETS_ENV: str(self.secrets),

@@ -1,7 +1,8 @@
 """``knutpunkt dashboards deploy|serve`` inside .venv-superset (the pipeline's venv never imports Superset).
 
 deploy: metadata, users, bundle and row-level security (see ``dashboards/deploy.py``).
-serve:  Superset's web server (gunicorn) in the foreground on 127.0.0.1; Ctrl-C stops it.
+serve:  Superset's web server (gunicorn) in the foreground on 127.0.0.1; Ctrl-C stops it. As root it
+        runs as the service user ``knutpunkt-serving`` (``dashboards/isolation.py``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import os
 import sys
 
+from dashboards import isolation
 from dashboards.home import DEFAULT_PORT, SupersetHome
 from dashboards.server import gunicorn_command
 
@@ -19,11 +21,21 @@ def serve(home: SupersetHome, port: int) -> int:
     if not home.credentials.exists():
         print("Dashboards are not deployed yet: run `knutpunkt dashboards deploy` first.", file=sys.stderr)
         return 1
+    try:
+        launch = isolation.prepare(home)
+    except isolation.IsolationError as e:
+        print(f"Not serving: {e}", file=sys.stderr)
+        return 1
     print(f"Superset: http://127.0.0.1:{port}/  (Ctrl-C stops it)")
+    if launch.user:
+        print(f"Superset runs as {isolation.SERVICE_USER}: it reads the serving snapshot and nothing else")
     print(f"Log in with the admin (or a förvaltning manager) from {home.credentials}")
     sys.stdout.flush()
-    command = gunicorn_command(port)
-    os.execve(command[0], command, home.env())
+    command = gunicorn_command(port, python=launch.python)
+    if launch.user:
+        os.chdir("/")  # the service user may not enter the folder serve was started in
+        isolation.drop_privileges(launch.user)
+    os.execve(command[0], command, launch.env)
 
 
 def main(argv: list[str] | None = None) -> int:

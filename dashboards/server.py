@@ -1,7 +1,8 @@
 """Start and stop Superset's web server (gunicorn) without importing Superset.
 
 gunicorn runs in its own process group so that stopping it stops its workers too (a stray worker
-would keep serving, and holding memory, after the parent died).
+would keep serving, and holding memory, after the parent died). Started as root, it runs as the
+service user ``knutpunkt-serving`` (``isolation.py``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from pathlib import Path
 
 import requests
 
+from dashboards import isolation
 from dashboards.home import SUPERSET_VENV, SupersetHome
 
 
-def gunicorn_command(port: int, workers: int = 2) -> list[str]:
+def gunicorn_command(
+    port: int, workers: int = 2, python: Path = SUPERSET_VENV / "bin" / "python"
+) -> list[str]:
     """gunicorn as the stack notes verified it: threads, no control socket, loopback only."""
     return [
-        str(SUPERSET_VENV / "bin" / "gunicorn"),
+        str(python),
+        *("-m", "gunicorn"),
         *("-w", str(workers), "-k", "gthread", "--threads", "4", "--no-control-socket"),
         *("--timeout", "120", "-b", f"127.0.0.1:{port}"),
         "superset.app:create_app()",
@@ -29,11 +34,15 @@ def gunicorn_command(port: int, workers: int = 2) -> list[str]:
 
 def start(home: SupersetHome, port: int, log: Path) -> subprocess.Popen:
     """Start gunicorn in a new process group, return once /health answers (or raise with the log)."""
+    launch = isolation.prepare(home)
+    user = launch.user
     log.parent.mkdir(parents=True, exist_ok=True)
+    as_user = {"user": user.uid, "group": user.gid, "extra_groups": [user.gid]} if user else {}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            gunicorn_command(port), env=home.env(), stdout=out, stderr=out, start_new_session=True
-        )
+            gunicorn_command(port, python=launch.python),
+            env=launch.env, stdout=out, stderr=out, start_new_session=True, cwd="/", **as_user,
+        )  # fmt: skip
     try:
         wait_until_healthy(f"http://127.0.0.1:{port}", proc)
     except Exception:

@@ -5,13 +5,24 @@ platform's key file, outside the repository (``dashboards.home``). The secret ke
 first use (0600) rather than shipped: a default key would let anyone forge session cookies. This file
 runs in Superset's own environment: of the pipeline code it reaches only the standard-library modules
 ``dashboards.home`` imports.
+
+Superset may open one database only: the serving snapshot, read-only, with DuckDB's file access off
+and its configuration locked, whoever is logged in (admins included, who could otherwise add a
+``duckdb:///:memory:`` connection and read any file the server can). Two of Superset's hooks enforce
+it: ``DB_SQLA_URI_VALIDATOR`` refuses creating, editing or testing a connection to anything else,
+and ``DB_CONNECTION_MUTATOR`` re-checks the URI and replaces the DuckDB connect arguments on every
+connection Superset opens, whatever engine parameters are stored. Both live here, in a file no
+Superset user can edit.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
+from pathlib import Path
+from typing import Any
 
 from dashboards.home import SupersetHome
 
@@ -19,7 +30,14 @@ HOME = SupersetHome.from_env()
 
 
 def _secret(name: str) -> str:
-    """Read a generated secret, creating it (0600, exclusively) if no process has yet."""
+    """Read a generated secret, creating it (0600, exclusively) if no process has yet.
+
+    A server started as the separate service user gets its secrets in its environment from the
+    starting (platform) user instead (``dashboards/isolation.py``): it has no access to the folder
+    beside the key file.
+    """
+    if given := os.environ.get(f"KNUTPUNKT_SUPERSET_{name.upper()}"):
+        return given
     path = HOME.secrets / name
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
@@ -56,3 +74,93 @@ SQLLAB_CTAS_NO_LIMIT = False
 ROW_LIMIT = 50_000
 LOG_LEVEL = logging.WARNING  # Superset's INFO lines drown what deploy and serve say to the user
 SUPERSET_WEBSERVER_TIMEOUT = 120
+
+
+# --- The one connection Superset may open (see the module docstring) -------------------------------
+
+REFUSED = "Only the Knutpunkt serving snapshot may be connected"
+SERVING_CONNECT_ARGS = {
+    "read_only": True,
+    "config": {"enable_external_access": False, "lock_configuration": True},
+}
+
+
+def _refuse(message: str, field: str = "sqlalchemy_uri") -> None:
+    """Raise the error Superset's database API answers with 422 and the message.
+
+    A validation error on the field: an edit shows it as the field's error, a create (which
+    tests the connection first) as the connection test's error. Superset's own security exception
+    would reach the user as "Connection failed" or "Fatal error", without the reason.
+    """
+    from marshmallow import ValidationError
+    from superset.commands.database.exceptions import DatabaseInvalidError
+
+    raise DatabaseInvalidError(message, [ValidationError(message, field_name=field)])
+
+
+def _serving_path(database: str | None) -> Path | None:
+    """The path a duckdb URI names, its folder resolved but not the file (``current.duckdb`` is a link)."""
+    if not database or database.startswith((":memory:", "md:")):
+        return None
+    path = Path(database)
+    return path.parent.resolve() / path.name if path.is_absolute() else None
+
+
+def validate_uri(uri: Any) -> None:
+    """Refuse every URI but ``duckdb:///<platform home>/warehouse/serving/current.duckdb``.
+
+    Other dialects, ``:memory:``, another DuckDB file (a unit zone, an old snapshot, the key file)
+    and URI options (which duckdb-engine would pass to DuckDB as settings) are all refused.
+    """
+    allowed = HOME.serving.parent.resolve() / HOME.serving.name
+    if (
+        uri.drivername != "duckdb"
+        or uri.query
+        or uri.host
+        or uri.username
+        or uri.password
+        or _serving_path(uri.database) != allowed
+    ):
+        _refuse(f"{REFUSED}: duckdb:///{allowed}, read-only")
+
+
+def lock_connection(uri: Any, params: dict, username: str | None, security_manager: Any, source: Any):
+    """Every connection Superset opens: the serving snapshot only, read-only, no file access, locked.
+
+    The stored engine parameters are not trusted: an edit that turned ``enable_external_access`` on,
+    or a connection stored before this hook existed, still gets these connect arguments (plus the
+    user agent Superset's DuckDB engine spec names itself with).
+    """
+    validate_uri(uri)
+    agent = params.get("connect_args", {}).get("config", {}).get("custom_user_agent")
+    config = dict(SERVING_CONNECT_ARGS["config"]) | ({"custom_user_agent": agent} if agent else {})
+    return uri, dict(params) | {"connect_args": {**SERVING_CONNECT_ARGS, "config": config}}
+
+
+def _check_stored(mapper: Any, connection: Any, database: Any) -> None:
+    """Before a connection is saved (API, import, CLI): its URI and its DuckDB arguments."""
+    from sqlalchemy.engine.url import make_url
+
+    validate_uri(make_url(database.sqlalchemy_uri))
+    engine_params = json.loads(database.extra or "{}").get("engine_params", {})
+    if engine_params.get("connect_args", SERVING_CONNECT_ARGS) != SERVING_CONNECT_ARGS:
+        _refuse(f"{REFUSED}: its connect arguments stay {json.dumps(SERVING_CONNECT_ARGS)}", "extra")
+
+
+def guard_saved_connections(app: Any) -> None:
+    """Refuse saving a connection to anything else, whichever way it is saved.
+
+    Superset calls the URI validator only when it opens a connection: a create tests the connection
+    first, but an edit is saved without one. These listeners refuse it at the write.
+    """
+    from sqlalchemy import event
+    from superset.models.core import Database
+
+    if not event.contains(Database, "before_insert", _check_stored):
+        event.listen(Database, "before_insert", _check_stored)
+        event.listen(Database, "before_update", _check_stored)
+
+
+DB_SQLA_URI_VALIDATOR = validate_uri
+DB_CONNECTION_MUTATOR = lock_connection
+FLASK_APP_MUTATOR = guard_saved_connections

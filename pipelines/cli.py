@@ -10,13 +10,15 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from datetime import date
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipelines.settings import REPO_ROOT, Paths
+from pipelines.ingest.months import Landing, last_complete_month, scan
+from pipelines.settings import REPO_ROOT, Paths, knutpunkt_command
 from pipelines.stewardship import cli as stewardship
 from pipelines.units import UNITS
 
@@ -36,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--years", type=int, default=3)
         p.add_argument("--seed", type=int, default=1)
         p.add_argument("--defect-rate", type=float, default=0.002)
+        p.add_argument(
+            "--end-month",
+            default=str(last_complete_month(date.today())),
+            help="last delivery month YYYY-MM (default: the last complete month, so the demo is current "
+            "and the contracts' retention, counted from today, keeps its whole period)",
+        )
     sub.choices["run"].add_argument(
         "--no-generate", action="store_true", help="load what is in landing/ instead of generating"
     )
@@ -78,6 +86,9 @@ def run_dashboards(action: str, port: int) -> int:
         return 1
     env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
     command = [str(python), "-m", "dashboards.manage", action, "--port", str(port)]
+    if action == "serve":  # become the server: Ctrl-C and signals reach it, and no parent stays behind
+        os.chdir(REPO_ROOT)
+        os.execve(command[0], command, env)
     return subprocess.run(command, cwd=REPO_ROOT, env=env).returncode
 
 
@@ -95,7 +106,12 @@ def generate(paths: Paths, args: argparse.Namespace) -> None:
     for folder in (paths.landing, paths.ground_truth):
         shutil.rmtree(folder, ignore_errors=True)
     generate_municipality(
-        paths.home, citizens=args.citizens, years=args.years, seed=args.seed, defect_rate=args.defect_rate
+        paths.home,
+        citizens=args.citizens,
+        years=args.years,
+        seed=args.seed,
+        defect_rate=args.defect_rate,
+        end_month=args.end_month,
     )
 
 
@@ -120,31 +136,46 @@ def run_main_job(paths: Paths, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def delivery_months(paths: Paths) -> dict[str, list[str]]:
-    from pipelines.sensors import DELIVERY_GLOB
+def landings(paths: Paths) -> dict[str, Landing]:
+    """Each unit's delivery folders now: the months to load in time order, and those rejected."""
+    return {unit: scan(paths.landing / unit, date.today()) for unit in UNITS}
 
-    return {
-        unit: months
-        for unit in UNITS
-        if (months := sorted(p.name for p in (paths.landing / unit).glob(DELIVERY_GLOB) if p.is_dir()))
-    }
+
+def partition_range(instance, unit: str, months: list[str]) -> tuple[str, str]:
+    """Register the unit's months as partitions; the range (in Dagster's order) that covers them all.
+
+    Dagster orders dynamic partitions as they were added, not in time, so a late month sits after
+    later ones; a partition whose folder is no longer in landing is dropped so no range covers it.
+    """
+    name = f"{unit}_deliveries"
+    for stale in set(instance.get_dynamic_partitions(name)) - set(months):
+        instance.delete_dynamic_partition(name, stale)
+    instance.add_dynamic_partitions(name, months)
+    ordered = instance.get_dynamic_partitions(name)
+    return ordered[0], ordered[-1]
 
 
 def ingest_all(paths: Paths) -> list[str]:
     """One Dagster run per unit over all its delivery months; two units load at a time."""
     import dagster as dg
 
-    months = delivery_months(paths)
+    from pipelines.runs import release_dead_runs, slot_holders
+
     instance = dg.DagsterInstance.get()
-    for unit, keys in months.items():
-        instance.add_dynamic_partitions(f"{unit}_deliveries", keys)
+    for released in release_dead_runs(instance):
+        console.print(released)
+    months = {unit: landing.months for unit, landing in landings(paths).items() if landing.months}
+    ranges = {unit: partition_range(instance, unit, keys) for unit, keys in months.items()}
+    for unit in months:
+        if holders := slot_holders(instance, f"duckdb_{unit}"):
+            console.print(f"{unit} waits: its zone's pool duckdb_{unit} is held by run {', '.join(holders)}")
     failed: list[str] = []
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager, _progress() as bar:
         queue = manager.Queue()
         tasks = {u: bar.add_task(u, total=len(m)) for u, m in months.items()}
         with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
-            futures = [pool.submit(ingest_unit, u, m[0], m[-1], queue) for u, m in months.items()]
+            futures = [pool.submit(ingest_unit, u, *ranges[u], queue) for u in months]
             pending = set(futures)
             while pending:
                 while not queue.empty():
@@ -163,38 +194,36 @@ def ingest_all(paths: Paths) -> list[str]:
 
 
 def ingest_unit(unit: str, first: str, last: str, queue) -> tuple[str, bool, str]:
-    """Load a unit's months in one Dagster run; report whether it ran (blocked deliveries are held, not failed)."""
+    """Load a unit's months in one Dagster run; report whether it succeeded."""
     import dagster as dg
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from pipelines import progress
     from pipelines.definitions import defs, ingest_job_name
+    from pipelines.runs import this_process
 
     progress.listen(lambda u, d, n: queue.put((u, d, n)))
     result = defs.resolve_job_def(ingest_job_name(unit)).execute_in_process(
         instance=dg.DagsterInstance.get(),
-        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last} | this_process(),
         run_config=QUIET_LOGS,
         raise_on_error=False,
     )
-    # A failed blocking check holds its delivery back (see pipelines.quality.gate): the platform did
-    # its job, so only other step failures count as a failed run.
-    crashed = [
-        e
-        for e in result.get_step_failure_events()
-        if e.event_specific_data.error.cls_name != "DagsterAssetCheckFailedError"
-    ]
-    return unit, result.success or not crashed, result.run_id
+    return unit, result.success, result.run_id  # a held delivery is a check outcome: the run succeeds
 
 
 def link_cross_unit() -> list[str]:
     import dagster as dg
 
     from pipelines.definitions import LINK_JOB, defs
+    from pipelines.runs import this_process
 
     with console.status("citizen index and linked units"):
         result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
-            instance=dg.DagsterInstance.get(), run_config=QUIET_LOGS, raise_on_error=False
+            instance=dg.DagsterInstance.get(),
+            run_config=QUIET_LOGS,
+            raise_on_error=False,
+            tags=this_process(),
         )
     return [] if result.success else [f"{LINK_JOB.name} (run {result.run_id})"]
 
@@ -206,6 +235,7 @@ def build_marts_and_publish(paths: Paths) -> list[str]:
     import dagster as dg
 
     from pipelines.definitions import MARTS_JOB, defs
+    from pipelines.runs import this_process
 
     log = paths.home / "dbt" / "last-build.log"  # dagster-dbt echoes dbt's own log to stdout
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +245,10 @@ def build_marts_and_publish(paths: Paths) -> list[str]:
         contextlib.redirect_stdout(out),
     ):
         result = defs.resolve_job_def(MARTS_JOB.name).execute_in_process(
-            instance=dg.DagsterInstance.get(), run_config=QUIET_LOGS, raise_on_error=False
+            instance=dg.DagsterInstance.get(),
+            run_config=QUIET_LOGS,
+            raise_on_error=False,
+            tags=this_process(),
         )
     checks = result.get_asset_check_evaluations()
     console.print(
@@ -253,14 +286,15 @@ def print_summary(paths: Paths, seconds: float, failed: list[str]) -> None:
                    FROM reconciliation""",
             )[0]
             held += [
-                f"{unit} {d} ({c})"
-                for d, c in run(con, "SELECT _delivery, checks FROM held_deliveries ORDER BY 1")
+                f"  {unit} {d}: held by {checks}: {_first(reason)}"
+                for d, checks, reason in run(
+                    con, "SELECT _delivery, checks, reason FROM held_deliveries ORDER BY 1"
+                )
             ]
         table.add_row(unit, *(f"{v or 0:,}" for v in row))
-    out = Console(width=120)
+    out = Console(width=120, soft_wrap=True)  # paths and reasons stay whole lines, for a reader and grep
     out.print(table)
-    if held:
-        out.print(f"Held back from the cross-unit zone (a blocking check failed): {', '.join(held)}")
+    _print_held_and_rejected(out, paths, held)
     if wh.cross_unit.exists():
         with connect(wh.cross_unit, read_only=True) as con:
             tables = {t for (t,) in run(con, "SELECT table_name FROM duckdb_tables()")}
@@ -277,10 +311,33 @@ def print_summary(paths: Paths, seconds: float, failed: list[str]) -> None:
     out.print(f"Landing:     {paths.landing}")
     out.print(f"Data Docs:   {data_docs_root(paths.home)}/<unit>/index.html  (latest validation per unit)")
     out.print(
-        f"Dagster UI:  .venv/bin/knutpunkt ui   then open http://127.0.0.1:3000  (DAGSTER_HOME={paths.dagster_home})"
+        f"Dagster UI:  {knutpunkt_command()} ui   then open http://127.0.0.1:3000  (DAGSTER_HOME={paths.dagster_home})"
     )
     for f in failed:
         out.print(f"[red]FAILED[/red] {f}: open it in the Dagster UI for the error")
+
+
+def _print_held_and_rejected(out: Console, paths: Paths, held: list[str]) -> None:
+    """Every delivery folder ends loaded, held (with the check and why) or rejected (with why)."""
+    from pipelines.quality.docs import data_docs_root
+
+    if held:
+        out.print("Held back from the cross-unit zone until a corrected delivery passes its checks:")
+        for line in held:
+            out.print(line, markup=False)
+        out.print(f"  Why, per expectation: {data_docs_root(paths.home)}/<unit>/index.html; per file: the")
+        out.print("  unit's reconciliation and quarantine tables, or the check in the Dagster UI.")
+    rejected = [f"  {u} {f}: {why}" for u, ld in landings(paths).items() for f, why in ld.rejected.items()]
+    if rejected:
+        out.print("Rejected in landing, not loaded (the unit must send it again, as a month YYYY-MM):")
+        for line in rejected:
+            out.print(line, markup=False)
+
+
+def _first(reason: str | None, chars: int = 300) -> str:
+    """The first of a check's reasons, short enough for one line of the summary."""
+    first = (reason or "see the check in the Dagster UI").split("; ")[0]
+    return first if len(first) <= chars else first[: chars - 1] + "…"
 
 
 def _progress() -> Progress:

@@ -1,32 +1,23 @@
-"""Picks up new and re-sent deliveries from landing/ and asks for their partitions to be loaded."""
+"""Picks up new and re-sent deliveries from landing/ and asks for their partitions to be loaded.
+
+What counts as new is judged against what the unit zone says it loaded (each load records its
+delivery's fingerprint), not only against the sensor's own cursor: opening the UI on a home the
+main job loaded queues nothing, and a delivery changed since its load queues one run. A folder that
+cannot be a delivery (``2026-13``, a month not begun, no files) is logged with its reason.
+"""
 
 import json
-from pathlib import Path
+from datetime import date
 
 import dagster as dg
 
 from pipelines.assets.units import deliveries, unit_asset_key
+from pipelines.ingest.delivery import loaded_fingerprints
+from pipelines.ingest.months import fingerprint, scan
+from pipelines.runs import release_dead_runs
 from pipelines.settings import Paths
 from pipelines.units import UNITS
-
-DELIVERY_GLOB = "[0-9][0-9][0-9][0-9]-[0-1][0-9]"
-
-
-def fingerprint(folder: Path) -> str:
-    """Changes when a file in the delivery is added, replaced or rewritten."""
-    files = sorted(p for p in folder.iterdir() if p.is_file())
-    return ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
-
-
-def scan(landing: Path, seen: dict[str, str]) -> dict[str, dict[str, str]]:
-    """New or changed deliveries per unit: {unit: {month: fingerprint}}."""
-    found: dict[str, dict[str, str]] = {}
-    for unit in UNITS:
-        for folder in sorted((landing / unit).glob(DELIVERY_GLOB)):
-            fp = fingerprint(folder)
-            if fp and seen.get(f"{unit}/{folder.name}") != fp:
-                found.setdefault(unit, {})[folder.name] = fp
-    return found
+from warehouse.layout import Warehouse
 
 
 @dg.sensor(
@@ -35,14 +26,29 @@ def scan(landing: Path, seen: dict[str, str]) -> dict[str, dict[str, str]]:
     asset_selection=[unit_asset_key(u) for u in UNITS],
     description="Registers each new delivery month as a partition and loads it; a re-sent delivery reloads.",
 )
-def new_deliveries(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    seen = json.loads(context.cursor or "{}")
-    found = scan(Paths.from_env().landing, seen)
+def new_deliveries(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    for released in release_dead_runs(context.instance):
+        context.log.warning(released)
+    paths = Paths.from_env()
+    requested: dict[str, str] = json.loads(context.cursor or "{}")  # unit/month -> fingerprint asked for
     runs, partitions = [], []
-    for unit, months in found.items():
-        partitions.append(deliveries(unit).build_add_request(sorted(months)))
-        for month, fp in months.items():
-            seen[f"{unit}/{month}"] = fp
+    for unit in UNITS:
+        landing = scan(paths.landing / unit, date.today())
+        for folder, reason in landing.rejected.items():
+            context.log.warning(f"{unit}/{folder} is not loaded: {reason}")
+        loaded = loaded_fingerprints(Warehouse(paths.warehouse).unit_zone(unit))
+        if loaded is None:
+            context.log.info(f"{unit}: its zone is being written; looking again at the next tick")
+            continue
+        new = {}
+        for month in landing.months:
+            fp = fingerprint(paths.landing / unit / month)
+            if fp not in (loaded.get(month), requested.get(f"{unit}/{month}")):
+                new[month] = fp
+        if new:
+            partitions.append(deliveries(unit).build_add_request(sorted(new)))
+        for month, fp in sorted(new.items()):
+            requested[f"{unit}/{month}"] = fp
             runs.append(
                 dg.RunRequest(
                     run_key=f"{unit}/{month}/{fp}",
@@ -50,4 +56,6 @@ def new_deliveries(context: dg.SensorEvaluationContext) -> dg.SensorResult:
                     partition_key=month,
                 )
             )
-    return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=partitions, cursor=json.dumps(seen))
+    return dg.SensorResult(
+        run_requests=runs, dynamic_partitions_requests=partitions, cursor=json.dumps(requested)
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,3 +40,9 @@ class Paths:
 
     def delivery_dir(self, unit: str, delivery: str) -> Path:
         return self.landing / unit / delivery
+
+
+def knutpunkt_command() -> str:
+    """This installation's ``knutpunkt``, spelled so it runs from any folder (for hints we print)."""
+    script = Path(sys.executable).with_name("knutpunkt")
+    return str(script) if script.exists() else f"{sys.executable} -m pipelines.cli"

@@ -8,10 +8,24 @@ from pathlib import Path
 import pytest
 
 from pipelines.border.keys import load_keyring
-from pipelines.settings import Paths
+from pipelines.settings import REPO_ROOT, Paths
 from pipelines.units import UNITS
 from pipelines.units.spec import Csv, Unit
 from warehouse.layout import Warehouse
+
+# A test's tier follows from what it needs: a Superset server or browser makes it ``ui``, the main-job
+# run makes it ``platform``; the rest are ``unit`` (``bin/test --fast``). A module may mark itself too.
+TIER_OF_FIXTURE = {"dashboards_platform": "ui", "main_job": "platform"}
+TIERS = ("ui", "platform", "unit")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marked = {m.name for m in item.iter_markers()} & set(TIERS)
+        needed = {TIER_OF_FIXTURE[f] for f in item.fixturenames if f in TIER_OF_FIXTURE}
+        tier = next(t for t in TIERS if t in marked | needed | {"unit"})
+        if tier not in marked:
+            item.add_marker(tier)
 
 
 @pytest.fixture
@@ -50,78 +64,132 @@ def write_csv(
 SOCIAL = UNITS["socialtjanst"]
 
 
+def load_checked(unit: Unit, deliveries: list[str], paths: Paths, keys) -> None:
+    """Load deliveries and run their quality checks, as the unit's asset does: only a delivery whose
+    checks passed is released to the sharing gate (a load alone leaves it held as unchecked)."""
+    from pipelines.ingest.delivery import load_deliveries
+    from pipelines.quality.checks import check_deliveries
+
+    wh = Warehouse(paths.warehouse)
+    for _ in load_deliveries(unit, deliveries, paths.landing, wh, keys):
+        pass
+    check_deliveries(unit, deliveries, paths, wh)
+
+
+# The installed console script, run from a folder outside the repository as a user runs it: a package
+# missing from pyproject's package list, or an import that works only from the repository root, fails here.
+KNUTPUNKT = Path(sys.executable).with_name("knutpunkt")
+
+
 def main_job_env(root: Path) -> dict[str, str]:
     """Environment for a main-job subprocess with its own home and key file under ``root``."""
     env = os.environ | {
         "KNUTPUNKT_HOME": str(root / "home"),
         "KNUTPUNKT_KEY_FILE": str(root / "secrets" / "pseudonym.key"),
     }
-    env.pop("KNUTPUNKT_PSEUDONYM_KEY", None)
+    for leaked in ("KNUTPUNKT_PSEUDONYM_KEY", "PYTHONPATH"):
+        env.pop(leaked, None)
     return env
 
 
-def run_main_job(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """``knutpunkt run`` as bin/demo runs it, in a subprocess; its output is kept in the home."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+def knutpunkt(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """``knutpunkt ARGS`` in a subprocess, from the home's parent folder (outside the repository)."""
+    cwd = Path(env["KNUTPUNKT_HOME"]).parent
+    assert REPO_ROOT not in (cwd, *cwd.parents), "run it from outside the repository, as a user does"
+    return subprocess.run(
+        [str(KNUTPUNKT), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
+
+
+def run_main_job(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``knutpunkt run`` as bin/demo runs it; its output is kept in the home."""
+    done = knutpunkt(env, "run", *args)
     Path(env["KNUTPUNKT_HOME"], "main-job.log").write_text(done.stdout + done.stderr)
     return done
 
 
-DISCOVERY_RUN = ["--citizens", "2500", "--years", "2", "--seed", "5"]  # also the dashboards' data
+MAIN_JOB_RUN = ["--citizens", "2500", "--years", "2", "--seed", "5"]
 
 
 @pytest.fixture(scope="session")
-def discovery_platform(tmp_path_factory) -> dict:
-    """One small main-job run shared by the discovery, notebook and dashboard tests: its home and manifest."""
+def main_job(tmp_path_factory) -> dict:
+    """The one main-job run of a test session (``knutpunkt run``, as bin/demo runs it), shared by every
+    platform-tier test: the end-to-end, marts, discovery, notebook and dashboard tests read what it wrote.
+    Tests that change a home work on a copy of it."""
     import json
 
-    root = tmp_path_factory.mktemp("discovery")
+    root = tmp_path_factory.mktemp("main-job")
     env = main_job_env(root)
-    done = run_main_job(env, *DISCOVERY_RUN)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_main_job(env, *MAIN_JOB_RUN)
     paths = Paths(root / "home")
     return {
         "env": env,
         "paths": paths,
         "warehouse": Warehouse(paths.warehouse),
+        "marts": paths.warehouse / "marts.duckdb",
         "current": paths.warehouse / "serving" / "current.duckdb",
         "manifest": json.loads((paths.ground_truth / "manifest.json").read_text()),
+        "stdout": done.stdout,
+        "output": done.stdout + done.stderr,
+        "returncode": done.returncode,
     }
 
 
 @pytest.fixture(scope="session")
+def discovery_platform(main_job) -> dict:
+    """The main job's home, for tests that need every step of it to have run."""
+    assert main_job["returncode"] == 0, main_job["output"][-6000:]
+    return main_job
+
+
+@pytest.fixture(scope="session")
 def dashboards_platform(discovery_platform) -> dict:
-    """The dashboards deployed (``knutpunkt dashboards deploy``) on the discovery run's snapshot, and one
-    Superset server (gunicorn) shared by the dashboard and browser tests; stopped by process group."""
+    """The dashboards deployed (``knutpunkt dashboards deploy``) on a copy of the discovery run, and one
+    Superset server (gunicorn) shared by the dashboard and browser tests; stopped by process group.
+
+    The copy (home and secrets) lives in its own temporary folder: run as root, Superset runs as the
+    service user, which must pass through every folder above the home, and pytest keeps its own
+    temporary tree private (0700) to root.
+    """
+    import shutil
     import socket
+    import tempfile
 
     from dashboards import server
     from dashboards.home import SupersetHome
 
-    env = discovery_platform["env"]
-    deploy = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "dashboards", "deploy"],
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    source = discovery_platform["paths"].home.parent
+    root = Path(tempfile.mkdtemp(prefix="knutpunkt-dashboards-"))
+    shutil.copytree(source / "home", root / "home", symlinks=True)
+    shutil.copytree(source / "secrets", root / "secrets")
+    env = main_job_env(root)
+    deploy = knutpunkt(env, "dashboards", "deploy", timeout=600)
     assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     home = SupersetHome.from_env(env)
-    proc = server.start(home, port, home.root / "server.log")
+    log = open(home.root / "server.log", "ab")  # noqa: SIM115  (the server outlives this block)
+    proc = subprocess.Popen(
+        [str(KNUTPUNKT), "dashboards", "serve", "--port", str(port)],
+        env=env,
+        cwd=Path(env["KNUTPUNKT_HOME"]).parent,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,  # `knutpunkt dashboards serve` and gunicorn under it: stopped as a group
+    )
+    url = f"http://127.0.0.1:{port}"
     try:
+        server.wait_until_healthy(url, proc)
         yield {
-            "url": f"http://127.0.0.1:{port}",
+            "url": url,
             "home": home,
             "env": env,
-            "paths": discovery_platform["paths"],
+            "paths": Paths(root / "home"),
             "credentials": home.read_credentials(),
+            "process": proc,
         }
     finally:
         server.stop(proc)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)

@@ -102,7 +102,11 @@ def test_broken_delivery_is_caught_and_touches_nothing_else(case: Case, home, wa
     assert checks["reconciliation"].passed
     verdict = checks["expectations"]
     assert not verdict.passed and verdict.severity.value == case.severity, verdict.description
-    assert result.success is (case.severity != "ERROR"), "an ERROR must fail the run (blocking)"
+    assert result.success, "a broken delivery is a check outcome, not a crashed run"
+    held = _zone(
+        warehouse, case.unit, "SELECT checks FROM held_deliveries WHERE _delivery = $d", {"d": MONTH}
+    )
+    assert held == ([("expectations",)] if case.severity == "ERROR" else []), "an ERROR holds the delivery"
 
     assert _snapshot(warehouse, case.unit, EARLIER) == earlier
     assert _snapshot(warehouse, other) == other_zone

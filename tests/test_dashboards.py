@@ -174,9 +174,16 @@ def test_sql_lab_cannot_read_files_or_write_through_the_snapshot_connection(dash
             admin.sql("Knutpunkt", sql)
 
 
-def test_a_publish_during_dashboard_queries_fails_neither_and_the_next_query_sees_it(dashboards_platform):
+def test_a_publish_during_dashboard_queries_fails_neither_and_the_next_query_sees_it(
+    dashboards_platform, monkeypatch
+):
     from pipelines.assets.publish import serving_snapshot
     from pipelines.resources import Platform
+
+    # A publish names its snapshot by the sharing state, which it reads from the verified audit log,
+    # whose heads are anchored in the platform's Dagster instance.
+    monkeypatch.setenv("DAGSTER_HOME", str(dashboards_platform["paths"].dagster_home))
+    monkeypatch.setenv("KNUTPUNKT_KEY_FILE", dashboards_platform["env"]["KNUTPUNKT_KEY_FILE"])
 
     admin = _login(dashboards_platform, "admin")
     before = admin.sql("Knutpunkt", "SELECT published_at FROM _snapshot")

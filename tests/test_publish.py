@@ -114,3 +114,21 @@ def test_notebook_connections_cannot_read_files_through_sql(serving, tmp_path):
 def test_without_a_publish_there_is_nothing_to_open(serving):
     with pytest.raises(FileNotFoundError, match="publish"):
         current_snapshot(serving)
+
+
+def test_a_publish_under_another_sharing_state_removes_every_older_snapshot(serving):
+    """After a withdrawal the sharing fingerprint changes: older snapshots may hold withdrawn data."""
+    before = [write_snapshot(serving, _tables(v), {}, sharing="a" * 16) for v in (10, 20)]
+    assert serving.listing() == before
+    after = write_snapshot(serving, _tables(30), {}, sharing="b" * 16)
+    assert serving.listing() == [after] and _value(serving.current) == 30
+    again = write_snapshot(serving, _tables(40), {}, sharing="b" * 16)
+    assert serving.listing() == [after, again], "the same sharing state keeps its rollback points"
+
+
+def test_no_snapshot_is_readable_by_other_users(serving):
+    write_snapshot(serving, _tables(10), {})
+    write_snapshot(serving, _tables(20), {})
+    for path in [serving.root, serving.snapshots, *serving.listing()]:
+        assert path.stat().st_mode & 0o007 == 0, f"{path}: {oct(path.stat().st_mode)}"
+        assert path.stat().st_mode & 0o077 == 0 or path.stat().st_gid != 0, "group only the serving group"

@@ -6,6 +6,7 @@ contracts, approves or revokes through the CLI or the approvals module, and
 links through a real Dagster run of the link job.
 """
 
+import json
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,15 +21,15 @@ from pipelines.assets.publish import SNAPSHOT_KEY
 from pipelines.border.keys import load_keyring
 from pipelines.cli import main
 from pipelines.definitions import LINK_JOB, defs
-from pipelines.ingest.delivery import load_delivery
 from pipelines.ingest.transform import border_query
 from pipelines.settings import Paths
-from pipelines.stewardship import approvals, audit
+from pipelines.stewardship import approvals, audit, signing
 from pipelines.stewardship.contracts import DEFAULT_DIR, LINEAGE_COLUMNS, load_contracts
 from pipelines.stewardship.sensor import DOWNSTREAM, steward_decisions
 from pipelines.units import UNITS
 from synthetic.generate import generate
-from tests.leaks import forms_in_landing, hits_in_files
+from tests.conftest import load_checked
+from tests.leaks import forms_in_landing, hits_in_duckdb, hits_in_files
 from warehouse.layout import Warehouse
 
 LOADED = ("folkbokforing", "socialtjanst", "skola")
@@ -48,10 +49,9 @@ def base(tmp_path_factory) -> Path:
         mp.delenv("KNUTPUNKT_PSEUDONYM_KEY", raising=False)
         paths = Paths.from_env()
         generate(paths.home, citizens=300, years=1, seed=11, progress=False)
-        keys, wh = load_keyring(), Warehouse(paths.warehouse)
+        keys = load_keyring()
         for unit in LOADED:
-            for month in sorted(p.name for p in (paths.landing / unit).iterdir()):
-                load_delivery(UNITS[unit], month, paths.landing, wh, keys)
+            load_checked(UNITS[unit], sorted(p.name for p in (paths.landing / unit).iterdir()), paths, keys)
     return root
 
 
@@ -64,16 +64,26 @@ def paths(base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
     monkeypatch.setenv("KNUTPUNKT_KEY_FILE", str(base / "secrets" / "pseudonym.key"))
     monkeypatch.setenv("KNUTPUNKT_CONTRACTS", str(tmp_path / "contracts"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))  # the CLI sets it
+    (tmp_path / "home" / "dagster").mkdir(exist_ok=True)
     monkeypatch.delenv("KNUTPUNKT_PSEUDONYM_KEY", raising=False)
+    for steward in STEWARDS:  # registered stewards; their keys sit beside the pseudonym key
+        signing.create_key(steward)
     return Paths.from_env()
 
 
-def _link(instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
-    selection = [citizen_index.key, *(dg.AssetKey(["cross_unit", u]) for u in LOADED[1:])]
+STEWARDS = ("Anna Berg, enhetschef", "Anna Berg", "Registeransvarig", "Rektor")
+LINK_SELECTION = [citizen_index.key, *(dg.AssetKey(["cross_unit", u]) for u in LOADED[1:])]
+
+
+def _link(instance: dg.DagsterInstance | None = None, ok: bool = True) -> dg.ExecuteInProcessResult:
+    """A link run on the platform's Dagster instance (``DAGSTER_HOME``), where decisions are anchored."""
+    if instance is None:
+        with dg.DagsterInstance.get() as platform:
+            return _link(platform, ok)
     result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
-        instance=instance or dg.DagsterInstance.ephemeral(), asset_selection=selection
+        instance=instance, asset_selection=LINK_SELECTION, raise_on_error=False
     )
-    assert result.success
+    assert result.success == ok
     return result
 
 
@@ -282,15 +292,48 @@ def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths):
         load_contracts()[AID], "Anna Berg", "tidiga_insatser", date.fromisoformat(LATER), paths=paths
     )
     selection = [dg.AssetKey(["cross_unit", "socialtjanst"])]
-    result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), asset_selection=selection, raise_on_error=False
-    )
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
+            instance=instance, asset_selection=selection, raise_on_error=False
+        )
     assert not result.success
     assert not any(t.startswith("socialtjanst.ekonomiskt") for t in _tables(paths))
     last = audit.verify(paths)[-1]
     assert (last.action, last.dataset, last.details["state"]) == ("withdraw", AID, "refused")
     retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert retried == [], "a retry cannot fix a contract"
+
+
+def test_a_contract_whose_sql_reads_landing_is_refused_and_leaks_nothing(paths):
+    """Probe: an approved contract's SQL puts raw personnummer from landing/ into a declared indicator."""
+    month = sorted(p.name for p in (paths.landing / "socialtjanst").iterdir())[0]
+    landing = paths.landing / "socialtjanst" / month / "ekonomiskt_bistand.csv"
+    stolen = (
+        f"(SELECT string_agg(DISTINCT Personnr, ' ') FROM read_csv('{landing}', delim=';', "
+        "header=true, all_varchar=true, encoding='latin-1'))"
+    )
+    path = Path(load_contracts()[AID].path)
+    path.write_text(
+        path.read_text().replace(
+            "count(DISTINCT month) AS months_with_aid", f"any_value({stolen}) AS months_with_aid"
+        )
+    )
+    purpose = ["--purpose", "tidiga_insatser", "--expires", LATER]
+    assert main(["steward", "approve", AID, "--steward", "Anna Berg", *purpose]) == 1, "show refuses it"
+    approvals.approve(
+        load_contracts()[AID], "Anna Berg", "tidiga_insatser", date.fromisoformat(LATER), paths=paths
+    )
+    selection = [dg.AssetKey(["cross_unit", "socialtjanst"])]
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
+            instance=instance, asset_selection=selection, raise_on_error=False
+        )
+    assert not result.success, "the gate must refuse a contract that reads files"
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "file system operations are disabled" in str(failure.event_specific_data.error)
+    cross = Warehouse(paths.warehouse).cross_unit
+    assert not any(t.startswith("socialtjanst.ekonomiskt") for t in _tables(paths))
+    assert hits_in_duckdb(cross, forms_in_landing(paths.landing)) == {}
 
 
 def test_show_displays_what_would_be_shared_its_quality_and_risk(paths, capsys):
@@ -357,6 +400,105 @@ def test_a_log_rewritten_with_a_valid_chain_is_caught_by_the_heads_recorded_in_d
     assert "the log was rewritten" in capsys.readouterr().out
 
 
+def _shared_then_revoked(link_after_revoke: bool) -> list[audit.Entry]:
+    """Approve the aid dataset, link it, revoke it (and link again if asked); return the log."""
+    _approve(REGISTER)
+    _approve(AID)
+    _link()
+    assert "socialtjanst.ekonomiskt_bistand" in _tables(paths_of())
+    argv = ["steward", "revoke", AID, "--steward", "Anna Berg, enhetschef", "--reason", "purpose ended"]
+    assert main(argv) == 0
+    if link_after_revoke:
+        _link()
+        assert "socialtjanst.ekonomiskt_bistand" not in _tables(paths_of())
+    return audit.read(paths_of())
+
+
+def paths_of() -> Paths:
+    return Paths.from_env()
+
+
+def _write_log(paths: Paths, entries: list[audit.Entry]) -> None:
+    """What whoever can write the audit folder can do: any lines, and a head file that matches them."""
+    lines = [json.dumps(e.as_json(), sort_keys=True, ensure_ascii=True) + "\n" for e in entries]
+    audit.log_path(paths).write_text("".join(lines))
+    audit.head_path(paths).write_text(f"{entries[-1].seq} {entries[-1].hash}\n")
+
+
+def _sharing_stops(paths: Paths, capsys) -> None:
+    """The gate shares nothing from that log, and neither `steward list` nor `audit verify` accept it."""
+    capsys.readouterr()
+    assert main(["steward", "list"]) == 1, "steward list must not show approvals from that log"
+    assert main(["audit", "verify"]) == 1
+    assert "does NOT verify" in capsys.readouterr().out
+    result = _link(ok=False)
+    assert not result.success
+    assert not any(t.startswith("socialtjanst.") for t in _tables(paths)), "the revoked data is shared again"
+
+
+def test_probe_a_log_rebuilt_without_the_revocation_stops_sharing(paths, capsys):
+    entries = _shared_then_revoked(link_after_revoke=True)
+    cut = next(i for i, e in enumerate(entries) if e.action == "revoke")
+    _write_log(paths, entries[:cut])  # signed decisions before the cut stay valid, byte for byte
+    for e in entries[cut + 1 :]:  # re-chain what came after, without the revocation
+        if e.action not in ("approve", "revoke"):
+            audit.record(
+                e.action,
+                dataset=e.dataset,
+                contract_version=e.contract_version,
+                details=e.details,
+                paths=paths,
+            )
+    assert len(audit.verify(paths)) == len(entries) - 1, "chain, head and signatures hold"
+    _sharing_stops(paths, capsys)
+
+
+def test_probe_a_forged_approval_appended_to_the_log_stops_sharing(paths, capsys):
+    entries = _shared_then_revoked(link_after_revoke=True)
+    last, contract = entries[-1], load_contracts()[AID]
+    body = {
+        "seq": last.seq + 1,
+        "at": last.at,
+        "actor": "Anna Berg, enhetschef",
+        "os_user": last.os_user,
+        "action": "approve",
+        "dataset": AID,
+        "contract_version": contract.version,
+        "details": {
+            "steward": "Anna Berg, enhetschef",
+            "purpose": "tidiga_insatser",
+            "expires": LATER,
+            "level": "derived",
+            "note": "",
+        },
+        "prev": last.hash,
+    }
+    _write_log(paths, [*entries, audit.Entry(**body, hash=audit.entry_hash(body))])
+    assert approvals.status(contract, audit.read(paths)).approved, "the forged entry reads as an approval"
+    _sharing_stops(paths, capsys)
+
+
+def test_probe_a_revocation_cut_off_after_the_last_link_run_stops_sharing(paths, capsys):
+    entries = _shared_then_revoked(link_after_revoke=False)
+    assert entries[-1].action == "revoke"
+    _write_log(paths, entries[:-1])  # the log and head as they were at the last link run
+    assert approvals.status(load_contracts()[AID], audit.verify(paths)).approved
+    _sharing_stops(paths, capsys)
+
+
+def test_a_decision_needs_the_registered_key_of_the_steward_it_names(paths):
+    contract = load_contracts()[AID]
+    with pytest.raises(signing.SignatureError, match="no signing key"):
+        approvals.approve(contract, "Okänd Person", "tidiga_insatser", date.fromisoformat(LATER), paths=paths)
+    entry = approvals.approve(contract, "Rektor", "tidiga_insatser", date.fromisoformat(LATER), paths=paths)
+    assert entry.signature["key"] == "rektor"
+    signing.keys_dir().joinpath("rektor.pub").write_text(
+        signing.keys_dir().joinpath("anna-berg.pub").read_text()
+    )
+    with pytest.raises(audit.AuditError, match="does not verify"):
+        audit.verify(paths)
+
+
 def _links(request: dg.RunRequest) -> list[dg.AssetKey]:
     return [k for k in request.asset_selection if k not in DOWNSTREAM]
 
@@ -365,17 +507,16 @@ def test_a_steward_decision_relinks_the_unit_without_waiting_for_a_delivery(path
     def evaluate(cursor=None) -> dg.SensorResult:
         return steward_decisions(dg.build_sensor_context(instance=instance, cursor=cursor))
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.get() as instance:  # where the decisions are anchored
         first = evaluate()
         [request] = first.run_requests  # the loaded units, on a first tick
         assert set(request.asset_selection) == {citizen_index.key} | {
             dg.AssetKey(["cross_unit", u]) for u in LOADED[1:]
         }, "no rebuild of the marts before every unit zone exists"
         assert evaluate(first.cursor).run_requests == []
-        keys, wh = load_keyring(), Warehouse(paths.warehouse)
+        keys = load_keyring()
         for unit in set(UNITS) - set(LOADED):
-            for month in sorted(p.name for p in (paths.landing / unit).iterdir()):
-                load_delivery(UNITS[unit], month, paths.landing, wh, keys)
+            load_checked(UNITS[unit], sorted(p.name for p in (paths.landing / unit).iterdir()), paths, keys)
 
         _approve(AID)
         [request] = evaluate(first.cursor).run_requests

@@ -5,11 +5,15 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 
+import pytest
+
 from pipelines.units import UNITS
+from tests.conftest import KNUTPUNKT
+
+pytestmark = pytest.mark.ui
 
 QUERY = "{ assetNodes { assetKey { path } isPartitioned } }"
 
@@ -33,8 +37,9 @@ def _graphql(port: int) -> dict:
 def test_ui_lists_a_partitioned_asset_per_unit(home):
     port = _free_port()
     ui = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "ui", "--port", str(port)],
-        env=os.environ.copy(),
+        [str(KNUTPUNKT), "ui", "--port", str(port)],
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        cwd=home.home.parent,  # outside the repository, as a user runs it
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # dagster dev ignores SIGTERM from a non-interactive parent: stop the group

@@ -11,7 +11,9 @@ as its contract says (detail columns, derived indicators or aggregates, within
 retention). Every run rebuilds what is approved and drops what is not, so a
 revocation, an expiry or a changed contract takes the dataset, and what was
 derived from it, out of this zone on the next run; the materialisation says so
-and the audit log records it. Folkbokföring needs its own approval too: the
+and the audit log records it. The gate reads approvals only from a log that
+verifies against the heads anchored in this Dagster instance, with every decision
+signed by its steward; otherwise it withdraws what the step would share and fails. Folkbokföring needs its own approval too: the
 citizen index is its data on the central key (see its contract).
 """
 
@@ -81,7 +83,7 @@ ORDER BY citizen_key
 )
 def citizen_index(context: dg.AssetExecutionContext, platform: Platform) -> dg.MaterializeResult:
     paths, contract = platform.paths, load_contracts()[REGISTER]
-    state = approvals.status(contract, audit.verify(paths))
+    state = approvals.status(contract, _verified(context, platform))
     if not state.approved:
         with _cross_unit(platform.warehouse, "folkbokforing") as con:
             withdrawn = _drop(con, "main", "citizen_index")
@@ -127,7 +129,7 @@ def build_link_asset(unit: Unit) -> dg.AssetsDefinition:
     )
     def _link(context: dg.AssetExecutionContext, platform: Platform) -> dg.MaterializeResult:
         paths, contracts = platform.paths, load_contracts()
-        entries = audit.verify(paths)  # a tampered log stops sharing until someone looks
+        entries = _verified(context, platform)  # a tampered log stops sharing until someone looks
         central = hmac_params("central", platform.keyring().central())
         metadata, lines, withdrawn_any, linked = {}, [], False, {}
         with _cross_unit(platform.warehouse, unit.name) as con:
@@ -153,7 +155,7 @@ def build_link_asset(unit: Unit) -> dg.AssetsDefinition:
                             details=details,
                             paths=paths,
                         )
-                    if isinstance(e, ContractError):  # a retry cannot fix the contract
+                    if isinstance(e, ContractError | duckdb.PermissionException):  # a retry cannot fix it
                         raise dg.Failure(str(e), allow_retries=False) from e
                     raise
                 _published(contract, rows, f"{unit.name}.{d.name}", paths, context.run.run_id)
@@ -172,6 +174,25 @@ def build_link_asset(unit: Unit) -> dg.AssetsDefinition:
         )
 
     return _link
+
+
+def _verified(context: dg.AssetExecutionContext, platform: Platform) -> list[audit.Entry]:
+    """The audit entries, if the log verifies against Dagster's anchors and its signatures.
+
+    Fails closed: otherwise no approval in that log can be trusted (a revocation may have been
+    cut off), so every table of the cross-unit zone is dropped, not only this step's (a step
+    that fails here would keep the others from running), and the step fails without retrying.
+    """
+    try:
+        return audit.verify_anchored(context.instance, platform.paths)
+    except audit.AuditError as e:
+        with connect(platform.warehouse.cross_unit) as con:
+            tables = run(con, "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary")
+            dropped = [f"{s}.{t}" for s, t in tables if _drop(con, s, t)]
+        if dropped:
+            compact(platform.warehouse.cross_unit)
+            context.log.warning(f"withdrawn, the audit log does not verify: {', '.join(dropped)}")
+        raise dg.Failure(f"the audit log does not verify, nothing is shared: {e}", allow_retries=False) from e
 
 
 def _known(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int, int]:
@@ -301,7 +322,8 @@ def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
 
 @contextmanager
 def _cross_unit(wh: Warehouse, unit: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the cross-unit zone for writing with one unit zone (and its vault, if any) attached read-only."""
+    """Open the cross-unit zone for writing with one unit zone (and its vault, if any) attached read-only,
+    then lock the connection against any other file."""
     attached = {"unit": wh.unit_zone(unit)}
     if UNITS[unit].has_persons:
         attached["vault"] = wh.vault(unit)
@@ -311,6 +333,7 @@ def _cross_unit(wh: Warehouse, unit: str) -> Iterator[duckdb.DuckDBPyConnection]
     with connect(wh.cross_unit) as con:
         for alias, path in attached.items():
             run(con, f"ATTACH '{path}' AS {alias} (READ_ONLY)")
+        sharing.lock_down(con)  # contract SQL runs here: no file beyond what is attached
         yield con
 
 

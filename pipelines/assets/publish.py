@@ -12,6 +12,7 @@ from pipelines.assets.marts import dbt_models
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.resources import Platform
 from pipelines.serving.build import build_tables
+from pipelines.serving.sharing import sharing_fingerprint
 from pipelines.serving.snapshot import ServingPaths, current_snapshot, write_snapshot
 
 SNAPSHOT_KEY = dg.AssetKey(["serving", "snapshot"])
@@ -37,14 +38,16 @@ def serving_paths(platform: Platform) -> ServingPaths:
 )
 def serving_snapshot(config: PublishConfig, platform: Platform) -> dg.MaterializeResult:
     wh, paths = platform.warehouse, serving_paths(platform)
+    sharing = sharing_fingerprint(wh.cross_unit, platform.paths)  # before the build reads the zone
     previous = current_snapshot(paths) if paths.current.exists() else None  # audited with the new one
     build = build_tables(wh.root / "marts.duckdb", wh.cross_unit, config.threshold, previous)
-    path = write_snapshot(paths, build.tables, build.comments, keep=config.keep)
+    path = write_snapshot(paths, build.tables, build.comments, keep=config.keep, sharing=sharing)
     return dg.MaterializeResult(
         metadata={
             "snapshot": dg.MetadataValue.path(str(path)),
             "current": dg.MetadataValue.path(str(serving_paths(platform).current)),
             "threshold": config.threshold,
+            "sharing": sharing,
             "tables": dg.MetadataValue.md(
                 "\n".join(f"- {name}: {frame.height:,} rows" for name, frame in build.tables.items())
             ),

@@ -6,8 +6,9 @@ late. A run may cover a range of months (single-run backfill); each month is
 still replaced atomically on its own.
 
 Each delivery is checked right after it is stored (``pipelines.quality.checks``):
-reconciliation and the GX suite are blocking checks (ERROR stops everything
-downstream of the unit), freshness warns. The checks report per partition.
+an ERROR from reconciliation or the GX suite holds that delivery back from
+everything downstream (``pipelines.quality.gate``), freshness warns. The checks
+report per partition.
 """
 
 from collections import Counter
@@ -17,11 +18,9 @@ import dagster as dg
 
 from pipelines import progress
 from pipelines.ingest.delivery import FileResult, load_deliveries
-from pipelines.quality import checks, docs, gate
-from pipelines.quality.validate import Validator
+from pipelines.quality import checks, docs
 from pipelines.resources import Platform
 from pipelines.units import UNITS, Unit
-from warehouse.layout import connect
 
 
 def deliveries(unit: str) -> dg.DynamicPartitionsDefinition:
@@ -51,7 +50,7 @@ def build_unit_asset(unit: Unit) -> dg.AssetsDefinition:
     def _load(context: dg.AssetExecutionContext, platform: Platform) -> Iterator:
         keys, totals, problems, evaluations = platform.keyring(), Counter(), [], []
         selected = {k.name for k in context.selected_asset_check_keys}
-        deliveries_ = context.partition_keys
+        deliveries_ = sorted(context.partition_keys)  # time order, whatever the order they arrived in
         loads = load_deliveries(unit, deliveries_, platform.paths.landing, platform.warehouse, keys)
         for delivery, results in loads:
             _add(totals, results)
@@ -60,9 +59,11 @@ def build_unit_asset(unit: Unit) -> dg.AssetsDefinition:
             ]
             progress.delivery_loaded(unit.name, delivery, sum(r.rows_in_file or 0 for r in results))
         if selected:
-            evaluations = _check(unit, deliveries_, platform, selected)
+            evaluations = checks.check_deliveries(
+                unit, deliveries_, platform.paths, platform.warehouse, selected
+            )
         for problem in problems:
-            context.log.warning(problem)
+            context.log.info(problem)  # reported by the expectations check and the held delivery
         yield dg.MaterializeResult(
             metadata={
                 "deliveries": len(context.partition_keys),
@@ -81,31 +82,6 @@ def build_unit_asset(unit: Unit) -> dg.AssetsDefinition:
             )
 
     return _load
-
-
-def _check(
-    unit: Unit, deliveries: list[str], platform: Platform, selected: set[str]
-) -> list[dg.AssetCheckEvaluation]:
-    """Check the stored deliveries and hold back those a blocking check failed.
-
-    The latest delivery is validated on its own, in a GX context with the unit's Data Docs site,
-    so the unit's page shows that validation only; the earlier ones are validated together.
-    """
-    *earlier, latest = deliveries
-    found = {}
-    with connect(platform.warehouse.unit_zone(unit.name)) as con:
-        if earlier:
-            found |= checks.evaluate(
-                unit, earlier, con, platform.paths.landing, Validator(unit.name), selected
-            )
-        site = docs.reset_site(platform.paths.home, unit.name)
-        with_docs = Validator(unit.name, site)
-        found |= checks.evaluate(unit, [latest], con, platform.paths.landing, with_docs, selected)
-        for delivery, evaluations in found.items():
-            gate.record_verdict(con, delivery, evaluations)
-    if checks.EXPECTATIONS in selected:
-        with_docs.build_docs()
-    return [e for d in deliveries for e in found[d]]
 
 
 def _add(totals: Counter, results: list[FileResult]) -> None:

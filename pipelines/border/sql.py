@@ -5,6 +5,13 @@ Personnummer are written as YYYYMMDDNNNC, YYYYMMDD-NNNC, YYMMDD-NNNC, YYMMDD+NNN
 ten-digit form gets its century from the delivery's reference year. The check
 digit C is the Luhn digit over YYMMDDNNN; birth number NNN 000 is never issued.
 
+Free text is scanned in the same pass (:data:`_FREE_TEXT`): every run of digits with
+separators inside it that holds ten digits which could be a personnummer (Luhn check digit,
+month 01-12, day 01-31 or 61-91 for samordningsnummer) at any offset is a hit, whatever the
+form (12 or 10 digits, '-', '+' or none); the whole run is masked. The check digit keeps order
+and case numbers mostly intact; the loose date test and the any-offset window make the mask
+err on the side of hiding. E-mail addresses and phone numbers are masked where a contract asks.
+
 DuckDB has no HMAC function; HMAC-SHA256 is spelled out with sha256() over the
 padded key, which is passed as a query parameter and never written into SQL text.
 """
@@ -45,9 +52,44 @@ _MACROS = (
 )
 
 
+PNR_MASK = "<personnummer>"
+_DIGIT_RUN = r"[0-9][0-9+-]*[0-9]"
+_EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+_PHONE = r"(?:\+46|0046)[ -]?(?:\(0\))?[ -]?[1-9](?:[ -]?[0-9]){6,9}|\b0[1-9](?:[ -]?[0-9]){6,9}\b"
+
+_CANDIDATE = r"[0-9]{6}(?:[0-9]{2})?[-+]?[0-9]{4}"  # what quarantine masks without asking Luhn
+
+# Short expressions on purpose: a macro is expanded wherever it is used and the border query is
+# planned once per file, so a long expansion costs more than scanning a small delivery.
+_FREE_TEXT = (
+    """CREATE OR REPLACE TEMP MACRO luhn_ok10(d) AS list_sum(list_transform(range(10), lambda i:
+        ((2 - i % 2) * (ascii(substr(d, i + 1, 1)) - 48)) // 10
+        + ((2 - i % 2) * (ascii(substr(d, i + 1, 1)) - 48)) % 10)) % 10 = 0""",
+    """CREATE OR REPLACE TEMP MACRO pnr_plausible(d) AS luhn_ok10(d)
+        AND substr(d, 3, 2) BETWEEN '01' AND '12'
+        AND (substr(d, 5, 2) BETWEEN '01' AND '31' OR substr(d, 5, 2) BETWEEN '61' AND '91')""",
+    """CREATE OR REPLACE TEMP MACRO pnr_in_digits(d) AS length(d) >= 10
+        AND len(list_filter(range(length(d) - 9), lambda k: pnr_plausible(substr(d, k + 1, 10)))) > 0""",
+    # The cheap test first: every written form has six digits in a row.
+    f"""CREATE OR REPLACE TEMP MACRO pnr_hits(s) AS CASE WHEN regexp_matches(s, '[0-9]{{6}}')
+        THEN list_filter(regexp_extract_all(s, '{_DIGIT_RUN}'),
+            lambda t: pnr_in_digits(regexp_replace(t, '[-+]', '', 'g')))
+        ELSE [] END""",
+    # Hits are whole digit runs; an alternation of them masks each where it stands.
+    f"""CREATE OR REPLACE TEMP MACRO pnr_masked(s, hits) AS CASE WHEN len(hits) = 0 THEN s
+        ELSE regexp_replace(s, replace(array_to_string(hits, '|'), '+', '\\+'), '{PNR_MASK}', 'g') END""",
+    f"""CREATE OR REPLACE TEMP MACRO pnr_candidates_masked(s) AS
+        regexp_replace(s, '{_CANDIDATE}', '{PNR_MASK}', 'g')""",
+    f"""CREATE OR REPLACE TEMP MACRO contacts_masked(s) AS
+        regexp_replace(regexp_replace(s, '{_EMAIL}', '<e-post>', 'g'), '{_PHONE}', '<telefon>', 'g')""",
+    f"""CREATE OR REPLACE TEMP MACRO contacts_count(s) AS len(regexp_extract_all(s, '{_EMAIL}'))
+        + len(regexp_extract_all(regexp_replace(s, '{_EMAIL}', '', 'g'), '{_PHONE}'))""",
+)
+
+
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
-    """Define the personnummer macros on a connection (temporary: nothing is persisted)."""
-    for macro in _MACROS:
+    """Define the personnummer and free-text macros on a connection (temporary: nothing is persisted)."""
+    for macro in (*_MACROS, *_FREE_TEXT):
         con.execute(macro).fetchall()
 
 

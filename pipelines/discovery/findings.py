@@ -117,8 +117,9 @@ def publishable(findings: pl.DataFrame, threshold: int) -> pl.DataFrame:
         sizes = out["n_a"].fill_null(0).to_numpy()
         open_ = (segment & ~out["_small"]).to_numpy()
         if open_.any():
-            pick = min(np.flatnonzero(open_), key=lambda i: (sizes[i], i))
-            out = out.with_columns(_small=pl.Series([s or i == pick for i, s in enumerate(out["_small"])]))
+            pick = int(min(np.flatnonzero(open_), key=lambda i: (sizes[i], i)))
+            flags = [bool(s) or i == pick for i, s in enumerate(out["_small"])]
+            out = out.with_columns(_small=pl.Series(flags, dtype=pl.Boolean))
     return out.filter(~pl.col("_small")).drop("_small", "reported")
 
 

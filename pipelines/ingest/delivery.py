@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from pipelines.border.keys import Keyring
 from pipelines.border.sql import hmac_params, install_macros
+from pipelines.ingest.months import Month, fingerprint
 from pipelines.ingest.read import LINE, DeliveryError, read_delivery_file
-from pipelines.ingest.transform import LINK_TOKEN, border_query
-from pipelines.quality.gate import HELD_DDL
+from pipelines.ingest.transform import BORDER_ONLY, IDENTIFIERS, LINK_TOKEN, border_query
+from pipelines.quality import gate
 from pipelines.units.spec import Dataset, Unit
 from warehouse.layout import Warehouse, connect, run, used
 
@@ -33,7 +35,13 @@ QUARANTINE_DDL = """CREATE TABLE IF NOT EXISTS quarantine (
     rule VARCHAR, "column" VARCHAR, raw_values JSON, _loaded_at TIMESTAMP)"""
 RECONCILIATION_DDL = """CREATE TABLE IF NOT EXISTS reconciliation (
     dataset VARCHAR, _delivery VARCHAR, _source_file VARCHAR, rows_in_file BIGINT,
-    rows_loaded BIGINT, rows_quarantined BIGINT, status VARCHAR, reason VARCHAR, _loaded_at TIMESTAMP)"""
+    rows_loaded BIGINT, rows_quarantined BIGINT, status VARCHAR, reason VARCHAR, _loaded_at TIMESTAMP,
+    identifiers_masked BIGINT)"""
+# Zones made before the free-text scan get the column; NULL there means "not scanned".
+RECONCILIATION_MIGRATION = "ALTER TABLE reconciliation ADD COLUMN IF NOT EXISTS identifiers_masked BIGINT"
+# Every load of a delivery, in order: what its folder held (``months.fingerprint``) and what it replaced.
+DELIVERIES_DDL = """CREATE TABLE IF NOT EXISTS deliveries (
+    _delivery VARCHAR, fingerprint VARCHAR, replaces VARCHAR, _loaded_at TIMESTAMP)"""
 VAULT_DDL = """CREATE TABLE IF NOT EXISTS vault.link (
     person_pseudonym VARCHAR PRIMARY KEY, link_token VARCHAR NOT NULL, key_version VARCHAR NOT NULL)"""
 
@@ -47,6 +55,7 @@ class FileResult:
     rows_quarantined: int | None
     status: str  # loaded | rejected | missing
     reason: str | None = None
+    identifiers_masked: int = 0  # personnummer (and contacts) typed into free text, masked at the border
 
 
 def load_delivery(
@@ -78,18 +87,35 @@ def load_deliveries(
         _ensure_tables(con, unit, keyed | {"ref_year": 2000})  # any year: only the output schema is used
         with _vault(con, unit, warehouse.vault(unit.name)):
             for delivery in deliveries:
-                results = _load(con, unit, delivery, landing, keyed | {"ref_year": int(delivery[:4])})
+                year = Month.parse(delivery).year
+                results = _load(con, unit, delivery, landing, keyed | {"ref_year": year})
                 _log(unit, delivery, results)
                 yield delivery, results
 
 
 def _load(con, unit: Unit, delivery: str, landing: Path, params: dict) -> list[FileResult]:
     loaded_at = datetime.now()
+    folder = fingerprint(landing / unit.name / delivery)  # before reading: a file changing now reloads
     results = [_stage(con, unit, ds, delivery, landing, params) for ds in _expected(unit, delivery)]
     staged = [unit.dataset(r.dataset) for r in results if r.status == "loaded"]
     _write_vault(con, staged)
-    _replace_partition(con, unit, delivery, results, loaded_at)
+    _replace_partition(con, unit, delivery, results, loaded_at, folder)
     return results
+
+
+def loaded_fingerprints(zone: Path) -> dict[str, str] | None:
+    """Each delivery's fingerprint as last loaded; None while a load holds the zone's lock."""
+    if not zone.exists():
+        return {}
+    try:
+        with connect(zone, read_only=True) as con:
+            if not run(con, "SELECT 1 FROM duckdb_tables() WHERE table_name = 'deliveries'"):
+                return {}
+            return dict(
+                run(con, "SELECT _delivery, arg_max(fingerprint, _loaded_at) FROM deliveries GROUP BY 1")
+            )
+    except duckdb.IOException:
+        return None
 
 
 def _ensure_tables(con, unit: Unit, params: dict) -> None:
@@ -98,7 +124,14 @@ def _ensure_tables(con, unit: Unit, params: dict) -> None:
     for ds in unit.datasets:
         if ds.name not in existing:
             _ensure_table(con, ds, border_query(ds, unit.format).sql, params)
-    for ddl in (QUARANTINE_DDL, RECONCILIATION_DDL, HELD_DDL):
+    for ddl in (
+        QUARANTINE_DDL,
+        RECONCILIATION_DDL,
+        RECONCILIATION_MIGRATION,
+        DELIVERIES_DDL,
+        gate.HELD_DDL,
+        gate.HELD_MIGRATION,
+    ):
         run(con, ddl)
 
 
@@ -109,7 +142,7 @@ def _log(unit: Unit, delivery: str, results: list[FileResult]) -> None:
 
 
 def _expected(unit: Unit, delivery: str) -> list[Dataset]:
-    month = int(delivery[5:7])
+    month = Month.parse(delivery).month
     return [d for d in unit.datasets if month in d.delivered_in_months]
 
 
@@ -133,8 +166,13 @@ def _stage(con, unit: Unit, dataset: Dataset, delivery: str, landing: Path, para
     con.register("raw", raw)
     run(con, f"CREATE OR REPLACE TEMP TABLE staged_{dataset.name} AS {query.sql}", used(query.sql, params))
     con.unregister("raw")
-    quarantined = run(con, f"SELECT count(*) FROM staged_{dataset.name} WHERE _rule IS NOT NULL")[0][0]
-    return FileResult(dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded")
+    quarantined, masked = run(
+        con,
+        f"SELECT count(*) FILTER (_rule IS NOT NULL), coalesce(sum({IDENTIFIERS}), 0) FROM staged_{dataset.name}",
+    )[0]
+    return FileResult(
+        dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded", None, masked
+    )
 
 
 def _ensure_table(con, dataset: Dataset, sql: str, params: dict) -> None:
@@ -147,7 +185,7 @@ def _ensure_table(con, dataset: Dataset, sql: str, params: dict) -> None:
     run(
         con,
         f"""CREATE TABLE IF NOT EXISTS {dataset.name} AS
-            SELECT * EXCLUDE (_rule, _column, _raw_values{_link_exclude(dataset)}),
+            SELECT * EXCLUDE ({BORDER_ONLY}{_link_exclude(dataset)}),
                 NULL::VARCHAR AS _source_file, NULL::VARCHAR AS _delivery, NULL::TIMESTAMP AS _loaded_at
             FROM ({sql}) WHERE false""",
         used(sql, params),
@@ -184,7 +222,7 @@ def _write_vault(con, datasets: list[Dataset]) -> None:
 
 
 def _replace_partition(
-    con, unit: Unit, delivery: str, results: list[FileResult], loaded_at: datetime
+    con, unit: Unit, delivery: str, results: list[FileResult], loaded_at: datetime, folder: str
 ) -> None:
     run(con, "BEGIN TRANSACTION")
     try:
@@ -192,6 +230,13 @@ def _replace_partition(
             run(con, f"DELETE FROM {table} WHERE _delivery = $d", {"d": delivery})
         for r in results:
             _insert_file(con, unit.dataset(r.dataset), r, delivery, loaded_at)
+        gate.hold_unchecked(con, delivery)  # visible downstream only once its checks pass
+        run(
+            con,
+            """INSERT INTO deliveries SELECT $d, $fp, (SELECT arg_max(fingerprint, _loaded_at)
+               FROM deliveries WHERE _delivery = $d), $t""",
+            {"d": delivery, "fp": folder, "t": loaded_at},
+        )
         run(con, "COMMIT")
     except BaseException:
         run(con, "ROLLBACK")
@@ -202,7 +247,7 @@ def _insert_file(con, dataset: Dataset, r: FileResult, delivery: str, loaded_at:
     lineage = {"f": r.source_file, "d": delivery, "t": loaded_at}
     staged = f"staged_{r.dataset}"
     if r.status == "loaded":
-        exclude = f"_rule, _column, _raw_values{_link_exclude(dataset)}"
+        exclude = f"{BORDER_ONLY}{_link_exclude(dataset)}"
         run(
             con,
             f"INSERT INTO {r.dataset} SELECT * EXCLUDE ({exclude}), $f, $d, $t FROM {staged} WHERE _rule IS NULL",
@@ -222,10 +267,10 @@ def _insert_file(con, dataset: Dataset, r: FileResult, delivery: str, loaded_at:
         )
     run(
         con,
-        "INSERT INTO reconciliation VALUES ($ds, $d, $f, $n, $ok, $q, $status, $reason, $t)",
+        "INSERT INTO reconciliation VALUES ($ds, $d, $f, $n, $ok, $q, $status, $reason, $t, $masked)",
         lineage
         | {"ds": r.dataset, "n": r.rows_in_file, "ok": r.rows_loaded, "q": r.rows_quarantined}
-        | {"status": r.status, "reason": r.reason},
+        | {"status": r.status, "reason": r.reason, "masked": r.identifiers_masked},
     )
 
 
@@ -236,4 +281,5 @@ def _link_exclude(dataset: Dataset) -> str:
 def _describe(r: FileResult) -> str:
     if r.status != "loaded":
         return f"{r.status} ({r.reason})"
-    return f"{r.rows_in_file} rows: {r.rows_loaded} loaded, {r.rows_quarantined} quarantined"
+    masked = f", {r.identifiers_masked} identifiers masked in free text" if r.identifiers_masked else ""
+    return f"{r.rows_in_file} rows: {r.rows_loaded} loaded, {r.rows_quarantined} quarantined{masked}"

@@ -5,6 +5,13 @@ parse every column by its kind, validate personnummer (Luhn, date, century),
 replace them by unit-scoped HMAC pseudonyms and linkage tokens, and give every
 row that breaks a rule the first rule it breaks (and the column). The raw or
 normalised personnummer is never materialised: only its pseudonyms are.
+
+Free text (``Column.free_text``) is scanned in the same pass: a personnummer an
+agent typed into it is masked or the value dropped, as the column says, and
+counted in ``_identifiers``. A quarantined row's ``_raw_values`` (built only for
+quarantined rows) masks every digit run that could be a personnummer in every
+column, whatever its kind: a number typed into a date column must not reach
+quarantine either.
 """
 
 from __future__ import annotations
@@ -17,6 +24,9 @@ from pipelines.units.spec import Column, Csv, Dataset, FileFormat
 # Validity and the normalised number are computed once per row, in a CTE that is never stored.
 PNR_CHECKED = ", coalesce(pnr_valid(_p, $ref_year), false) AS _pnr_ok, pnr_twelve(_p, $ref_year) AS _pnr12"
 LINK_TOKEN = "_link_token"
+IDENTIFIERS = "_identifiers"  # per row: personnummer (and contacts) found in free text and masked
+HITS = "_pnr_hits"  # the row's free-text runs that hold a personnummer (never stored)
+BORDER_ONLY = f"_rule, _column, _raw_values, {IDENTIFIERS}"  # border output that is never stored as is
 
 
 @dataclass(frozen=True)
@@ -38,20 +48,26 @@ def border_query(dataset: Dataset, fmt: FileFormat) -> BorderQuery:
     rule_case = "CASE " + " ".join(f"WHEN {cond} THEN '{rule}'" for cond, rule, _ in rules) + " END"
     column_case = "CASE " + " ".join(f"WHEN {cond} THEN '{column}'" for cond, _, column in rules) + " END"
     person = dataset.person_column
-    safe = [c.source for c in dataset.columns if c.kind not in ("personnummer", "identifier", "key")]
-    raw_values = "to_json(struct_pack(" + ", ".join(f'"{c}" := "{c}"' for c in safe) + "))"
+    safe = [c for c in dataset.columns if c.kind not in ("personnummer", "identifier", "key")]
+    raw_values = "to_json(struct_pack(" + ", ".join(f'"{c.source}" := {_raw_value(c)}' for c in safe) + "))"
     link = f", {LINK_TOKEN}" if person else ""
+    free = [f'"{c.source}"' for c in dataset.columns if c.free_text]
+    # One scan over all free text of the row (a space keeps runs of two columns apart): the macro
+    # is expanded once per query, not once per column.
+    hits = f", pnr_hits(concat_ws(' ', {', '.join(free)})) AS {HITS}" if free else ""
     sql = f"""
         WITH src AS (
             SELECT *{f', pnr_parts("{person.source}") AS _p' if person else ""},
                 row_number() OVER (PARTITION BY {_all_source(dataset)} ORDER BY _source_line) AS _occurrence
             FROM raw
         ),
-        checked AS (SELECT *{PNR_CHECKED if person else ""} FROM src),
-        typed AS (SELECT *, {", ".join(typed)} FROM checked)
-        SELECT _source_line, {", ".join(loaded)}{link}, {raw_values} AS _raw_values,
-            {rule_case} AS _rule, {column_case} AS _column
-        FROM typed
+        checked AS (SELECT *{PNR_CHECKED if person else ""}{hits} FROM src),
+        typed AS (SELECT *, {", ".join(typed)} FROM checked),
+        ruled AS (SELECT *, {rule_case} AS _rule, {column_case} AS _column FROM typed)
+        SELECT _source_line, {", ".join(loaded)}{link},
+            CASE WHEN _rule IS NOT NULL THEN {raw_values} END AS _raw_values,
+            _rule, _column, {_identifier_count(dataset)} AS {IDENTIFIERS}
+        FROM ruled
     """
     return BorderQuery(sql, tuple(loaded))
 
@@ -72,7 +88,7 @@ def _typed(col: Column, decimal_comma: bool) -> dict[str, str]:
         case "identifier":
             return {}
         case "text":
-            return {col.name: raw}
+            return {col.name: _free_text(col, raw) if col.free_text else raw}
         case "integer":
             return {col.name: f"TRY_CAST({raw} AS BIGINT)"}
         case "decimal":
@@ -111,6 +127,37 @@ def _rules(col: Column) -> list[tuple[str, str, str]]:
         values = ", ".join("'" + v.replace("'", "''") + "'" for v in col.allowed)
         rules.append((f"{raw} NOT IN ({values})", "value_not_allowed", col.source))
     return rules
+
+
+def _free_text(col: Column, value: str) -> str:
+    """The value with identifiers masked, or NULL if it held any and the column says drop."""
+    if col.on_identifier == "drop":
+        found = f"pnr_masked({value}, {HITS}) IS DISTINCT FROM {value}"
+        found += f" OR contacts_count({value}) > 0" if col.scan_contacts else ""
+        return f"CASE WHEN {found} THEN NULL ELSE {value} END"
+    masked = f"pnr_masked({value}, {HITS})"
+    return f"contacts_masked({masked})" if col.scan_contacts else masked
+
+
+def _raw_value(col: Column) -> str:
+    """What quarantine keeps of a column: every run that could be a personnummer masked, without
+    asking the check digit (a steward finds the row by file and line), free text as it is loaded."""
+    source = f'"{col.source}"'
+    if col.free_text and col.on_identifier == "drop":
+        return _free_text(col, source)
+    masked = f"pnr_candidates_masked({source})"
+    return f"contacts_masked({masked})" if col.free_text and col.scan_contacts else masked
+
+
+def _identifier_count(dataset: Dataset) -> str:
+    """Identifiers found in the row's free text, for the delivery's count (reconciliation)."""
+    terms = [f"len({HITS})"] if any(c.free_text for c in dataset.columns) else []
+    terms += [
+        f'coalesce(contacts_count("{c.source}"), 0)'
+        for c in dataset.columns
+        if c.free_text and c.scan_contacts
+    ]
+    return " + ".join(terms) if terms else "0"
 
 
 def _all_source(dataset: Dataset) -> str:

@@ -5,11 +5,16 @@ They run inside the unit's load step, right after each delivery is stored
 are reported per partition, so a range run over many months still shows a
 verdict for each month in the UI.
 
-- ``reconciliation`` (blocking): every expected file arrived, and rows in the
-  file = rows loaded + rows quarantined, also as counted in the tables.
-- ``expectations`` (blocking): the unit's GX suite. A failed ``critical``
-  expectation is an ERROR and stops everything downstream of the unit; a
-  failed ``warning`` is a WARN: shown, not blocking.
+- ``reconciliation`` (holds the delivery on ERROR): every expected file arrived,
+  and rows in the file = rows loaded + rows quarantined, also as counted in the
+  tables.
+- ``expectations`` (holds the delivery on ERROR): the unit's GX suite. A failed
+  ``critical`` expectation is an ERROR; a failed ``warning`` is a WARN: shown,
+  nothing held.
+
+Holding is the gate's job (``pipelines.quality.gate``), per delivery, not
+Dagster's blocking, which would fail the whole step and skip the unit's other
+checks: a held delivery is a check outcome, and the run succeeds.
 - ``freshness``: the delivery arrived by its due date (WARN when late).
 
 And one unpartitioned check per unit, ``delivery_overdue``: the next monthly
@@ -28,14 +33,18 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipelines.quality import freshness
+from pipelines.quality import docs, freshness, gate
 from pipelines.quality.frame import DeliveryFile, dataset_frame, delivery_files, parameters
+from pipelines.quality.gate import EXPECTATIONS, RECONCILIATION
+from pipelines.quality.records import count_records
 from pipelines.quality.validate import Outcome, Validator
 from pipelines.resources import Platform
+from pipelines.settings import Paths
 from pipelines.units import UNITS, Unit
-from warehouse.layout import run
+from warehouse.layout import Warehouse, connect, run
 
-RECONCILIATION, EXPECTATIONS, FRESHNESS = "reconciliation", "expectations", "freshness"
+FRESHNESS = "freshness"
+ALL = frozenset({RECONCILIATION, EXPECTATIONS, FRESHNESS})
 OVERDUE = "delivery_overdue"
 LISTED = 20  # failures listed in metadata; the rest are counted
 BATCH = 12  # deliveries of a dataset validated in one GX run: a year of months bounds the frame's memory
@@ -54,14 +63,12 @@ def _specs(unit: Unit, asset: dg.AssetKey, partitions: dg.PartitionsDefinition) 
         dg.AssetCheckSpec(
             RECONCILIATION,
             asset=asset,
-            blocking=True,
             partitions_def=partitions,
             description="Every expected file arrived; rows in file = rows loaded + rows quarantined.",
         ),
         dg.AssetCheckSpec(
             EXPECTATIONS,
             asset=asset,
-            blocking=True,
             partitions_def=partitions,
             description=f"Great Expectations suite pipelines/units/expectations/{unit.name}.json: "
             "critical failures are ERROR (block downstream), warnings are WARN.",
@@ -74,6 +81,30 @@ def _specs(unit: Unit, asset: dg.AssetKey, partitions: dg.PartitionsDefinition) 
             "after its month ended.",
         ),
     ]
+
+
+def check_deliveries(
+    unit: Unit, deliveries: list[str], paths: Paths, warehouse: Warehouse, selected: set[str] = ALL
+) -> list[dg.AssetCheckEvaluation]:
+    """Check stored deliveries and record each one's verdict: released, or held with the reason.
+
+    The latest delivery is validated on its own, in a GX context with the unit's Data Docs site,
+    so the unit's page shows that validation only; the earlier ones are validated together.
+    """
+    *earlier, latest = deliveries
+    found = {}
+    landing = paths.landing
+    with connect(warehouse.unit_zone(unit.name)) as con:
+        if earlier:
+            found |= evaluate(unit, earlier, con, landing, Validator(unit.name), selected)
+        site = docs.reset_site(paths.home, unit.name)
+        with_docs = Validator(unit.name, site)
+        found |= evaluate(unit, [latest], con, landing, with_docs, selected)
+        for delivery, evaluations in found.items():
+            gate.record_verdict(con, delivery, evaluations)
+    if EXPECTATIONS in selected:
+        with_docs.build_docs()
+    return [e for d in deliveries for e in found[d]]
 
 
 def evaluate(
@@ -92,7 +123,7 @@ def evaluate(
     for d in deliveries:
         found[d] = []
         if RECONCILIATION in selected:
-            found[d].append(_reconciliation(unit, asset, d, con, files[d]))
+            found[d].append(_reconciliation(unit, asset, d, con, files[d], landing))
         if EXPECTATIONS in selected:
             found[d].append(_expectations(asset, d, con, outcomes[d], files[d]))
         if FRESHNESS in selected:
@@ -119,7 +150,7 @@ def _outcomes(
 
 
 def _reconciliation(
-    unit: Unit, asset: dg.AssetKey, delivery: str, con, files: list[DeliveryFile]
+    unit: Unit, asset: dg.AssetKey, delivery: str, con, files: list[DeliveryFile], landing: Path
 ) -> dg.AssetCheckEvaluation:
     problems = []
     for f in files:
@@ -128,6 +159,10 @@ def _reconciliation(
             continue
         if f.status == "rejected":
             continue  # quarantined whole: reported by the expectations check (file_readable)
+        if (records := count_records(landing / f.source_file, unit.format)) != f.rows_in_file:
+            problems.append(
+                f"{f.source_file}: {records} records by an independent count, the loader read {f.rows_in_file}"
+            )
         if f.rows_in_file != (f.rows_loaded or 0) + (f.rows_quarantined or 0):
             problems.append(
                 f"{f.source_file}: {f.rows_in_file} rows in file, "
@@ -154,7 +189,6 @@ def _reconciliation(
         check_name=RECONCILIATION,
         passed=not problems,
         severity=dg.AssetCheckSeverity.ERROR,
-        blocking=True,
         partition=delivery,
         description="; ".join(problems) or None,
         metadata={
@@ -195,7 +229,6 @@ def _expectations(
         check_name=EXPECTATIONS,
         passed=not failed,
         severity=dg.AssetCheckSeverity.ERROR if critical else dg.AssetCheckSeverity.WARN,
-        blocking=True,
         partition=delivery,
         description="; ".join(rejected + [o.describe() for o in failed[:3]]) or None,
         metadata={
@@ -215,7 +248,6 @@ def _freshness(asset: dg.AssetKey, a: freshness.Arrival) -> dg.AssetCheckEvaluat
         check_name=FRESHNESS,
         passed=a.on_time,
         severity=dg.AssetCheckSeverity.WARN,
-        blocking=False,
         partition=a.delivery,
         description=None
         if a.on_time

@@ -18,6 +18,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from pipelines.ingest.months import Month
 from pipelines.quality.contract import loaded_columns
 from pipelines.units import Dataset, Unit
 from warehouse.layout import run
@@ -90,7 +91,8 @@ def delivery_summary(
 
 def parameters(con: duckdb.DuckDBPyConnection, unit: Unit, dataset: Dataset, delivery: str) -> dict:
     """A delivery's own values for its summary: volume floor and the date window."""
-    year, month = int(delivery[:4]), int(delivery[5:7])
+    m = Month.parse(delivery)
+    year, month = m.year, m.month
     last_day = calendar.monthrange(year, month)[1]
     return {
         "min_rows": min_rows(con, dataset, delivery),

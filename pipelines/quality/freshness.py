@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipelines.ingest.months import Month, scan
+
 CADENCE = "monthly"
-DELIVERY_GLOB = "[0-9][0-9][0-9][0-9]-[0-1][0-9]"
 GRACE_DAYS = 10  # a delivery is due at most this many days after its month ends
 
 
@@ -36,14 +37,8 @@ class Arrival:
 
 def due(delivery: str) -> datetime:
     """When the delivery of month ``YYYY-MM`` must have arrived (UTC)."""
-    year, month = int(delivery[:4]), int(delivery[5:7])
-    next_month = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-    return next_month + timedelta(days=GRACE_DAYS)
-
-
-def next_delivery(delivery: str) -> str:
-    year, month = int(delivery[:4]), int(delivery[5:7])
-    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+    following = Month.parse(delivery).next()
+    return datetime(following.year, following.month, 1, tzinfo=UTC) + timedelta(days=GRACE_DAYS)
 
 
 def overdue(unit_landing: Path, now: datetime) -> tuple[str | None, datetime | None]:
@@ -52,10 +47,10 @@ def overdue(unit_landing: Path, now: datetime) -> tuple[str | None, datetime | N
     The next delivery after the latest one in landing is due ``GRACE_DAYS`` after
     its month ends; a unit that never delivered is not judged (no cadence yet).
     """
-    months = sorted(p.name for p in unit_landing.glob(DELIVERY_GLOB) if p.is_dir())
+    months = scan(unit_landing, now.date()).months
     if not months:
         return None, None
-    expected = next_delivery(months[-1])
+    expected = str(Month.parse(months[-1]).next())
     return (expected, due(expected)) if now > due(expected) else (None, None)
 
 

@@ -1,11 +1,16 @@
-"""Which deliveries a failed blocking check holds back from everything downstream.
+"""Which deliveries are held back from everything downstream, and why.
 
-An ERROR on a blocking check (reconciliation, the GX suite) holds back that
-delivery, not the whole unit: its rows stay in the unit zone for the steward to
-see, but the sharing gate and the citizen index skip every held delivery
-(``held_deliveries`` in the unit zone), so nothing downstream of that partition
-sees it. Inside one Dagster run the failed check also stops the unit's
-downstream steps. A corrected re-sent delivery passes its checks and is released.
+A delivery is held from the moment it is stored until its checks pass: the load
+writes it to ``held_deliveries`` as ``unchecked`` in the same transaction that
+stores its rows, and only a passed verdict releases it. So a crash between the
+load and the verdict leaves the delivery held, never shared unchecked (the gate
+fails closed). An ERROR on a holding check (reconciliation, the GX suite) keeps it
+held with the check's reason: its rows stay in the unit zone for the steward to
+see, but the sharing gate and the citizen index skip every held delivery, while
+the unit's other months and the other units flow on. A held delivery is a check
+outcome, not a crashed step: the checks are not Dagster-blocking, so the run
+succeeds and the unit's other checks still run. A corrected re-sent delivery
+passes its checks and is released.
 """
 
 from __future__ import annotations
@@ -15,33 +20,56 @@ import duckdb
 
 from warehouse.layout import run
 
+RECONCILIATION, EXPECTATIONS = "reconciliation", "expectations"  # the checks that hold a delivery
+HOLDING_CHECKS = frozenset({RECONCILIATION, EXPECTATIONS})
+UNCHECKED = "unchecked"
 HELD_DDL = """CREATE TABLE IF NOT EXISTS held_deliveries (
-    _delivery VARCHAR PRIMARY KEY, checks VARCHAR NOT NULL, held_at TIMESTAMP NOT NULL)"""
+    _delivery VARCHAR PRIMARY KEY, checks VARCHAR NOT NULL, reason VARCHAR, held_at TIMESTAMP NOT NULL)"""
+HELD_MIGRATION = "ALTER TABLE held_deliveries ADD COLUMN IF NOT EXISTS reason VARCHAR"  # zones before 2026-12
 NOT_HELD = "_delivery NOT IN (SELECT _delivery FROM unit.held_deliveries)"
+REASON_CHARS = 500
 
 
-def blocking_errors(evaluations: list[dg.AssetCheckEvaluation]) -> list[dg.AssetCheckEvaluation]:
+def hold_unchecked(con: duckdb.DuckDBPyConnection, delivery: str) -> None:
+    """Hold a delivery being stored until its checks pass; call inside the load's transaction."""
+    run(
+        con,
+        "INSERT OR REPLACE INTO held_deliveries (_delivery, checks, reason, held_at) VALUES ($d, $c, $r, now())",
+        {"d": delivery, "c": UNCHECKED, "r": "stored; its quality checks have not passed yet"},
+    )
+
+
+def holding_errors(evaluations: list[dg.AssetCheckEvaluation]) -> list[dg.AssetCheckEvaluation]:
     return [
-        e for e in evaluations if not e.passed and e.blocking and e.severity == dg.AssetCheckSeverity.ERROR
+        e
+        for e in evaluations
+        if not e.passed and e.check_name in HOLDING_CHECKS and e.severity == dg.AssetCheckSeverity.ERROR
     ]
 
 
 def record_verdict(
     con: duckdb.DuckDBPyConnection, delivery: str, evaluations: list[dg.AssetCheckEvaluation]
 ) -> bool:
-    """Hold the delivery back if a blocking check failed, release it otherwise; True if held."""
-    failed = blocking_errors(evaluations)
-    run(con, HELD_DDL)
+    """Keep the delivery held if a holding check failed, release it when every one ran and passed."""
+    failed = holding_errors(evaluations)
+    ran = {e.check_name for e in evaluations}
+    if not failed and not HOLDING_CHECKS.issubset(ran):
+        return True  # a check did not run: the delivery stays held as it was
     run(con, "DELETE FROM held_deliveries WHERE _delivery = $d", {"d": delivery})
     if failed:
         checks = ", ".join(sorted(e.check_name for e in failed))
-        run(con, "INSERT INTO held_deliveries VALUES ($d, $c, now())", {"d": delivery, "c": checks})
+        reason = "; ".join(e.description or e.check_name for e in failed)[:REASON_CHARS]
+        run(
+            con,
+            "INSERT INTO held_deliveries (_delivery, checks, reason, held_at) VALUES ($d, $c, $r, now())",
+            {"d": delivery, "c": checks, "r": reason},
+        )
     return bool(failed)
 
 
 def failures(result: dg.ExecuteInProcessResult) -> list[str]:
-    """A run's failed blocking ERROR checks, one line each: ``unit month: check (why)``."""
+    """A run's failed holding checks, one line each: ``unit month: check (why)``."""
     return [
         f"{e.asset_key.path[-1]} {e.partition}: {e.check_name} ({e.description})"
-        for e in blocking_errors(result.get_asset_check_evaluations())
+        for e in holding_errors(result.get_asset_check_evaluations())
     ]

@@ -8,6 +8,13 @@ its file open whatever the pipeline does, and the pipeline never waits for a rea
 never opens a file anyone reads. Old snapshots beyond ``keep`` are deleted (an open reader keeps its
 file until it closes it).
 
+A withdrawal must not survive in an old snapshot: each snapshot's name carries a fingerprint of the
+sharing state it was built under (``sharing``: what the cross-unit zone held and every steward
+decision), and a publish removes every older snapshot whose fingerprint differs from its own, so
+after a revocation, relink and publish only snapshots built without the withdrawn data remain.
+Snapshots are private to the platform user, or readable by the serving group (``access.py``):
+never by other users.
+
 The snapshot files end in ``.db`` so only the pointer matches ``*.duckdb``: the warehouse's zones
 are ``*.duckdb`` files, and a listing of them should show the current snapshot once.
 """
@@ -23,6 +30,8 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+
+from pipelines.serving.access import restrict, serving_gid
 
 STORAGE_VERSION = "v1.4.0"  # readable by duckdb 1.4 and 1.5 (Superset's pin)
 SUFFIX = ".db"
@@ -45,12 +54,26 @@ class ServingPaths:
         return sorted(self.snapshots.glob(f"*{SUFFIX}")) if self.snapshots.exists() else []
 
 
+def fingerprint(snapshot: Path) -> str:
+    """The sharing fingerprint in a snapshot's name ('' for a name without one)."""
+    _, _, digest = snapshot.stem.partition("-")
+    return digest
+
+
 def write_snapshot(
-    paths: ServingPaths, tables: dict[str, pl.DataFrame], comments: dict[str, str], keep: int = 5
+    paths: ServingPaths,
+    tables: dict[str, pl.DataFrame],
+    comments: dict[str, str],
+    keep: int = 5,
+    sharing: str = "",
 ) -> Path:
-    """Write the tables into a new snapshot file, then point ``current`` at it; returns the file."""
-    paths.snapshots.mkdir(parents=True, exist_ok=True)
-    final = _new_name(paths)
+    """Write the tables into a new snapshot file, then point ``current`` at it; returns the file.
+
+    ``sharing`` fingerprints the sharing state the tables were built under: older snapshots built
+    under another state may hold withdrawn data and are removed.
+    """
+    _private_folders(paths)
+    final = _new_name(paths, sharing)
     partial = final.with_name(f".{final.name}.partial")
     partial.unlink(missing_ok=True)
     con = duckdb.connect()
@@ -68,11 +91,22 @@ def write_snapshot(
         con.execute("DETACH snap")
     finally:
         con.close()
+    restrict(partial, serving_gid())
     _fsync(partial)
     os.replace(partial, final)
     _point(paths, final)
     _prune(paths, keep)
     return final
+
+
+def _private_folders(paths: ServingPaths) -> None:
+    """The serving folders exist and are 0700 (0750 for the serving group), even if made by older code."""
+    gid = serving_gid()
+    for folder in (paths.root, paths.snapshots):
+        folder.mkdir(parents=True, exist_ok=True)
+        restrict(folder, gid)
+    for old in paths.listing():
+        restrict(old, gid)
 
 
 def current_snapshot(paths: ServingPaths) -> Path:
@@ -94,11 +128,12 @@ def open_snapshot(paths: ServingPaths) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def _new_name(paths: ServingPaths) -> Path:
-    """A name later than every existing one, so names sort in publish order."""
+def _new_name(paths: ServingPaths, sharing: str) -> Path:
+    """A name later than every existing one, so names sort in publish order; then the fingerprint."""
     newest = paths.listing()[-1].name if paths.listing() else ""
+    tail = f"-{sharing}" if sharing else ""
     while True:
-        final = paths.snapshots / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}{SUFFIX}"
+        final = paths.snapshots / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}{tail}{SUFFIX}"
         if final.name > newest:
             return final
 
@@ -113,10 +148,16 @@ def _point(paths: ServingPaths, target: Path) -> None:
 
 
 def _prune(paths: ServingPaths, keep: int) -> None:
+    """Remove snapshots beyond ``keep`` and every one built under another sharing state.
+
+    Unlinking a file a reader has open is safe on Linux: the reader keeps its data until it closes.
+    """
     current = paths.current.resolve()
-    for old in paths.listing()[: -max(keep, 1)]:
-        if old != current:
-            old.unlink(missing_ok=True)
+    sharing = fingerprint(current)
+    older = paths.listing()[: -max(keep, 1)]
+    withdrawn = [old for old in paths.listing() if fingerprint(old) != sharing]
+    for old in {*older, *withdrawn} - {current}:
+        old.unlink(missing_ok=True)
 
 
 def _fsync(path: Path) -> None:

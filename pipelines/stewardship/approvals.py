@@ -9,7 +9,10 @@ approval binds steward, purpose, expiry date and the contract version, so:
 - approved, but the expiry date has passed: ``expired``
 - revoked: ``revoked``
 
-Only ``approved`` datasets are linked into the cross-unit zone.
+Only ``approved`` datasets are linked into the cross-unit zone. A decision is
+signed with the steward's key (``signing``) and its head anchored in Dagster as it
+is recorded, so neither a forged approval nor a cut-off revocation goes unseen;
+statuses are read only from a log that verifies against those anchors.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from datetime import date, timedelta
 from typing import Literal
 
 from pipelines.settings import Paths
-from pipelines.stewardship import audit
+from pipelines.stewardship import audit, signing
 from pipelines.stewardship.contracts import Contract
 
 State = Literal["pending", "approved", "expired", "revoked"]
@@ -68,11 +71,39 @@ def status(contract: Contract, entries: list[audit.Entry], today: date | None = 
 
 
 def statuses(
-    contracts: dict[str, Contract], paths: Paths | None = None, today: date | None = None
+    contracts: dict[str, Contract], paths: Paths | None = None, today: date | None = None, instance=None
 ) -> dict[str, Status]:
-    """Every contract's status; the audit log is verified first, so a tampered log approves nothing."""
-    entries = audit.verify(paths)
+    """Every contract's status; the log is verified against Dagster's anchors first, so a tampered,
+    rebuilt or cut-off log approves nothing."""
+    entries = verified(paths, instance)
     return {key: status(c, entries, today) for key, c in contracts.items()}
+
+
+def verified(paths: Paths | None = None, instance=None) -> list[audit.Entry]:
+    """The entries of a log that verifies against the heads anchored in ``instance`` (or the platform's)."""
+    if instance is not None:
+        return audit.verify_anchored(instance, paths)
+    with audit.dagster_instance(paths) as platform:
+        return audit.verify_anchored(platform, paths)
+
+
+def _decide(action: str, contract: Contract, steward: str, details: dict, paths, instance) -> audit.Entry:
+    """Record a signed decision and anchor its head in Dagster at once (a revocation is never unanchored)."""
+    entry = audit.record(
+        action,
+        actor=steward,
+        dataset=contract.key,
+        contract_version=contract.version,
+        details=details,
+        paths=paths,
+        sign=lambda message: signing.sign(steward, message),
+    )
+    if instance is not None:
+        audit.anchor(entry, instance)
+    else:
+        with audit.dagster_instance(paths) as platform:
+            audit.anchor(entry, platform)
+    return entry
 
 
 def approve(
@@ -82,6 +113,7 @@ def approve(
     expires: date,
     note: str = "",
     paths: Paths | None = None,
+    instance=None,
 ) -> audit.Entry:
     """Record a steward's approval of this contract version, for one of its purposes, until ``expires``.
 
@@ -93,49 +125,46 @@ def approve(
     if purpose not in {p.name for p in contract.purposes}:
         allowed = ", ".join(p.name for p in contract.purposes)
         raise ValueError(f"purpose {purpose!r} is not in the contract of {contract.key} (allowed: {allowed})")
-    return audit.record(
-        "approve",
-        actor=steward,
-        dataset=contract.key,
-        contract_version=contract.version,
-        details={
-            "steward": steward,
-            "purpose": purpose,
-            "expires": expires.isoformat(),
-            "level": contract.sharing.level,
-            "note": note,
-        },
-        paths=paths,
-    )
+    details = {
+        "steward": steward,
+        "purpose": purpose,
+        "expires": expires.isoformat(),
+        "level": contract.sharing.level,
+        "note": note,
+    }
+    return _decide("approve", contract, steward, details, paths, instance)
 
 
-def revoke(contract: Contract, steward: str, reason: str, paths: Paths | None = None) -> audit.Entry:
+def revoke(
+    contract: Contract, steward: str, reason: str, paths: Paths | None = None, instance=None
+) -> audit.Entry:
     """Record a revocation: the next link run removes the dataset from the cross-unit zone."""
     if not steward.strip() or not reason.strip():
         raise ValueError("a revocation needs the steward's name and a reason")
-    return audit.record(
-        "revoke",
-        actor=steward,
-        dataset=contract.key,
-        contract_version=contract.version,
-        details={"steward": steward, "reason": reason},
-        paths=paths,
-    )
+    details = {"steward": steward, "reason": reason}
+    return _decide("revoke", contract, steward, details, paths, instance)
 
 
-def approve_demo_datasets(contracts: dict[str, Contract], paths: Paths | None = None) -> list[str]:
+def approve_demo_datasets(
+    contracts: dict[str, Contract], paths: Paths | None = None, instance=None
+) -> list[str]:
     """The main job's demo steward approves every dataset no steward has decided on yet.
 
     A dataset that was ever approved or revoked is left alone: a revocation
     stays revoked, and an edited contract stays pending until a steward decides.
+    The demo steward signs like any steward, with a key generated on first use.
     """
-    entries = audit.verify(paths)
+    if instance is None:  # one instance for all the approvals, not one per dataset
+        with audit.dagster_instance(paths) as platform:
+            return approve_demo_datasets(contracts, paths, platform)
+    entries = verified(paths, instance)
+    signing.create_key(DEMO_STEWARD)
     decided = {e.dataset for e in entries if e.action in ("approve", "revoke")}
     approved = []
     for key, contract in sorted(contracts.items()):
         if key in decided:
             continue
         expires = date.today() + timedelta(days=365)
-        approve(contract, DEMO_STEWARD, contract.purposes[0].name, expires, "demo default", paths)
+        approve(contract, DEMO_STEWARD, contract.purposes[0].name, expires, "demo default", paths, instance)
         approved.append(key)
     return approved

@@ -4,9 +4,14 @@ Who approved, revoked, published, withdrew, exported or deleted what, when,
 under which contract version. Entry n stores the hash of entry n-1 and its own
 hash over its content, so editing, deleting or inserting an entry breaks the
 chain; a separate head file (last sequence number and hash) catches a deleted
-tail, and every link materialisation records the head in Dagster's event log,
-an anchor outside this folder. The log never holds person-level data: only
-dataset names, contract versions, counts and the people who decided.
+tail. Neither stops whoever can write this folder from rebuilding the log, so two
+things do not live here: every approval and revocation is signed with its
+steward's key (``signing``), and every decision and every link materialisation
+records the head in Dagster's event log (:func:`anchor`), which the sharing gate
+reads back (:func:`verify_anchored`): a log that lost or rewrote an anchored
+entry, or that holds decisions while Dagster holds no head, shares nothing. The
+log never holds person-level data: only dataset names, contract versions, counts
+and the people who decided.
 """
 
 from __future__ import annotations
@@ -15,17 +20,21 @@ import fcntl
 import getpass
 import hashlib
 import json
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.settings import Paths
+from pipelines.stewardship import signing
 
 GENESIS = "0" * 64
 ACTIONS = ("approve", "revoke", "expire", "publish", "withdraw", "export", "retention")
+DECISIONS = ("approve", "revoke")  # what a steward signs
+ANCHOR_KEY = ("stewardship", "audit_log")  # the asset key decisions' heads are observed under in Dagster
 SYSTEM = "knutpunkt"  # the actor of what the platform does by itself (publish, withdraw, retention)
 FREE_TEXT = ("steward", "purpose", "reason", "note")  # what people type; checked for personnummer
 _PERSONNUMMER_LIKE = re.compile(r"\d{6,8}[-+]?\d{4}")
@@ -47,9 +56,18 @@ class Entry:
     details: dict
     prev: str
     hash: str
+    signature: dict | None = None  # a steward's decision: {"key": steward id, "sig": Ed25519 hex}
 
     def body(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "hash"}
+        """What the hash covers: everything but the hash (an unsigned entry has no signature field)."""
+        return {k: v for k, v in self.as_json().items() if k != "hash"}
+
+    def signed(self) -> bytes:
+        """What the steward signed: the body without the signature."""
+        return canonical({k: v for k, v in self.body().items() if k != "signature"})
+
+    def as_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if not (k == "signature" and v is None)}
 
 
 def folder(paths: Paths | None = None) -> Path:
@@ -65,9 +83,12 @@ def head_path(paths: Paths | None = None) -> Path:
     return folder(paths) / "audit.head"
 
 
+def canonical(body: dict) -> bytes:
+    return json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode()
+
+
 def entry_hash(body: dict) -> str:
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical(body)).hexdigest()
 
 
 def record(
@@ -78,8 +99,12 @@ def record(
     contract_version: str | None = None,
     details: dict | None = None,
     paths: Paths | None = None,
+    sign: Callable[[bytes], dict] | None = None,
 ) -> Entry:
-    """Append one entry under an exclusive lock (several processes may write), after verifying the chain."""
+    """Append one entry under an exclusive lock (several processes may write), after verifying the chain.
+
+    ``sign`` (a steward's decision) signs the entry as it will stand in the log, position included.
+    """
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     details = details or {}
@@ -98,9 +123,11 @@ def record(
             "details": details,
             "prev": prev,
         }
+        if sign is not None:
+            body["signature"] = sign(canonical(body))
         entry = Entry(**body, hash=entry_hash(body))
         with log_path(paths).open("a", encoding="utf-8") as f:
-            f.write(json.dumps(entry.__dict__, sort_keys=True, ensure_ascii=True) + "\n")
+            f.write(json.dumps(entry.as_json(), sort_keys=True, ensure_ascii=True) + "\n")
         tmp = head_path(paths).with_suffix(".tmp")
         tmp.write_text(f"{entry.seq} {entry.hash}\n")
         tmp.replace(head_path(paths))
@@ -135,6 +162,11 @@ def verify(paths: Paths | None = None) -> list[Entry]:
             )
         if entry_hash(e.body()) != e.hash:
             raise AuditError(f"entry {n}: content does not match its hash (the entry was edited)")
+        if e.action in DECISIONS:
+            try:
+                signing.check(e.details.get("steward", e.actor), e.signature, e.signed())
+            except signing.SignatureError as bad:
+                raise AuditError(f"entry {n} ({e.action} {e.dataset}): {bad}") from None
         prev = e.hash
     head = head_path(paths)
     if not head.exists():
@@ -200,3 +232,75 @@ def dagster_anchors(instance, asset_keys: list, per_asset: int = 200) -> list[tu
                 seq, _, hash_ = str(head.value).partition(" ")
                 anchors.append((int(seq), hash_, f"Dagster run {record.run_id[:8]} ({key.to_user_string()})"))
     return anchors
+
+
+def anchor_keys() -> list:
+    """Where Dagster holds heads: decisions' observations and every cross-unit materialisation."""
+    import dagster as dg
+
+    from pipelines.units import UNITS
+
+    links = [dg.AssetKey(["cross_unit", n]) for n in ["citizen_index", *UNITS] if n != "folkbokforing"]
+    return [dg.AssetKey(list(ANCHOR_KEY)), *links]
+
+
+def dagster_heads(instance, per_asset: int = 200) -> list[tuple[int, str, str]]:
+    """Every ``audit_head`` Dagster recorded lately: decisions (observations) and link materialisations."""
+    observed = instance.fetch_observations(anchor_keys()[0], limit=per_asset).records
+    anchors = [_anchor(r, r.asset_observation.metadata) for r in observed]
+    anchors += dagster_anchors(instance, anchor_keys()[1:], per_asset)
+    return [a for a in anchors if a is not None]
+
+
+def _anchor(record, metadata) -> tuple[int, str, str] | None:
+    head = metadata.get("audit_head")
+    if head is None or head.value == "empty":
+        return None
+    seq, _, hash_ = str(head.value).partition(" ")
+    return int(seq), hash_, f"Dagster event {record.storage_id} ({(record.run_id or 'decision')[:8]})"
+
+
+def anchor(entry: Entry, instance) -> None:
+    """Record a head in Dagster's event log, which the log's writer cannot rewrite."""
+    import dagster as dg
+
+    instance.report_runless_asset_event(
+        dg.AssetObservation(
+            asset_key=dg.AssetKey(list(ANCHOR_KEY)),
+            metadata={"audit_head": f"{entry.seq} {entry.hash}", "action": entry.action},
+        )
+    )
+
+
+def verify_anchored(instance, paths: Paths | None = None) -> list[Entry]:
+    """The entries, if the chain, the head, the signatures and every head anchored in Dagster hold.
+
+    Fails closed: a log with steward decisions but no anchored head at all (a wiped or
+    different Dagster instance) approves nothing. A log without decisions shares nothing
+    anyway, so a first run, before any decision, passes.
+    """
+    entries = verify(paths)
+    anchors = dagster_heads(instance)
+    if not anchors and any(e.action in DECISIONS for e in entries):
+        raise AuditError(
+            "the log holds steward decisions but Dagster holds no anchored head of it "
+            "(another DAGSTER_HOME, or the log was made outside Knutpunkt): nothing is shared"
+        )
+    check_anchors(entries, anchors)
+    return entries
+
+
+@contextmanager
+def dagster_instance(paths: Paths | None = None) -> Iterator:
+    """The platform's Dagster instance: ``DAGSTER_HOME`` (the CLI sets it), else ``$KNUTPUNKT_HOME/dagster``."""
+    import dagster as dg
+
+    if home := os.environ.get("DAGSTER_HOME"):
+        Path(home).mkdir(parents=True, exist_ok=True)
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+        return
+    home = (paths or Paths.from_env()).dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance

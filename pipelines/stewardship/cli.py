@@ -15,10 +15,9 @@ from datetime import date
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.settings import Paths
-from pipelines.stewardship import approvals, audit, report
+from pipelines.settings import Paths, knutpunkt_command
+from pipelines.stewardship import approvals, audit, report, signing
 from pipelines.stewardship.contracts import Contract, ContractError, load_contracts
-from pipelines.units import UNITS
 from warehouse.layout import Warehouse
 
 STATE_STYLE = {"approved": "green", "pending": "yellow", "expired": "red", "revoked": "red"}
@@ -43,6 +42,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     revoke.add_argument("dataset", help="<unit>.<dataset>")
     revoke.add_argument("--steward", required=True)
     revoke.add_argument("--reason", required=True)
+    keygen = steward.add_parser("keygen", help="create and register your signing key (Ed25519)")
+    keygen.add_argument("--steward", required=True, help="your name and role, as you sign decisions")
     audit_cmd = sub.add_parser("audit", help="the stewardship audit log").add_subparsers(
         dest="audit_command", required=True
     )
@@ -57,6 +58,9 @@ def dispatch(args: argparse.Namespace, paths: Paths) -> int:
     try:
         if args.command == "audit":
             return _verify(out, paths) if args.audit_command == "verify" else _log(out, paths, args)
+        if args.steward_command == "keygen":
+            out.print(f"Signing key of {args.steward}: {signing.create_key(args.steward)} (keep it 0600)")
+            return 0
         contracts = load_contracts()
         match args.steward_command:
             case "list":
@@ -70,7 +74,7 @@ def dispatch(args: argparse.Namespace, paths: Paths) -> int:
                 approvals.revoke(contract, args.steward, args.reason, paths)
                 out.print(f"Revoked {contract.key}: the next link run removes it from the cross-unit zone.")
                 return 0
-    except (ContractError, audit.AuditError, ValueError, FileNotFoundError) as e:
+    except (ContractError, audit.AuditError, signing.SignatureError, ValueError, FileNotFoundError) as e:
         out.print(f"[red]{e}[/red]")
         return 1
     return 2
@@ -173,28 +177,18 @@ def _approve(out: Console, c: Contract, paths: Paths, args: argparse.Namespace) 
 
 def _verify(out: Console, paths: Paths) -> int:
     try:
-        entries = audit.verify(paths)
-        anchored = audit.check_anchors(entries, _dagster_anchors())
+        with audit.dagster_instance(paths) as instance:
+            entries = audit.verify_anchored(instance, paths)
+            anchored = len(audit.dagster_heads(instance))
     except audit.AuditError as e:
         out.print(f"[red]Audit log does NOT verify: {e}[/red]")
         return 1
     head = f", head {entries[-1].seq} {entries[-1].hash[:16]}" if entries else ""
     out.print(
-        f"Audit log verifies: {len(entries)} entries, chain and head intact{head}, "
+        f"Audit log verifies: {len(entries)} entries, chain, head and steward signatures intact{head}, "
         f"{anchored} heads recorded in Dagster match ({audit.log_path(paths)})"
     )
     return 0
-
-
-def _dagster_anchors() -> list[tuple[int, str, str]]:
-    """Heads the link assets recorded in this platform's Dagster instance (none before the first run)."""
-    import dagster as dg
-
-    keys = [
-        dg.AssetKey(["cross_unit", name]) for name in ["citizen_index", *UNITS] if name != "folkbokforing"
-    ]
-    with dg.DagsterInstance.get() as instance:
-        return audit.dagster_anchors(instance, keys)
 
 
 def _log(out: Console, paths: Paths, args: argparse.Namespace) -> int:
@@ -223,4 +217,4 @@ def summary(paths: Paths) -> str:
     """Main-job summary line: how many datasets are approved, pending, expired or revoked."""
     counts = Counter(s.state for s in approvals.statuses(load_contracts(), paths).values())
     states = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    return f"Stewardship: {states} (only approved datasets are linked; .venv/bin/knutpunkt steward list)"
+    return f"Stewardship: {states} (only approved datasets are linked; {knutpunkt_command()} steward list)"

@@ -44,6 +44,7 @@ def build(contract: Contract, wh: Warehouse, today: date | None = None) -> Repor
     with duckdb.connect() as con:
         run(con, f"ATTACH '{zone}' AS unit (READ_ONLY)")
         register = _attach_register(con, contract, wh)
+        sharing.lock_down(con)  # the contract's SQL runs below: it sees only what is attached
         bound = sharing.params(contract, today)
         ds = f"unit.{contract.dataset}"
         report.rows_in_zone = run(con, f"SELECT count(*) FROM {ds}")[0][0]

@@ -35,10 +35,10 @@ def link_key(unit: str) -> dg.AssetKey:
     return CITIZEN_INDEX if unit == REGISTER else dg.AssetKey(["cross_unit", unit])
 
 
-def sharing_state(paths: Paths) -> dict[str, str]:
+def sharing_state(paths: Paths, instance=None) -> dict[str, str]:
     """Per dataset: its state and the contract version it applies to."""
     contracts = load_contracts()
-    states = approvals.statuses(contracts, paths)
+    states = approvals.statuses(contracts, paths, instance=instance)
     return {key: f"{s.state}:{contracts[key].version}" for key, s in states.items()}
 
 
@@ -56,7 +56,7 @@ def changed_units(before: dict[str, str], now: dict[str, str]) -> set[str]:
 def steward_decisions(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     paths = Paths.from_env()
     try:
-        now = sharing_state(paths)
+        now = sharing_state(paths, context.instance)
     except audit.AuditError as e:
         return dg.SkipReason(f"the audit log does not verify, nothing is relinked: {e}")
     units = changed_units(json.loads(context.cursor or "{}"), now)

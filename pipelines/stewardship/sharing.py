@@ -1,6 +1,8 @@
 """The SQL of exactly what a contract shares, used both by the sharing gate and by ``steward show``.
 
-Every query runs on a connection where the unit zone is attached as ``unit``.
+Every query runs on a connection where the unit zone is attached as ``unit`` and that is then
+locked (:func:`lock_down`): a contract's SQL is text a steward approved, not code we wrote, so it
+must not reach a file the connection has not attached (``landing/`` holds raw personnummer).
 The dataset's table is first narrowed to the rows within retention and given
 its own name as a CTE, so a contract's SQL reads ``FROM ekonomiskt_bistand``.
 Person-level output (detail, derived) still carries ``person_pseudonym``: the
@@ -16,6 +18,17 @@ import duckdb
 from pipelines.quality.gate import NOT_HELD
 from pipelines.stewardship.contracts import PERSON_LEVEL, Contract, ContractError
 from warehouse.layout import run, used
+
+
+def lock_down(con: duckdb.DuckDBPyConnection) -> None:
+    """Turn off file access and freeze the settings, after the connection attached what it needs.
+
+    With ``enable_external_access`` off DuckDB refuses ``read_csv``, ``read_text``, ``glob``,
+    ``ATTACH`` and ``COPY`` on any path, and ``lock_configuration`` stops a contract's SQL from
+    turning it back on; the attached zones stay readable and the main database writable.
+    """
+    run(con, "SET enable_external_access = false")
+    run(con, "SET lock_configuration = true")
 
 
 def cutoff_month(retention_months: int, today: date | None = None) -> date:

@@ -22,7 +22,7 @@ UNIT = Unit(
                 Column("kontakt_id", "contact_id", "text"),
                 Column("tidpunkt", "contacted_at", "timestamp"),
                 Column("kanal", "channel", "text", allowed=CHANNELS),
-                Column("amne", "topic", "text"),
+                Column("amne", "topic", "text", scan_contacts=True),  # agents type notes into it
                 Column("personnummer", "person", "personnummer", mandatory=False),
                 Column("lost_vid_forsta_kontakt", "solved_first_contact", "boolean"),
             ),

@@ -56,6 +56,15 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     allowed: tuple[str, ...] | None = None
+    # Free text (a text column without an allowed set) is scanned at the border for personnummer and
+    # samordningsnummer in every written form; a hit is masked in place, or the whole value dropped.
+    on_identifier: Literal["mask", "drop"] = "mask"
+    scan_contacts: bool = False  # also mask what looks like an e-mail address or a phone number
+
+    @property
+    def free_text(self) -> bool:
+        """A typed value, not a code: an agent may have written anything into it, a personnummer too."""
+        return self.kind == "text" and not self.allowed
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,161 @@
+"""Deliveries as they really arrive: late, out of order, re-sent, impossible, and killed mid-load.
+
+Every delivery folder ends loaded, held or rejected with a reason; a run killed with SIGKILL does
+not keep its unit's pool slot; the sensor asks only for what is new against what the zone loaded.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+
+import dagster as dg
+import duckdb
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from pipelines.cli import partition_range
+from pipelines.definitions import defs
+from pipelines.ingest.months import Month, scan
+from pipelines.runs import release_dead_runs, slot_holders, this_process
+from pipelines.sensors import new_deliveries
+from pipelines.settings import REPO_ROOT
+from tests.conftest import SOCIAL, load_checked, write_csv
+from tests.corpus import write_good
+
+ROW = [["811218-9876", "2024-01", "10", "Ensamstående"]]
+
+
+def test_folders_that_are_not_deliveries_are_rejected_with_their_reason(home):
+    for month in ("2024-01", "2026-13", "2024-5", "2099-04"):
+        write_csv(home, SOCIAL, month, "ekonomiskt_bistand", ROW)
+    (home.landing / "socialtjanst" / "2024-02").mkdir()
+    (home.landing / "socialtjanst" / ".partial").mkdir()
+    found = scan(home.landing / "socialtjanst", date(2026, 12, 1))
+    assert found.months == ["2024-01"]
+    assert set(found.rejected) == {"2026-13", "2024-5", "2099-04", "2024-02"}
+    assert "not a calendar month" in found.rejected["2026-13"]
+    assert "not a delivery month (YYYY-MM)" in found.rejected["2024-5"]
+    assert "has not begun yet" in found.rejected["2099-04"]
+    assert "holds no files" in found.rejected["2024-02"]
+    assert Month.parse("2024-12").next() == Month(2025, 1)
+
+
+def _ingest(instance, unit: str, months: list[str]) -> dg.ExecuteInProcessResult:
+    first, last = partition_range(instance, unit, months)
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    return defs.resolve_job_def(f"ingest_{unit}").execute_in_process(instance=instance, tags=tags)
+
+
+def _zone(warehouse, unit: str, sql: str) -> list[tuple]:
+    with duckdb.connect(str(warehouse.unit_zone(unit)), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_a_late_month_is_loaded_in_time_order_and_a_resent_one_is_recorded(home, warehouse):
+    for month in ("2024-03", "2024-04"):
+        write_good(home, "skola", month)
+    with dg.instance_for_test() as instance:
+        assert _ingest(instance, "skola", ["2024-03", "2024-04"]).success
+        write_good(home, "skola", "2024-01")  # older than every loaded month
+        write_good(home, "skola", "2024-02")
+        late = _ingest(instance, "skola", ["2024-01", "2024-02", "2024-03", "2024-04"])
+        assert late.success
+        assert instance.get_dynamic_partitions("skola_deliveries") == [
+            "2024-03",
+            "2024-04",
+            "2024-01",
+            "2024-02",
+        ]
+    loaded = "SELECT DISTINCT _delivery FROM reconciliation ORDER BY 1"
+    assert _zone(warehouse, "skola", loaded) == [("2024-01",), ("2024-02",), ("2024-03",), ("2024-04",)]
+    order = "SELECT _delivery FROM deliveries WHERE replaces IS NULL ORDER BY _loaded_at"
+    assert [d for (d,) in _zone(warehouse, "skola", order)][-2:] == ["2024-01", "2024-02"]
+    resent = "SELECT count(*) FROM deliveries WHERE replaces IS NOT NULL AND _delivery = '2024-03'"
+    assert _zone(warehouse, "skola", resent) == [(1,)], "the re-load of 2024-03 records what it replaced"
+    assert _zone(warehouse, "skola", "SELECT count(*) FROM held_deliveries") == [(0,)]
+
+
+def test_the_sensor_asks_only_for_what_the_zone_has_not_loaded(home, keys):
+    for month in ("2024-01", "2024-02"):
+        write_good(home, "socialtjanst", month)
+    load_checked(SOCIAL, ["2024-01", "2024-02"], home, keys)
+    write_csv(home, SOCIAL, "2026-13", "ekonomiskt_bistand", ROW)
+    with dg.instance_for_test() as instance:
+        evaluate = lambda cursor=None: new_deliveries(  # noqa: E731
+            dg.build_sensor_context(instance=instance, cursor=cursor)
+        )
+        opened = evaluate()
+        assert opened.run_requests == [], "opening the UI on a loaded home queues nothing"
+        path = write_csv(home, SOCIAL, "2024-02", "ekonomiskt_bistand", ROW * 2)
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+        changed = evaluate(opened.cursor)
+        assert [r.partition_key for r in changed.run_requests] == ["2024-02"]
+        assert evaluate(changed.cursor).run_requests == [], "asked once, not on every tick"
+
+
+HANGING_LOAD = """
+import sys, time
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as END, ASSET_PARTITION_RANGE_START_TAG as START
+from pipelines import progress
+from pipelines.definitions import defs
+from pipelines.runs import this_process
+progress.listen(lambda *_: time.sleep(3600))  # hang inside the step, holding the zone's pool slot
+defs.resolve_job_def("ingest_socialtjanst").execute_in_process(
+    instance=dg.DagsterInstance.get(), tags={START: "2024-01", END: "2024-01"} | this_process())
+"""
+
+
+def test_a_killed_load_releases_its_pool_slot_and_the_next_load_runs(home, warehouse, monkeypatch):
+    write_good(home, "socialtjanst", "2024-01")
+    home.dagster_home.mkdir(parents=True)  # the platform's dagster.yaml: one slot per zone's pool
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home.dagster_home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home.dagster_home))
+    instance = dg.DagsterInstance.get()
+    instance.add_dynamic_partitions("socialtjanst_deliveries", ["2024-01"])
+    child = subprocess.Popen([sys.executable, "-c", HANGING_LOAD])
+    try:
+        deadline = time.monotonic() + 120
+        while not slot_holders(instance, "duckdb_socialtjanst") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        [held_by] = slot_holders(instance, "duckdb_socialtjanst")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert instance.get_run_by_id(held_by).status == dg.DagsterRunStatus.STARTED, "killed: it never ended"
+    assert release_dead_runs(instance) == [
+        f"run {held_by} (ingest_socialtjanst) died with its process: marked failed, slots freed"
+    ]
+    assert instance.get_run_by_id(held_by).status == dg.DagsterRunStatus.FAILURE
+    assert slot_holders(instance, "duckdb_socialtjanst") == []
+    assert release_dead_runs(instance) == []
+    again = defs.resolve_job_def("ingest_socialtjanst").execute_in_process(
+        instance=instance, partition_key="2024-01", tags=this_process()
+    )
+    assert again.success
+    assert _zone(warehouse, "socialtjanst", "SELECT count(*) FROM held_deliveries") == [(0,)]
+
+
+def test_reconciliation_fails_when_the_loader_loses_a_row(home, warehouse, monkeypatch):
+    """Fault injection: a reader that drops the last record must not balance the books."""
+    from pipelines.ingest import delivery
+
+    def dropping(path, fmt, dataset):
+        return real(path, fmt, dataset).head(-1)
+
+    real = delivery.read_delivery_file
+    write_good(home, "socialtjanst", "2024-01")
+    monkeypatch.setattr(delivery, "read_delivery_file", dropping)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("socialtjanst_deliveries", ["2024-01"])
+        result = defs.resolve_job_def("ingest_socialtjanst").execute_in_process(
+            instance=instance, partition_key="2024-01"
+        )
+    [verdict] = [e for e in result.get_asset_check_evaluations() if e.check_name == "reconciliation"]
+    assert not verdict.passed and verdict.severity == dg.AssetCheckSeverity.ERROR
+    assert "socialtjanst/2024-01/ekonomiskt_bistand.csv: " in verdict.description
+    assert "records by an independent count, the loader read" in verdict.description
+    assert _zone(warehouse, "socialtjanst", "SELECT checks FROM held_deliveries") == [("reconciliation",)]
