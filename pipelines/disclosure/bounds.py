@@ -22,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+import highspy
+from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array
 
 _INTEGRAL = 1e-6
@@ -144,6 +145,25 @@ class _Block:
         self.a = csr_array((data, (rows, cols)), shape=(len(relations), len(cells)))
         self.b = np.array(rhs)
         self.sensitive = system.sensitive[self.cells]
+        self._highs: highspy.Highs | None = None
+
+    def _solve(self, cost: np.ndarray, upper: float) -> tuple[str, np.ndarray | None, np.ndarray | None]:
+        """Minimise cost . x over x in [0, upper], A x = b: one HiGHS model per block, each solve warm
+        started from the last basis (only the objective changes), which is what keeps thousands of
+        bounds per block affordable."""
+        if self._highs is None:
+            self._highs = _model(self.a, self.b)
+        h, n = self._highs, len(self.cells)
+        h.changeColsBounds(n, np.arange(n, dtype=np.int32), np.zeros(n), np.full(n, upper))
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), cost.astype(float))
+        h.run()
+        status = h.getModelStatus()
+        if status == highspy.HighsModelStatus.kOptimal:
+            solution = h.getSolution()
+            return "optimal", np.array(solution.col_value), np.array(solution.row_dual)
+        if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+            return "unbounded", None, None
+        return h.modelStatusToString(status), None, None
 
     def audit(self, width: float) -> tuple[list[Narrow], dict[int, float], int]:
         n = len(self.cells)
@@ -198,23 +218,23 @@ class _Block:
             np.where(self.sensitive, rng.choice([-1.0, 1.0], len(self.cells)), 0.0) for _ in range(_RANDOM)
         ]
         for c in objectives:
-            res = linprog(c, A_eq=self.a, b_eq=self.b, bounds=(0, _CAP), method="highs")
-            if res.status == 0 and np.all(np.abs(res.x - np.round(res.x)) < _INTEGRAL):
-                found.append(np.round(res.x))
+            status, x, _ = self._solve(c, _CAP)
+            if status == "optimal" and np.all(np.abs(x - np.round(x)) < _INTEGRAL):
+                found.append(np.round(x))
         return found
 
     def _lp(self, i: int, sense: float) -> tuple[float, np.ndarray | None, tuple[int, ...]]:
         """Optimum of x_i (sense 1: max, -1: min), the solution, and the binding relations."""
         c = np.zeros(len(self.cells))
         c[i] = -sense
-        res = linprog(c, A_eq=self.a, b_eq=self.b, bounds=(0, None), method="highs")
-        if res.status == 3:  # unbounded above
+        status, x, duals = self._solve(c, np.inf)
+        if status == "unbounded":
             return np.inf, None, ()
-        if res.status != 0:
-            raise Inconsistent(f"bounds audit: the published relations are inconsistent ({res.message})")
-        marginals = np.abs(res.eqlin.marginals)
+        if status != "optimal":
+            raise Inconsistent(f"bounds audit: the published relations are inconsistent ({status})")
+        marginals = np.abs(duals)
         binding = tuple(self.relations[r] for r in np.argsort(-marginals) if marginals[r] > 1e-9)
-        return float(res.x[i]), res.x, binding
+        return float(x[i]), x, binding
 
     def _milp(self, i: int, sense: float) -> float:
         c = np.zeros(len(self.cells))
@@ -230,3 +250,24 @@ class _Block:
         if res.status != 0 or res.x is None:
             raise Inconsistent(f"bounds audit: no integer solution ({res.message})")
         return float(res.x[i])
+
+
+def _model(a: csr_array, b: np.ndarray) -> highspy.Highs:
+    """A HiGHS LP with A x = b (bounds and objective are set per solve), quiet, without presolve so
+    that each solve starts from the previous basis."""
+    csc = a.tocsc()
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = a.shape[1], a.shape[0]
+    lp.col_cost_ = np.zeros(a.shape[1])
+    lp.col_lower_ = np.zeros(a.shape[1])
+    lp.col_upper_ = np.full(a.shape[1], highspy.kHighsInf)
+    lp.row_lower_ = lp.row_upper_ = b
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = csc.indptr
+    lp.a_matrix_.index_ = csc.indices
+    lp.a_matrix_.value_ = csc.data
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("presolve", "off")
+    h.passModel(lp)
+    return h
