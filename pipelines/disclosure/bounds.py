@@ -94,19 +94,27 @@ class Inconsistent(RuntimeError):
 
 
 def bounds_audit(
-    system: System, width: float, only: set[int] | None = None, tolerate: bool = False
+    system: System,
+    width: float,
+    only: set[int] | None = None,
+    tolerate: bool = False,
+    known: dict[int, float] | None = None,
 ) -> Report:
     """Every sensitive unknown whose feasible integer interval is narrower than ``width``.
 
     ``only`` restricts the work to blocks holding one of these cells (a re-audit after a change).
     ``tolerate`` skips blocks without a solution (counted) instead of failing: across two publishes
     the attacker assumes history is unchanged, and where it did change that assumption tells nothing.
+    ``known`` holds widths already witnessed for cells, by an earlier audit of the same published
+    values with fewer cells withheld: withholding more only widens what is feasible (every earlier
+    table stays feasible, the newly withheld cell at its true value), so a cell once as wide as the
+    width stays so and is not solved again.
     """
     narrow: list[Narrow] = []
     solves, count, inconsistent = 0, 0, 0
     widths: dict[int, float] = {}
     for block in blocks(system):
-        problem = _Block(system, block)
+        problem = _Block(system, block, known or {}, width)
         if only is not None and not only & set(problem.cells.tolist()):
             continue
         count += 1
@@ -127,7 +135,9 @@ def bounds_audit(
 class _Block:
     """One independent block: unknowns x >= 0, A x = b (b from the published cells)."""
 
-    def __init__(self, system: System, relations: list[int]) -> None:
+    def __init__(
+        self, system: System, relations: list[int], witnessed: dict[int, float], width: float
+    ) -> None:
         unknown = np.isnan(system.values)
         self.relations = relations
         cells = sorted({int(c) for r in relations for c in system.relations[r][0] if unknown[c]})
@@ -145,6 +155,8 @@ class _Block:
         self.a = csr_array((data, (rows, cols)), shape=(len(relations), len(cells)))
         self.b = np.array(rhs)
         self.sensitive = system.sensitive[self.cells]
+        self.known = np.array([witnessed.get(c, 0.0) for c in cells])  # witnessed before: a lower bound
+        self.open = self.sensitive & (self.known < width)
         self._highs: highspy.Highs | None = None
 
     def _solve(self, cost: np.ndarray, upper: float) -> tuple[str, np.ndarray | None, np.ndarray | None]:
@@ -171,10 +183,10 @@ class _Block:
         narrow: list[Narrow] = []
         solves = 0
         solved = np.full(n, -np.inf)
-        for x in self._witnesses():
+        for x, used in self._witnesses(width):
             seen_lo, seen_hi = np.minimum(seen_lo, x), np.maximum(seen_hi, x)
-            solves += 1
-        for i in np.flatnonzero(self.sensitive):
+            solves += used
+        for i in np.flatnonzero(self.open & (seen_hi - seen_lo < width)):
             if seen_hi[i] - seen_lo[i] >= width:
                 continue
             bound: dict[int, tuple[float, tuple[int, ...]]] = {}
@@ -200,28 +212,36 @@ class _Block:
                 binding = tuple(dict.fromkeys((*bound[1][1], *bound[-1][1])))
                 narrow.append(Narrow(int(self.cells[i]), float(low), float(high), binding))
         # per cell: its solved width, else the witnessed span (a lower bound on the width)
-        widths = np.maximum(seen_hi - seen_lo, solved)
+        widths = np.maximum(np.maximum(seen_hi - seen_lo, solved), self.known)
         cells = np.flatnonzero(self.sensitive)
         return narrow, dict(zip(self.cells[cells].tolist(), widths[cells].tolist(), strict=True)), solves
 
-    def _witnesses(self) -> list[np.ndarray]:
-        """Integral solutions far apart: every sensitive cell as small, then as large as it goes together,
-        then random halves up and down.
+    def _witnesses(self, width: float):
+        """Integral solutions far apart, each with the solves it took: the open cells as small, then as
+        large as they go together, then random halves of the cells still narrower than the width
+        pushed up and the rest down, while that keeps widening cells.
 
-        The upper bound ``_CAP`` only keeps the second program bounded; its solutions are feasible
-        tables all the same.
+        The upper bound ``_CAP`` only keeps the programs bounded; their solutions are feasible tables
+        all the same.
         """
-        found = []
+        if not self.open.any():
+            return
         rng = np.random.default_rng(len(self.cells))  # deterministic per block
-        objectives = [np.where(self.sensitive, 1.0, 0.0), np.where(self.sensitive, -1.0, 0.0)]
-        objectives += [
-            np.where(self.sensitive, rng.choice([-1.0, 1.0], len(self.cells)), 0.0) for _ in range(_RANDOM)
-        ]
-        for c in objectives:
-            status, x, _ = self._solve(c, _CAP)
-            if status == "optimal" and np.all(np.abs(x - np.round(x)) < _INTEGRAL):
-                found.append(np.round(x))
-        return found
+        lo, hi = np.full(len(self.cells), np.inf), np.full(len(self.cells), -np.inf)
+        pending, idle, rounds = self.open, 0, 0
+        while pending.any() and idle < 2 and rounds < _RANDOM + 2:
+            signs = 1.0 if rounds == 0 else -1.0 if rounds == 1 else rng.choice([-1.0, 1.0], len(self.cells))
+            status, x, _ = self._solve(np.where(pending, signs, 0.0), _CAP)
+            rounds += 1
+            if status != "optimal" or not np.all(np.abs(x - np.round(x)) < _INTEGRAL):
+                idle += 1
+                continue
+            x = np.round(x)
+            lo, hi = np.minimum(lo, x), np.maximum(hi, x)
+            still = pending & (hi - lo < width)
+            idle = idle + 1 if rounds > 2 and still.sum() == pending.sum() else 0
+            pending = still
+            yield x, 1
 
     def _lp(self, i: int, sense: float) -> tuple[float, np.ndarray | None, tuple[int, ...]]:
         """Optimum of x_i (sense 1: max, -1: min), the solution, and the binding relations."""

@@ -261,12 +261,13 @@ def secure(
     snap = snapshot_system(tables, specs)
     values = snap.system.values.copy()
     by_cell = _by_cell(snap)
+    _withhold_copies(values, snap, by_cell)
     _mass(values, snap, width, by_cell)
     only: set[int] | None = None
     rounds, solves, widths = 0, 0, {}
     while True:
         rounds += 1
-        report = bounds_audit(snap.with_values(values), width, only, tolerate)
+        report = bounds_audit(snap.with_values(values), width, only, tolerate, widths)
         solves, widths = solves + report.solves, widths | report.widths
         if not report.narrow:
             break
@@ -372,12 +373,29 @@ def _mass(values: np.ndarray, snap: Snapshot, width: float, by_cell: dict[int, l
 
 
 def _withhold(cell: int, values: np.ndarray, snap: Snapshot, by_cell: dict[int, list[int]]) -> None:
-    """Withhold a cell, and the complements and slacks computed from it become unknown too."""
-    values[cell] = np.nan
-    for r in by_cell.get(cell, []):
-        for c in snap.system.relations[r][0]:
-            if snap.hidden[c]:
-                values[c] = np.nan
+    """Withhold a cell with every copy of it (a total of a single member is that member: withheld in
+    one place and shown in the other, it would be withheld in vain), and the complements and slacks
+    computed from them become unknown too."""
+    pending = [cell]
+    while pending:
+        c = pending.pop()
+        values[c] = np.nan
+        for r in by_cell.get(c, []):
+            ids, coefs = snap.system.relations[r]
+            for other in ids:
+                if snap.hidden[other]:
+                    values[other] = np.nan
+            if len(ids) == 2 and coefs[0] == -coefs[1]:
+                pending += [int(o) for o in ids if snap.published[o] and not np.isnan(values[o])]
+
+
+def _withhold_copies(values: np.ndarray, snap: Snapshot, by_cell: dict[int, list[int]]) -> None:
+    """Where the tables' own suppression withheld one copy of a quantity, withhold the others too."""
+    for pair in snap.copies:
+        if np.isnan(values[pair]).any():
+            for c in pair:
+                if snap.published[c] and not np.isnan(values[c]):
+                    _withhold(int(c), values, snap, by_cell)
 
 
 def _nearby(n: Narrow, values: np.ndarray, snap: Snapshot, by_cell: dict[int, list[int]]):
