@@ -4,7 +4,8 @@ Given the tables as published (NULL = withheld), the attacker writes down what a
 margins (a ``Totalt`` row is the sum of its members, per margin dimension), parts within their whole
 in the same row, counts that can never exceed another, cells one table copies from another, and that
 every count is a non-negative integer. Each withheld cell is then bounded from below and above by
-linear programming (scipy's HiGHS), one connected block of unknowns at a time, and the bounds are
+linear programming (HiGHS, one model per connected block whose objective changes from cell to
+cell), one connected block of unknowns at a time, and the bounds are
 rounded inwards to integers. A cell is *recovered* if its interval is narrower than ``width``.
 
 It deliberately shares no code with ``pipelines.disclosure`` beyond reading the table descriptions
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
 import polars as pl
-from scipy.optimize import linprog
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 
@@ -127,8 +128,11 @@ def _copies(tables, name, identity, cells: _Cells) -> list[dict[int, float]]:
     return out
 
 
-def bounds_attack(tables: dict[str, pl.DataFrame], specs: dict, width: int) -> tuple[list[Recovered], int]:
-    """Withheld published cells whose integer interval is narrower than ``width``, and how many were tried."""
+def bounds_attack(
+    tables: dict[str, pl.DataFrame], specs: dict, width: int, enough: int | None = None
+) -> tuple[list[Recovered], int]:
+    """Withheld published cells whose integer interval is narrower than ``width``, and how many were
+    tried; with ``enough``, it stops once it has recovered that many."""
     cells, eqs = equations(tables, specs)
     values = np.array(cells.values)
     unknown = np.flatnonzero(np.isnan(values))
@@ -150,18 +154,46 @@ def bounds_attack(tables: dict[str, pl.DataFrame], specs: dict, width: int) -> t
         eq_rows = np.unique(a[:, members].tocoo().row)
         if not len(eq_rows):
             continue
-        sub, b = a[eq_rows][:, members], np.array(rhs)[eq_rows]
+        lp = _Program(a[eq_rows][:, members], np.array(rhs)[eq_rows])
         for i, cell in enumerate(members):
             name = cells.names[unknown[cell]]
             if " " in name[1]:  # a complement or slack: not a published cell
                 continue
             tried += 1
-            c = np.zeros(len(members))
-            c[i] = 1.0
-            low = linprog(c, A_eq=sub, b_eq=b, bounds=(0, None), method="highs")
-            high = linprog(-c, A_eq=sub, b_eq=b, bounds=(0, None), method="highs")
-            hi = np.inf if high.status == 3 else np.floor(-high.fun + 1e-6)
-            lo = np.ceil(low.fun - 1e-6)
+            hi, lo = np.floor(lp.optimum(i, 1.0) + 1e-6), np.ceil(lp.optimum(i, -1.0) - 1e-6)
             if hi - lo < width:
                 found.append(Recovered(name, float(lo), float(hi)))
+                if enough and len(found) >= enough:
+                    return found, tried
     return found, tried
+
+
+class _Program:
+    """x >= 0 with A x = b: the largest or smallest value of one variable (inf if unbounded)."""
+
+    def __init__(self, a, b: np.ndarray) -> None:
+        csc = a.tocsc()
+        n = a.shape[1]
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = n, a.shape[0]
+        lp.col_cost_, lp.col_lower_ = np.zeros(n), np.zeros(n)
+        lp.col_upper_ = np.full(n, highspy.kHighsInf)
+        lp.row_lower_ = lp.row_upper_ = b
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = csc.indptr, csc.indices, csc.data
+        self.h = highspy.Highs()
+        self.h.setOptionValue("output_flag", False)
+        self.h.setOptionValue("presolve", "off")  # each solve starts from the last basis
+        self.h.passModel(lp)
+        self.last = 0
+
+    def optimum(self, i: int, sense: float) -> float:
+        self.h.changeColCost(self.last, 0.0)
+        self.h.changeColCost(i, -sense)
+        self.last = i
+        self.h.run()
+        status = self.h.getModelStatus()
+        if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+            return np.inf * sense
+        assert status == highspy.HighsModelStatus.kOptimal, self.h.modelStatusToString(status)
+        return float(self.h.getSolution().col_value[i])
