@@ -111,3 +111,29 @@ def test_the_probe_reads_raw_data_in_an_ordinary_kernel(discovery_platform, monk
     targets = _targets(discovery_platform)
     assert {k: found[k] for k in targets} == dict.fromkeys(targets, "read")
     assert all(v in found["env"] for v in KEY_VARIABLES)
+
+
+@root_only
+def test_the_connection_file_is_handed_over_without_following_a_planted_symlink(tmp_path):
+    """The analyst owns the folder root copies the connection file into: a symlink planted there
+    must not make root write (or give the analyst) a file elsewhere."""
+    from pipelines.serving import kernel, service_users
+
+    user = service_users.analyst_user()
+    connection = tmp_path / "kernel-1.json"
+    connection.write_text('{"key": "secret"}')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    planted = tmp_path / "runtime"
+    planted.symlink_to(elsewhere)
+    with pytest.raises(service_users.IsolationError):
+        kernel._hand_over(connection, user, runtime=planted)
+    assert list(elsewhere.iterdir()) == []
+
+    runtime = tmp_path / "own"
+    runtime.mkdir()
+    (runtime / "kernel-1.json").symlink_to(elsewhere / "target")  # a planted file name: replaced
+    copy = kernel._hand_over(connection, user, runtime=runtime)
+    assert not copy.is_symlink() and copy.read_text() == connection.read_text()
+    assert (copy.stat().st_uid, oct(copy.stat().st_mode & 0o777)) == (user.uid, "0o600")
+    assert list(elsewhere.iterdir()) == []

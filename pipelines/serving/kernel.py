@@ -112,15 +112,18 @@ def kernel_env(inherited: dict[str, str], home: Path, user: service_users.Servic
     }
 
 
-def _hand_over(connection_file: Path, user: service_users.ServiceUser) -> Path:
+def _hand_over(connection_file: Path, user: service_users.ServiceUser, runtime: Path | None = None) -> Path:
     """A copy of the connection file the analyst alone can read, in ``runtime/`` of its home.
 
     The analyst owns that home and could put a symlink where root writes: the folder is opened
     without following one, and the file created in it by descriptor."""
-    runtime = user.home / "runtime"
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(runtime, 0o700)
-    folder = os.open(runtime, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    runtime = runtime or user.home / "runtime"
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(runtime, 0o700)
+        folder = os.open(runtime, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise service_users.IsolationError(f"{runtime} is not a folder of {user.name}'s: {e}") from e
     try:
         if os.fstat(folder).st_uid not in (0, user.uid):
             raise service_users.IsolationError(f"{runtime} belongs to someone else")
