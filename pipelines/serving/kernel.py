@@ -11,9 +11,9 @@ when the platform runs as root it
    unit zones, vaults, the cross-unit zone, marts and Dagster private to the platform user;
 3. copies Jupyter's connection file (in the launching user's private runtime folder) into the
    analyst's home, readable by the analyst only;
-4. execs ``ipykernel`` as the analyst (which removes the copy once read), with a Python it can run (``.venv``'s packages) and an
-   environment of an allow-list: ``KNUTPUNKT_HOME`` and what Python and Jupyter need, never the key
-   file's path or the pseudonym key.
+4. execs ``ipykernel`` as the analyst (which removes the copy once read), with a Python it can run
+   (``.venv``'s packages) and an environment of an allow-list: ``KNUTPUNKT_HOME`` and what Python
+   and Jupyter need, never the key file's path or the pseudonym key.
 
 Not as root, the kernel runs as the current user with a warning, without the key variables in its
 environment; it could still read whatever that user can.
@@ -32,13 +32,14 @@ import pwd
 import sys
 from pathlib import Path
 
+from pipelines.border.keys import KEY_ENV, KEY_FILE_ENV
 from pipelines.serving import service_users
 from pipelines.settings import HOME_ENV, Paths
 
 KERNEL_NAME = "knutpunkt"
 DISPLAY_NAME = "Knutpunkt (serving snapshot only)"
 KEPT_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")  # plus JPY_* (Jupyter's own)
-SECRET_ENV = ("KNUTPUNKT_KEY_FILE", "KNUTPUNKT_PSEUDONYM_KEY")  # pipelines.border.keys: never passed
+SECRET_ENV = (KEY_FILE_ENV, KEY_ENV)  # never passed to a kernel
 # ipykernel_launcher, except that the kernel removes its copy of the connection file once it has read
 # it (ipykernel removes only a file it wrote itself).
 BOOT = """import os, sys
