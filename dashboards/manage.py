@@ -34,7 +34,7 @@ def serve(home: SupersetHome, port: int) -> int:
     command = gunicorn_command(port, python=launch.python)
     if launch.user:
         os.chdir("/")  # the service user may not enter the folder serve was started in
-        isolation.drop_privileges(launch.user)
+        launch.user.become()
     os.execve(command[0], command, launch.env)
 
 

@@ -37,7 +37,7 @@ def start(home: SupersetHome, port: int, log: Path) -> subprocess.Popen:
     launch = isolation.prepare(home)
     user = launch.user
     log.parent.mkdir(parents=True, exist_ok=True)
-    as_user = {"user": user.uid, "group": user.gid, "extra_groups": [user.gid]} if user else {}
+    as_user = user.subprocess_args() if user else {}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             gunicorn_command(port, python=launch.python),

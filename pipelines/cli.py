@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     dashboards = sub.add_parser("dashboards", help="deploy or serve the Superset dashboards (dashboards/)")
     dashboards.add_argument("action", choices=("deploy", "serve"))
     dashboards.add_argument("--port", type=int, default=8088)
+    notebooks = sub.add_parser("notebooks", help="the analysts' Jupyter kernel (notebooks/)")
+    notebooks.add_argument("what", choices=("kernel",))
+    notebooks.add_argument(
+        "action", choices=("install",), help="install the kernelspec `knutpunkt` into this virtualenv"
+    )
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     prepare_dagster_home(paths)
@@ -73,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             return stewardship.dispatch(args, paths)
         case "dashboards":
             return run_dashboards(args.action, args.port)
+        case "notebooks":
+            from pipelines.serving import kernel
+
+            console.print(f"Kernel {kernel.KERNEL_NAME!r} installed in {kernel.install()}")
     return 0
 
 

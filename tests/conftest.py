@@ -193,3 +193,13 @@ def dashboards_platform(discovery_platform) -> dict:
         server.stop(proc)
         log.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def analyst_kernel() -> str:
+    """The analysts' kernelspec ``knutpunkt`` (bin/setup installs it; installing again is harmless).
+    As root its kernels run as ``knutpunkt-analyst``; as another user, as that user with a warning."""
+    from pipelines.serving import kernel
+
+    kernel.install()
+    return kernel.KERNEL_NAME

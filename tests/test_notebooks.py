@@ -2,6 +2,8 @@
 
 They execute in a real Jupyter kernel (nbclient) against the snapshot of the shared small main-job
 run (``discovery_platform`` in conftest), reading it only through ``notebooks/knutpunkt_notebook.py``.
+The kernel is the analysts' own, ``knutpunkt``: as root it runs as ``knutpunkt-analyst``, which can
+read the serving snapshot and nothing else of the home (``tests/test_notebook_kernel.py``).
 """
 
 from pathlib import Path
@@ -27,11 +29,13 @@ def test_there_are_at_least_three_notebooks_and_none_carries_outputs():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom_on_the_snapshot(path: Path, discovery_platform, monkeypatch):
+def test_notebook_runs_top_to_bottom_on_the_snapshot(
+    path: Path, discovery_platform, analyst_kernel, monkeypatch
+):
     monkeypatch.setenv("KNUTPUNKT_HOME", str(discovery_platform["paths"].home))  # the kernel inherits it
     book = nbformat.read(path, as_version=4)
     NotebookClient(
-        book, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        book, timeout=180, kernel_name=analyst_kernel, resources={"metadata": {"path": str(path.parent)}}
     ).execute()
     text = "".join(
         out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
