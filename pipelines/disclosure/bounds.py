@@ -5,11 +5,12 @@ non-negative integer, that margins are sums of their members, that a part is at 
 that tables sharing dimensions repeat the same quantities. Each of those is a linear relation over the
 cells; withheld cells are unknowns. For every withheld cell the attacker can solve two integer
 programs (its smallest and largest value under all relations) and learn the interval it lies in.
-This module solves exactly those programs with HiGHS (scipy's ``linprog``/``milp``) and reports every
+This module solves exactly those programs with HiGHS (``highspy``; scipy's ``milp``) and reports every
 cell whose interval is narrower than the protection width: the publish is refused on any.
 
 Cost: one LP per cell and direction would be ~2 LPs × 11,000 cells at demo size. Three things keep it
-affordable. Relations are split into independent blocks (no shared unknown), solved separately. Every
+affordable. Relations are split into independent blocks (no shared unknown), each one HiGHS model
+whose objective changes from solve to solve (warm started from the last basis). Every
 integral solution found is a feasible table, so it witnesses a value for *every* unknown of its block;
 a cell whose witnessed values already span the width needs no solve of its own. And the LP relaxation
 bounds the integer program from outside (its interval contains the integer one), so an LP interval
