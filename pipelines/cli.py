@@ -168,7 +168,7 @@ def ingest_all(paths: Paths) -> list[str]:
     """One Dagster run per unit over all its delivery months; two units load at a time."""
     import dagster as dg
 
-    from pipelines.runs import release_dead_runs, slot_holders
+    from pipelines.runs import release_dead_runs
 
     instance = dg.DagsterInstance.get()
     for released in release_dead_runs(instance):
@@ -176,8 +176,7 @@ def ingest_all(paths: Paths) -> list[str]:
     months = {unit: landing.months for unit, landing in landings(paths).items() if landing.months}
     ranges = {unit: partition_range(instance, unit, keys) for unit, keys in months.items()}
     for unit in months:
-        if holders := slot_holders(instance, f"duckdb_{unit}"):
-            console.print(f"{unit} waits: its zone's pool duckdb_{unit} is held by run {', '.join(holders)}")
+        say_who_holds(instance, unit, f"duckdb_{unit}")
     failed: list[str] = []
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager, _progress() as bar:
@@ -200,6 +199,21 @@ def ingest_all(paths: Paths) -> list[str]:
         while not queue.empty():
             bar.advance(tasks[queue.get()[0]])
     return failed
+
+
+def say_who_holds(instance, what: str, pool: str) -> None:
+    """Before a step waits on a pool slot, say which live run holds it: the main job never waits silently."""
+    from pipelines.runs import slot_holders
+
+    for run_id in slot_holders(instance, pool):
+        run = instance.get_run_by_id(run_id)
+        about = f" ({run.job_name}, {run.status.value.lower()})" if run else ""
+        console.print(
+            f"{what} waits: pool {pool} (one writer per DuckDB file) is held by run {run_id}{about}; "
+            "it goes on when that run ends",
+            markup=False,
+            soft_wrap=True,  # one line whatever the terminal's width: the run id stays whole
+        )
 
 
 def ingest_unit(unit: str, first: str, last: str, queue) -> tuple[str, bool, str]:
@@ -227,6 +241,7 @@ def link_cross_unit() -> list[str]:
     from pipelines.definitions import LINK_JOB, defs
     from pipelines.runs import this_process
 
+    say_who_holds(dg.DagsterInstance.get(), "linking", "duckdb_cross_unit")
     with console.status("citizen index and linked units"):
         result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
             instance=dg.DagsterInstance.get(),
@@ -246,6 +261,7 @@ def build_marts_and_publish(paths: Paths) -> list[str]:
     from pipelines.definitions import MARTS_JOB, defs
     from pipelines.runs import this_process
 
+    say_who_holds(dg.DagsterInstance.get(), "dbt, discovery and publish", "duckdb_cross_unit")
     log = paths.home / "dbt" / "last-build.log"  # dagster-dbt echoes dbt's own log to stdout
     log.parent.mkdir(parents=True, exist_ok=True)
     with (

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 
@@ -22,7 +23,7 @@ from pipelines.ingest.months import Month, scan
 from pipelines.runs import release_dead_runs, slot_holders, this_process
 from pipelines.sensors import new_deliveries
 from pipelines.settings import REPO_ROOT
-from tests.conftest import SOCIAL, load_checked, write_csv
+from tests.conftest import KNUTPUNKT, SOCIAL, load_checked, main_job_env, write_csv
 from tests.corpus import write_good
 
 ROW = [["811218-9876", "2024-01", "10", "Ensamstående"]]
@@ -137,6 +138,53 @@ def test_a_killed_load_releases_its_pool_slot_and_the_next_load_runs(home, wareh
     )
     assert again.success
     assert _zone(warehouse, "socialtjanst", "SELECT count(*) FROM held_deliveries") == [(0,)]
+
+
+def test_the_main_job_says_which_live_run_holds_the_pool_it_waits_for(home, tmp_path, monkeypatch):
+    """``knutpunkt run`` never waits silently: a live load holds socialtjänst's pool slot, and the main job
+    says which run holds which pool before it waits. Stopped (by its process group) once it said so."""
+    write_good(home, "socialtjanst", "2024-01")
+    home.dagster_home.mkdir(parents=True)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home.dagster_home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home.dagster_home))
+    instance = dg.DagsterInstance.get()
+    instance.add_dynamic_partitions("socialtjanst_deliveries", ["2024-01"])
+    holder = subprocess.Popen([sys.executable, "-c", HANGING_LOAD])
+    main = None
+    try:
+        deadline = time.monotonic() + 120
+        while not slot_holders(instance, "duckdb_socialtjanst") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        [held_by] = slot_holders(instance, "duckdb_socialtjanst")
+        main = subprocess.Popen(
+            [str(KNUTPUNKT), "run", "--no-generate"],
+            env=main_job_env(tmp_path) | {"COLUMNS": "80"},  # a narrow terminal must not break the line
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,  # the CLI and its workers: stopped as one process group
+        )
+        expected = (
+            f"socialtjanst waits: pool duckdb_socialtjanst (one writer per DuckDB file) is held by run "
+            f"{held_by} (ingest_socialtjanst, started); it goes on when that run ends"
+        )
+        said: list[str] = []
+        reader = threading.Thread(
+            target=lambda: said.extend(line.rstrip() for line in main.stderr), daemon=True
+        )
+        reader.start()
+        deadline = time.monotonic() + 300  # a bound for a stuck test, not a speed requirement
+        while expected not in said and main.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert expected in said, "\n".join(said)
+        assert main.poll() is None, "it waits for the slot, it does not give up"
+    finally:
+        if main is not None:
+            os.killpg(main.pid, signal.SIGKILL)
+            main.wait()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
 
 
 def test_reconciliation_fails_when_the_loader_loses_a_row(home, warehouse, monkeypatch):

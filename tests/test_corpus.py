@@ -14,9 +14,10 @@ import pytest
 
 from pipelines.assets.units import UNIT_ASSETS, unit_asset_key
 from pipelines.ingest.delivery import load_delivery
+from pipelines.quality.checks import EMPTY_DELIVERY
 from pipelines.resources import Platform
 from pipelines.units import UNITS
-from tests.corpus import CASES, Case, write_file, write_good
+from tests.corpus import CASES, Case, encode, write_file, write_good
 from tests.leaks import CANDIDATE, all_forms, forms_in_landing, hits_in_duckdb, hits_in_files
 
 EARLIER, MONTH = "2024-01", "2024-02"
@@ -115,3 +116,29 @@ def test_broken_delivery_is_caught_and_touches_nothing_else(case: Case, home, wa
     for zone in warehouse.files():
         leaks |= hits_in_duckdb(zone, forms)
     assert leaks == {}
+
+
+def test_a_header_only_file_holds_its_delivery_unless_its_dataset_may_be_empty(home, warehouse, capsys):
+    """A file with its header and no records is an empty delivery: held by reconciliation, naming the
+    file, and listed in the main job's summary. Child investigations may legitimately have no rows in a
+    month (``may_be_empty`` in the unit spec): that delivery loads and is released."""
+    from pipelines.cli import print_summary
+
+    header_only = encode("socialtjanst", "ekonomiskt_bistand", [])
+    write_good(home, "socialtjanst", EARLIER, skip="barnutredningar")
+    write_file(
+        home, "socialtjanst", EARLIER, "barnutredningar", encode("socialtjanst", "barnutredningar", [])
+    )
+    write_good(home, "socialtjanst", MONTH, skip="ekonomiskt_bistand")
+    write_file(home, "socialtjanst", MONTH, "ekonomiskt_bistand", header_only)
+    (home.home / "dagster").mkdir(parents=True)
+    with dg.instance_for_test(temp_dir=str(home.home / "dagster")) as instance:
+        for month in (EARLIER, MONTH):
+            assert _materialize("socialtjanst", month, instance).success, "a held delivery is not a crash"
+
+    held = _zone(warehouse, "socialtjanst", "SELECT _delivery, checks, reason FROM held_deliveries")
+    source = f"socialtjanst/{MONTH}/ekonomiskt_bistand.csv"
+    assert held == [(MONTH, "reconciliation", f"{source}: {EMPTY_DELIVERY}")]
+    print_summary(home, 0.0, [])
+    summary = capsys.readouterr().out
+    assert f"  socialtjanst {MONTH}: held by reconciliation: {source}: {EMPTY_DELIVERY}" in summary, summary

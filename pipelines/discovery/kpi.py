@@ -65,6 +65,7 @@ SERIES_SQL = """
 CASES_SQL = """
     SELECT case_type, forvaltning, days_to_decision FROM m.main.fct_case
     WHERE days_to_decision IS NOT NULL
+    ORDER BY ALL
 """
 
 

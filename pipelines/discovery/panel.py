@@ -150,6 +150,7 @@ def load_panel(con: duckdb.DuckDBPyConnection) -> Panel:
             {AGE_GROUP} AS age_group, coalesce(district, 'Okänt') AS district_name,
             hash(citizen_key) % {JACKKNIFE_GROUPS} AS jk{", " + flags if flags else ""}
         FROM {PANEL} WHERE age IS NOT NULL AND age >= 0
+        ORDER BY person, quarter_index
     """
     table = con.sql(sql).to_arrow_table()
     districts = tuple(sorted(set(table.column("district_name").to_pylist())))

@@ -6,8 +6,9 @@ are reported per partition, so a range run over many months still shows a
 verdict for each month in the UI.
 
 - ``reconciliation`` (holds the delivery on ERROR): every expected file arrived,
-  and rows in the file = rows loaded + rows quarantined, also as counted in the
-  tables.
+  with records (a header-only file is an empty delivery, unless the dataset's
+  spec says ``may_be_empty``), and rows in the file = rows loaded + rows
+  quarantined, also as counted in the tables.
 - ``expectations`` (holds the delivery on ERROR): the unit's GX suite. A failed
   ``critical`` expectation is an ERROR; a failed ``warning`` is a WARN: shown,
   nothing held.
@@ -47,6 +48,7 @@ FRESHNESS = "freshness"
 ALL = frozenset({RECONCILIATION, EXPECTATIONS, FRESHNESS})
 OVERDUE = "delivery_overdue"
 LISTED = 20  # failures listed in metadata; the rest are counted
+EMPTY_DELIVERY = "empty delivery: the file holds no records, only its header"
 BATCH = 12  # deliveries of a dataset validated in one GX run: a year of months bounds the frame's memory
 
 
@@ -64,7 +66,8 @@ def _specs(unit: Unit, asset: dg.AssetKey, partitions: dg.PartitionsDefinition) 
             RECONCILIATION,
             asset=asset,
             partitions_def=partitions,
-            description="Every expected file arrived; rows in file = rows loaded + rows quarantined.",
+            description="Every expected file arrived, with records (an empty file only where its dataset "
+            "may be empty); rows in file = rows loaded + rows quarantined.",
         ),
         dg.AssetCheckSpec(
             EXPECTATIONS,
@@ -159,6 +162,8 @@ def _reconciliation(
             continue
         if f.status == "rejected":
             continue  # quarantined whole: reported by the expectations check (file_readable)
+        if f.rows_in_file == 0 and not unit.dataset(f.dataset).may_be_empty:
+            problems.append(f"{f.source_file}: {EMPTY_DELIVERY}")
         if (records := count_records(landing / f.source_file, unit.format)) != f.rows_in_file:
             problems.append(
                 f"{f.source_file}: {records} records by an independent count, the loader read {f.rows_in_file}"

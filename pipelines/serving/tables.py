@@ -148,7 +148,7 @@ CASE_STEP = Published(
     ), agg AS (
         SELECT {_t("forvaltning")} AS forvaltning, {_t("case_type")} AS case_type, step_order, step,
             year, tertial, tertial_label, count(*) AS n_cases, median(days) AS median_days,
-            avg(days) AS mean_days, quantile_cont(days, 0.9) AS p90_days
+            avg(days::DECIMAL(38, 6))::DOUBLE AS mean_days, quantile_cont(days, 0.9) AS p90_days
         FROM dated
         GROUP BY step_order, step, year, tertial, tertial_label, CUBE (forvaltning, case_type)
     )

@@ -76,6 +76,9 @@ class Dataset:
     description: str = ""
     # Some datasets only come in some months (absence per term, merit value in July).
     delivered_in_months: tuple[int, ...] = tuple(range(1, 13))
+    # A file with no records (only its header) is an empty delivery and holds the delivery, unless the
+    # dataset records rare events, where a month without any is a real answer (investigations opened).
+    may_be_empty: bool = False
 
     def file_name(self, fmt: FileFormat) -> str:
         return f"{self.name}.{fmt.extension}"

@@ -25,6 +25,7 @@ UNIT = Unit(
         Dataset(
             name="sarskilt_boende",
             description="Nursing-home placements that started in the month.",
+            may_be_empty=True,  # no placement started in some months
             columns=(
                 Column("personnummer", "person", "personnummer"),
                 Column("inflyttningsdatum", "move_in_date", "date"),

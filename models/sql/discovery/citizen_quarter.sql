@@ -34,7 +34,7 @@
     {'name': 'home_care', 'unit': 'vard_omsorg', 'dataset': 'hemtjanst',
      'quarter': [('quarter', ['quarter']), ('month::date', ['month']), by_delivery],
      'has': [('bool_or(has_home_care)', ['has_home_care']), ('true', [])],
-     'measures': [('home_care_granted_hours', [('sum(granted_hours)', ['granted_hours'])])]},
+     'measures': [('home_care_granted_hours', [('sum(granted_hours::decimal(38, 6))', ['granted_hours'])])]},
     {'name': 'nursing_home', 'unit': 'vard_omsorg', 'dataset': 'sarskilt_boende',
      'quarter': [('quarter', ['quarter']), ('move_in_date::date', ['move_in_date']), by_delivery],
      'has': [('bool_or(moved_to_nursing_home)', ['moved_to_nursing_home']), ('true', [])],

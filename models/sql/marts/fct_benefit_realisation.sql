@@ -11,9 +11,9 @@ with kpi_rows as (
 yearly as (
     select k.kpi_id, k.year, count(distinct k.month) as months_observed,
         case c.aggregation
-            when 'summa' then sum(k.numerator) * 12.0 / count(distinct k.month)
-            when 'andel' then 100.0 * sum(k.numerator) / nullif(sum(k.denominator), 0)
-            when 'medel' then sum(k.numerator) / nullif(sum(k.denominator), 0)
+            when 'summa' then {{ exact_sum('k.numerator') }} * 12.0 / count(distinct k.month)
+            when 'andel' then 100.0 * {{ exact_sum('k.numerator') }} / nullif({{ exact_sum('k.denominator') }}, 0)
+            when 'medel' then {{ exact_sum('k.numerator') }} / nullif({{ exact_sum('k.denominator') }}, 0)
         end as actual,
         sum(k.n_basis) as n_basis, sum(k.n_rest) as n_rest
     from kpi_rows k join {{ ref('kpi_catalogue') }} c using (kpi_id)

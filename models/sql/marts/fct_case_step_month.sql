@@ -17,7 +17,7 @@ agg as (
         date_trunc('month', ended_at)::date as month,
         count(*) as n_cases,
         median(days) as median_days,
-        avg(days) as mean_days,
+        {{ exact_avg('days') }} as mean_days,
         quantile_cont(days, 0.9) as p90_days
     from steps
     where days is not null

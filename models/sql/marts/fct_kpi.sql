@@ -16,10 +16,10 @@ with obs as (
 ),
 ytd as (
     select *,
-        sum(numerator) over w as numerator_ytd,
-        sum(denominator) over w as denominator_ytd,
+        {{ exact_sum('numerator', 'w') }} as numerator_ytd,
+        {{ exact_sum('denominator', 'w') }} as denominator_ytd,
         count(*) over w as months_ytd,
-        sum(plan) over (partition by kpi_id, forvaltning, enhet, year) as plan_year
+        {{ exact_sum('plan', '(partition by kpi_id, forvaltning, enhet, year)') }} as plan_year
     from obs
     window w as (partition by kpi_id, forvaltning, enhet, year order by month
                  rows between unbounded preceding and current row)

@@ -6,9 +6,9 @@
 -- of KPIs that roll up.
 with economy as (
     select 'U90001' as kpi_id, forvaltning, enhet, month,
-        sum(outcome_sek) as numerator, null::double as denominator, null::double as value,
-        null::bigint as n_basis, null::bigint as n_rest, sum(budget_sek) as plan,
-        sum(forecast_sek) as forecast_given
+        {{ exact_sum('outcome_sek') }} as numerator, null::double as denominator, null::double as value,
+        null::bigint as n_basis, null::bigint as n_rest, {{ exact_sum('budget_sek') }} as plan,
+        {{ exact_sum('forecast_sek') }} as forecast_given
     from {{ ref('stg_ekonomi__utfall') }}
     group by grouping sets ((forvaltning, enhet, month), (forvaltning, month), (month))
 ),
@@ -63,13 +63,13 @@ digital as (
 ),
 home_care as (
     select 'U90050', null, null, month,
-        sum(performed_hours), sum(granted_hours), null, count(distinct person_pseudonym), null, null, null
+        {{ exact_sum('performed_hours') }}, {{ exact_sum('granted_hours') }}, null, count(distinct person_pseudonym), null, null, null
     from {{ ref('stg_vard_omsorg__hemtjanst') }}
     group by month
 ),
 merit as (
     select 'U90060', null, null, month,
-        sum(merit_value), count(*)::double, null, count(*), null, null, null
+        {{ exact_sum('merit_value') }}, count(*)::double, null, count(*), null, null, null
     from {{ ref('stg_skola__meritvarde') }}
     group by month
 )
