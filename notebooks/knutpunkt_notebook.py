@@ -7,6 +7,12 @@ aggregate (a sum over districts, a count of rows) is checked like the published 
 counts as a count if the snapshot's ``_disclosure`` table says so, or if its name starts with ``n_``
 or it is an integer result of ``count(``/``sum(`` in the notebook's query; values derived from a
 withheld count in the same row (shares, means) are withheld with it.
+
+What a notebook computes is a function of the snapshot's published values only (the snapshot holds no
+withheld value), so it cannot narrow a withheld cell further than the snapshot itself does. That is
+why ``Snapshot`` opens only a snapshot that passed the publish's bounds audit (``_snapshot`` records
+the protection width and the narrowest interval found), and ``attack`` runs the same engine on it again,
+every relation between cells and tables included.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.disclosure.bounds import Report
+from pipelines.disclosure.joint import attack
+from pipelines.serving.build import PUBLISHED_SPECS
 from pipelines.serving.snapshot import ServingPaths, current_snapshot
 from pipelines.settings import Paths
 
@@ -33,8 +42,30 @@ class Snapshot:
         self._con.execute("SET enable_external_access = false")
         self._con.execute("SET lock_configuration = true")
         self.threshold = int(self._con.execute("SELECT max(threshold) FROM _snapshot").fetchall()[0][0])
+        self._require_bounds_audit()
         roles = self._con.execute("SELECT column_name, role FROM _disclosure").fetchall()
         self._counts = {c for c, r in roles if r in ("count", "part_of")}
+
+    def _require_bounds_audit(self) -> None:
+        """Refuse a snapshot that no bounds audit passed (an older one, or one built without it)."""
+        columns = {c for (c,) in self._con.execute("SELECT column_name FROM (DESCRIBE _snapshot)").fetchall()}
+        width = (
+            self._con.execute("SELECT max(protection_width) FROM _snapshot").fetchall()[0][0]
+            if "protection_width" in columns
+            else None
+        )
+        if width is None:
+            self._con.close()
+            raise PermissionError(f"{self.path.name} did not pass the bounds audit: publish again")
+
+    def attack(self) -> Report:
+        """The publish's bounds attack, run again on this snapshot: what every relation gives away."""
+        published = {
+            name: self._frame(f'SELECT * FROM "{name}"')
+            for (name,) in self._con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            if name in PUBLISHED_SPECS
+        }
+        return attack(published, PUBLISHED_SPECS, self.threshold)
 
     def tables(self) -> pl.DataFrame:
         """Every table in the snapshot with its Swedish description."""

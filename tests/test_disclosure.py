@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from pipelines.disclosure import TOTAL, TableSpec, audit, protect, withhold_running
+from pipelines.disclosure.joint import attack, moved, secure
 
 
 def cube(values: dict[tuple[str, ...], int], dims: tuple[str, ...]) -> pl.DataFrame:
@@ -203,3 +204,84 @@ def test_a_count_that_only_some_rows_have_is_not_withheld_where_it_does_not_appl
     )
     out = protect(frame.with_columns(pl.lit(1.0).alias("value")), spec).frame
     assert out["value"].to_list() == [1.0, None] and out["n"].to_list() == [500, 40]
+
+
+# --- the bounds audit: what an attacker learns from non-negative integer cells and every relation ---
+
+ATTACK_1D = TableSpec("one", ("area",), ("n",), margins=("area",))
+
+
+def test_the_bounds_attack_recovers_what_the_linear_audit_misses():
+    # The issue's example: Totalt 97, published bands 91 and 5, four withheld bands summing to 1. No
+    # linear equation pins a band, but non-negativity leaves each of them 0 or 1.
+    frame = pl.DataFrame({"area": ["a", "b", "c", "d", "e", "f", TOTAL], "n": [91, 5, 1, 0, 0, 0, 97]})
+    old = protect(frame, ATTACK_1D, bounds=False).frame  # what the publish did before issue 11
+    assert old["n"].null_count() == 4 and audit(old, ATTACK_1D, relations=False) == []
+    assert [p.rule for p in audit(old, ATTACK_1D)] == ["recoverable"] * 4
+    report = attack({"one": old}, {"one": ATTACK_1D})
+    assert sorted((n.low, n.high) for n in report.narrow) == [(0.0, 1.0)] * 4
+    secured = secure({"one": old}, {"one": ATTACK_1D})
+    assert secured.tables["one"]["n"].to_list() == [91, None, None, None, None, None, 97]
+    assert secured.secondary == {"one": 1} and attack(secured.tables, {"one": ATTACK_1D}).narrow == []
+    assert protect(frame, ATTACK_1D).frame.equals(secured.tables["one"])  # the default: bounds rounds
+
+
+def test_part_at_most_whole_narrows_a_cell_and_the_audit_knows_it():
+    # Late decisions of a förvaltning's month: Totalt 15, published members 14 -> withheld cells 0 or 1;
+    # and a withheld late count can never exceed its published decided count.
+    spec = TableSpec(
+        "flow", ("kind",), ("decided", "late"), margins=("kind",), complements={"late": "decided"}
+    )
+    frame = pl.DataFrame(
+        {
+            "kind": ["x", "y", "z", TOTAL],
+            "decided": [60, 3, 40, 103],
+            "late": [14, None, None, 15],
+        }
+    )
+    frame = frame.with_columns(
+        pl.when(pl.col("kind") == "y").then(None).otherwise(pl.col("decided")).alias("decided")
+    )
+    report = attack({"flow": frame}, {"flow": spec})
+    assert {(n.low, n.high) for n in report.narrow} >= {(0.0, 1.0)}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_secured_random_snapshots_withstand_the_bounds_attack(seed):
+    rng = np.random.default_rng(100 + seed)
+    dims = ("area", "kind", "age")[: 2 + seed % 2]
+    levels = [[f"{d}{i}" for i in range(rng.integers(2, 5))] for d in dims]
+    values = {
+        key: int(rng.choice([0, 1, 2, 3, 4, 6, 9, 15, 40]))
+        for key in itertools.product(*levels)
+        if rng.random() < 0.9
+    }
+    parts = {key: int(rng.integers(0, n + 1)) for key, n in values.items()}
+    frame = cube(values, dims).join(cube(parts, dims).rename({"n": "part"}), on=list(dims))
+    spec = TableSpec("random", dims, ("n", "part"), margins=dims, complements={"part": "n"})
+    tables, specs = {"random": protect(frame, spec, bounds=False).frame}, {"random": spec}
+    secured = secure(tables, specs)
+    assert attack(secured.tables, specs).narrow == []
+    assert audit(secured.tables["random"], spec) == []
+    kept = secured.tables["random"].drop_nulls("n").join(frame, on=list(dims), suffix="_in")
+    assert (kept["n"] == kept["n_in"]).all()
+
+
+def test_two_publishes_audited_together_give_away_nothing_that_each_keeps():
+    # Each publish alone hides 'a' (3) well, but a reader holding both subtracts: 55 - 40 - 12 = 3.
+    before = pl.DataFrame({"area": ["a", "b", "c", TOTAL], "n": [None, 40, None, 55]})
+    after = pl.DataFrame({"area": ["a", "b", "c", TOTAL], "n": [None, None, 12, 55]})
+    specs = {"one": ATTACK_1D}
+    assert attack({"one": before}, specs).narrow == [] and attack({"one": after}, specs).narrow == []
+    together = attack({"one": after}, specs, previous={"one": before})
+    assert {(n.low, n.high) for n in together.narrow} == {(3.0, 3.0)}
+    secured = secure({"one": after}, specs, previous={"one": before})
+    assert secured.tables["one"]["n"].to_list() == [None, None, None, 55]
+    assert attack(secured.tables, specs, previous={"one": before}).narrow == []
+
+
+def test_a_past_count_that_moved_between_publishes_is_counted_and_not_assumed_equal():
+    before = pl.DataFrame({"area": ["a", "b", TOTAL], "n": [20, 30, 50]})
+    after = pl.DataFrame({"area": ["a", "b", TOTAL], "n": [22, 30, 52]})
+    assert moved({"one": after}, {"one": ATTACK_1D}, {"one": before}) == {"one": 2}
+    assert attack({"one": after}, {"one": ATTACK_1D}, previous={"one": before}).narrow == []

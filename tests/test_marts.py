@@ -433,3 +433,56 @@ def test_a_benefit_year_is_shown_only_when_every_month_of_it_is(platform):
     assert rows
     for initiative, year, shown, whole in rows:
         assert shown <= whole, (initiative, year)
+
+
+# --- the bounds attack on the whole snapshot ----------------------------------------------------
+
+
+def _published(path: Path) -> dict[str, pl.DataFrame]:
+    from pipelines.serving.build import read_published
+
+    return read_published(path)
+
+
+def _attacks(tables: dict[str, pl.DataFrame], enough: int | None = None):
+    """The independent attacker (tests/attack.py) and the platform's own engine, on the same tables."""
+    from pipelines.disclosure.joint import attack
+    from pipelines.serving.build import PUBLISHED_SPECS
+    from tests.attack import bounds_attack
+
+    recovered, tried = bounds_attack(tables, PUBLISHED_SPECS, THRESHOLD, enough)
+    return recovered, tried, attack(tables, PUBLISHED_SPECS, THRESHOLD)
+
+
+def test_a_bounds_attack_on_the_whole_snapshot_recovers_nothing(platform):
+    recovered, tried, report = _attacks(_published(platform["current"]))
+    assert tried > 100, "too few withheld cells for the attack to prove anything"
+    assert recovered == [], recovered[:5]
+    assert report.narrow == [] and report.narrowest >= THRESHOLD
+
+
+def test_without_the_bounds_rounds_the_same_attack_recovers_cells(platform):
+    """The tables' own suppression (margins and complements, linear audit) is what the issue attacked."""
+    from pipelines.serving.build import build_tables
+
+    old = build_tables(platform["marts"], platform["warehouse"].cross_unit, THRESHOLD, bounds=False)
+    recovered, _, report = _attacks(old.tables, enough=1)
+    assert recovered and report.narrow, (
+        "the attack must be able to fail: it found nothing on the old protection"
+    )
+
+
+def test_two_consecutive_publishes_together_give_nothing_away(platform):
+    from pipelines.disclosure.joint import attack
+    from pipelines.serving.build import PUBLISHED_SPECS, build_tables
+
+    current = platform["current"].resolve()
+    again = build_tables(platform["marts"], platform["warehouse"].cross_unit, THRESHOLD, previous=current)
+    assert again.stats.audit["with_previous"] and again.stats.audit["moved_since_previous"] == 0
+    report = attack(
+        {n: f for n, f in again.tables.items() if n in PUBLISHED_SPECS},
+        PUBLISHED_SPECS,
+        THRESHOLD,
+        previous=_published(current),
+    )
+    assert report.narrow == [] and report.blocks > 0

@@ -70,3 +70,29 @@ def test_the_helper_withholds_small_counts_in_a_notebooks_own_aggregate(discover
     assert (shown >= snap.threshold).all()
     frame = pl.DataFrame({"group": ["a", "b"], "n": [3, 40], "share": [0.5, 0.25]})
     assert protect(frame, ["n"], 5).rows() == [("a", None, None), ("b", 40, 0.25)]
+
+
+def test_the_helper_opens_only_a_snapshot_that_passed_the_bounds_audit(
+    discovery_platform, monkeypatch, tmp_path
+):
+    import sys
+
+    from pipelines.serving.snapshot import ServingPaths, write_snapshot
+
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "notebooks"))
+    sys.modules.pop("knutpunkt_notebook", None)
+    from knutpunkt_notebook import Snapshot
+
+    snap = Snapshot(discovery_platform["paths"].home)
+    try:
+        report = snap.attack()  # the publish's engine, again, on what the notebook reads
+    finally:
+        snap.close()
+    assert report.blocks > 0 and report.narrow == []
+    unaudited = {
+        "_snapshot": pl.DataFrame({"threshold": [5]}),
+        "_disclosure": pl.DataFrame({"column_name": ["n"], "role": ["count"]}),
+    }
+    write_snapshot(ServingPaths(tmp_path / "warehouse" / "serving"), unaudited, {})
+    with pytest.raises(PermissionError, match="bounds audit"):
+        Snapshot(tmp_path)

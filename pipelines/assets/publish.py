@@ -13,7 +13,7 @@ from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.resources import Platform
 from pipelines.serving.build import build_tables
 from pipelines.serving.sharing import sharing_fingerprint
-from pipelines.serving.snapshot import ServingPaths, write_snapshot
+from pipelines.serving.snapshot import ServingPaths, current_snapshot, write_snapshot
 
 SNAPSHOT_KEY = dg.AssetKey(["serving", "snapshot"])
 
@@ -37,12 +37,11 @@ def serving_paths(platform: Platform) -> ServingPaths:
     kinds={"duckdb"},
 )
 def serving_snapshot(config: PublishConfig, platform: Platform) -> dg.MaterializeResult:
-    wh = platform.warehouse
+    wh, paths = platform.warehouse, serving_paths(platform)
     sharing = sharing_fingerprint(wh.cross_unit, platform.paths)  # before the build reads the zone
-    build = build_tables(wh.root / "marts.duckdb", wh.cross_unit, config.threshold)
-    path = write_snapshot(
-        serving_paths(platform), build.tables, build.comments, keep=config.keep, sharing=sharing
-    )
+    previous = current_snapshot(paths) if paths.current.exists() else None  # audited with the new one
+    build = build_tables(wh.root / "marts.duckdb", wh.cross_unit, config.threshold, previous)
+    path = write_snapshot(paths, build.tables, build.comments, keep=config.keep, sharing=sharing)
     return dg.MaterializeResult(
         metadata={
             "snapshot": dg.MetadataValue.path(str(path)),
@@ -53,5 +52,9 @@ def serving_snapshot(config: PublishConfig, platform: Platform) -> dg.Materializ
                 "\n".join(f"- {name}: {frame.height:,} rows" for name, frame in build.tables.items())
             ),
             "cells_withheld": dg.MetadataValue.json(build.withheld),
+            "cells_published": dg.MetadataValue.json(build.stats.published),
+            "cells_primary": dg.MetadataValue.json(build.stats.primary),
+            "cells_secondary": dg.MetadataValue.json(build.stats.secondary),
+            "bounds_audit": dg.MetadataValue.json(build.stats.audit),
         }
     )

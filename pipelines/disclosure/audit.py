@@ -2,8 +2,10 @@
 
 ``audit`` reads the table as it will be published, NULL meaning withheld, and reports every count
 below the threshold, every complement (total minus part, in a row) below it, every withheld count
-that the published relations still give away, and every derived value shown although a count it
-reveals is withheld. An empty list means shareable.
+that the table's relations narrow below the protection width (the bounds audit, with non-negativity
+and integrality), and every derived value shown although a count it reveals is withheld. An empty
+list means shareable. A snapshot's tables together are audited by ``joint.attack``/``joint.secure``;
+``relations=False`` skips the per-table bounds audit where that has run already.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipelines.disclosure.linear import determined
+from pipelines.disclosure.joint import attack
 from pipelines.disclosure.spec import DEFAULT_THRESHOLD, TableSpec, cells
 
 
@@ -28,13 +30,18 @@ class Problem:
         return f"{self.table}.{self.column} row {self.row}: {self.rule}"
 
 
-def audit(frame: pl.DataFrame, spec: TableSpec, threshold: int = DEFAULT_THRESHOLD) -> list[Problem]:
+def audit(
+    frame: pl.DataFrame, spec: TableSpec, threshold: int = DEFAULT_THRESHOLD, relations: bool = True
+) -> list[Problem]:
     """Every way the published table discloses a count below the threshold."""
     c = cells(frame, spec)
     n = c.rows
-    names = [*spec.counts, *(f"{whole} - {part}" for part, whole in spec.complements.items())]
-    unknown = np.isnan(c.values) | c.hidden
-    small = c.applies & ~np.isnan(c.values) & (c.values < threshold)
+    names = [
+        *spec.counts,
+        *(f"{whole} - {part}" for part, whole in spec.complements.items()),
+        *(f"{whole} - {part}" for part, whole in spec.at_most.items()),
+    ]
+    small = c.applies & ~c.slack & ~np.isnan(c.values) & (c.values < threshold)
     problems = [
         Problem(
             spec.name,
@@ -45,11 +52,13 @@ def audit(frame: pl.DataFrame, spec: TableSpec, threshold: int = DEFAULT_THRESHO
         for i in np.flatnonzero(small)
     ]
     withheld = c.applies & np.isnan(c.values) & ~c.hidden
-    problems += [
-        Problem(spec.name, names[i // n], i % n, "recoverable")
-        for i in determined(unknown, c.groups)
-        if withheld[i]
-    ]
+    if relations:
+        narrow = attack({spec.name: frame}, {spec.name: spec}, threshold).narrow
+        problems += [
+            Problem(spec.name, names[x.cell // n], x.cell % n, "recoverable")
+            for x in narrow
+            if withheld[x.cell]
+        ]
     for column, counts in spec.derived.items():
         shown = frame[column].is_not_null().to_numpy()
         hidden = np.zeros(frame.height, dtype=bool)

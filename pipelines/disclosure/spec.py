@@ -19,6 +19,32 @@ DEFAULT_THRESHOLD = 5
 TOTAL = "Totalt"  # the value a margin dimension takes in its total rows
 
 
+def protection_width(threshold: int) -> int:
+    """How wide a withheld cell's feasible interval must stay: as wide as the threshold.
+
+    An interval [low, high] with high - low >= threshold holds at least threshold + 1 integers, so a
+    withheld small count (0 to threshold - 1) can always be any small value or a value at or above
+    the threshold: the attacker cannot even tell whether it was small.
+    """
+    return threshold
+
+
+@dataclass(frozen=True, eq=False)
+class Identity:
+    """Rows of this table (where ``where`` holds) that repeat quantities of table ``other``.
+
+    Rows are matched on the columns ``on`` to the rows of ``other`` where ``other_where`` holds; for
+    each count in ``terms``, this row's count equals sum(coefficient * other's column). A reader who
+    has both tables knows this, so the audit over a snapshot must too.
+    """
+
+    other: str
+    on: tuple[str, ...]
+    terms: Mapping[str, Mapping[str, float]]
+    where: pl.Expr | None = None
+    other_where: pl.Expr | None = None
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """A table to protect.
@@ -27,7 +53,12 @@ class TableSpec:
     contacts about people). A dimension in ``margins`` has total rows (value ``total``) holding the
     sum of the rows with the same values in every other dimension. ``complements`` maps a count to
     the count it is a part of in the same row (backlog past promise of backlog): the difference is
-    protected too, since 20 cases of which 18 late says 2 were on time. ``derived`` maps a column to
+    protected too, since 20 cases of which 18 late says 2 were on time. ``at_most`` maps a count to a
+    count it can never exceed in the same row although it is not a part of it (persons with a contact
+    at most contacts): the attacker knows the inequality, so the audit uses it, but the difference is
+    not a count of people and is not protected. ``identities`` declare cells that repeat quantities of
+    another table (a KPI showing the case flow's cells): the audit over the whole snapshot uses them.
+    ``derived`` maps a column to
     the counts it reveals (a share, a median): it is withheld whenever one of them is. Rows where the
     boolean column ``applies`` is false are not about people (a budget in kronor) and stay as they
     are; ``only_where`` does the same per count (a count that only share KPIs have).
@@ -38,6 +69,8 @@ class TableSpec:
     counts: tuple[str, ...]
     margins: tuple[str, ...] = ()
     complements: Mapping[str, str] = field(default_factory=dict)
+    at_most: Mapping[str, str] = field(default_factory=dict)
+    identities: tuple[Identity, ...] = ()
     derived: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     applies: str | None = None
     only_where: Mapping[str, str] = field(default_factory=dict)
@@ -52,6 +85,12 @@ class TableSpec:
         for part, whole in self.complements.items():
             if {part, whole} - set(self.counts):
                 raise ValueError(f"{self.name}: complement {part} of {whole} must name two counts")
+        for part, whole in self.at_most.items():
+            if {part, whole} - set(self.counts):
+                raise ValueError(f"{self.name}: {part} at most {whole} must name two counts")
+        for identity in self.identities:
+            if unknown := set(identity.terms) - set(self.counts):
+                raise ValueError(f"{self.name}: identity with {identity.other} names {sorted(unknown)}")
         if unknown := set(self.only_where) - set(self.counts):
             raise ValueError(f"{self.name}: only_where names {sorted(unknown)}, which are not counts")
 
@@ -70,7 +109,8 @@ class Cells:
 
     values: np.ndarray  # float, NaN where not published (input) or unknown
     applies: np.ndarray  # bool: the rules apply to this cell
-    hidden: np.ndarray  # bool: a complement, never published
+    hidden: np.ndarray  # bool: a complement or slack, never published
+    slack: np.ndarray  # bool: whole minus a count it is at most (known >= 0, not protected)
     groups: list[Group]
     rows: int
     columns: tuple[str, ...]  # the published count columns, in cell order
@@ -100,8 +140,17 @@ def cells(frame: pl.DataFrame, spec: TableSpec) -> Cells:
         applies.append(applies[index[part]] & applies[index[whole]])
         base = (k + h) * n
         groups += [Group(index[whole] * n + r, (index[part] * n + r, base + r)) for r in range(n)]
+    h = len(spec.complements)
+    for j, (part, whole) in enumerate(spec.at_most.items()):
+        p, w = values[index[part]], values[index[whole]]
+        values.append(w - p)
+        applies.append(applies[index[part]] & applies[index[whole]])
+        base = (k + h + j) * n
+        groups += [Group(index[whole] * n + r, (index[part] * n + r, base + r)) for r in range(n)]
     applies_all = np.concatenate(applies) if applies else np.zeros(0, bool)
-    hidden = np.concatenate([np.zeros(k * n, bool), np.ones(len(spec.complements) * n, bool)])
+    extra = (len(spec.complements) + len(spec.at_most)) * n
+    hidden = np.concatenate([np.zeros(k * n, bool), np.ones(extra, bool)])
+    slack = np.concatenate([np.zeros((k + h) * n, bool), np.ones(len(spec.at_most) * n, bool)])
     kept = [
         Group(g.total, tuple(m for m in g.members if applies_all[m])) for g in groups if applies_all[g.total]
     ]
@@ -109,6 +158,7 @@ def cells(frame: pl.DataFrame, spec: TableSpec) -> Cells:
         values=np.concatenate(values) if values else np.zeros(0),
         applies=applies_all,
         hidden=hidden,
+        slack=slack,
         groups=[g for g in kept if g.members],
         rows=n,
         columns=spec.counts,

@@ -1,11 +1,11 @@
-"""Primary and secondary suppression.
+"""Primary suppression, and the cheap part of secondary suppression within one table.
 
 Primary: every count below the threshold (zero included) is withheld, and so is a hidden complement
-below it (it is never published, but must not be computable). Secondary: a relation with exactly one
-unknown cell gives that cell away, so while any relation's single unknown is sensitive, its smallest
-published member is withheld too (the total when no member is left). Then the linear audit checks
-that no sensitive cell is pinned down by all relations together; any that is gets one more cell
-withheld beside it, and the rounds repeat until nothing changes.
+below it (it is never published, but must not be computable). Secondary, here: a relation with exactly
+one unknown cell gives that cell away, so while any relation's single unknown is sensitive, its
+smallest published member is withheld too (the total when no member is left), until nothing changes.
+That settles most cells cheaply; what several relations, non-negativity and integrality still give
+away is found by the bounds audit over the whole snapshot (``joint.secure``), which withholds more.
 
 Choices are deterministic (smallest value, then position), so publishing the same data twice
 withholds the same cells and successive snapshots cannot be differenced on the choice alone.
@@ -18,10 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipelines.disclosure.linear import determined
+from pipelines.disclosure.joint import secure
 from pipelines.disclosure.spec import DEFAULT_THRESHOLD, Cells, Group, TableSpec, cells
-
-_MAX_ROUNDS = 200
 
 
 @dataclass(frozen=True)
@@ -33,12 +31,18 @@ class Protected:
     secondary: dict[str, int]
 
 
-def protect(frame: pl.DataFrame, spec: TableSpec, threshold: int = DEFAULT_THRESHOLD) -> Protected:
-    """Withhold (set to NULL) small counts and every cell that would reveal one."""
+def protect(
+    frame: pl.DataFrame, spec: TableSpec, threshold: int = DEFAULT_THRESHOLD, bounds: bool = True
+) -> Protected:
+    """Withhold (set to NULL) small counts and every cell that would reveal one.
+
+    With ``bounds`` (the default) the table alone then goes through the bounds rounds; the publish
+    passes False and runs them once over the whole snapshot instead.
+    """
     if threshold < 1:
         raise ValueError("the threshold must be at least 1")
     c = cells(frame, spec)
-    small = c.applies & (np.isnan(c.values) | (c.values < threshold))
+    small = c.applies & ~c.slack & (np.isnan(c.values) | (c.values < threshold))
     withheld = small & ~c.hidden  # published cells withheld
     sensitive = small.copy()  # cells whose value must not be recoverable
     _secondary(c, withheld, sensitive)
@@ -53,6 +57,10 @@ def protect(frame: pl.DataFrame, spec: TableSpec, threshold: int = DEFAULT_THRES
         for count in counts:
             hide |= withheld[c.column(count)]
         out = out.with_columns(_null_where(column, hide))
+    if bounds:
+        before, out = out, secure({spec.name: out}, {spec.name: spec}, threshold).tables[spec.name]
+        for count in spec.counts:
+            secondary[count] += int(out[count].null_count() - before[count].null_count())
     return Protected(out, primary, secondary)
 
 
@@ -61,15 +69,7 @@ def _null_where(column: str, mask: np.ndarray) -> pl.Expr:
 
 
 def _secondary(c: Cells, withheld: np.ndarray, sensitive: np.ndarray) -> None:
-    for _ in range(_MAX_ROUNDS):
-        changed = _single_unknowns(c, withheld, sensitive)
-        unknown = withheld | c.hidden
-        for cell in determined(unknown, c.groups):
-            if sensitive[cell]:
-                changed |= _withhold_beside(cell, c, withheld, sensitive)
-        if not changed:
-            return
-    raise RuntimeError("secondary suppression did not settle")
+    _single_unknowns(c, withheld, sensitive)
 
 
 def _single_unknowns(c: Cells, withheld: np.ndarray, sensitive: np.ndarray) -> bool:
@@ -97,13 +97,6 @@ def _withhold_smallest(g: Group, c: Cells, withheld: np.ndarray, sensitive: np.n
     withheld[pick] = True
     sensitive[pick] = True  # once withheld, it must stay unknown, or the cell it covers is exposed
     return True
-
-
-def _withhold_beside(cell: int, c: Cells, withheld: np.ndarray, sensitive: np.ndarray) -> bool:
-    """A cell still pinned down by several relations together: open up one more unknown next to it."""
-    return any(
-        _withhold_smallest(g, c, withheld, sensitive) for g in c.groups if cell in (g.total, *g.members)
-    )
 
 
 def withhold_running(

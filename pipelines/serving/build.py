@@ -9,7 +9,8 @@ data: ``_disclosure`` (the role of every column, so anyone can re-check the snap
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,25 +18,57 @@ import duckdb
 import polars as pl
 
 from pipelines.disclosure import DEFAULT_THRESHOLD, TOTAL, TableSpec, audit, protect, withhold_running
+from pipelines.disclosure.joint import moved, secure
+from pipelines.disclosure.spec import protection_width
 from pipelines.discovery.findings import TABLES as FINDING_TABLES
 from pipelines.discovery.findings import publishable
 from pipelines.discovery.precedence import lag_distribution
 from pipelines.serving.tables import FINDINGS, PROTECTED, REFERENCE, Published, findings_sql
+
+# Tables whose counts are published, by name: what the bounds audit attacks (lead times show statistics
+# only; their case counts are not published, so there is nothing to narrow).
+PUBLISHED_SPECS = {t.spec.name: t.spec for t in (*PROTECTED, FINDINGS) if not t.unpublished}
 
 
 class DisclosureError(RuntimeError):
     """The protected tables still disclose a small count: nothing is published."""
 
 
+@dataclass
+class Stats:
+    """What protection did, per table: cells withheld as primary and secondary, and the bounds audit."""
+
+    primary: dict[str, int] = field(default_factory=dict)
+    secondary: dict[str, int] = field(default_factory=dict)
+    published: dict[str, int] = field(default_factory=dict)  # count cells published
+    audit: dict[str, float | int | bool | None] = field(default_factory=dict)  # the bounds audit
+
+
 @dataclass(frozen=True)
 class Build:
     tables: dict[str, pl.DataFrame]
     comments: dict[str, str]
-    withheld: dict[str, int]  # per table: cells withheld (primary + secondary, all count columns)
+    stats: Stats
+
+    @property
+    def withheld(self) -> dict[str, int]:
+        """Per table: cells withheld (primary + secondary, all count columns)."""
+        return {t: n + self.stats.secondary.get(t, 0) for t, n in self.stats.primary.items()}
 
 
-def build_tables(marts: Path, cross_unit: Path, threshold: int = DEFAULT_THRESHOLD) -> Build:
-    """Every table of the snapshot, disclosure-controlled, with its metadata tables."""
+def build_tables(
+    marts: Path,
+    cross_unit: Path,
+    threshold: int = DEFAULT_THRESHOLD,
+    previous: Path | None = None,
+    bounds: bool = True,
+) -> Build:
+    """Every table of the snapshot, disclosure-controlled, with its metadata tables.
+
+    ``previous`` is the last publish's snapshot file: the bounds audit takes both together, since a
+    reader may hold both. ``bounds=False`` skips the bounds rounds and leaves the tables' own
+    suppression only (what attack tests show is not enough); it never reaches a publish.
+    """
     con = duckdb.connect()
     try:
         con.execute(f"ATTACH '{marts}' AS m (READ_ONLY)")
@@ -59,7 +92,7 @@ def build_tables(marts: Path, cross_unit: Path, threshold: int = DEFAULT_THRESHO
         findings = _frame(con, findings_sql(found)) if found else None
     finally:
         con.close()
-    withheld: dict[str, int] = {}
+    stats = Stats()
     for table in PROTECTED:  # in order: the case flow is protected before the KPIs copy its cells
         if table.spec.name not in raw:
             continue
@@ -68,13 +101,18 @@ def build_tables(marts: Path, cross_unit: Path, threshold: int = DEFAULT_THRESHO
             frame = _case_flow_cells(frame, tables["case_flow"])
         if table.spec.name == "benefit_realisation":
             frame = _whole_years_only(frame, tables["kpi_value"])
-        tables[table.spec.name], withheld[table.spec.name] = _protect(frame, table, threshold)
+        tables[table.spec.name] = _protect(frame, table, threshold, stats)
         comments[table.spec.name] = table.description
     if findings is not None:
         frame = _lags_at(_findings_on_published_cells(publishable(findings, threshold), tables), threshold)
-        tables[FINDINGS.spec.name], withheld[FINDINGS.spec.name] = _protect(frame, FINDINGS, threshold)
-        withheld[FINDINGS.spec.name] += findings.height - frame.height  # whole findings withheld
+        tables[FINDINGS.spec.name] = _protect(frame, FINDINGS, threshold, stats)
+        stats.primary[FINDINGS.spec.name] += findings.height - frame.height  # whole findings withheld
         comments[FINDINGS.spec.name] = FINDINGS.description
+    if bounds:
+        _secure(tables, threshold, stats, read_published(previous) if previous else None)
+    for table in (*PROTECTED, FINDINGS):
+        if table.spec.name in tables:
+            tables[table.spec.name] = _finish(tables[table.spec.name], table, threshold)
     published = [t for t in (*PROTECTED, FINDINGS) if t.spec.name in tables]
     tables["_disclosure"] = _disclosure_table(published, threshold)
     tables["_snapshot"] = pl.DataFrame(
@@ -82,11 +120,19 @@ def build_tables(marts: Path, cross_unit: Path, threshold: int = DEFAULT_THRESHO
             "published_at": [datetime.now(UTC).replace(tzinfo=None)],
             "threshold": [threshold],
             "tables": [", ".join(sorted(tables))],
+            # the bounds audit this snapshot passed (NULL: it did not run; notebooks refuse that)
+            "protection_width": [protection_width(threshold) if bounds else None],
+            "narrowest_interval": [stats.audit.get("narrowest_interval")],
+            "audited_with_previous": [stats.audit.get("with_previous")],
         }
+    ).cast(
+        {"protection_width": pl.Int64, "narrowest_interval": pl.Float64, "audited_with_previous": pl.Boolean}
     )
     comments["_disclosure"] = "Röjandekontroll: varje kolumns roll, tröskel och vad som döljs med vad."
-    comments["_snapshot"] = "När ögonblicksbilden publicerades och med vilken tröskel."
-    return Build(tables, comments, withheld)
+    comments["_snapshot"] = (
+        "När ögonblicksbilden publicerades, med vilken tröskel, och vilken granskning av intervall den klarade."
+    )
+    return Build(tables, comments, stats)
 
 
 def _finding_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -140,9 +186,63 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
     return pl.from_arrow(con.sql(sql).to_arrow_table())
 
 
-def _protect(frame: pl.DataFrame, table: Published, threshold: int) -> tuple[pl.DataFrame, int]:
-    result = protect(frame, table.spec, threshold)
-    out = result.frame
+def _protect(frame: pl.DataFrame, table: Published, threshold: int, stats: Stats) -> pl.DataFrame:
+    """Primary and the table's own secondary suppression (relations within the table)."""
+    result = protect(frame, table.spec, threshold, bounds=False)  # the bounds rounds: over the snapshot
+    stats.primary[table.spec.name] = sum(result.primary.values())
+    stats.secondary[table.spec.name] = sum(result.secondary.values())
+    return result.frame
+
+
+def read_published(snapshot: Path) -> dict[str, pl.DataFrame]:
+    """The protected tables of a snapshot file, as published (for auditing the next one with it)."""
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        present = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        return {name: _frame(con, f'SELECT * FROM "{name}"') for name in PUBLISHED_SPECS if name in present}
+
+
+def _secure(
+    tables: dict[str, pl.DataFrame],
+    threshold: int,
+    stats: Stats,
+    previous: dict[str, pl.DataFrame] | None,
+) -> None:
+    """The bounds audit over every published count of the snapshot, withholding more until it passes.
+
+    Tables whose counts are not published (lead times show statistics only) have nothing to attack.
+    Rules between tables (a benefit year needs every month of its KPI; a KPI finding needs every cell
+    it sums) are applied again on the final cells: they only withhold more, and what they withhold
+    has no relation left to narrow it.
+    """
+    specs = PUBLISHED_SPECS
+    secured = secure(tables, specs, threshold, previous)
+    tables.update(secured.tables)
+    for name, n in secured.secondary.items():
+        stats.secondary[name] += n
+    if "benefit_realisation" in tables:
+        tables["benefit_realisation"] = _whole_years_only(tables["benefit_realisation"], tables["kpi_value"])
+    if FINDINGS.spec.name in tables:
+        tables[FINDINGS.spec.name] = _findings_on_published_cells(tables[FINDINGS.spec.name], tables)
+    report = secured.report
+    if report.narrow:
+        raise DisclosureError(f"{len(report.narrow)} withheld cells narrowed below the protection width")
+    stats.audit = {
+        "with_previous": previous is not None,
+        "moved_since_previous": sum(moved(tables, specs, previous).values()) if previous else 0,
+        "narrowest_interval": report.narrowest if math.isfinite(report.narrowest) else None,
+        "solves": report.solves,
+        "blocks": report.blocks,
+        "rounds": secured.rounds,
+        "seconds": round(secured.seconds, 2),
+    }
+    for name, spec in specs.items():
+        if name in tables:
+            stats.published[name] = sum(int(tables[name][c].is_not_null().sum()) for c in spec.counts)
+
+
+def _finish(frame: pl.DataFrame, table: Published, threshold: int) -> pl.DataFrame:
+    """Rules on values built over time, the table's own audit, and the unpublished counts dropped."""
+    out = frame
     if table.spec.name == "kpi_value":
         # A forecast is the year to date: two published in a row would give away the month between.
         out = withhold_running(
@@ -153,9 +253,10 @@ def _protect(frame: pl.DataFrame, table: Published, threshold: int) -> tuple[pl.
             by=["kpi_id", "org_unit_id", "year"],
             applies=pl.col("person_based"),
         )
-    if problems := audit(out, table.spec, threshold):
+    audited = table.spec.name in PUBLISHED_SPECS  # the bounds audit over the snapshot covered it
+    if problems := audit(out, table.spec, threshold, relations=not audited):
         raise DisclosureError(f"{len(problems)} disclosures left, e.g. {problems[0]}")
-    return out.drop(table.unpublished), sum(result.primary.values()) + sum(result.secondary.values())
+    return out.drop(table.unpublished)
 
 
 def _case_flow_cells(kpi: pl.DataFrame, case_flow: pl.DataFrame) -> pl.DataFrame:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import polars as pl
+
 from pipelines.disclosure import TOTAL, TableSpec
+from pipelines.disclosure.spec import Identity
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,20 @@ KPI_VALUE = Published(
         },
         applies="person_based",
         only_where={"n_ovriga": "is_share_of_counts"},
+        # U90020 shows the case flow's own cells (build.py copies them): in time and late decisions
+        # of each förvaltning (and the kommun) and month are the case flow's decided minus late, and late.
+        identities=(
+            Identity(
+                "case_flow",
+                on=("forvaltning", "month"),
+                terms={
+                    "n_underlag": {"n_decided": 1.0, "n_decided_late": -1.0},
+                    "n_ovriga": {"n_decided_late": 1.0},
+                },
+                where=(pl.col("kpi_id") == "U90020") & (pl.col("enhet") == TOTAL),
+                other_where=pl.col("case_type") == TOTAL,
+            ),
+        ),
     ),
     f"""SELECT f.kpi_id, c.title, f.org_unit_id, f.level, {_t("f.forvaltning")} AS forvaltning,
         {_t("f.enhet")} AS enhet, f.month, f.year,
@@ -181,7 +198,13 @@ DISCOVERY = Published(
         dimensions=("quarter", "district", "age_band"),
         counts=tuple(_PANEL_COUNTS),
         margins=("district", "age_band"),
-        complements={f"n_{x}": "n_persons" for x in _PANEL_HAS},  # everyone but 2 in the cell has it
+        complements={
+            **{f"n_{x}": "n_persons" for x in _PANEL_HAS},  # everyone but 2 in the cell has it
+            "n_phone_contacts": "n_contacts",  # contacts by other channels: 3 of 40 contacts
+            "n_paper_submissions": "n_submissions",  # digital submissions
+        },
+        # persons with a contact (a submission) had at least one each: no more of them than contacts
+        at_most={"n_contact": "n_contacts", "n_e_service": "n_submissions"},
     ),
     f"""WITH panel AS (
         SELECT quarter, coalesce(district, 'Okänt') AS district, {AGE_BAND} AS age_band, *

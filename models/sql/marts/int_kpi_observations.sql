@@ -31,16 +31,14 @@ permits as (
     group by all
 ),
 within_promise as (
-    -- Same cells as the case flow's decided and late counts (a case without a known received date is
-    -- not known to be late), so the published KPI and case flow are suppressed alike.
-    select 'U90020', forvaltning, null, date_trunc('month', decided_at)::date as month,
-        count(*) filter (not coalesce(not decided_within_promise, false))::double, count(*)::double, null,
-        count(*) filter (not coalesce(not decided_within_promise, false)),
-        count(*) filter (not decided_within_promise),
-        null, null
-    from {{ ref('fct_case') }}
-    where decided_at is not null
-    group by grouping sets ((forvaltning, date_trunc('month', decided_at)::date), (date_trunc('month', decided_at)::date))
+    -- The case flow's own decided and late cells (a case without a known received date is not known to
+    -- be late), with a row for every förvaltning and month the case flow has, decisions or not: a row
+    -- missing only where nothing was decided would tell a reader that count is 0.
+    select 'U90020', forvaltning, null, month,
+        sum(n_decided - n_decided_late)::double, sum(n_decided)::double, null,
+        sum(n_decided - n_decided_late)::bigint, sum(n_decided_late)::bigint, null, null
+    from {{ ref('fct_case_flow_month') }}
+    group by grouping sets ((forvaltning, month), (month))
 ),
 calls as (
     select 'U90030', null, null, month,
