@@ -6,12 +6,12 @@ from pipelines.assets.cross_unit import LINK_ASSETS, citizen_index
 from pipelines.assets.discovery import DISCOVERY_ASSETS
 from pipelines.assets.marts import dbt_models, dbt_resource
 from pipelines.assets.publish import serving_snapshot
+from pipelines.assets.stewardship import steward_decisions
 from pipelines.assets.units import UNIT_ASSETS, unit_asset_key
 from pipelines.quality.checks import FRESHNESS_JOB, FRESHNESS_SCHEDULE, OVERDUE_CHECKS
 from pipelines.resources import Platform
 from pipelines.sensors import new_deliveries
 from pipelines.stewardship.retention import retention_job, retention_schedule
-from pipelines.stewardship.sensor import steward_decisions
 from pipelines.units import UNITS
 
 

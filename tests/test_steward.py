@@ -18,6 +18,7 @@ import pytest
 from pipelines.assets.cross_unit import citizen_index
 from pipelines.assets.discovery import DISCOVERY_KEYS
 from pipelines.assets.publish import SNAPSHOT_KEY
+from pipelines.assets.stewardship import DOWNSTREAM, steward_decisions
 from pipelines.border.keys import load_keyring
 from pipelines.cli import main
 from pipelines.definitions import LINK_JOB, defs
@@ -25,7 +26,6 @@ from pipelines.ingest.transform import border_query
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit, signing
 from pipelines.stewardship.contracts import DEFAULT_DIR, LINEAGE_COLUMNS, load_contracts
-from pipelines.stewardship.sensor import DOWNSTREAM, steward_decisions
 from pipelines.units import UNITS
 from synthetic.generate import generate
 from tests.conftest import load_checked
