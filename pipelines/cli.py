@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         case "run":
             return run_main_job(paths, args)
         case "ui":
-            from pipelines.assets.marts import ensure_manifest
+            from pipelines.defs.marts import ensure_manifest
 
             ensure_manifest()  # parse dbt before the UI starts, not while it loads the code location
             dagster = str(Path(sys.executable).with_name("dagster"))

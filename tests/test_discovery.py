@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from pipelines.assets.discovery import ANALYSES, _corrected
+from pipelines.defs.discovery import ANALYSES, _corrected
 from pipelines.discovery import associations, precedence
 from pipelines.discovery.findings import TABLES, benjamini_hochberg, publishable
 from pipelines.discovery.panel import open_panel

@@ -15,13 +15,13 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines.assets.cross_unit import citizen_index
-from pipelines.assets.discovery import DISCOVERY_KEYS
-from pipelines.assets.publish import SNAPSHOT_KEY
-from pipelines.assets.stewardship import DOWNSTREAM, steward_decisions
 from pipelines.border.keys import load_keyring
 from pipelines.cli import main
 from pipelines.definitions import LINK_JOB, defs
+from pipelines.defs.cross_unit import citizen_index
+from pipelines.defs.discovery import DISCOVERY_KEYS
+from pipelines.defs.publish import SNAPSHOT_KEY
+from pipelines.defs.stewardship import DOWNSTREAM, steward_decisions
 from pipelines.ingest.transform import border_query
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit, signing

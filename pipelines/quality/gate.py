@@ -46,7 +46,7 @@ def record_verdict(
     """Keep the delivery held if a holding check failed, release it when every one ran and passed.
 
     ``ran`` names the checks that ran, ``failed`` maps each holding check that failed with severity
-    ERROR to its reason, in the order they ran (``pipelines.quality.checks`` reads both off its
+    ERROR to its reason, in the order they ran (``pipelines.defs.unit_checks`` reads both off its
     Dagster evaluations).
     """
     if not failed and not HOLDING_CHECKS.issubset(ran):

@@ -15,10 +15,10 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from pipelines.defs.resources import Platform
 from pipelines.discovery import associations, kpi, precedence, segments
 from pipelines.discovery.findings import FDR, TABLES, Finding, benjamini_hochberg, write
 from pipelines.discovery.panel import PANEL, has_panel, load_panel
-from pipelines.resources import Platform
 from warehouse.layout import connect
 
 PANEL_KEY = dg.AssetKey(["cross_unit", "discovery", "citizen_quarter"])

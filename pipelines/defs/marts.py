@@ -21,7 +21,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from pipelines.resources import Platform
+from pipelines.defs.resources import Platform
 from pipelines.settings import REPO_ROOT
 
 DBT_DIR = REPO_ROOT / "models"

@@ -34,12 +34,12 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from pipelines.defs.resources import Platform
 from pipelines.quality import docs, freshness, gate
 from pipelines.quality.frame import DeliveryFile, dataset_frame, delivery_files, parameters
 from pipelines.quality.gate import EXPECTATIONS, HOLDING_CHECKS, RECONCILIATION
 from pipelines.quality.records import count_records
 from pipelines.quality.validate import Outcome, Validator
-from pipelines.resources import Platform
 from pipelines.settings import Paths
 from pipelines.units import UNITS, Unit
 from warehouse.layout import Warehouse, connect, run

@@ -7,10 +7,10 @@ fails a reader and a reader never fails a write.
 
 import dagster as dg
 
-from pipelines.assets.discovery import DISCOVERY_KEYS
-from pipelines.assets.marts import dbt_models
+from pipelines.defs.discovery import DISCOVERY_KEYS
+from pipelines.defs.marts import dbt_models
+from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
-from pipelines.resources import Platform
 from pipelines.serving.build import build_tables
 from pipelines.serving.sharing import sharing_fingerprint
 from pipelines.serving.snapshot import ServingPaths, current_snapshot, write_snapshot
