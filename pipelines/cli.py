@@ -156,7 +156,9 @@ def partition_range(instance, unit: str, months: list[str]) -> tuple[str, str]:
     Dagster orders dynamic partitions as they were added, not in time, so a late month sits after
     later ones; a partition whose folder is no longer in landing is dropped so no range covers it.
     """
-    name = f"{unit}_deliveries"
+    from pipelines.defs.units import deliveries
+
+    name = deliveries(unit).name
     for stale in set(instance.get_dynamic_partitions(name)) - set(months):
         instance.delete_dynamic_partition(name, stale)
     instance.add_dynamic_partitions(name, months)
@@ -328,7 +330,9 @@ def print_summary(paths: Paths, seconds: float, failed: list[str]) -> None:
     out.print(stewardship.summary(paths))
     out.print(f"Done in {seconds:.0f} s.")
     out.print(f"Warehouse:   {paths.warehouse}  (one DuckDB file per zone)")
-    if (current := paths.warehouse / "serving" / "current.duckdb").exists():
+    from pipelines.serving.snapshot import ServingPaths
+
+    if (current := ServingPaths(wh.serving).current).exists():
         out.print(f"Serving:     {current}")
         out.print(
             f"             -> {current.resolve().name}, disclosure-controlled: dashboards open it read-only"

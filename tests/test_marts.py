@@ -15,10 +15,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.disclosure import TOTAL, TableSpec, audit
+from pipelines.disclosure import DEFAULT_THRESHOLD, TOTAL, TableSpec, audit
 from warehouse.layout import Warehouse
 
-THRESHOLD = 5
+THRESHOLD = DEFAULT_THRESHOLD
 REFERENCE_TABLES = {"org_unit", "month", "kpi", "kpi_target", "_disclosure", "_snapshot"}
 
 

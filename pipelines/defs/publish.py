@@ -24,7 +24,7 @@ class PublishConfig(dg.Config):
 
 
 def serving_paths(platform: Platform) -> ServingPaths:
-    return ServingPaths(platform.warehouse.root / "serving")
+    return ServingPaths(platform.warehouse.serving)
 
 
 @dg.asset(
@@ -40,7 +40,7 @@ def serving_snapshot(config: PublishConfig, platform: Platform) -> dg.Materializ
     wh, paths = platform.warehouse, serving_paths(platform)
     sharing = sharing_fingerprint(wh.cross_unit, platform.paths)  # before the build reads the zone
     previous = current_snapshot(paths) if paths.current.exists() else None  # audited with the new one
-    build = build_tables(wh.root / "marts.duckdb", wh.cross_unit, config.threshold, previous)
+    build = build_tables(wh.marts, wh.cross_unit, config.threshold, previous)
     path = write_snapshot(paths, build.tables, build.comments, keep=config.keep, sharing=sharing)
     return dg.MaterializeResult(
         metadata={
