@@ -264,7 +264,7 @@ def build_marts_and_publish(paths: Paths) -> list[str]:
     from pipelines.runs import this_process
 
     say_who_holds(dg.DagsterInstance.get(), "dbt, discovery and publish", "duckdb_cross_unit")
-    log = paths.home / "dbt" / "last-build.log"  # dagster-dbt echoes dbt's own log to stdout
+    log = paths.dbt / "last-build.log"  # dagster-dbt echoes dbt's own log to stdout
     log.parent.mkdir(parents=True, exist_ok=True)
     with (
         console.status("dbt build: seeds, staging, marts and the citizen-quarter panel; discovery; publish"),
