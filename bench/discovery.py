@@ -41,9 +41,13 @@ import duckdb
 import polars as pl
 from municipality import generated
 
+from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.discovery import associations, kpi, precedence, segments
 from pipelines.discovery.findings import TABLES
 from pipelines.discovery.panel import load_panel
+from pipelines.serving.snapshot import ServingPaths
+from pipelines.settings import Paths
+from warehouse.layout import Warehouse
 
 LINKAGE = "folkbokforing.aviseringar"
 SCORED = ("association", "precedence", "case_flow", "trend", "deviation")
@@ -55,7 +59,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--years", type=int, default=5)
     parser.add_argument("--seed", type=int, default=2027, help="not a seed the thresholds were tuned on")
     parser.add_argument("--defect-rate", type=float, default=0.002)
-    parser.add_argument("--threshold", type=int, default=5)
+    parser.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD)
     return parser.parse_args()
 
 
@@ -75,17 +79,18 @@ def main() -> None:
             print(done.stdout[-4000:], done.stderr[-4000:])
             raise SystemExit("the main job failed")
         print(f"main job (ingest, link, dbt, discovery, publish): {job:.0f} s")
-        warehouse = work / "warehouse"
+        paths = Paths(work)
+        warehouse = Warehouse(paths.warehouse)
         timings(warehouse)
-        findings = reported(warehouse / "cross_unit.duckdb")
-        manifest = json.loads((work / "ground_truth" / "manifest.json").read_text(encoding="utf-8"))
+        findings = reported(warehouse.cross_unit)
+        manifest = json.loads((paths.ground_truth / "manifest.json").read_text(encoding="utf-8"))
         report(score(findings, manifest))
-        check_published(warehouse / "serving" / "current.duckdb", args.threshold)
+        check_published(ServingPaths(warehouse.serving).current, args.threshold)
 
 
-def timings(warehouse: Path) -> None:
+def timings(warehouse: Warehouse) -> None:
     """Each analysis on its own, on the panel and marts the main job built."""
-    con = duckdb.connect(str(warehouse / "cross_unit.duckdb"), read_only=True)
+    con = duckdb.connect(str(warehouse.cross_unit), read_only=True)
     try:
         t = time.perf_counter()
         panel = load_panel(con)
@@ -98,7 +103,7 @@ def timings(warehouse: Path) -> None:
             t = time.perf_counter()
             run()
             print(f"{name}: {_since(t)}")
-        con.execute(f"ATTACH '{warehouse / 'marts.duckdb'}' AS m (READ_ONLY)")
+        con.execute(f"ATTACH '{warehouse.marts}' AS m (READ_ONLY)")
         t = time.perf_counter()
         series, cases = kpi.load(con)
         kpi.analyse(series, cases, "bench")

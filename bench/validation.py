@@ -18,13 +18,13 @@ from datetime import date
 from municipality import generated, size_arguments
 
 from pipelines.border.keys import load_keyring
+from pipelines.defs import unit_checks
 from pipelines.ingest.delivery import load_deliveries
 from pipelines.ingest.months import scan
-from pipelines.quality import checks
 from pipelines.units import UNITS
 from warehouse.layout import Warehouse, connect, run
 
-ALL_CHECKS = {checks.RECONCILIATION, checks.EXPECTATIONS, checks.FRESHNESS}
+ALL_CHECKS = {unit_checks.RECONCILIATION, unit_checks.EXPECTATIONS, unit_checks.FRESHNESS}
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
                 pass
             t1 = time.perf_counter()
             with connect(wh.unit_zone(unit.name), read_only=True) as con:
-                checks.evaluate(unit, months, con, landing, validators[unit.name], ALL_CHECKS)
+                unit_checks.evaluate(unit, months, con, landing, validators[unit.name], ALL_CHECKS)
                 rows += run(con, "SELECT coalesce(sum(rows_in_file), 0) FROM reconciliation")[0][0]
             t2 = time.perf_counter()
             load_s, check_s, deliveries = load_s + t1 - t0, check_s + t2 - t1, deliveries + len(months)

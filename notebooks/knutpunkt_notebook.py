@@ -28,6 +28,7 @@ from pipelines.disclosure.joint import attack
 from pipelines.serving.build import PUBLISHED_SPECS
 from pipelines.serving.snapshot import ServingPaths, current_snapshot
 from pipelines.settings import Paths
+from warehouse.layout import Warehouse
 
 WITHHELD = None  # how a withheld cell looks: NULL, like in the published tables
 
@@ -37,7 +38,7 @@ class Snapshot:
 
     def __init__(self, home: Path | None = None):
         paths = Paths(Path(home)) if home else Paths.from_env()
-        self.path = current_snapshot(ServingPaths(paths.warehouse / "serving"))
+        self.path = current_snapshot(ServingPaths(Warehouse(paths.warehouse).serving))
         self._con = duckdb.connect(str(self.path), read_only=True)
         self._con.execute("SET enable_external_access = false")
         self._con.execute("SET lock_configuration = true")

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         case "run":
             return run_main_job(paths, args)
         case "ui":
-            from pipelines.assets.marts import ensure_manifest
+            from pipelines.defs.marts import ensure_manifest
 
             ensure_manifest()  # parse dbt before the UI starts, not while it loads the code location
             dagster = str(Path(sys.executable).with_name("dagster"))
@@ -156,7 +156,9 @@ def partition_range(instance, unit: str, months: list[str]) -> tuple[str, str]:
     Dagster orders dynamic partitions as they were added, not in time, so a late month sits after
     later ones; a partition whose folder is no longer in landing is dropped so no range covers it.
     """
-    name = f"{unit}_deliveries"
+    from pipelines.defs.units import deliveries
+
+    name = deliveries(unit).name
     for stale in set(instance.get_dynamic_partitions(name)) - set(months):
         instance.delete_dynamic_partition(name, stale)
     instance.add_dynamic_partitions(name, months)
@@ -262,7 +264,7 @@ def build_marts_and_publish(paths: Paths) -> list[str]:
     from pipelines.runs import this_process
 
     say_who_holds(dg.DagsterInstance.get(), "dbt, discovery and publish", "duckdb_cross_unit")
-    log = paths.home / "dbt" / "last-build.log"  # dagster-dbt echoes dbt's own log to stdout
+    log = paths.dbt / "last-build.log"  # dagster-dbt echoes dbt's own log to stdout
     log.parent.mkdir(parents=True, exist_ok=True)
     with (
         console.status("dbt build: seeds, staging, marts and the citizen-quarter panel; discovery; publish"),
@@ -328,7 +330,9 @@ def print_summary(paths: Paths, seconds: float, failed: list[str]) -> None:
     out.print(stewardship.summary(paths))
     out.print(f"Done in {seconds:.0f} s.")
     out.print(f"Warehouse:   {paths.warehouse}  (one DuckDB file per zone)")
-    if (current := paths.warehouse / "serving" / "current.duckdb").exists():
+    from pipelines.serving.snapshot import ServingPaths
+
+    if (current := ServingPaths(wh.serving).current).exists():
         out.print(f"Serving:     {current}")
         out.print(
             f"             -> {current.resolve().name}, disclosure-controlled: dashboards open it read-only"

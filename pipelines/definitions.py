@@ -1,17 +1,15 @@
-"""Everything Dagster loads: the unit zones, the cross-unit zone, their jobs, the delivery sensor and gallring."""
+"""Everything Dagster loads: the definitions of every zone (``pipelines.defs``) merged, with the jobs across them."""
 
 import dagster as dg
 
-from pipelines.assets.cross_unit import LINK_ASSETS, citizen_index
-from pipelines.assets.discovery import DISCOVERY_ASSETS
-from pipelines.assets.marts import dbt_models, dbt_resource
-from pipelines.assets.publish import serving_snapshot
-from pipelines.assets.units import UNIT_ASSETS, unit_asset_key
-from pipelines.quality.checks import FRESHNESS_JOB, FRESHNESS_SCHEDULE, OVERDUE_CHECKS
-from pipelines.resources import Platform
-from pipelines.sensors import new_deliveries
-from pipelines.stewardship.retention import retention_job, retention_schedule
-from pipelines.stewardship.sensor import steward_decisions
+from pipelines.defs.cross_unit import LINK_ASSETS, citizen_index
+from pipelines.defs.discovery import DISCOVERY_ASSETS
+from pipelines.defs.marts import dbt_models, dbt_resource
+from pipelines.defs.publish import serving_snapshot
+from pipelines.defs.resources import Platform
+from pipelines.defs.stewardship import retention_job, retention_schedule, steward_decisions
+from pipelines.defs.unit_checks import FRESHNESS_JOB, FRESHNESS_SCHEDULE, OVERDUE_CHECKS
+from pipelines.defs.units import UNIT_ASSETS, new_deliveries, unit_asset_key
 from pipelines.units import UNITS
 
 

@@ -34,6 +34,21 @@ class Paths:
         return self.home / "dagster"
 
     @property
+    def dbt(self) -> Path:
+        """dbt's target folder per run and the main job's last build log."""
+        return self.home / "dbt"
+
+    @property
+    def data_docs(self) -> Path:
+        """Great Expectations Data Docs, one site per unit."""
+        return self.home / "quality" / "data_docs"
+
+    @property
+    def stewardship(self) -> Path:
+        """The audit log of stewards' decisions and its head: never inside the repository."""
+        return self.home / "stewardship"
+
+    @property
     def ground_truth(self) -> Path:
         """What the synthetic generator planted, kept apart from landing so discovery can be scored."""
         return self.home / "ground_truth"

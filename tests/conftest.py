@@ -67,8 +67,8 @@ SOCIAL = UNITS["socialtjanst"]
 def load_checked(unit: Unit, deliveries: list[str], paths: Paths, keys) -> None:
     """Load deliveries and run their quality checks, as the unit's asset does: only a delivery whose
     checks passed is released to the sharing gate (a load alone leaves it held as unchecked)."""
+    from pipelines.defs.unit_checks import check_deliveries
     from pipelines.ingest.delivery import load_deliveries
-    from pipelines.quality.checks import check_deliveries
 
     wh = Warehouse(paths.warehouse)
     for _ in load_deliveries(unit, deliveries, paths.landing, wh, keys):

@@ -19,9 +19,9 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from pipelines.cli import partition_range
 from pipelines.definitions import defs
+from pipelines.defs.units import new_deliveries
 from pipelines.ingest.months import Month, scan
 from pipelines.runs import release_dead_runs, slot_holders, this_process
-from pipelines.sensors import new_deliveries
 from pipelines.settings import REPO_ROOT
 from tests.conftest import KNUTPUNKT, SOCIAL, load_checked, main_job_env, write_csv
 from tests.corpus import write_good

@@ -31,8 +31,8 @@ def _stage(name: str, unit: str | None = None) -> None:
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as END
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_START_TAG as START
 
-    from pipelines.assets.publish import SNAPSHOT_KEY
     from pipelines.definitions import LINK_JOB, defs
+    from pipelines.defs.publish import SNAPSHOT_KEY
 
     instance = dg.DagsterInstance.get()
     if name == "load":

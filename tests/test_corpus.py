@@ -12,10 +12,10 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines.assets.units import UNIT_ASSETS, unit_asset_key
+from pipelines.defs.resources import Platform
+from pipelines.defs.unit_checks import EMPTY_DELIVERY
+from pipelines.defs.units import UNIT_ASSETS, unit_asset_key
 from pipelines.ingest.delivery import load_delivery
-from pipelines.quality.checks import EMPTY_DELIVERY
-from pipelines.resources import Platform
 from pipelines.units import UNITS
 from tests.corpus import CASES, Case, encode, write_file, write_good
 from tests.leaks import CANDIDATE, all_forms, forms_in_landing, hits_in_duckdb, hits_in_files

@@ -177,8 +177,8 @@ def test_sql_lab_cannot_read_files_or_write_through_the_snapshot_connection(dash
 def test_a_publish_during_dashboard_queries_fails_neither_and_the_next_query_sees_it(
     dashboards_platform, monkeypatch
 ):
-    from pipelines.assets.publish import serving_snapshot
-    from pipelines.resources import Platform
+    from pipelines.defs.publish import serving_snapshot
+    from pipelines.defs.resources import Platform
 
     # A publish names its snapshot by the sharing state, which it reads from the verified audit log,
     # whose heads are anchored in the platform's Dagster instance.

@@ -16,12 +16,13 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from pipelines.assets.discovery import ANALYSES, _corrected
+from pipelines.defs.discovery import ANALYSES, _corrected
+from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.discovery import associations, precedence
 from pipelines.discovery.findings import TABLES, benjamini_hochberg, publishable
 from pipelines.discovery.panel import open_panel
 
-THRESHOLD = 5
+THRESHOLD = DEFAULT_THRESHOLD
 
 
 def _query(path, sql: str) -> list[tuple]:

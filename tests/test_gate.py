@@ -7,8 +7,8 @@ import duckdb
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.definitions import defs
+from pipelines.defs.unit_checks import check_deliveries
 from pipelines.ingest.delivery import load_delivery
-from pipelines.quality.checks import check_deliveries
 from pipelines.stewardship import approvals, signing
 from pipelines.stewardship.contracts import load_contracts
 from pipelines.units import UNITS

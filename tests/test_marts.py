@@ -15,10 +15,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.disclosure import TOTAL, TableSpec, audit
+from pipelines.disclosure import DEFAULT_THRESHOLD, TOTAL, TableSpec, audit
 from warehouse.layout import Warehouse
 
-THRESHOLD = 5
+THRESHOLD = DEFAULT_THRESHOLD
 REFERENCE_TABLES = {"org_unit", "month", "kpi", "kpi_target", "_disclosure", "_snapshot"}
 
 
@@ -55,7 +55,7 @@ def test_main_job_says_where_the_snapshot_is(platform):
 
 
 def test_every_dbt_model_is_an_asset_materialised_with_its_tests_as_passing_checks(platform, monkeypatch):
-    from pipelines.assets.marts import dbt_models
+    from pipelines.defs.marts import dbt_models
 
     monkeypatch.setenv("DAGSTER_HOME", str(platform["paths"].dagster_home))
     instance = dg.DagsterInstance.get()
@@ -213,8 +213,8 @@ def test_the_panel_is_person_level_and_stays_in_the_cross_unit_zone(platform):
 
 def test_the_panel_tolerates_a_withdrawn_unit(platform, tmp_path, monkeypatch):
     """A unit whose steward withdraws has no tables in the cross-unit zone: its indicators become unknown."""
-    from pipelines.assets.marts import dbt_models, dbt_resource
-    from pipelines.resources import Platform
+    from pipelines.defs.marts import dbt_models, dbt_resource
+    from pipelines.defs.resources import Platform
 
     home = tmp_path / "home"
     shutil.copytree(platform["paths"].warehouse, home / "warehouse", symlinks=True)
@@ -344,8 +344,8 @@ def test_values_built_on_a_withheld_count_are_withheld_with_it(platform):
 
 
 def test_a_publish_during_dashboard_queries_fails_neither(platform, monkeypatch):
-    from pipelines.assets.publish import serving_snapshot
-    from pipelines.resources import Platform
+    from pipelines.defs.publish import serving_snapshot
+    from pipelines.defs.resources import Platform
 
     # The snapshot is named by the sharing state, read from the audit log as verified against the
     # stewards' public keys (beside the key file) and the heads anchored in the platform's Dagster home.

@@ -88,7 +88,7 @@ def test_dagster_holds_one_partitioned_asset_per_unit_with_every_delivery(platfo
 
 def test_linked_rows_unknown_to_folkbokforing_are_flagged_and_checked(platform, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(platform["paths"].dagster_home))
-    from pipelines.assets.cross_unit import KNOWN, LINK_ASSETS
+    from pipelines.defs.cross_unit import KNOWN, LINK_ASSETS
 
     instance = dg.DagsterInstance.get()
     for asset in LINK_ASSETS:

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from pipelines.assets.units import UNIT_ASSETS, unit_asset_key
+from pipelines.defs import unit_checks
+from pipelines.defs.resources import Platform
+from pipelines.defs.units import UNIT_ASSETS, unit_asset_key
 from pipelines.ingest.transform import _rules
-from pipelines.quality import contract, docs, gate
+from pipelines.quality import contract, docs
 from pipelines.quality.validate import Validator
-from pipelines.resources import Platform
 from pipelines.units import UNITS
 from tests.conftest import SOCIAL, write_csv
 from tests.corpus import write_good
@@ -252,7 +253,7 @@ def test_held_delivery_is_a_check_outcome_and_the_unit_runs_on(home):
         held_now = {u: _held(home, u) for u in ("socialtjanst", "skola")}
     assert held_then == {"socialtjanst": [("2024-02", "expectations")], "skola": []}
     assert held_now == {"socialtjanst": [], "skola": []}
-    [failure] = gate.failures(held)
+    [failure] = unit_checks.failures(held)
     assert failure.startswith(
         "socialtjanst 2024-02: expectations (socialtjanst/2024-02/ekonomiskt_bistand.csv rejected: "
         "columns_differ_from_contract: missing columns ['Personnr']"

@@ -11,8 +11,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines.assets.cross_unit import citizen_index
 from pipelines.definitions import LINK_JOB, defs
+from pipelines.defs.cross_unit import citizen_index
 from pipelines.stewardship import approvals, audit, sharing, signing
 from pipelines.stewardship.contracts import DEFAULT_DIR, load_contracts
 from pipelines.units import UNITS

@@ -4,7 +4,7 @@ import os
 
 import dagster as dg
 
-from pipelines.sensors import new_deliveries
+from pipelines.defs.units import new_deliveries
 from tests.conftest import SOCIAL, write_csv
 
 ROW = [["811218-9876", "2024-01", "10", "Ensamstående"]]

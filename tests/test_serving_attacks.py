@@ -352,13 +352,13 @@ def test_a_withdrawal_leaves_no_figures_of_the_dataset_in_any_snapshot(
 
     import dagster as dg
 
-    from pipelines.assets.publish import serving_snapshot
     from pipelines.definitions import defs
-    from pipelines.resources import Platform
+    from pipelines.defs.publish import serving_snapshot
+    from pipelines.defs.resources import Platform
+    from pipelines.defs.stewardship import DOWNSTREAM, link_key
     from pipelines.settings import Paths
     from pipelines.stewardship import approvals, signing
     from pipelines.stewardship.contracts import load_contracts
-    from pipelines.stewardship.sensor import DOWNSTREAM, link_key
 
     source = discovery_platform["paths"].home.parent
     shutil.copytree(source / "home", tmp_path / "home", symlinks=True)

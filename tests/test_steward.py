@@ -15,17 +15,17 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines.assets.cross_unit import citizen_index
-from pipelines.assets.discovery import DISCOVERY_KEYS
-from pipelines.assets.publish import SNAPSHOT_KEY
 from pipelines.border.keys import load_keyring
 from pipelines.cli import main
 from pipelines.definitions import LINK_JOB, defs
+from pipelines.defs.cross_unit import citizen_index
+from pipelines.defs.discovery import DISCOVERY_KEYS
+from pipelines.defs.publish import SNAPSHOT_KEY
+from pipelines.defs.stewardship import DOWNSTREAM, steward_decisions
 from pipelines.ingest.transform import border_query
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit, signing
 from pipelines.stewardship.contracts import DEFAULT_DIR, LINEAGE_COLUMNS, load_contracts
-from pipelines.stewardship.sensor import DOWNSTREAM, steward_decisions
 from pipelines.units import UNITS
 from synthetic.generate import generate
 from tests.conftest import load_checked

@@ -33,6 +33,16 @@ class Warehouse:
         """Approved unit data joined on the central citizen key, and the citizen index."""
         return self.root / "cross_unit.duckdb"
 
+    @property
+    def marts(self) -> Path:
+        """dbt's marts: aggregates for the serving snapshot, no person keys."""
+        return self.root / "marts.duckdb"
+
+    @property
+    def serving(self) -> Path:
+        """The serving snapshots' folder: its files are ``pipelines.serving.snapshot.ServingPaths``."""
+        return self.root / "serving"
+
     def files(self) -> list[Path]:
         return sorted(self.root.rglob("*.duckdb")) if self.root.exists() else []
 

@@ -6,7 +6,8 @@ describe a table with a ``TableSpec``, ``protect`` it, and ``audit`` what you ar
 """
 
 from pipelines.disclosure.audit import Problem, audit
-from pipelines.disclosure.spec import DEFAULT_THRESHOLD, TOTAL, TableSpec
+from pipelines.disclosure.policy import DEFAULT_THRESHOLD
+from pipelines.disclosure.spec import TOTAL, TableSpec
 from pipelines.disclosure.suppress import Protected, protect, withhold_running
 
 __all__ = [

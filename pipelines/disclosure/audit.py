@@ -16,7 +16,8 @@ import numpy as np
 import polars as pl
 
 from pipelines.disclosure.joint import attack
-from pipelines.disclosure.spec import DEFAULT_THRESHOLD, TableSpec, cells
+from pipelines.disclosure.policy import DEFAULT_THRESHOLD
+from pipelines.disclosure.spec import TableSpec, cells
 
 
 @dataclass(frozen=True)

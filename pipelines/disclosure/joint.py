@@ -18,8 +18,8 @@ import polars as pl
 
 from pipelines.disclosure.bounds import Narrow, Report, System, bounds_audit
 from pipelines.disclosure.bounds import blocks as bounds_audit_blocks
+from pipelines.disclosure.policy import DEFAULT_THRESHOLD
 from pipelines.disclosure.spec import (
-    DEFAULT_THRESHOLD,
     Cells,
     Identity,
     TableSpec,

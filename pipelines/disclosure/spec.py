@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-DEFAULT_THRESHOLD = 5
 TOTAL = "Totalt"  # the value a margin dimension takes in its total rows
 
 

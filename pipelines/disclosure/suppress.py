@@ -19,7 +19,8 @@ import numpy as np
 import polars as pl
 
 from pipelines.disclosure.joint import secure
-from pipelines.disclosure.spec import DEFAULT_THRESHOLD, Cells, Group, TableSpec, cells
+from pipelines.disclosure.policy import DEFAULT_THRESHOLD
+from pipelines.disclosure.spec import Cells, Group, TableSpec, cells
 
 
 @dataclass(frozen=True)

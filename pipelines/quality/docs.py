@@ -9,9 +9,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from pipelines.settings import Paths
+
 
 def data_docs_root(home: Path) -> Path:
-    return home / "quality" / "data_docs"
+    return Paths(home).data_docs
 
 
 def unit_site(home: Path, unit: str) -> Path:

@@ -15,7 +15,8 @@ passes its checks and is released.
 
 from __future__ import annotations
 
-import dagster as dg
+from collections.abc import Mapping
+
 import duckdb
 
 from warehouse.layout import run
@@ -39,37 +40,24 @@ def hold_unchecked(con: duckdb.DuckDBPyConnection, delivery: str) -> None:
     )
 
 
-def holding_errors(evaluations: list[dg.AssetCheckEvaluation]) -> list[dg.AssetCheckEvaluation]:
-    return [
-        e
-        for e in evaluations
-        if not e.passed and e.check_name in HOLDING_CHECKS and e.severity == dg.AssetCheckSeverity.ERROR
-    ]
-
-
 def record_verdict(
-    con: duckdb.DuckDBPyConnection, delivery: str, evaluations: list[dg.AssetCheckEvaluation]
+    con: duckdb.DuckDBPyConnection, delivery: str, ran: set[str], failed: Mapping[str, str]
 ) -> bool:
-    """Keep the delivery held if a holding check failed, release it when every one ran and passed."""
-    failed = holding_errors(evaluations)
-    ran = {e.check_name for e in evaluations}
+    """Keep the delivery held if a holding check failed, release it when every one ran and passed.
+
+    ``ran`` names the checks that ran, ``failed`` maps each holding check that failed with severity
+    ERROR to its reason, in the order they ran (``pipelines.defs.unit_checks`` reads both off its
+    Dagster evaluations).
+    """
     if not failed and not HOLDING_CHECKS.issubset(ran):
         return True  # a check did not run: the delivery stays held as it was
     run(con, "DELETE FROM held_deliveries WHERE _delivery = $d", {"d": delivery})
     if failed:
-        checks = ", ".join(sorted(e.check_name for e in failed))
-        reason = "; ".join(e.description or e.check_name for e in failed)[:REASON_CHARS]
+        checks = ", ".join(sorted(failed))
+        reason = "; ".join(failed.values())[:REASON_CHARS]
         run(
             con,
             "INSERT INTO held_deliveries (_delivery, checks, reason, held_at) VALUES ($d, $c, $r, now())",
             {"d": delivery, "c": checks, "r": reason},
         )
     return bool(failed)
-
-
-def failures(result: dg.ExecuteInProcessResult) -> list[str]:
-    """A run's failed holding checks, one line each: ``unit month: check (why)``."""
-    return [
-        f"{e.asset_key.path[-1]} {e.partition}: {e.check_name} ({e.description})"
-        for e in holding_errors(result.get_asset_check_evaluations())
-    ]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.serving.access import SERVING_GROUP, restrict
-from pipelines.settings import REPO_ROOT
+from pipelines.settings import REPO_ROOT, Paths
 
 SERVING_USER = SERVING_GROUP  # Superset's user; its own group is the serving group
 ANALYST_USER = "knutpunkt-analyst"  # notebook kernels; a member of the serving group
@@ -109,7 +109,7 @@ def lay_out_home(platform: Path, gid: int) -> None:
     """
     if not platform.is_dir():
         return  # nothing published yet, nothing to protect
-    warehouse = platform / "warehouse"
+    warehouse = Paths(platform).warehouse
     reachable_ancestors(platform, gid)
     for folder in (platform, warehouse):
         if not folder.is_dir():

@@ -72,7 +72,7 @@ class Entry:
 
 def folder(paths: Paths | None = None) -> Path:
     """``$KNUTPUNKT_HOME/stewardship``: never inside the repository."""
-    return (paths or Paths.from_env()).home / "stewardship"
+    return (paths or Paths.from_env()).stewardship
 
 
 def log_path(paths: Paths | None = None) -> Path:

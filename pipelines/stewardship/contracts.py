@@ -19,6 +19,7 @@ from typing import Literal
 
 import yaml
 
+from pipelines.disclosure.policy import MIN_COUNT
 from pipelines.settings import REPO_ROOT
 from pipelines.units import UNITS
 
@@ -57,7 +58,7 @@ class Sharing:
     sql: str = ""  # derived/aggregate: a query over the dataset's table, by its name
     period: str | None = None  # derived/aggregate: a DATE grain column, for retention
     count_column: str | None = None  # aggregate over persons: cells below min_count are suppressed
-    min_count: int = 10
+    min_count: int = MIN_COUNT
     target: str | None = None  # where it lands if not <unit>.<dataset> (folkbokföring: citizen_index)
 
     @property
@@ -178,7 +179,7 @@ def _sharing(raw: dict, path: Path) -> Sharing:
         sql=raw.get("sql", "").strip(),
         period=raw.get("period"),
         count_column=raw.get("count_column"),
-        min_count=int(raw.get("min_count", 10)),
+        min_count=int(raw.get("min_count", MIN_COUNT)),
         target=raw.get("target"),
     )
 

@@ -15,11 +15,10 @@ from datetime import date
 
 import duckdb
 
+from pipelines.disclosure.policy import RISKY_K
 from pipelines.stewardship import sharing
 from pipelines.stewardship.contracts import Contract
 from warehouse.layout import Warehouse, run, used
-
-RISKY_K = 5  # groups smaller than this are reported as re-identification risks
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Gallring: a nightly job that removes rows older than each contract's retention from every zone.
+"""Gallring: removes rows older than each contract's retention from every zone.
 
 Per dataset, rows whose delivery month is more than ``retention.months`` before
 the current month are deleted from the landing folder (the delivery file, so a
@@ -10,23 +10,18 @@ of pseudonyms no row of the unit zone holds any more (the vault keeps no one
 longer than the data does). The link step applies the same cutoff, so a
 later link run never brings them back either. Each deletion is audited.
 
-DuckDB allows one writer per file, so each unit's step runs in that unit's
-pool (``duckdb_<unit>``) and the cross-unit step in ``duckdb_cross_unit``,
-the same pools as the loads and links that write those files.
+The nightly job and schedule that run it are in ``pipelines.defs.stewardship``.
 """
 
 import shutil
 from datetime import date
 from pathlib import Path
 
-import dagster as dg
-
-from pipelines.resources import Platform
 from pipelines.settings import Paths
 from pipelines.stewardship import audit, sharing
 from pipelines.stewardship.compact import compact
 from pipelines.stewardship.contracts import Contract, load_contracts
-from pipelines.units import UNITS, Unit
+from pipelines.units import Unit
 from warehouse.layout import Warehouse, connect, run, used
 
 
@@ -156,47 +151,3 @@ def _audit(contract: Contract, zone: str, details: dict, paths: Paths) -> None:
         details={"zone": zone, "retention_months": contract.retention_months, **details},
         paths=paths,
     )
-
-
-def _unit_op(unit: Unit) -> dg.OpDefinition:
-    @dg.op(
-        name=f"retention_{unit.name}",
-        pool=f"duckdb_{unit.name}",
-        description=f"Gallring in {unit.title}: landing files, zone rows and quarantine past retention.",
-    )
-    def _thin(context: dg.OpExecutionContext, platform: Platform) -> dict:
-        removed = thin_unit(unit, platform.paths)
-        context.add_output_metadata({f"{ds}_rows_removed": r["rows"] for ds, r in removed.items()})
-        return removed
-
-    return _thin
-
-
-@dg.op(pool="duckdb_cross_unit", description="Gallring in the cross-unit zone.")
-def retention_cross_unit(context: dg.OpExecutionContext, platform: Platform) -> dict:
-    removed = thin_cross_unit(platform.paths)
-    context.add_output_metadata({"rows_removed": sum(removed.values()), **removed})
-    return removed
-
-
-UNIT_OPS = [_unit_op(u) for u in UNITS.values()]
-
-
-@dg.job(
-    name="retention",
-    description="Remove rows older than each dataset contract's retention from every zone (gallring), audited.",
-)
-def retention_job() -> None:
-    for op in UNIT_OPS:
-        op()
-    retention_cross_unit()
-
-
-retention_schedule = dg.ScheduleDefinition(
-    name="nightly_retention",
-    job=retention_job,
-    cron_schedule="30 2 * * *",
-    execution_timezone="Europe/Stockholm",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Gallring every night: rows past their contract's retention leave every zone.",
-)

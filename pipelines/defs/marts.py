@@ -21,7 +21,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from pipelines.resources import Platform
+from pipelines.defs.resources import Platform
 from pipelines.settings import REPO_ROOT
 
 DBT_DIR = REPO_ROOT / "models"
@@ -92,7 +92,7 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, platform:
     """``dbt build``: seeds, staging views, marts and the panel, each followed by its tests."""
     dbt_environment()
     os.environ["KNUTPUNKT_HOME"] = str(platform.paths.home)  # profiles.yml takes the warehouse paths from it
-    target = platform.paths.home / "dbt" / context.run.run_id
+    target = platform.paths.dbt / context.run.run_id
     yield from dbt.cli(["build"], context=context, target_path=target).stream()
 
 

@@ -23,10 +23,10 @@ from contextlib import contextmanager
 import dagster as dg
 import duckdb
 
-from pipelines.assets.units import unit_asset_key
 from pipelines.border.sql import hmac_params, hmac_sql
+from pipelines.defs.resources import Platform
+from pipelines.defs.units import unit_asset_key
 from pipelines.quality.gate import NOT_HELD
-from pipelines.resources import Platform
 from pipelines.stewardship import approvals, audit, sharing
 from pipelines.stewardship.compact import compact
 from pipelines.stewardship.contracts import Contract, ContractError, load_contracts

@@ -34,12 +34,12 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from pipelines.defs.resources import Platform
 from pipelines.quality import docs, freshness, gate
 from pipelines.quality.frame import DeliveryFile, dataset_frame, delivery_files, parameters
-from pipelines.quality.gate import EXPECTATIONS, RECONCILIATION
+from pipelines.quality.gate import EXPECTATIONS, HOLDING_CHECKS, RECONCILIATION
 from pipelines.quality.records import count_records
 from pipelines.quality.validate import Outcome, Validator
-from pipelines.resources import Platform
 from pipelines.settings import Paths
 from pipelines.units import UNITS, Unit
 from warehouse.layout import Warehouse, connect, run
@@ -104,10 +104,27 @@ def check_deliveries(
         with_docs = Validator(unit.name, site)
         found |= evaluate(unit, [latest], con, landing, with_docs, selected)
         for delivery, evaluations in found.items():
-            gate.record_verdict(con, delivery, evaluations)
+            failed = {e.check_name: e.description or e.check_name for e in holding_errors(evaluations)}
+            gate.record_verdict(con, delivery, {e.check_name for e in evaluations}, failed)
     if EXPECTATIONS in selected:
         with_docs.build_docs()
     return [e for d in deliveries for e in found[d]]
+
+
+def holding_errors(evaluations: list[dg.AssetCheckEvaluation]) -> list[dg.AssetCheckEvaluation]:
+    return [
+        e
+        for e in evaluations
+        if not e.passed and e.check_name in HOLDING_CHECKS and e.severity == dg.AssetCheckSeverity.ERROR
+    ]
+
+
+def failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    """A run's failed holding checks, one line each: ``unit month: check (why)``."""
+    return [
+        f"{e.asset_key.path[-1]} {e.partition}: {e.check_name} ({e.description})"
+        for e in holding_errors(result.get_asset_check_evaluations())
+    ]
 
 
 def evaluate(

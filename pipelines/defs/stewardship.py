@@ -1,6 +1,7 @@
-"""Relinks a unit as soon as what it may share changes, instead of waiting for its next delivery.
+"""Stewardship's Dagster definitions: the sensor that relinks on a steward's decision, and gallring.
 
-The cross-unit assets rebuild on new deliveries; a steward's decision must not
+``steward_decisions`` relinks a unit as soon as what it may share changes, instead of waiting for
+its next delivery. The cross-unit assets rebuild on new deliveries; a steward's decision must not
 wait for one. Each tick computes every dataset's sharing status (approved,
 pending, expired, revoked, with the contract version) and asks for the link
 assets of the units whose status changed: an approval, a revocation, an edited
@@ -10,6 +11,11 @@ to the register. Once every unit has delivered (the marts read every unit
 zone), the same run rebuilds what reads the cross-unit zone (dbt models with
 the panel, the discovery findings, the serving snapshot), so a withdrawal
 reaches findings and dashboards too, not only the linked tables.
+
+The ``retention`` job (schedule ``nightly_retention``) runs gallring
+(``pipelines.stewardship.retention``). DuckDB allows one writer per file, so each unit's step
+runs in that unit's pool (``duckdb_<unit>``) and the cross-unit step in ``duckdb_cross_unit``,
+the same pools as the loads and links that write those files.
 """
 
 import hashlib
@@ -17,13 +23,15 @@ import json
 
 import dagster as dg
 
-from pipelines.assets.discovery import DISCOVERY_KEYS
-from pipelines.assets.marts import dbt_models
-from pipelines.assets.publish import SNAPSHOT_KEY
+from pipelines.defs.discovery import DISCOVERY_KEYS
+from pipelines.defs.marts import dbt_models
+from pipelines.defs.publish import SNAPSHOT_KEY
+from pipelines.defs.resources import Platform
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit
 from pipelines.stewardship.contracts import load_contracts
-from pipelines.units import UNITS
+from pipelines.stewardship.retention import thin_cross_unit, thin_unit
+from pipelines.units import UNITS, Unit
 from warehouse.layout import Warehouse
 
 CITIZEN_INDEX = dg.AssetKey(["cross_unit", "citizen_index"])
@@ -71,3 +79,47 @@ def steward_decisions(context: dg.SensorEvaluationContext) -> dg.SensorResult | 
     rebuild = DOWNSTREAM if all(wh.unit_zone(u).exists() for u in UNITS) else []  # marts read every zone
     request = dg.RunRequest(run_key=f"sharing-{run_key}", asset_selection=[*links, *rebuild])
     return dg.SensorResult(run_requests=[request], cursor=json.dumps(now))
+
+
+def _unit_op(unit: Unit) -> dg.OpDefinition:
+    @dg.op(
+        name=f"retention_{unit.name}",
+        pool=f"duckdb_{unit.name}",
+        description=f"Gallring in {unit.title}: landing files, zone rows and quarantine past retention.",
+    )
+    def _thin(context: dg.OpExecutionContext, platform: Platform) -> dict:
+        removed = thin_unit(unit, platform.paths)
+        context.add_output_metadata({f"{ds}_rows_removed": r["rows"] for ds, r in removed.items()})
+        return removed
+
+    return _thin
+
+
+@dg.op(pool="duckdb_cross_unit", description="Gallring in the cross-unit zone.")
+def retention_cross_unit(context: dg.OpExecutionContext, platform: Platform) -> dict:
+    removed = thin_cross_unit(platform.paths)
+    context.add_output_metadata({"rows_removed": sum(removed.values()), **removed})
+    return removed
+
+
+UNIT_OPS = [_unit_op(u) for u in UNITS.values()]
+
+
+@dg.job(
+    name="retention",
+    description="Remove rows older than each dataset contract's retention from every zone (gallring), audited.",
+)
+def retention_job() -> None:
+    for op in UNIT_OPS:
+        op()
+    retention_cross_unit()
+
+
+retention_schedule = dg.ScheduleDefinition(
+    name="nightly_retention",
+    job=retention_job,
+    cron_schedule="30 2 * * *",
+    execution_timezone="Europe/Stockholm",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Gallring every night: rows past their contract's retention leave every zone.",
+)

@@ -7,10 +7,10 @@ fails a reader and a reader never fails a write.
 
 import dagster as dg
 
-from pipelines.assets.discovery import DISCOVERY_KEYS
-from pipelines.assets.marts import dbt_models
+from pipelines.defs.discovery import DISCOVERY_KEYS
+from pipelines.defs.marts import dbt_models
+from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
-from pipelines.resources import Platform
 from pipelines.serving.build import build_tables
 from pipelines.serving.sharing import sharing_fingerprint
 from pipelines.serving.snapshot import ServingPaths, current_snapshot, write_snapshot
@@ -24,7 +24,7 @@ class PublishConfig(dg.Config):
 
 
 def serving_paths(platform: Platform) -> ServingPaths:
-    return ServingPaths(platform.warehouse.root / "serving")
+    return ServingPaths(platform.warehouse.serving)
 
 
 @dg.asset(
@@ -40,7 +40,7 @@ def serving_snapshot(config: PublishConfig, platform: Platform) -> dg.Materializ
     wh, paths = platform.warehouse, serving_paths(platform)
     sharing = sharing_fingerprint(wh.cross_unit, platform.paths)  # before the build reads the zone
     previous = current_snapshot(paths) if paths.current.exists() else None  # audited with the new one
-    build = build_tables(wh.root / "marts.duckdb", wh.cross_unit, config.threshold, previous)
+    build = build_tables(wh.marts, wh.cross_unit, config.threshold, previous)
     path = write_snapshot(paths, build.tables, build.comments, keep=config.keep, sharing=sharing)
     return dg.MaterializeResult(
         metadata={

@@ -5,22 +5,35 @@ sensor registers it), so a late delivery is simply a partition that appears
 late. A run may cover a range of months (single-run backfill); each month is
 still replaced atomically on its own.
 
-Each delivery is checked right after it is stored (``pipelines.quality.checks``):
+Each delivery is checked right after it is stored (``pipelines.defs.unit_checks``):
 an ERROR from reconciliation or the GX suite holds that delivery back from
 everything downstream (``pipelines.quality.gate``), freshness warns. The checks
 report per partition.
+
+The sensor ``new_deliveries`` picks up new and re-sent deliveries from landing/ and asks for
+their partitions to be loaded. What counts as new is judged against what the unit zone says it loaded (each load records its
+delivery's fingerprint), not only against the sensor's own cursor: opening the UI on a home the
+main job loaded queues nothing, and a delivery changed since its load queues one run. A folder that
+cannot be a delivery (``2026-13``, a month not begun, no files) is logged with its reason.
 """
 
+import json
 from collections import Counter
 from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
 
 from pipelines import progress
-from pipelines.ingest.delivery import FileResult, load_deliveries
-from pipelines.quality import checks, docs
-from pipelines.resources import Platform
+from pipelines.defs import unit_checks
+from pipelines.defs.resources import Platform
+from pipelines.ingest.delivery import FileResult, load_deliveries, loaded_fingerprints
+from pipelines.ingest.months import fingerprint, scan
+from pipelines.quality import docs
+from pipelines.runs import release_dead_runs
+from pipelines.settings import Paths
 from pipelines.units import UNITS, Unit
+from warehouse.layout import Warehouse
 
 
 def deliveries(unit: str) -> dg.DynamicPartitionsDefinition:
@@ -45,7 +58,7 @@ def build_unit_asset(unit: Unit) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         owners=[],
         tags={"forvaltning": _tag(unit.forvaltning)},
-        check_specs=checks.check_specs(unit, key, deliveries(unit.name)),
+        check_specs=unit_checks.check_specs(unit, key, deliveries(unit.name)),
     )
     def _load(context: dg.AssetExecutionContext, platform: Platform) -> Iterator:
         keys, totals, problems, evaluations = platform.keyring(), Counter(), [], []
@@ -59,7 +72,7 @@ def build_unit_asset(unit: Unit) -> dg.AssetsDefinition:
             ]
             progress.delivery_loaded(unit.name, delivery, sum(r.rows_in_file or 0 for r in results))
         if selected:
-            evaluations = checks.check_deliveries(
+            evaluations = unit_checks.check_deliveries(
                 unit, deliveries_, platform.paths, platform.warehouse, selected
             )
         for problem in problems:
@@ -104,3 +117,44 @@ def _tag(value: str) -> str:
 
 
 UNIT_ASSETS = [build_unit_asset(unit) for unit in UNITS.values()]
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    asset_selection=[unit_asset_key(u) for u in UNITS],
+    description="Registers each new delivery month as a partition and loads it; a re-sent delivery reloads.",
+)
+def new_deliveries(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    for released in release_dead_runs(context.instance):
+        context.log.warning(released)
+    paths = Paths.from_env()
+    requested: dict[str, str] = json.loads(context.cursor or "{}")  # unit/month -> fingerprint asked for
+    runs, partitions = [], []
+    for unit in UNITS:
+        landing = scan(paths.landing / unit, date.today())
+        for folder, reason in landing.rejected.items():
+            context.log.warning(f"{unit}/{folder} is not loaded: {reason}")
+        loaded = loaded_fingerprints(Warehouse(paths.warehouse).unit_zone(unit))
+        if loaded is None:
+            context.log.info(f"{unit}: its zone is being written; looking again at the next tick")
+            continue
+        new = {}
+        for month in landing.months:
+            fp = fingerprint(paths.landing / unit / month)
+            if fp not in (loaded.get(month), requested.get(f"{unit}/{month}")):
+                new[month] = fp
+        if new:
+            partitions.append(deliveries(unit).build_add_request(sorted(new)))
+        for month, fp in sorted(new.items()):
+            requested[f"{unit}/{month}"] = fp
+            runs.append(
+                dg.RunRequest(
+                    run_key=f"{unit}/{month}/{fp}",
+                    asset_selection=[unit_asset_key(unit)],
+                    partition_key=month,
+                )
+            )
+    return dg.SensorResult(
+        run_requests=runs, dynamic_partitions_requests=partitions, cursor=json.dumps(requested)
+    )

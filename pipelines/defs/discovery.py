@@ -15,10 +15,11 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from pipelines.defs.resources import Platform
+from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.discovery import associations, kpi, precedence, segments
 from pipelines.discovery.findings import FDR, TABLES, Finding, benjamini_hochberg, write
 from pipelines.discovery.panel import PANEL, has_panel, load_panel
-from pipelines.resources import Platform
 from warehouse.layout import connect
 
 PANEL_KEY = dg.AssetKey(["cross_unit", "discovery", "citizen_quarter"])
@@ -73,14 +74,13 @@ assert tuple(a.name for a in ANALYSES) == TABLES, "the publish step reads exactl
 
 
 class DiscoveryConfig(dg.Config):
-    threshold: int = 5  # small groups in detail texts (lag distributions) are not spelled out
+    threshold: int = DEFAULT_THRESHOLD  # small groups in detail texts (lag distributions) are not spelled out
 
 
 def _run(analysis: Analysis, con: duckdb.DuckDBPyConnection, config: DiscoveryConfig, platform: Platform):
     """(findings, data version) of one analysis on an open cross-unit connection."""
     if not analysis.uses_panel:
-        marts = platform.warehouse.root / "marts.duckdb"
-        con.execute(f"ATTACH '{marts}' AS m (READ_ONLY)")
+        con.execute(f"ATTACH '{platform.warehouse.marts}' AS m (READ_ONLY)")
         try:
             series, cases = kpi.load(con)
             version = kpi.data_version(con)
