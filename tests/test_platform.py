@@ -275,3 +275,52 @@ def test_main_job_shares_only_what_its_demo_steward_approved_and_the_audit_verif
     done = subprocess.run(verify, env=platform["env"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"[1-9][0-9]* heads recorded in Dagster match", done.stdout), done.stdout
+
+
+def test_a_move_reported_later_leaves_every_past_quarter_as_published(platform, tmp_path):
+    """Past periods are counted by the district of their time (the citizen index keeps each person's
+    districts with the dates they began), so a re-sent register month in which 300 people moved within
+    the municipality changes the present quarter and no published figure of an earlier one."""
+    copy = tmp_path / "home"
+    shutil.copytree(platform["paths"].home, copy, symlinks=True)
+    register = copy / "landing" / "folkbokforing"
+    months = sorted(p.name for p in register.iterdir() if p.is_dir())
+    everyone = pl.read_csv(register / months[0] / "aviseringar.csv", infer_schema=False)
+    districts = sorted(everyone["distrikt"].drop_nulls().unique())
+    elsewhere = {d: districts[(i + 1) % len(districts)] for i, d in enumerate(districts)}
+    movers = (
+        everyone.filter(pl.col("handelse") == "GRUND")
+        .head(300)
+        .with_columns(
+            handelse=pl.lit("FLYTT_INOM"),
+            handelsedatum=pl.lit(f"{months[-1]}-20"),
+            distrikt=pl.col("distrikt").replace_strict(elsewhere),
+        )
+    )
+    with (register / months[-1] / "aviseringar.csv").open("a", encoding="utf-8", newline="") as f:
+        movers.write_csv(f, include_header=False, line_terminator="\r\n")
+    again = run_main_job(platform["env"] | {"KNUTPUNKT_HOME": str(copy)}, "--no-generate")
+    assert again.returncode == 0, again.stderr[-3000:]
+
+    present = f"DATE '{months[-1]}-01' - INTERVAL ((month(DATE '{months[-1]}-01') - 1) % 3) MONTH"
+    snapshots = [
+        (home / "warehouse" / "serving" / "current.duckdb").resolve()
+        for home in (platform["paths"].home, copy)
+    ]
+    assert snapshots[0] != snapshots[1]
+    with duckdb.connect() as con:
+        for i, path in enumerate(snapshots):
+            con.execute(f"ATTACH '{path}' AS s{i} (READ_ONLY)")
+        past = [
+            con.execute(
+                f"SELECT count(*) FROM (SELECT * FROM {a}.discovery_quarter WHERE quarter < {present} "
+                f"EXCEPT ALL SELECT * FROM {b}.discovery_quarter WHERE quarter < {present})"
+            ).fetchone()[0]
+            for a, b in (("s0", "s1"), ("s1", "s0"))
+        ]
+        now = con.execute(
+            f"SELECT count(*) FROM (SELECT * FROM s1.discovery_quarter WHERE quarter >= {present} "
+            f"EXCEPT ALL SELECT * FROM s0.discovery_quarter WHERE quarter >= {present})"
+        ).fetchone()[0]
+    assert past == [0, 0], f"{past} rows of past quarters moved between the two publishes"
+    assert now > 0, "the moves must show in the present quarter, or the test proves nothing"

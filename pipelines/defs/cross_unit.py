@@ -55,13 +55,15 @@ person AS (
         any_value(birth_year) AS birth_year,
         any_value(sex) AS sex,
         arg_max(district, event_date) FILTER (event NOT IN {EXIT_EVENTS}) AS district,
+        list({{'district': district, 'valid_from': event_date}} ORDER BY event_date)
+            FILTER (event NOT IN {EXIT_EVENTS} AND district IS NOT NULL) AS district_history,
         arg_max(household_key, event_date) FILTER (event NOT IN {EXIT_EVENTS}) AS household_key,
         min(event_date) FILTER (event IN {ENTRY_EVENTS}) AS first_entry,
         max(event_date) FILTER (event IN {ENTRY_EVENTS}) AS last_entry,
         max(event_date) FILTER (event IN {EXIT_EVENTS}) AS last_exit
     FROM events GROUP BY link_token
 )
-SELECT {CITIZEN_KEY} AS citizen_key, birth_year, sex, district, household_key,
+SELECT {CITIZEN_KEY} AS citizen_key, birth_year, sex, district, district_history, household_key,
     coalesce(first_entry, (SELECT min(event_date) FROM events)) AS valid_from,
     CASE WHEN last_exit >= coalesce(last_entry, last_exit) THEN last_exit END AS valid_to
 FROM person link
@@ -74,7 +76,8 @@ ORDER BY citizen_key
     deps=[unit_asset_key("folkbokforing")],
     group_name="cross_unit",
     description="One row per person known to folkbokföring, keyed by the central citizen key: "
-    "birth year, sex, district, household key, valid from/to. No birth date, name or address. "
+    "birth year, sex, district (latest, and each with the date it began), household key, valid from/to. "
+    "No birth date, name or address. "
     "Built only while folkbokföring's steward approval is in force.",
     pool="duckdb_cross_unit",
     kinds={"duckdb"},

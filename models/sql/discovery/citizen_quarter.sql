@@ -69,7 +69,13 @@ with quarters as (
 ),
 spine as (
 {%- if index is not none %}
-    select ci.citizen_key, q.quarter, ci.birth_year, ci.sex, ci.district,
+    -- The district at the quarter's end (or when the person left): a move later does not change a
+    -- past quarter, so published history stays put between publishes.
+    select ci.citizen_key, q.quarter, ci.birth_year, ci.sex,
+        coalesce(
+            list_last(list_filter(ci.district_history, lambda h: h.valid_from <= q.quarter_end)).district,
+            ci.district
+        ) as district,
         year(q.quarter) - ci.birth_year as age
     from {{ index }} ci
     join quarters q on ci.valid_from <= q.quarter_end and (ci.valid_to is null or ci.valid_to >= q.quarter)
