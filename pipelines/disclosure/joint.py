@@ -306,12 +306,7 @@ def _open(narrow: list[Narrow], values: np.ndarray, snap: Snapshot, width: float
                 break  # this relation was loosened this round already
             candidates = [int(c) for c in ids if snap.published[c] and not np.isnan(values[c])]
             if candidates:
-                large = [c for c in candidates if values[c] >= width]
-                pick = (
-                    min(large, key=lambda c: (values[c], c))
-                    if large
-                    else max(candidates, key=lambda c: (values[c], -c))
-                )
+                pick = _cheapest(candidates, values, width)
                 _withhold(pick, values, snap, by_cell)
                 opened.add(pick)
                 break
@@ -362,14 +357,18 @@ def _mass(values: np.ndarray, snap: Snapshot, width: float, by_cell: dict[int, l
                 c for c in candidates if np.sign(coefs[list(ids).index(c)]) == signs[0]
             ] or candidates
             if candidates:
-                large = [c for c in candidates if values[c] >= width]
-                pick = (
-                    min(large, key=lambda c: (values[c], c))
-                    if large
-                    else max(candidates, key=lambda c: (values[c], -c))
-                )
-                _withhold(pick, values, snap, by_cell)
+                _withhold(_cheapest(candidates, values, width), values, snap, by_cell)
                 changed = True
+
+
+def _cheapest(candidates: list[int], values: np.ndarray, width: float) -> int:
+    """The published cell to withhold in a relation: the smallest at least as large as the width, which
+    gives a narrow cell room to move by the width at the least cost; without one, the largest. Ties go
+    by position, so the choice is deterministic."""
+    large = [c for c in candidates if values[c] >= width]
+    if large:
+        return min(large, key=lambda c: (values[c], c))
+    return max(candidates, key=lambda c: (values[c], -c))
 
 
 def _withhold(cell: int, values: np.ndarray, snap: Snapshot, by_cell: dict[int, list[int]]) -> None:
