@@ -353,6 +353,28 @@ def test_show_displays_what_would_be_shared_its_quality_and_risk(paths, capsys):
     assert f"Columns in the cross-unit zone: {linked}\n" in out, "show displays exactly what the gate shares"
 
 
+def test_a_log_whose_steward_key_is_gone_stops_the_demo_approvals_in_one_line(paths, tmp_path, monkeypatch):
+    """An old home whose steward keys were lost (a new machine, a wiped HOME): the main job's demo
+    steward approves nothing and says why in one line, instead of a traceback; nothing is approved."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from pipelines.stewardship.cli import approve_demo
+
+    contracts = load_contracts()
+    approvals.revoke(contracts["skola.meritvarde"], "Rektor", "not needed", paths)
+    shutil.copytree(signing.keys_dir(), tmp_path / "stewards")  # the module's stewards keep their keys
+    monkeypatch.setenv(signing.KEYS_ENV, str(tmp_path / "stewards"))
+    (signing.keys_dir() / f"{signing.steward_id('Rektor')}.pub").unlink()
+    entries = audit.log_path(paths).read_text()
+    out = StringIO()
+    approve_demo(paths, Console(file=out, width=80))
+    assert "no approvals: the stewards' audit log does not verify" in out.getvalue()
+    assert "\n" not in out.getvalue().strip(), out.getvalue()
+    assert audit.log_path(paths).read_text() == entries, "nothing may be approved on an unverified log"
+
+
 def test_demo_steward_approves_only_undecided_datasets(paths):
     contracts = load_contracts()
     approvals.revoke(contracts["skola.meritvarde"], "Rektor", "not needed", paths)

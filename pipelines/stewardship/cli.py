@@ -206,8 +206,21 @@ def _log(out: Console, paths: Paths, args: argparse.Namespace) -> int:
 
 
 def approve_demo(paths: Paths, console: Console) -> None:
-    """Main-job hook: the recorded demo steward approves what no steward has decided on yet."""
-    approved = approvals.approve_demo_datasets(load_contracts(), paths)
+    """Main-job hook: the recorded demo steward approves what no steward has decided on yet.
+
+    An audit log that does not verify (a key lost with an old home, an edited entry) is reported in
+    one line and approves nothing: the sharing gate, which verifies it too, then shares nothing, and
+    the rest of the main job runs on.
+    """
+    try:
+        approved = approvals.approve_demo_datasets(load_contracts(), paths)
+    except (audit.AuditError, signing.SignatureError) as e:
+        console.print(
+            f"[red]no approvals: the stewards' audit log does not verify ({e}); nothing is shared until "
+            f"it does ({knutpunkt_command()} audit verify)[/red]",
+            soft_wrap=True,
+        )
+        return
     console.print(
         f"demo steward approved {len(approved)} datasets" if approved else "no new approvals needed"
     )
