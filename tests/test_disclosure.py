@@ -93,19 +93,24 @@ def test_the_audit_sees_a_cell_pinned_by_several_relations_together():
     assert leaky.row(problems[0].row, named=True) | {"n": None} == {"area": "a", "kind": TOTAL, "n": None}
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_random_tables_with_margins_and_complements_come_out_shareable(seed):
+def _random_table(seed: int, fewest_levels: int, filled: float) -> tuple[pl.DataFrame, TableSpec]:
+    """A random 2- or 3-dimensional count table with its margins and a part of each count."""
     rng = np.random.default_rng(seed)
     dims = ("area", "kind", "age")[: 2 + seed % 2]
-    levels = [[f"{d}{i}" for i in range(rng.integers(1, 5))] for d in dims]
+    levels = [[f"{d}{i}" for i in range(rng.integers(fewest_levels, 5))] for d in dims]
     values = {
         key: int(rng.choice([0, 1, 2, 3, 4, 6, 9, 15, 40]))
         for key in itertools.product(*levels)
-        if rng.random() < 0.85
+        if rng.random() < filled
     }
     parts = {key: int(rng.integers(0, n + 1)) for key, n in values.items()}
     frame = cube(values, dims).join(cube(parts, dims).rename({"n": "part"}), on=list(dims))
-    spec = TableSpec("random", dims, ("n", "part"), margins=dims, complements={"part": "n"})
+    return frame, TableSpec("random", dims, ("n", "part"), margins=dims, complements={"part": "n"})
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_tables_with_margins_and_complements_come_out_shareable(seed):
+    frame, spec = _random_table(seed, fewest_levels=1, filled=0.85)
     result = protect(frame, spec, threshold=5)
     assert audit(result.frame, spec, threshold=5) == []
     for count in ("n", "part"):
@@ -114,7 +119,11 @@ def test_random_tables_with_margins_and_complements_come_out_shareable(seed):
     both = result.frame.drop_nulls(["n", "part"])
     assert ((both["n"] - both["part"]) >= 5).all()
     kept = result.frame.filter(pl.col("n").is_not_null())
-    assert kept.join(frame, on=list(dims), suffix="_in").filter(pl.col("n") != pl.col("n_in")).is_empty()
+    assert (
+        kept.join(frame, on=list(spec.dimensions), suffix="_in")
+        .filter(pl.col("n") != pl.col("n_in"))
+        .is_empty()
+    )
 
 
 def test_each_count_column_is_protected_on_its_own_and_derived_values_follow_their_count():
@@ -248,22 +257,12 @@ def test_part_at_most_whole_narrows_a_cell_and_the_audit_knows_it():
 
 @pytest.mark.parametrize("seed", range(8))
 def test_secured_random_snapshots_withstand_the_bounds_attack(seed):
-    rng = np.random.default_rng(100 + seed)
-    dims = ("area", "kind", "age")[: 2 + seed % 2]
-    levels = [[f"{d}{i}" for i in range(rng.integers(2, 5))] for d in dims]
-    values = {
-        key: int(rng.choice([0, 1, 2, 3, 4, 6, 9, 15, 40]))
-        for key in itertools.product(*levels)
-        if rng.random() < 0.9
-    }
-    parts = {key: int(rng.integers(0, n + 1)) for key, n in values.items()}
-    frame = cube(values, dims).join(cube(parts, dims).rename({"n": "part"}), on=list(dims))
-    spec = TableSpec("random", dims, ("n", "part"), margins=dims, complements={"part": "n"})
+    frame, spec = _random_table(100 + seed, fewest_levels=2, filled=0.9)
     tables, specs = {"random": protect(frame, spec, bounds=False).frame}, {"random": spec}
     secured = secure(tables, specs)
     assert attack(secured.tables, specs).narrow == []
     assert audit(secured.tables["random"], spec) == []
-    kept = secured.tables["random"].drop_nulls("n").join(frame, on=list(dims), suffix="_in")
+    kept = secured.tables["random"].drop_nulls("n").join(frame, on=list(spec.dimensions), suffix="_in")
     assert (kept["n"] == kept["n_in"]).all()
 
 

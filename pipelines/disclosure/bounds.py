@@ -159,6 +159,7 @@ class _Block:
         self.known = np.array([witnessed.get(c, 0.0) for c in cells])  # witnessed before: a lower bound
         self.open = self.sensitive & (self.known < width)
         self._highs: highspy.Highs | None = None
+        self._upper = np.inf  # the model's columns start unbounded above (``_model``)
 
     def _solve(self, cost: np.ndarray, upper: float) -> tuple[str, np.ndarray | None, np.ndarray | None]:
         """Minimise cost . x over x in [0, upper], A x = b: one HiGHS model per block, each solve warm
@@ -167,7 +168,9 @@ class _Block:
         if self._highs is None:
             self._highs = _model(self.a, self.b)
         h, n = self._highs, len(self.cells)
-        h.changeColsBounds(n, np.arange(n, dtype=np.int32), np.zeros(n), np.full(n, upper))
+        if upper != self._upper:  # witnesses are capped, bounds are not: change only on a switch
+            h.changeColsBounds(n, np.arange(n, dtype=np.int32), np.zeros(n), np.full(n, upper))
+            self._upper = upper
         h.changeColsCost(n, np.arange(n, dtype=np.int32), cost.astype(float))
         h.run()
         status = h.getModelStatus()

@@ -273,7 +273,7 @@ def secure(
             break
         if rounds == _MAX_ROUNDS:
             raise RuntimeError("bounds protection did not settle")
-        opened = _open(report.narrow, values, snap, width)
+        opened = _open(report.narrow, values, snap, width, by_cell)
         if not opened:
             raise RuntimeError(
                 f"bounds protection is stuck: {len(report.narrow)} cells stay narrow, e.g. "
@@ -289,7 +289,9 @@ def secure(
     return Secured(out, secondary, report, rounds, time.perf_counter() - start)
 
 
-def _open(narrow: list[Narrow], values: np.ndarray, snap: Snapshot, width: float) -> set[int]:
+def _open(
+    narrow: list[Narrow], values: np.ndarray, snap: Snapshot, width: float, by_cell: dict[int, list[int]]
+) -> set[int]:
     """For each narrow cell, withhold one published cell of a relation that holds it down.
 
     Relations binding the cell's optimum come first, then relations ever further away through
@@ -297,7 +299,6 @@ def _open(narrow: list[Narrow], values: np.ndarray, snap: Snapshot, width: float
     In the relation, the smallest published cell at least as large as the width gives the narrow
     cell room to move by the width; without one, the largest. Ties go by position: deterministic.
     """
-    by_cell = _by_cell(snap)
     opened: set[int] = set()
     for n in narrow:
         for r in _nearby(n, values, snap, by_cell):
