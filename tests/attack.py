@@ -160,7 +160,12 @@ def bounds_attack(
             if " " in name[1]:  # a complement or slack: not a published cell
                 continue
             tried += 1
-            hi, lo = np.floor(lp.optimum(i, 1.0) + 1e-6), np.ceil(lp.optimum(i, -1.0) - 1e-6)
+            if lp.seen_wide(i, width):
+                continue
+            hi = np.floor(lp.optimum(i, 1.0) + 1e-6)
+            if lp.seen_wide(i, width) or not np.isfinite(hi):
+                continue
+            lo = np.ceil(lp.optimum(i, -1.0) - 1e-6)
             if hi - lo < width:
                 found.append(Recovered(name, float(lo), float(hi)))
                 if enough and len(found) >= enough:
@@ -169,7 +174,11 @@ def bounds_attack(
 
 
 class _Program:
-    """x >= 0 with A x = b: the largest or smallest value of one variable (inf if unbounded)."""
+    """x >= 0 with A x = b: the largest or smallest value of one variable (inf if unbounded).
+
+    Every optimum is a feasible table, so it shows a value of every variable; a variable whose values
+    seen so far already span the width rounds to an interval at least that wide, and is not solved.
+    """
 
     def __init__(self, a, b: np.ndarray) -> None:
         csc = a.tocsc()
@@ -186,6 +195,10 @@ class _Program:
         self.h.setOptionValue("presolve", "off")  # each solve starts from the last basis
         self.h.passModel(lp)
         self.last = 0
+        self.low, self.high = np.full(n, np.inf), np.full(n, -np.inf)
+
+    def seen_wide(self, i: int, width: float) -> bool:
+        return np.floor(self.high[i] + 1e-6) - np.ceil(self.low[i] - 1e-6) >= width
 
     def optimum(self, i: int, sense: float) -> float:
         self.h.changeColCost(self.last, 0.0)
@@ -196,4 +209,6 @@ class _Program:
         if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible):
             return np.inf * sense
         assert status == highspy.HighsModelStatus.kOptimal, self.h.modelStatusToString(status)
-        return float(self.h.getSolution().col_value[i])
+        x = np.array(self.h.getSolution().col_value)
+        self.low, self.high = np.minimum(self.low, x), np.maximum(self.high, x)
+        return float(x[i])

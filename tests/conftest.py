@@ -1,11 +1,15 @@
 """Shared fixtures: every test gets its own platform home and key file outside the repository."""
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from pipelines.border.keys import load_keyring
 from pipelines.settings import REPO_ROOT, Paths
@@ -19,6 +23,7 @@ TIER_OF_FIXTURE = {"dashboards_platform": "ui", "main_job": "platform"}
 TIERS = ("ui", "platform", "unit")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         marked = {m.name for m in item.iter_markers()} & set(TIERS)
@@ -26,6 +31,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         tier = next(t for t in TIERS if t in marked | needed | {"unit"})
         if tier not in marked:
             item.add_marker(tier)
+        if "dashboards_platform" in item.fixturenames:  # one Superset server: its tests on one worker
+            item.add_marker(pytest.mark.xdist_group("superset"))
+
+
+@contextlib.contextmanager
+def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[tuple[Path, bool]]:
+    """A folder ``name`` shared by every xdist worker of this test run, and whether this worker is the
+    first to enter (and so must fill it); the others wait on a file lock until it has."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    with FileLock(shared / f"{name}.lock"):
+        folder = shared / name
+        first = not folder.exists()
+        folder.mkdir(exist_ok=True)
+        yield folder, first
 
 
 @pytest.fixture
@@ -116,11 +136,13 @@ def main_job(tmp_path_factory) -> dict:
     """The one main-job run of a test session (``knutpunkt run``, as bin/demo runs it), shared by every
     platform-tier test: the end-to-end, marts, discovery, notebook and dashboard tests read what it wrote.
     Tests that change a home work on a copy of it."""
-    import json
-
-    root = tmp_path_factory.mktemp("main-job")
-    env = main_job_env(root)
-    done = run_main_job(env, *MAIN_JOB_RUN)
+    with once_per_run(tmp_path_factory, "main-job") as (root, first):
+        env = main_job_env(root)
+        if first:
+            done = run_main_job(env, *MAIN_JOB_RUN)
+            result = {"stdout": done.stdout, "stderr": done.stderr, "returncode": done.returncode}
+            (root / "result.json").write_text(json.dumps(result))
+        result = json.loads((root / "result.json").read_text())
     paths = Paths(root / "home")
     return {
         "env": env,
@@ -129,9 +151,9 @@ def main_job(tmp_path_factory) -> dict:
         "marts": paths.warehouse / "marts.duckdb",
         "current": paths.warehouse / "serving" / "current.duckdb",
         "manifest": json.loads((paths.ground_truth / "manifest.json").read_text()),
-        "stdout": done.stdout,
-        "output": done.stdout + done.stderr,
-        "returncode": done.returncode,
+        "stdout": result["stdout"],
+        "output": result["stdout"] + result["stderr"],
+        "returncode": result["returncode"],
     }
 
 
@@ -196,10 +218,12 @@ def dashboards_platform(discovery_platform) -> dict:
 
 
 @pytest.fixture(scope="session")
-def analyst_kernel() -> str:
+def analyst_kernel(tmp_path_factory) -> str:
     """The analysts' kernelspec ``knutpunkt`` (bin/setup installs it; installing again is harmless).
     As root its kernels run as ``knutpunkt-analyst``; as another user, as that user with a warning."""
     from pipelines.serving import kernel
 
-    kernel.install()
+    with once_per_run(tmp_path_factory, "kernelspec") as (_, first):
+        if first:
+            kernel.install()
     return kernel.KERNEL_NAME
