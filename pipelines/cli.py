@@ -11,6 +11,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -75,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             ui = ["dev", "-m", "pipelines.definitions", "--host", "127.0.0.1", "--port", str(args.port)]
             os.execv(dagster, [dagster, *ui])
         case "steward" | "audit":
-            return stewardship.dispatch(args, paths)
+            from pipelines.defs.anchors import platform_anchors
+
+            return stewardship.dispatch(args, paths, partial(platform_anchors, paths))
         case "dashboards":
             return run_dashboards(args.action, args.port)
         case "notebooks":
@@ -127,6 +130,7 @@ def generate(paths: Paths, args: argparse.Namespace) -> None:
 def run_main_job(paths: Paths, args: argparse.Namespace) -> int:
     """Generate a municipality and take it through every pipeline, with progress and a summary."""
     from pipelines.border.keys import load_keyring
+    from pipelines.defs.anchors import platform_anchors
 
     started = time.monotonic()
     load_keyring()  # create the key file now, before parallel workers race to do it
@@ -136,7 +140,8 @@ def run_main_job(paths: Paths, args: argparse.Namespace) -> int:
     console.rule("Loading unit deliveries through the border")
     failed = ingest_all(paths)
     console.rule("Steward approvals (demo steward for datasets nobody has decided on)")
-    stewardship.approve_demo(paths, console)
+    with platform_anchors(paths) as anchors:
+        stewardship.approve_demo(paths, console, anchors)
     console.rule("Linking units into the cross-unit zone")
     failed += link_cross_unit()
     console.rule("Building marts (dbt), running discovery, publishing the serving snapshot")
@@ -327,7 +332,10 @@ def print_summary(paths: Paths, seconds: float, failed: list[str]) -> None:
             tables = {t for (t,) in run(con, "SELECT table_name FROM duckdb_tables()")}
             persons = run(con, "SELECT count(*) FROM citizen_index")[0][0] if "citizen_index" in tables else 0
         out.print(f"Citizen index: {persons:,} persons, keyed by the central citizen key.")
-    out.print(stewardship.summary(paths))
+    from pipelines.defs.anchors import platform_anchors
+
+    with platform_anchors(paths) as anchors:
+        out.print(stewardship.summary(paths, anchors))
     out.print(f"Done in {seconds:.0f} s.")
     out.print(f"Warehouse:   {paths.warehouse}  (one DuckDB file per zone)")
     from pipelines.serving.snapshot import ServingPaths

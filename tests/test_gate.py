@@ -7,6 +7,7 @@ import duckdb
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.definitions import defs
+from pipelines.defs.anchors import DagsterAnchors
 from pipelines.defs.unit_checks import check_deliveries
 from pipelines.ingest.delivery import load_delivery
 from pipelines.stewardship import approvals, signing
@@ -27,7 +28,9 @@ def test_held_delivery_stays_out_of_the_cross_unit_zone_until_fixed(home, wareho
 
     with dg.instance_for_test() as instance:  # the gate checks the log against the heads anchored here
         expires = date.today() + timedelta(days=30)
-        approvals.approve(contract, "Test Steward", contract.purposes[0].name, expires, instance=instance)
+        approvals.approve(
+            contract, "Test Steward", contract.purposes[0].name, expires, anchors=DagsterAnchors(instance)
+        )
         instance.add_dynamic_partitions("skola_deliveries", ["2024-01", "2024-02"])
         loaded = defs.resolve_job_def("ingest_skola").execute_in_process(
             instance=instance,
@@ -81,7 +84,9 @@ def test_a_delivery_stored_but_not_yet_checked_is_never_shared(home, warehouse, 
     ]
     with dg.instance_for_test() as instance:
         expires = date.today() + timedelta(days=30)
-        approvals.approve(contract, "Test Steward", contract.purposes[0].name, expires, instance=instance)
+        approvals.approve(
+            contract, "Test Steward", contract.purposes[0].name, expires, anchors=DagsterAnchors(instance)
+        )
         _link_skola(instance)
         assert _zone(warehouse.cross_unit, "SELECT count(*) FROM skola.inskrivning") == [(0,)]
         check_deliveries(SKOLA, ["2024-01"], home, warehouse)

@@ -12,7 +12,9 @@ import duckdb
 import pytest
 
 from pipelines.definitions import LINK_JOB, defs
+from pipelines.defs.anchors import platform_anchors, platform_instance
 from pipelines.defs.cross_unit import citizen_index
+from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit, sharing, signing
 from pipelines.stewardship.contracts import DEFAULT_DIR, load_contracts
 from pipelines.units import UNITS
@@ -62,15 +64,17 @@ def loaded(home, warehouse, keys, tmp_path, monkeypatch):
     load_checked(SOCIAL, [OLD, RECENT], home, keys)
     load_checked(REGISTER, [OLD], home, keys)
     signing.create_key("Anna Berg")
-    for c in load_contracts().values():
-        approvals.approve(c, "Anna Berg", c.purposes[0].name, date.today() + timedelta(days=30), paths=home)
+    with platform_anchors(home) as anchors:
+        for c in load_contracts().values():
+            expires = date.today() + timedelta(days=30)
+            approvals.approve(c, "Anna Berg", c.purposes[0].name, expires, paths=home, anchors=anchors)
     return home
 
 
 def _link() -> None:
     selection = [citizen_index.key, dg.AssetKey(["cross_unit", "socialtjanst"])]
     job = defs.resolve_job_def(LINK_JOB.name)
-    with audit.dagster_instance() as instance:  # where the approvals are anchored
+    with platform_instance(Paths.from_env()) as instance:  # where the approvals are anchored
         assert job.execute_in_process(instance=instance, asset_selection=selection).success
 
 

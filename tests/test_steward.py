@@ -8,6 +8,7 @@ links through a real Dagster run of the link job.
 
 import json
 import shutil
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from pipelines.border.keys import load_keyring
 from pipelines.cli import main
 from pipelines.definitions import LINK_JOB, defs
+from pipelines.defs.anchors import DagsterAnchors, platform_anchors
 from pipelines.defs.cross_unit import citizen_index
 from pipelines.defs.discovery import DISCOVERY_KEYS
 from pipelines.defs.publish import SNAPSHOT_KEY
@@ -69,6 +71,13 @@ def paths(base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
     for steward in STEWARDS:  # registered stewards; their keys sit beside the pseudonym key
         signing.create_key(steward)
     return Paths.from_env()
+
+
+@pytest.fixture
+def anchors(paths: Paths) -> Iterator[DagsterAnchors]:
+    """The heads in this home's Dagster instance, where the CLI and the link runs anchor decisions."""
+    with platform_anchors(paths) as store:
+        yield store
 
 
 STEWARDS = ("Anna Berg, enhetschef", "Anna Berg", "Registeransvarig", "Rektor")
@@ -134,8 +143,10 @@ def test_every_unit_dataset_has_a_contract_whose_columns_are_the_zone_columns(ba
                 assert c.sharing.level != "detail", f"{c.key}: strong secrecy is never shared row by row"
 
 
-def test_pending_datasets_stay_in_their_unit(paths):
-    assert {s.state for s in approvals.statuses(load_contracts(), paths).values()} == {"pending"}
+def test_pending_datasets_stay_in_their_unit(paths, anchors):
+    assert {s.state for s in approvals.statuses(load_contracts(), paths, anchors=anchors).values()} == {
+        "pending"
+    }
     result = _link()
     assert _tables(paths) == {}
     meta = _metadata(result, "socialtjanst")
@@ -208,14 +219,20 @@ def test_revoking_removes_the_dataset_on_the_next_run_and_the_audit_shows_it(pat
     assert "verifies" in capsys.readouterr().out
 
 
-def test_revoking_the_register_removes_the_citizen_index_and_what_was_derived_from_it(paths):
+def test_revoking_the_register_removes_the_citizen_index_and_what_was_derived_from_it(paths, anchors):
     for dataset in (REGISTER, "skola.inskrivning"):
         _approve(dataset)
     _link()
     cross = Warehouse(paths.warehouse).cross_unit
     assert _query(cross, "SELECT count(*) FILTER (known_to_folkbokforing) FROM skola.inskrivning")[0][0] > 0
 
-    approvals.revoke(load_contracts()[REGISTER], "Registeransvarig", "register moved to a new system", paths)
+    approvals.revoke(
+        load_contracts()[REGISTER],
+        "Registeransvarig",
+        "register moved to a new system",
+        paths,
+        anchors=anchors,
+    )
     _link()
     assert "main.citizen_index" not in _tables(paths)
     # Whether a pupil is known to folkbokföring came from the register: it is gone too.
@@ -224,14 +241,21 @@ def test_revoking_the_register_removes_the_citizen_index_and_what_was_derived_fr
     ) == [(0,)]
 
 
-def test_an_expired_approval_withdraws_the_dataset_and_is_audited_once(paths):
+def test_an_expired_approval_withdraws_the_dataset_and_is_audited_once(paths, anchors):
     _approve(AID)
     _link()
     assert "socialtjanst.ekonomiskt_bistand" in _tables(paths)
     # An approval whose date has passed (the CLI refuses a past date; the record is what a year brings).
     contract = load_contracts()[AID]
-    approvals.approve(contract, "Anna Berg", "tidiga_insatser", date.today() - timedelta(days=1), paths=paths)
-    assert approvals.statuses(load_contracts(), paths)[AID].state == "expired"
+    approvals.approve(
+        contract,
+        "Anna Berg",
+        "tidiga_insatser",
+        date.today() - timedelta(days=1),
+        paths=paths,
+        anchors=anchors,
+    )
+    assert approvals.statuses(load_contracts(), paths, anchors=anchors)[AID].state == "expired"
     meta = _metadata(_link(), "socialtjanst")
     assert "WITHDRAWN: expired" in meta["sharing"]
     _link()
@@ -256,27 +280,27 @@ def test_an_expired_approval_withdraws_the_dataset_and_is_audited_once(paths):
     )
 
 
-def test_editing_a_contract_returns_it_to_pending(paths):
+def test_editing_a_contract_returns_it_to_pending(paths, anchors):
     _approve(AID)
     path = Path(load_contracts()[AID].path)
     path.write_text(path.read_text() + "# a comment is not content\n")
-    assert approvals.statuses(load_contracts(), paths)[AID].state == "approved"
+    assert approvals.statuses(load_contracts(), paths, anchors=anchors)[AID].state == "approved"
 
     path.write_text(
         path.read_text().replace(
             "count(DISTINCT month) AS months_with_aid", "sum(amount_sek) AS months_with_aid"
         )
     )
-    status = approvals.statuses(load_contracts(), paths)[AID]
+    status = approvals.statuses(load_contracts(), paths, anchors=anchors)[AID]
     assert status.state == "pending" and "contract changed" in status.reason
     assert "not shared: pending" in _metadata(_link(), "socialtjanst")["sharing"]
     assert "socialtjanst.ekonomiskt_bistand" not in _tables(paths)
 
     _approve(AID)
-    assert approvals.statuses(load_contracts(), paths)[AID].state == "approved"
+    assert approvals.statuses(load_contracts(), paths, anchors=anchors)[AID].state == "approved"
 
 
-def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths):
+def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths, anchors):
     _approve(AID)
     _link()
     path = Path(load_contracts()[AID].path)
@@ -289,7 +313,12 @@ def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths):
     assert main(["steward", "approve", AID, "--steward", "Anna Berg", *purpose]) == 1, "the CLI refuses it"
     # Approved anyway (an older tool, a hand-made entry): the gate refuses it too.
     approvals.approve(
-        load_contracts()[AID], "Anna Berg", "tidiga_insatser", date.fromisoformat(LATER), paths=paths
+        load_contracts()[AID],
+        "Anna Berg",
+        "tidiga_insatser",
+        date.fromisoformat(LATER),
+        paths=paths,
+        anchors=anchors,
     )
     selection = [dg.AssetKey(["cross_unit", "socialtjanst"])]
     with dg.DagsterInstance.get() as instance:
@@ -304,7 +333,7 @@ def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths):
     assert retried == [], "a retry cannot fix a contract"
 
 
-def test_a_contract_whose_sql_reads_landing_is_refused_and_leaks_nothing(paths):
+def test_a_contract_whose_sql_reads_landing_is_refused_and_leaks_nothing(paths, anchors):
     """Probe: an approved contract's SQL puts raw personnummer from landing/ into a declared indicator."""
     month = sorted(p.name for p in (paths.landing / "socialtjanst").iterdir())[0]
     landing = paths.landing / "socialtjanst" / month / "ekonomiskt_bistand.csv"
@@ -321,7 +350,12 @@ def test_a_contract_whose_sql_reads_landing_is_refused_and_leaks_nothing(paths):
     purpose = ["--purpose", "tidiga_insatser", "--expires", LATER]
     assert main(["steward", "approve", AID, "--steward", "Anna Berg", *purpose]) == 1, "show refuses it"
     approvals.approve(
-        load_contracts()[AID], "Anna Berg", "tidiga_insatser", date.fromisoformat(LATER), paths=paths
+        load_contracts()[AID],
+        "Anna Berg",
+        "tidiga_insatser",
+        date.fromisoformat(LATER),
+        paths=paths,
+        anchors=anchors,
     )
     selection = [dg.AssetKey(["cross_unit", "socialtjanst"])]
     with dg.DagsterInstance.get() as instance:
@@ -353,7 +387,9 @@ def test_show_displays_what_would_be_shared_its_quality_and_risk(paths, capsys):
     assert f"Columns in the cross-unit zone: {linked}\n" in out, "show displays exactly what the gate shares"
 
 
-def test_a_log_whose_steward_key_is_gone_stops_the_demo_approvals_in_one_line(paths, tmp_path, monkeypatch):
+def test_a_log_whose_steward_key_is_gone_stops_the_demo_approvals_in_one_line(
+    paths, tmp_path, monkeypatch, anchors
+):
     """An old home whose steward keys were lost (a new machine, a wiped HOME): the main job's demo
     steward approves nothing and says why in one line, instead of a traceback; nothing is approved."""
     from io import StringIO
@@ -363,34 +399,34 @@ def test_a_log_whose_steward_key_is_gone_stops_the_demo_approvals_in_one_line(pa
     from pipelines.stewardship.cli import approve_demo
 
     contracts = load_contracts()
-    approvals.revoke(contracts["skola.meritvarde"], "Rektor", "not needed", paths)
+    approvals.revoke(contracts["skola.meritvarde"], "Rektor", "not needed", paths, anchors=anchors)
     shutil.copytree(signing.keys_dir(), tmp_path / "stewards")  # the module's stewards keep their keys
     monkeypatch.setenv(signing.KEYS_ENV, str(tmp_path / "stewards"))
     (signing.keys_dir() / f"{signing.steward_id('Rektor')}.pub").unlink()
     entries = audit.log_path(paths).read_text()
     out = StringIO()
-    approve_demo(paths, Console(file=out, width=80))
+    approve_demo(paths, Console(file=out, width=80), anchors)
     assert "no approvals: the stewards' audit log does not verify" in out.getvalue()
     assert "\n" not in out.getvalue().strip(), out.getvalue()
     assert audit.log_path(paths).read_text() == entries, "nothing may be approved on an unverified log"
 
 
-def test_demo_steward_approves_only_undecided_datasets(paths):
+def test_demo_steward_approves_only_undecided_datasets(paths, anchors):
     contracts = load_contracts()
-    approvals.revoke(contracts["skola.meritvarde"], "Rektor", "not needed", paths)
-    approved = approvals.approve_demo_datasets(contracts, paths)
+    approvals.revoke(contracts["skola.meritvarde"], "Rektor", "not needed", paths, anchors=anchors)
+    approved = approvals.approve_demo_datasets(contracts, paths, anchors=anchors)
     assert len(approved) == len(contracts) - 1 and "skola.meritvarde" not in approved
-    assert approvals.approve_demo_datasets(contracts, paths) == []
-    states = approvals.statuses(contracts, paths)
+    assert approvals.approve_demo_datasets(contracts, paths, anchors=anchors) == []
+    states = approvals.statuses(contracts, paths, anchors=anchors)
     assert states["skola.meritvarde"].state == "revoked"
     assert {s.state for k, s in states.items() if k != "skola.meritvarde"} == {"approved"}
 
 
-def test_stewardship_records_hold_no_personnummer_and_no_keys(paths):
+def test_stewardship_records_hold_no_personnummer_and_no_keys(paths, anchors):
     for dataset in (REGISTER, AID, "skola.inskrivning"):
         _approve(dataset)
     _link()
-    approvals.revoke(load_contracts()[AID], "Anna Berg", "done", paths)
+    approvals.revoke(load_contracts()[AID], "Anna Berg", "done", paths, anchors=anchors)
     _link()
     written = audit.folder(paths)
     forms = forms_in_landing(paths.landing)
@@ -400,7 +436,7 @@ def test_stewardship_records_hold_no_personnummer_and_no_keys(paths):
     assert keys and not any(k in text for (k,) in keys)
     assert load_keyring().master.hex() not in text
     with pytest.raises(ValueError, match="personnummer"):
-        approvals.revoke(load_contracts()[AID], "Anna 19811218-9876", "x", paths)
+        approvals.revoke(load_contracts()[AID], "Anna 19811218-9876", "x", paths, anchors=anchors)
 
 
 def test_a_log_rewritten_with_a_valid_chain_is_caught_by_the_heads_recorded_in_dagster(paths, capsys):
@@ -508,11 +544,20 @@ def test_probe_a_revocation_cut_off_after_the_last_link_run_stops_sharing(paths,
     _sharing_stops(paths, capsys)
 
 
-def test_a_decision_needs_the_registered_key_of_the_steward_it_names(paths):
+def test_a_decision_needs_the_registered_key_of_the_steward_it_names(paths, anchors):
     contract = load_contracts()[AID]
     with pytest.raises(signing.SignatureError, match="no signing key"):
-        approvals.approve(contract, "Okänd Person", "tidiga_insatser", date.fromisoformat(LATER), paths=paths)
-    entry = approvals.approve(contract, "Rektor", "tidiga_insatser", date.fromisoformat(LATER), paths=paths)
+        approvals.approve(
+            contract,
+            "Okänd Person",
+            "tidiga_insatser",
+            date.fromisoformat(LATER),
+            paths=paths,
+            anchors=anchors,
+        )
+    entry = approvals.approve(
+        contract, "Rektor", "tidiga_insatser", date.fromisoformat(LATER), paths=paths, anchors=anchors
+    )
     assert entry.signature["key"] == "rektor"
     signing.keys_dir().joinpath("rektor.pub").write_text(
         signing.keys_dir().joinpath("anna-berg.pub").read_text()

@@ -7,6 +7,7 @@ fails a reader and a reader never fails a write.
 
 import dagster as dg
 
+from pipelines.defs.anchors import DagsterAnchors
 from pipelines.defs.discovery import DISCOVERY_KEYS
 from pipelines.defs.marts import dbt_models
 from pipelines.defs.resources import Platform
@@ -36,9 +37,12 @@ def serving_paths(platform: Platform) -> ServingPaths:
     pool="duckdb_cross_unit",  # reads the cross-unit zone (the panel): no writer may hold it meanwhile
     kinds={"duckdb"},
 )
-def serving_snapshot(config: PublishConfig, platform: Platform) -> dg.MaterializeResult:
+def serving_snapshot(
+    context: dg.AssetExecutionContext, config: PublishConfig, platform: Platform
+) -> dg.MaterializeResult:
     wh, paths = platform.warehouse, serving_paths(platform)
-    sharing = sharing_fingerprint(wh.cross_unit, platform.paths)  # before the build reads the zone
+    anchors = DagsterAnchors(context.instance)  # the decisions as the sharing gate verifies them
+    sharing = sharing_fingerprint(wh.cross_unit, platform.paths, anchors)  # before the build reads the zone
     previous = current_snapshot(paths) if paths.current.exists() else None  # audited with the new one
     build = build_tables(wh.marts, wh.cross_unit, config.threshold, previous)
     path = write_snapshot(paths, build.tables, build.comments, keep=config.keep, sharing=sharing)

@@ -23,6 +23,7 @@ import json
 
 import dagster as dg
 
+from pipelines.defs.anchors import DagsterAnchors
 from pipelines.defs.discovery import DISCOVERY_KEYS
 from pipelines.defs.marts import dbt_models
 from pipelines.defs.publish import SNAPSHOT_KEY
@@ -43,10 +44,10 @@ def link_key(unit: str) -> dg.AssetKey:
     return CITIZEN_INDEX if unit == REGISTER else dg.AssetKey(["cross_unit", unit])
 
 
-def sharing_state(paths: Paths, instance=None) -> dict[str, str]:
+def sharing_state(paths: Paths, anchors: audit.AnchorStore) -> dict[str, str]:
     """Per dataset: its state and the contract version it applies to."""
     contracts = load_contracts()
-    states = approvals.statuses(contracts, paths, instance=instance)
+    states = approvals.statuses(contracts, paths, anchors=anchors)
     return {key: f"{s.state}:{contracts[key].version}" for key, s in states.items()}
 
 
@@ -64,7 +65,7 @@ def changed_units(before: dict[str, str], now: dict[str, str]) -> set[str]:
 def steward_decisions(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     paths = Paths.from_env()
     try:
-        now = sharing_state(paths, context.instance)
+        now = sharing_state(paths, DagsterAnchors(context.instance))
     except audit.AuditError as e:
         return dg.SkipReason(f"the audit log does not verify, nothing is relinked: {e}")
     units = changed_units(json.loads(context.cursor or "{}"), now)
