@@ -20,7 +20,9 @@ SNAPSHOT_KEY = dg.AssetKey(["serving", "snapshot"])
 
 
 class PublishConfig(dg.Config):
-    threshold: int = DEFAULT_THRESHOLD  # counts below it are withheld (zero included)
+    """Counts are withheld under the disclosure policy's threshold (``pipelines.disclosure.policy``), which the
+    discovery findings apply too: it is no run config, so the two cannot disagree."""
+
     keep: int = 5  # snapshots kept on disk, the current one included
 
 
@@ -44,13 +46,13 @@ def serving_snapshot(
     anchors = DagsterAnchors(context.instance)  # the decisions as the sharing gate verifies them
     sharing = sharing_fingerprint(wh.cross_unit, platform.paths, anchors)  # before the build reads the zone
     previous = current_snapshot(paths) if paths.current.exists() else None  # audited with the new one
-    build = build_tables(wh.marts, wh.cross_unit, config.threshold, previous)
+    build = build_tables(wh.marts, wh.cross_unit, DEFAULT_THRESHOLD, previous)
     path = write_snapshot(paths, build.tables, build.comments, keep=config.keep, sharing=sharing)
     return dg.MaterializeResult(
         metadata={
             "snapshot": dg.MetadataValue.path(str(path)),
             "current": dg.MetadataValue.path(str(serving_paths(platform).current)),
-            "threshold": config.threshold,
+            "threshold": DEFAULT_THRESHOLD,
             "sharing": sharing,
             "tables": dg.MetadataValue.md(
                 "\n".join(f"- {name}: {frame.height:,} rows" for name, frame in build.tables.items())
