@@ -19,8 +19,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from pipelines.cli import partition_range
 from pipelines.definitions import defs
-from pipelines.defs.units import new_deliveries
-from pipelines.ingest.months import Month, scan
+from pipelines.defs.units import deliveries, new_deliveries
+from pipelines.ingest.months import Delivery, scan
 from pipelines.runs import release_dead_runs, slot_holders, this_process
 from pipelines.settings import REPO_ROOT
 from tests.conftest import KNUTPUNKT, SOCIAL, load_checked, main_job_env, write_csv
@@ -41,7 +41,7 @@ def test_folders_that_are_not_deliveries_are_rejected_with_their_reason(home):
     assert "not a delivery month (YYYY-MM)" in found.rejected["2024-5"]
     assert "has not begun yet" in found.rejected["2099-04"]
     assert "holds no files" in found.rejected["2024-02"]
-    assert Month.parse("2024-12").next() == Month(2025, 1)
+    assert Delivery.parse("2024-12").next() == Delivery(2025, 1)
 
 
 def _ingest(instance, unit: str, months: list[str]) -> dg.ExecuteInProcessResult:
@@ -64,7 +64,7 @@ def test_a_late_month_is_loaded_in_time_order_and_a_resent_one_is_recorded(home,
         write_good(home, "skola", "2024-02")
         late = _ingest(instance, "skola", ["2024-01", "2024-02", "2024-03", "2024-04"])
         assert late.success
-        assert instance.get_dynamic_partitions("skola_deliveries") == [
+        assert instance.get_dynamic_partitions(deliveries("skola").name) == [
             "2024-03",
             "2024-04",
             "2024-01",
@@ -116,7 +116,7 @@ def test_a_killed_load_releases_its_pool_slot_and_the_next_load_runs(home, wareh
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home.dagster_home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home.dagster_home))
     instance = dg.DagsterInstance.get()
-    instance.add_dynamic_partitions("socialtjanst_deliveries", ["2024-01"])
+    instance.add_dynamic_partitions(deliveries("socialtjanst").name, ["2024-01"])
     child = subprocess.Popen([sys.executable, "-c", HANGING_LOAD])
     try:
         deadline = time.monotonic() + 120
@@ -148,7 +148,7 @@ def test_the_main_job_says_which_live_run_holds_the_pool_it_waits_for(home, tmp_
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home.dagster_home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home.dagster_home))
     instance = dg.DagsterInstance.get()
-    instance.add_dynamic_partitions("socialtjanst_deliveries", ["2024-01"])
+    instance.add_dynamic_partitions(deliveries("socialtjanst").name, ["2024-01"])
     holder = subprocess.Popen([sys.executable, "-c", HANGING_LOAD])
     main = None
     try:
@@ -198,7 +198,7 @@ def test_reconciliation_fails_when_the_loader_loses_a_row(home, warehouse, monke
     write_good(home, "socialtjanst", "2024-01")
     monkeypatch.setattr(delivery, "read_delivery_file", dropping)
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("socialtjanst_deliveries", ["2024-01"])
+        instance.add_dynamic_partitions(deliveries("socialtjanst").name, ["2024-01"])
         result = defs.resolve_job_def("ingest_socialtjanst").execute_in_process(
             instance=instance, partition_key="2024-01"
         )

@@ -14,7 +14,7 @@ import pytest
 
 from pipelines.defs.resources import Platform
 from pipelines.defs.unit_checks import EMPTY_DELIVERY
-from pipelines.defs.units import UNIT_ASSETS, unit_asset_key
+from pipelines.defs.units import UNIT_ASSETS, deliveries, unit_asset_key
 from pipelines.ingest.delivery import load_delivery
 from pipelines.units import UNITS
 from tests.corpus import CASES, Case, encode, write_file, write_good
@@ -45,7 +45,7 @@ def _snapshot(warehouse, unit: str, delivery: str | None = None) -> dict[str, li
 
 def _materialize(unit: str, partition: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     asset = next(a for a in UNIT_ASSETS if a.key == unit_asset_key(unit))
-    instance.add_dynamic_partitions(f"{unit}_deliveries", [partition])
+    instance.add_dynamic_partitions(deliveries(unit).name, [partition])
     return dg.materialize(
         [asset],
         partition_key=partition,

@@ -9,6 +9,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from pipelines.definitions import defs
 from pipelines.defs.anchors import DagsterAnchors
 from pipelines.defs.unit_checks import check_deliveries
+from pipelines.defs.units import deliveries
 from pipelines.ingest.delivery import load_delivery
 from pipelines.stewardship import approvals, signing
 from pipelines.stewardship.contracts import load_contracts
@@ -31,7 +32,7 @@ def test_held_delivery_stays_out_of_the_cross_unit_zone_until_fixed(home, wareho
         approvals.approve(
             contract, "Test Steward", contract.purposes[0].name, expires, anchors=DagsterAnchors(instance)
         )
-        instance.add_dynamic_partitions("skola_deliveries", ["2024-01", "2024-02"])
+        instance.add_dynamic_partitions(deliveries("skola").name, ["2024-01", "2024-02"])
         loaded = defs.resolve_job_def("ingest_skola").execute_in_process(
             instance=instance,
             tags={ASSET_PARTITION_RANGE_START_TAG: "2024-01", ASSET_PARTITION_RANGE_END_TAG: "2024-02"},
