@@ -19,6 +19,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from pipelines.cli import partition_range
 from pipelines.definitions import defs
+from pipelines.defs.resources import Platform
 from pipelines.defs.units import deliveries, new_deliveries
 from pipelines.ingest.months import Delivery, scan
 from pipelines.runs import release_dead_runs, slot_holders, this_process
@@ -47,7 +48,7 @@ def test_folders_that_are_not_deliveries_are_rejected_with_their_reason(home):
 def _ingest(instance, unit: str, months: list[str]) -> dg.ExecuteInProcessResult:
     first, last = partition_range(instance, unit, months)
     tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
-    return defs.resolve_job_def(f"ingest_{unit}").execute_in_process(instance=instance, tags=tags)
+    return defs().resolve_job_def(f"ingest_{unit}").execute_in_process(instance=instance, tags=tags)
 
 
 def _zone(warehouse, unit: str, sql: str) -> list[tuple]:
@@ -86,7 +87,7 @@ def test_the_sensor_asks_only_for_what_the_zone_has_not_loaded(home, keys):
     write_csv(home, SOCIAL, "2026-13", "ekonomiskt_bistand", ROW)
     with dg.instance_for_test() as instance:
         evaluate = lambda cursor=None: new_deliveries(  # noqa: E731
-            dg.build_sensor_context(instance=instance, cursor=cursor)
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
         )
         opened = evaluate()
         assert opened.run_requests == [], "opening the UI on a loaded home queues nothing"
@@ -105,7 +106,7 @@ from pipelines import progress
 from pipelines.definitions import defs
 from pipelines.runs import this_process
 progress.listen(lambda *_: time.sleep(3600))  # hang inside the step, holding the zone's pool slot
-defs.resolve_job_def("ingest_socialtjanst").execute_in_process(
+defs().resolve_job_def("ingest_socialtjanst").execute_in_process(
     instance=dg.DagsterInstance.get(), tags={START: "2024-01", END: "2024-01"} | this_process())
 """
 
@@ -133,8 +134,10 @@ def test_a_killed_load_releases_its_pool_slot_and_the_next_load_runs(home, wareh
     assert instance.get_run_by_id(held_by).status == dg.DagsterRunStatus.FAILURE
     assert slot_holders(instance, "duckdb_socialtjanst") == []
     assert release_dead_runs(instance) == []
-    again = defs.resolve_job_def("ingest_socialtjanst").execute_in_process(
-        instance=instance, partition_key="2024-01", tags=this_process()
+    again = (
+        defs()
+        .resolve_job_def("ingest_socialtjanst")
+        .execute_in_process(instance=instance, partition_key="2024-01", tags=this_process())
     )
     assert again.success
     assert _zone(warehouse, "socialtjanst", "SELECT count(*) FROM held_deliveries") == [(0,)]
@@ -199,8 +202,10 @@ def test_reconciliation_fails_when_the_loader_loses_a_row(home, warehouse, monke
     monkeypatch.setattr(delivery, "read_delivery_file", dropping)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(deliveries("socialtjanst").name, ["2024-01"])
-        result = defs.resolve_job_def("ingest_socialtjanst").execute_in_process(
-            instance=instance, partition_key="2024-01"
+        result = (
+            defs()
+            .resolve_job_def("ingest_socialtjanst")
+            .execute_in_process(instance=instance, partition_key="2024-01")
         )
     [verdict] = [e for e in result.get_asset_check_evaluations() if e.check_name == "reconciliation"]
     assert not verdict.passed and verdict.severity == dg.AssetCheckSeverity.ERROR

@@ -38,11 +38,14 @@ def _stage(name: str, unit: str | None = None) -> None:
     instance = dg.DagsterInstance.get()
     if name == "load":
         ordered = instance.get_dynamic_partitions(deliveries(unit).name)
-        job, kwargs = defs.resolve_job_def(f"ingest_{unit}"), {"tags": {START: ordered[0], END: ordered[-1]}}
+        job, kwargs = (
+            defs().resolve_job_def(f"ingest_{unit}"),
+            {"tags": {START: ordered[0], END: ordered[-1]}},
+        )
     elif name == "link":
-        job, kwargs = defs.resolve_job_def(LINK_JOB.name), {"tags": {}}
+        job, kwargs = defs().resolve_job_def(LINK_JOB.name), {"tags": {}}
     else:
-        job = defs.resolve_implicit_global_asset_job_def()
+        job = defs().resolve_implicit_global_asset_job_def()
         kwargs = {"tags": {}, "asset_selection": [SNAPSHOT_KEY]}
     kwargs["tags"] |= this_process()
     result = job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)

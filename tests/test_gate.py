@@ -33,10 +33,14 @@ def test_held_delivery_stays_out_of_the_cross_unit_zone_until_fixed(home, wareho
             contract, "Test Steward", contract.purposes[0].name, expires, anchors=DagsterAnchors(instance)
         )
         instance.add_dynamic_partitions(deliveries("skola").name, ["2024-01", "2024-02"])
-        loaded = defs.resolve_job_def("ingest_skola").execute_in_process(
-            instance=instance,
-            tags={ASSET_PARTITION_RANGE_START_TAG: "2024-01", ASSET_PARTITION_RANGE_END_TAG: "2024-02"},
-            raise_on_error=False,
+        loaded = (
+            defs()
+            .resolve_job_def("ingest_skola")
+            .execute_in_process(
+                instance=instance,
+                tags={ASSET_PARTITION_RANGE_START_TAG: "2024-01", ASSET_PARTITION_RANGE_END_TAG: "2024-02"},
+                raise_on_error=False,
+            )
         )
         assert loaded.success, "a held delivery is a check outcome, not a failed run"
         assert _zone(warehouse.unit_zone("skola"), "SELECT _delivery FROM held_deliveries") == [("2024-01",)]
@@ -49,8 +53,10 @@ def test_held_delivery_stays_out_of_the_cross_unit_zone_until_fixed(home, wareho
         )  # folkbokföring not approved
 
         write_csv(home, SKOLA, "2024-01", "franvaro", [["201212121212", "HT2023", "3", "1"]])
-        fixed = defs.resolve_job_def("ingest_skola").execute_in_process(
-            instance=instance, partition_key="2024-01", raise_on_error=False
+        fixed = (
+            defs()
+            .resolve_job_def("ingest_skola")
+            .execute_in_process(instance=instance, partition_key="2024-01", raise_on_error=False)
         )
         assert fixed.success
         assert _zone(warehouse.unit_zone("skola"), "SELECT count(*) FROM held_deliveries") == [(0,)]
@@ -60,8 +66,10 @@ def test_held_delivery_stays_out_of_the_cross_unit_zone_until_fixed(home, wareho
 
 
 def _link_skola(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance, asset_selection=[dg.AssetKey(["cross_unit", "skola"])]
+    result = (
+        defs()
+        .resolve_implicit_global_asset_job_def()
+        .execute_in_process(instance=instance, asset_selection=[dg.AssetKey(["cross_unit", "skola"])])
     )
     assert result.success
     return result

@@ -320,7 +320,7 @@ def test_a_feed_that_stops_shows_as_an_overdue_delivery(home):
     write_good(home, "skola", "2024-01")
     write_good(home, "socialtjanst", last_month)
     with dg.instance_for_test() as instance:
-        result = defs.resolve_job_def("delivery_freshness").execute_in_process(instance=instance)
+        result = defs().resolve_job_def("delivery_freshness").execute_in_process(instance=instance)
     verdicts = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
     assert set(verdicts) == set(UNITS)
     stopped = verdicts["skola"]

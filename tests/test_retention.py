@@ -73,7 +73,7 @@ def loaded(home, warehouse, keys, tmp_path, monkeypatch):
 
 def _link() -> None:
     selection = [citizen_index.key, dg.AssetKey(["cross_unit", "socialtjanst"])]
-    job = defs.resolve_job_def(LINK_JOB.name)
+    job = defs().resolve_job_def(LINK_JOB.name)
     with platform_instance(Paths.from_env()) as instance:  # where the approvals are anchored
         assert job.execute_in_process(instance=instance, asset_selection=selection).success
 
@@ -115,7 +115,7 @@ def test_retention_job_removes_old_rows_from_every_zone_and_audits_it(loaded, wa
     vault = warehouse.vault("socialtjanst")
     [(linked,)] = _query(vault, "SELECT count(*) FROM link")
 
-    result = defs.resolve_job_def("retention").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    result = defs().resolve_job_def("retention").execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert result.success
 
     assert _query(zone, "SELECT DISTINCT _delivery FROM ekonomiskt_bistand") == [(RECENT,)]
@@ -145,16 +145,16 @@ def test_retention_job_removes_old_rows_from_every_zone_and_audits_it(loaded, wa
     assert unit_entry.details["rows"] == 6 and unit_entry.details["landing_files"] == 1
     assert unit_entry.details["quarantine_rows"] == 1
 
-    again = defs.resolve_job_def("retention").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    again = defs().resolve_job_def("retention").execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert again.success
     assert len([e for e in audit.verify(loaded) if e.action == "retention"]) == 3, "nothing left to remove"
 
 
 def test_retention_job_steps_use_the_writers_pools():
-    job = defs.resolve_job_def("retention")
+    job = defs().resolve_job_def("retention")
     pools = {node.name: node.definition.pool for node in job.graph.node_dict.values()}
     assert pools["retention_cross_unit"] == "duckdb_cross_unit"
     for unit in UNITS:
         assert pools[f"retention_{unit}"] == f"duckdb_{unit}"
-    [schedule] = [s for s in defs.schedules if s.job_name == "retention"]
+    [schedule] = [s for s in defs().schedules if s.job_name == "retention"]
     assert schedule.cron_schedule == "30 2 * * *"

@@ -4,6 +4,7 @@ import os
 
 import dagster as dg
 
+from pipelines.defs.resources import Platform
 from pipelines.defs.units import deliveries, new_deliveries
 from tests.conftest import SOCIAL, write_csv
 
@@ -11,7 +12,9 @@ ROW = [["811218-9876", "2024-01", "10", "Ensamstående"]]
 
 
 def _evaluate(instance, cursor=None) -> dg.SensorResult:
-    return new_deliveries(dg.build_sensor_context(instance=instance, cursor=cursor))
+    return new_deliveries(
+        dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
+    )
 
 
 def test_new_delivery_becomes_a_partition_and_a_run(home):

@@ -16,14 +16,15 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines.border.keys import load_keyring
+from pipelines.border.keys import keyring_from_env
 from pipelines.cli import main
 from pipelines.definitions import LINK_JOB, defs
 from pipelines.defs.anchors import DagsterAnchors, platform_anchors
 from pipelines.defs.cross_unit import citizen_index
 from pipelines.defs.discovery import DISCOVERY_KEYS
 from pipelines.defs.publish import SNAPSHOT_KEY
-from pipelines.defs.stewardship import DOWNSTREAM, steward_decisions
+from pipelines.defs.resources import Platform
+from pipelines.defs.stewardship import downstream, steward_decisions
 from pipelines.ingest.transform import border_query
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit, signing
@@ -51,7 +52,7 @@ def base(tmp_path_factory) -> Path:
         mp.delenv("KNUTPUNKT_PSEUDONYM_KEY", raising=False)
         paths = Paths.from_env()
         generate(paths.home, citizens=300, years=1, seed=11, progress=False)
-        keys = load_keyring()
+        keys = keyring_from_env()
         for unit in LOADED:
             load_checked(UNITS[unit], sorted(p.name for p in (paths.landing / unit).iterdir()), paths, keys)
     return root
@@ -89,8 +90,10 @@ def _link(instance: dg.DagsterInstance | None = None, ok: bool = True) -> dg.Exe
     if instance is None:
         with dg.DagsterInstance.get() as platform:
             return _link(platform, ok)
-    result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
-        instance=instance, asset_selection=LINK_SELECTION, raise_on_error=False
+    result = (
+        defs()
+        .resolve_job_def(LINK_JOB.name)
+        .execute_in_process(instance=instance, asset_selection=LINK_SELECTION, raise_on_error=False)
     )
     assert result.success == ok
     return result
@@ -322,8 +325,10 @@ def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths, anc
     )
     selection = [dg.AssetKey(["cross_unit", "socialtjanst"])]
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
-            instance=instance, asset_selection=selection, raise_on_error=False
+        result = (
+            defs()
+            .resolve_job_def(LINK_JOB.name)
+            .execute_in_process(instance=instance, asset_selection=selection, raise_on_error=False)
         )
     assert not result.success
     assert not any(t.startswith("socialtjanst.ekonomiskt") for t in _tables(paths))
@@ -359,8 +364,10 @@ def test_a_contract_whose_sql_reads_landing_is_refused_and_leaks_nothing(paths, 
     )
     selection = [dg.AssetKey(["cross_unit", "socialtjanst"])]
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
-            instance=instance, asset_selection=selection, raise_on_error=False
+        result = (
+            defs()
+            .resolve_job_def(LINK_JOB.name)
+            .execute_in_process(instance=instance, asset_selection=selection, raise_on_error=False)
         )
     assert not result.success, "the gate must refuse a contract that reads files"
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
@@ -434,7 +441,7 @@ def test_stewardship_records_hold_no_personnummer_and_no_keys(paths, anchors):
     text = "".join(p.read_text() for p in written.iterdir() if p.is_file())
     keys = _query(Warehouse(paths.warehouse).cross_unit, "SELECT citizen_key FROM skola.inskrivning LIMIT 50")
     assert keys and not any(k in text for (k,) in keys)
-    assert load_keyring().master.hex() not in text
+    assert keyring_from_env().master.hex() not in text
     with pytest.raises(ValueError, match="personnummer"):
         approvals.revoke(load_contracts()[AID], "Anna 19811218-9876", "x", paths, anchors=anchors)
 
@@ -567,12 +574,14 @@ def test_a_decision_needs_the_registered_key_of_the_steward_it_names(paths, anch
 
 
 def _links(request: dg.RunRequest) -> list[dg.AssetKey]:
-    return [k for k in request.asset_selection if k not in DOWNSTREAM]
+    return [k for k in request.asset_selection if k not in downstream()]
 
 
 def test_a_steward_decision_relinks_the_unit_without_waiting_for_a_delivery(paths):
     def evaluate(cursor=None) -> dg.SensorResult:
-        return steward_decisions(dg.build_sensor_context(instance=instance, cursor=cursor))
+        return steward_decisions()(
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
+        )
 
     with dg.DagsterInstance.get() as instance:  # where the decisions are anchored
         first = evaluate()
@@ -581,7 +590,7 @@ def test_a_steward_decision_relinks_the_unit_without_waiting_for_a_delivery(path
             dg.AssetKey(["cross_unit", u]) for u in LOADED[1:]
         }, "no rebuild of the marts before every unit zone exists"
         assert evaluate(first.cursor).run_requests == []
-        keys = load_keyring()
+        keys = keyring_from_env()
         for unit in set(UNITS) - set(LOADED):
             load_checked(UNITS[unit], sorted(p.name for p in (paths.landing / unit).iterdir()), paths, keys)
 
@@ -594,8 +603,12 @@ def test_a_steward_decision_relinks_the_unit_without_waiting_for_a_delivery(path
             *DISCOVERY_KEYS,
             dg.AssetKey(["cross_unit", "discovery", "citizen_quarter"]),
         } <= rebuilt
-        run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=instance, asset_selection=request.asset_selection, raise_on_error=False
+        run = (
+            defs()
+            .resolve_implicit_global_asset_job_def()
+            .execute_in_process(
+                instance=instance, asset_selection=request.asset_selection, raise_on_error=False
+            )
         )
         assert run.success, "the requested relink, rebuild and publish must run as one run"
 

@@ -5,6 +5,8 @@ Dashboards (Superset) and notebooks read only the snapshot, read-only, through
 fails a reader and a reader never fails a write.
 """
 
+from functools import cache
+
 import dagster as dg
 
 from pipelines.defs.anchors import DagsterAnchors
@@ -30,18 +32,24 @@ def serving_paths(platform: Platform) -> ServingPaths:
     return ServingPaths(platform.warehouse.serving)
 
 
-@dg.asset(
-    key=SNAPSHOT_KEY,
-    deps=[dbt_models, *DISCOVERY_KEYS],
-    group_name="serving",
-    description="Aggregates for dashboards and notebooks with small counts withheld (primary and "
-    "secondary suppression), written as a new DuckDB file per publish; current.duckdb points at it.",
-    pool="duckdb_cross_unit",  # reads the cross-unit zone (the panel): no writer may hold it meanwhile
-    kinds={"duckdb"},
-)
-def serving_snapshot(
+@cache
+def serving_snapshot() -> dg.AssetsDefinition:
+    """The publish asset, downstream of every dbt model: built with them (:func:`dbt_models`), not at import."""
+    return dg.asset(
+        key=SNAPSHOT_KEY,
+        deps=[dbt_models(), *DISCOVERY_KEYS],
+        group_name="serving",
+        description="Aggregates for dashboards and notebooks with small counts withheld (primary and "
+        "secondary suppression), written as a new DuckDB file per publish; current.duckdb points at it.",
+        pool="duckdb_cross_unit",  # reads the cross-unit zone (the panel): no writer may hold it meanwhile
+        kinds={"duckdb"},
+    )(publish)
+
+
+def publish(
     context: dg.AssetExecutionContext, config: PublishConfig, platform: Platform
 ) -> dg.MaterializeResult:
+    """Write a new snapshot under the sharing state of now, keep the last ``config.keep``."""
     wh, paths = platform.warehouse, serving_paths(platform)
     anchors = DagsterAnchors(context.instance)  # the decisions as the sharing gate verifies them
     sharing = sharing_fingerprint(wh.cross_unit, platform.paths, anchors)  # before the build reads the zone
