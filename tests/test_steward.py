@@ -303,6 +303,16 @@ def test_editing_a_contract_returns_it_to_pending(paths, anchors):
     assert approvals.statuses(load_contracts(), paths, anchors=anchors)[AID].state == "approved"
 
 
+def _approve_by_hand_and_link(paths: Paths, anchors: DagsterAnchors) -> dg.ExecuteInProcessResult:
+    """Approve economic aid past the CLI's checks (an older tool, a hand-made entry), then link socialtjänst."""
+    contract, expires = load_contracts()[AID], date.fromisoformat(LATER)
+    approvals.approve(contract, "Anna Berg", "tidiga_insatser", expires, paths=paths, anchors=anchors)
+    selection = [dg.AssetKey(["cross_unit", "socialtjanst"])]
+    with dg.DagsterInstance.get() as instance:
+        job = defs().resolve_job_def(LINK_JOB.name)
+        return job.execute_in_process(instance=instance, asset_selection=selection, raise_on_error=False)
+
+
 def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths, anchors):
     _approve(AID)
     _link()
@@ -315,21 +325,7 @@ def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths, anc
     purpose = ["--purpose", "tidiga_insatser", "--expires", LATER]
     assert main(["steward", "approve", AID, "--steward", "Anna Berg", *purpose]) == 1, "the CLI refuses it"
     # Approved anyway (an older tool, a hand-made entry): the gate refuses it too.
-    approvals.approve(
-        load_contracts()[AID],
-        "Anna Berg",
-        "tidiga_insatser",
-        date.fromisoformat(LATER),
-        paths=paths,
-        anchors=anchors,
-    )
-    selection = [dg.AssetKey(["cross_unit", "socialtjanst"])]
-    with dg.DagsterInstance.get() as instance:
-        result = (
-            defs()
-            .resolve_job_def(LINK_JOB.name)
-            .execute_in_process(instance=instance, asset_selection=selection, raise_on_error=False)
-        )
+    result = _approve_by_hand_and_link(paths, anchors)
     assert not result.success
     assert not any(t.startswith("socialtjanst.ekonomiskt") for t in _tables(paths))
     last = audit.verify(paths)[-1]
@@ -354,21 +350,7 @@ def test_a_contract_whose_sql_reads_landing_is_refused_and_leaks_nothing(paths, 
     )
     purpose = ["--purpose", "tidiga_insatser", "--expires", LATER]
     assert main(["steward", "approve", AID, "--steward", "Anna Berg", *purpose]) == 1, "show refuses it"
-    approvals.approve(
-        load_contracts()[AID],
-        "Anna Berg",
-        "tidiga_insatser",
-        date.fromisoformat(LATER),
-        paths=paths,
-        anchors=anchors,
-    )
-    selection = [dg.AssetKey(["cross_unit", "socialtjanst"])]
-    with dg.DagsterInstance.get() as instance:
-        result = (
-            defs()
-            .resolve_job_def(LINK_JOB.name)
-            .execute_in_process(instance=instance, asset_selection=selection, raise_on_error=False)
-        )
+    result = _approve_by_hand_and_link(paths, anchors)
     assert not result.success, "the gate must refuse a contract that reads files"
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "file system operations are disabled" in str(failure.event_specific_data.error)
