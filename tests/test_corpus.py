@@ -123,6 +123,7 @@ def test_a_header_only_file_holds_its_delivery_unless_its_dataset_may_be_empty(h
     file, and listed in the main job's summary. Child investigations may legitimately have no rows in a
     month (``may_be_empty`` in the unit spec): that delivery loads and is released."""
     from pipelines.cli import print_summary
+    from pipelines.defs.anchors import platform_anchors
 
     header_only = encode("socialtjanst", "ekonomiskt_bistand", [])
     write_good(home, "socialtjanst", EARLIER, skip="barnutredningar")
@@ -139,6 +140,7 @@ def test_a_header_only_file_holds_its_delivery_unless_its_dataset_may_be_empty(h
     held = _zone(warehouse, "socialtjanst", "SELECT _delivery, checks, reason FROM held_deliveries")
     source = f"socialtjanst/{MONTH}/ekonomiskt_bistand.csv"
     assert held == [(MONTH, "reconciliation", f"{source}: {EMPTY_DELIVERY}")]
-    print_summary(home, 0.0, [])
+    with platform_anchors(home) as anchors:  # where decisions would be anchored
+        print_summary(home, 0.0, [], anchors)
     summary = capsys.readouterr().out
     assert f"  socialtjanst {MONTH}: held by reconciliation: {source}: {EMPTY_DELIVERY}" in summary, summary
