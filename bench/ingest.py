@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 from municipality import generated, size_arguments
 
-from pipelines.border.keys import load_keyring
+from pipelines.border.keys import keyring_from_env
 from pipelines.ingest.delivery import load_deliveries
 from pipelines.ingest.months import scan
 from pipelines.units import UNITS
@@ -25,7 +25,7 @@ from warehouse.layout import Warehouse
 
 
 def knutpunkt_load(landing: Path, root: Path) -> tuple[int, float]:
-    wh, keys, rows = Warehouse(root), load_keyring(), 0
+    wh, keys, rows = Warehouse(root), keyring_from_env(), 0
     started = time.perf_counter()
     for unit in UNITS.values():
         months = scan(landing / unit.name, date.today()).months

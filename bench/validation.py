@@ -17,7 +17,7 @@ from datetime import date
 
 from municipality import generated, size_arguments
 
-from pipelines.border.keys import load_keyring
+from pipelines.border.keys import keyring_from_env
 from pipelines.defs import unit_checks
 from pipelines.ingest.delivery import load_deliveries
 from pipelines.ingest.months import scan
@@ -35,7 +35,7 @@ def main() -> None:
 
         validators = {u: Validator(u) for u in UNITS}
         setup_s = time.perf_counter() - t0
-        landing, wh, keys = work / "landing", Warehouse(work / "warehouse"), load_keyring()
+        landing, wh, keys = work / "landing", Warehouse(work / "warehouse"), keyring_from_env()
         load_s = check_s = 0.0
         rows = deliveries = 0
         for unit in UNITS.values():

@@ -11,16 +11,22 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipelines.ingest.months import Landing, last_complete_month, scan
-from pipelines.settings import REPO_ROOT, Paths, knutpunkt_command
+from pipelines.settings import HOME_ENV, REPO_ROOT, Paths, knutpunkt_command
 from pipelines.stewardship import cli as stewardship
+from pipelines.stewardship.audit import AnchorStore
 from pipelines.units import UNITS
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 console = Console(stderr=True)
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -73,11 +79,13 @@ def main(argv: list[str] | None = None) -> int:
             ensure_manifest()  # parse dbt before the UI starts, not while it loads the code location
             dagster = str(Path(sys.executable).with_name("dagster"))
             ui = ["dev", "-m", "pipelines.definitions", "--host", "127.0.0.1", "--port", str(args.port)]
-            os.execv(dagster, [dagster, *ui])
+            os.execve(dagster, [dagster, *ui], platform_env(paths))
         case "steward" | "audit":
-            return stewardship.dispatch(args, paths)
+            from pipelines.defs.anchors import platform_anchors
+
+            return stewardship.dispatch(args, paths, partial(platform_anchors, paths))
         case "dashboards":
-            return run_dashboards(args.action, args.port)
+            return run_dashboards(paths, args.action, args.port)
         case "notebooks":
             from pipelines.serving import kernel
 
@@ -85,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_dashboards(action: str, port: int) -> int:
+def run_dashboards(paths: Paths, action: str, port: int) -> int:
     """Superset runs in its own environment (.venv-superset): hand over to dashboards/manage.py there."""
     from dashboards.home import SUPERSET_VENV  # standard library only
 
@@ -93,7 +101,7 @@ def run_dashboards(action: str, port: int) -> int:
     if not python.exists():
         console.print("No .venv-superset: run bin/setup first.")
         return 1
-    env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
+    env = platform_env(paths) | {"PYTHONPATH": str(REPO_ROOT)}
     command = [str(python), "-m", "dashboards.manage", action, "--port", str(port)]
     if action == "serve":  # become the server: Ctrl-C and signals reach it, and no parent stays behind
         os.chdir(REPO_ROOT)
@@ -102,11 +110,15 @@ def run_dashboards(action: str, port: int) -> int:
 
 
 def prepare_dagster_home(paths: Paths) -> None:
-    """Use $KNUTPUNKT_HOME/dagster as DAGSTER_HOME, with the repository's dagster.yaml."""
+    """$KNUTPUNKT_HOME/dagster is the platform's Dagster instance, with the repository's dagster.yaml."""
     paths.dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(REPO_ROOT / "dagster.yaml", paths.dagster_home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
-    os.environ["KNUTPUNKT_HOME"] = str(paths.home)
+
+
+def platform_env(paths: Paths) -> dict[str, str]:
+    """The environment of a process the CLI hands over to (``dagster dev``, Superset): this platform's home
+    and Dagster instance, passed explicitly; the CLI's own environment is never written."""
+    return os.environ | {"DAGSTER_HOME": str(paths.dagster_home), HOME_ENV: str(paths.home)}
 
 
 def generate(paths: Paths, args: argparse.Namespace) -> None:
@@ -126,22 +138,24 @@ def generate(paths: Paths, args: argparse.Namespace) -> None:
 
 def run_main_job(paths: Paths, args: argparse.Namespace) -> int:
     """Generate a municipality and take it through every pipeline, with progress and a summary."""
-    from pipelines.border.keys import load_keyring
+    from pipelines.border.keys import keyring_from_env
+    from pipelines.defs.anchors import DagsterAnchors, platform_instance
 
     started = time.monotonic()
-    load_keyring()  # create the key file now, before parallel workers race to do it
+    keyring_from_env()  # create the key file now, before parallel workers race to do it
     if not args.no_generate:
         console.rule("Generating a synthetic municipality")
         generate(paths, args)
-    console.rule("Loading unit deliveries through the border")
-    failed = ingest_all(paths)
-    console.rule("Steward approvals (demo steward for datasets nobody has decided on)")
-    stewardship.approve_demo(paths, console)
-    console.rule("Linking units into the cross-unit zone")
-    failed += link_cross_unit()
-    console.rule("Building marts (dbt), running discovery, publishing the serving snapshot")
-    failed += build_marts_and_publish(paths)
-    print_summary(paths, time.monotonic() - started, failed)
+    with platform_instance(paths) as instance:
+        console.rule("Loading unit deliveries through the border")
+        failed = ingest_all(paths, instance)
+        console.rule("Steward approvals (demo steward for datasets nobody has decided on)")
+        stewardship.approve_demo(paths, console, DagsterAnchors(instance))
+        console.rule("Linking units into the cross-unit zone")
+        failed += link_cross_unit(instance)
+        console.rule("Building marts (dbt), running discovery, publishing the serving snapshot")
+        failed += build_marts_and_publish(paths, instance)
+        print_summary(paths, time.monotonic() - started, failed, DagsterAnchors(instance))
     return 1 if failed else 0
 
 
@@ -166,13 +180,10 @@ def partition_range(instance, unit: str, months: list[str]) -> tuple[str, str]:
     return ordered[0], ordered[-1]
 
 
-def ingest_all(paths: Paths) -> list[str]:
+def ingest_all(paths: Paths, instance: dg.DagsterInstance) -> list[str]:
     """One Dagster run per unit over all its delivery months; two units load at a time."""
-    import dagster as dg
-
     from pipelines.runs import release_dead_runs
 
-    instance = dg.DagsterInstance.get()
     for released in release_dead_runs(instance):
         console.print(released)
     months = {unit: landing.months for unit, landing in landings(paths).items() if landing.months}
@@ -185,7 +196,7 @@ def ingest_all(paths: Paths) -> list[str]:
         queue = manager.Queue()
         tasks = {u: bar.add_task(u, total=len(m)) for u, m in months.items()}
         with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
-            futures = [pool.submit(ingest_unit, u, *ranges[u], queue) for u in months]
+            futures = [pool.submit(ingest_unit, paths, u, *ranges[u], queue) for u in months]
             pending = set(futures)
             while pending:
                 while not queue.empty():
@@ -218,52 +229,49 @@ def say_who_holds(instance, what: str, pool: str) -> None:
         )
 
 
-def ingest_unit(unit: str, first: str, last: str, queue) -> tuple[str, bool, str]:
-    """Load a unit's months in one Dagster run; report whether it succeeded."""
-    import dagster as dg
+def ingest_unit(paths: Paths, unit: str, first: str, last: str, queue) -> tuple[str, bool, str]:
+    """Load a unit's months in one Dagster run (in a worker process); report whether it succeeded."""
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from pipelines import progress
     from pipelines.definitions import defs, ingest_job_name
+    from pipelines.defs.anchors import platform_instance
     from pipelines.runs import this_process
 
     progress.listen(lambda u, d, n: queue.put((u, d, n)))
-    result = defs.resolve_job_def(ingest_job_name(unit)).execute_in_process(
-        instance=dg.DagsterInstance.get(),
-        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last} | this_process(),
-        run_config=QUIET_LOGS,
-        raise_on_error=False,
-    )
+    job = defs().resolve_job_def(ingest_job_name(unit))
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last} | this_process()
+    with platform_instance(paths) as instance:
+        result = job.execute_in_process(
+            instance=instance, tags=tags, run_config=QUIET_LOGS, raise_on_error=False
+        )
     return unit, result.success, result.run_id  # a held delivery is a check outcome: the run succeeds
 
 
-def link_cross_unit() -> list[str]:
-    import dagster as dg
-
+def link_cross_unit(instance: dg.DagsterInstance) -> list[str]:
     from pipelines.definitions import LINK_JOB, defs
     from pipelines.runs import this_process
 
-    say_who_holds(dg.DagsterInstance.get(), "linking", "duckdb_cross_unit")
+    say_who_holds(instance, "linking", "duckdb_cross_unit")
+    job = defs().resolve_job_def(LINK_JOB.name)
     with console.status("citizen index and linked units"):
-        result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
-            instance=dg.DagsterInstance.get(),
-            run_config=QUIET_LOGS,
-            raise_on_error=False,
-            tags=this_process(),
+        result = job.execute_in_process(
+            instance=instance, run_config=QUIET_LOGS, raise_on_error=False, tags=this_process()
         )
     return [] if result.success else [f"{LINK_JOB.name} (run {result.run_id})"]
 
 
-def build_marts_and_publish(paths: Paths) -> list[str]:
+def build_marts_and_publish(paths: Paths, instance: dg.DagsterInstance) -> list[str]:
     """dbt build as Dagster assets (tests as asset checks), then a new disclosure-controlled snapshot."""
     import contextlib
 
-    import dagster as dg
-
-    from pipelines.definitions import MARTS_JOB, defs
+    from pipelines.definitions import MARTS_JOB_NAME, defs
     from pipelines.runs import this_process
 
-    say_who_holds(dg.DagsterInstance.get(), "dbt, discovery and publish", "duckdb_cross_unit")
+    say_who_holds(instance, "dbt, discovery and publish", "duckdb_cross_unit")
+    job = defs().resolve_job_def(
+        MARTS_JOB_NAME
+    )  # loads the dbt manifest (parsed if stale) before the status line
     log = paths.dbt / "last-build.log"  # dagster-dbt echoes dbt's own log to stdout
     log.parent.mkdir(parents=True, exist_ok=True)
     with (
@@ -271,21 +279,18 @@ def build_marts_and_publish(paths: Paths) -> list[str]:
         open(log, "w") as out,
         contextlib.redirect_stdout(out),
     ):
-        result = defs.resolve_job_def(MARTS_JOB.name).execute_in_process(
-            instance=dg.DagsterInstance.get(),
-            run_config=QUIET_LOGS,
-            raise_on_error=False,
-            tags=this_process(),
+        result = job.execute_in_process(
+            instance=instance, run_config=QUIET_LOGS, raise_on_error=False, tags=this_process()
         )
     checks = result.get_asset_check_evaluations()
     console.print(
         f"{len(result.get_asset_materialization_events())} assets materialised, "
         f"{sum(c.passed for c in checks)} of {len(checks)} dbt tests passed (dbt log: {log})"
     )
-    return [] if result.success else [f"{MARTS_JOB.name} (run {result.run_id})"]
+    return [] if result.success else [f"{MARTS_JOB_NAME} (run {result.run_id})"]
 
 
-def print_summary(paths: Paths, seconds: float, failed: list[str]) -> None:
+def print_summary(paths: Paths, seconds: float, failed: list[str], anchors: AnchorStore) -> None:
     from pipelines.quality.docs import data_docs_root
     from warehouse.layout import Warehouse, connect, run
 
@@ -327,7 +332,7 @@ def print_summary(paths: Paths, seconds: float, failed: list[str]) -> None:
             tables = {t for (t,) in run(con, "SELECT table_name FROM duckdb_tables()")}
             persons = run(con, "SELECT count(*) FROM citizen_index")[0][0] if "citizen_index" in tables else 0
         out.print(f"Citizen index: {persons:,} persons, keyed by the central citizen key.")
-    out.print(stewardship.summary(paths))
+    out.print(stewardship.summary(paths, anchors))
     out.print(f"Done in {seconds:.0f} s.")
     out.print(f"Warehouse:   {paths.warehouse}  (one DuckDB file per zone)")
     from pipelines.serving.snapshot import ServingPaths

@@ -1,4 +1,10 @@
-"""Everything Dagster loads: the definitions of every zone (``pipelines.defs``) merged, with the jobs across them."""
+"""Everything Dagster loads: the definitions of every zone (``pipelines.defs``) merged, with the jobs across them.
+
+``defs`` is lazy (``@dg.definitions``): importing this module parses nothing; the dbt manifest is
+ensured when Dagster, the CLI or a test first calls ``defs()``.
+"""
+
+from functools import cache
 
 import dagster as dg
 
@@ -19,21 +25,34 @@ def ingest_job_name(unit: str) -> str:
 
 INGEST_JOBS = [dg.define_asset_job(ingest_job_name(u), selection=[unit_asset_key(u)]) for u in UNITS]
 LINK_JOB = dg.define_asset_job("link_cross_unit", selection=dg.AssetSelection.groups("cross_unit"))
-# dbt models (their tests as checks), the discovery analyses, then a new serving snapshot.
-MARTS_JOB = dg.define_asset_job(
-    "build_marts_and_publish",
-    selection=dg.AssetSelection.assets(dbt_models, *DISCOVERY_ASSETS, serving_snapshot),
-)
+MARTS_JOB_NAME = "build_marts_and_publish"
 
-defs = dg.Definitions(
-    assets=[*UNIT_ASSETS, citizen_index, *LINK_ASSETS, dbt_models, *DISCOVERY_ASSETS, serving_snapshot],
-    asset_checks=[*OVERDUE_CHECKS],
-    jobs=[*INGEST_JOBS, LINK_JOB, retention_job, FRESHNESS_JOB, MARTS_JOB],
-    schedules=[retention_schedule, FRESHNESS_SCHEDULE],
-    sensors=[
-        new_deliveries,
-        steward_decisions,
-        dg.AutomationConditionSensorDefinition("cross_unit_automation", target="*"),
-    ],
-    resources={"platform": Platform(), "dbt": dbt_resource()},
-)
+
+@dg.definitions
+@cache
+def defs() -> dg.Definitions:
+    """Every zone's definitions; the dbt models (their tests as checks), the discovery analyses and a new
+    serving snapshot form the marts job."""
+    marts_job = dg.define_asset_job(
+        MARTS_JOB_NAME,
+        selection=dg.AssetSelection.assets(dbt_models(), *DISCOVERY_ASSETS, serving_snapshot()),
+    )
+    return dg.Definitions(
+        assets=[
+            *UNIT_ASSETS,
+            citizen_index,
+            *LINK_ASSETS,
+            dbt_models(),
+            *DISCOVERY_ASSETS,
+            serving_snapshot(),
+        ],
+        asset_checks=[*OVERDUE_CHECKS],
+        jobs=[*INGEST_JOBS, LINK_JOB, retention_job, FRESHNESS_JOB, marts_job],
+        schedules=[retention_schedule, FRESHNESS_SCHEDULE],
+        sensors=[
+            new_deliveries,
+            steward_decisions(),
+            dg.AutomationConditionSensorDefinition("cross_unit_automation", target="*"),
+        ],
+        resources={"platform": Platform(), "dbt": dbt_resource()},
+    )

@@ -107,10 +107,11 @@ class Period:
         return count, table
 
     def year(self, m: int) -> int:
-        return int(str(self.month(m))[:4])
+        return int(self.month(m).astype("datetime64[Y]").astype(np.int64)) + 1970
 
     def calendar_month(self, m: int) -> int:
-        return int(str(self.month(m))[5:7])
+        """1-12, from the datetime64 itself rather than from its text."""
+        return int(self.month(m).astype(np.int64)) % 12 + 1
 
     def years_elapsed(self, m: int | np.ndarray) -> float | np.ndarray:
         """Time since the start of the period in years (for trends)."""

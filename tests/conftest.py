@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from pipelines.border.keys import load_keyring
+from pipelines.border.keys import keyring_from_env
 from pipelines.settings import REPO_ROOT, Paths
 from pipelines.units import UNITS
 from pipelines.units.spec import Csv, Unit
@@ -63,7 +63,7 @@ def warehouse(home: Paths) -> Warehouse:
 
 @pytest.fixture
 def keys(home: Paths):
-    return load_keyring()
+    return keyring_from_env()
 
 
 def write_csv(

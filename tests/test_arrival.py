@@ -19,8 +19,9 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from pipelines.cli import partition_range
 from pipelines.definitions import defs
-from pipelines.defs.units import new_deliveries
-from pipelines.ingest.months import Month, scan
+from pipelines.defs.resources import Platform
+from pipelines.defs.units import deliveries, new_deliveries
+from pipelines.ingest.months import Delivery, scan
 from pipelines.runs import release_dead_runs, slot_holders, this_process
 from pipelines.settings import REPO_ROOT
 from tests.conftest import KNUTPUNKT, SOCIAL, load_checked, main_job_env, write_csv
@@ -41,13 +42,13 @@ def test_folders_that_are_not_deliveries_are_rejected_with_their_reason(home):
     assert "not a delivery month (YYYY-MM)" in found.rejected["2024-5"]
     assert "has not begun yet" in found.rejected["2099-04"]
     assert "holds no files" in found.rejected["2024-02"]
-    assert Month.parse("2024-12").next() == Month(2025, 1)
+    assert Delivery.parse("2024-12").next() == Delivery(2025, 1)
 
 
 def _ingest(instance, unit: str, months: list[str]) -> dg.ExecuteInProcessResult:
     first, last = partition_range(instance, unit, months)
     tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
-    return defs.resolve_job_def(f"ingest_{unit}").execute_in_process(instance=instance, tags=tags)
+    return defs().resolve_job_def(f"ingest_{unit}").execute_in_process(instance=instance, tags=tags)
 
 
 def _zone(warehouse, unit: str, sql: str) -> list[tuple]:
@@ -64,7 +65,7 @@ def test_a_late_month_is_loaded_in_time_order_and_a_resent_one_is_recorded(home,
         write_good(home, "skola", "2024-02")
         late = _ingest(instance, "skola", ["2024-01", "2024-02", "2024-03", "2024-04"])
         assert late.success
-        assert instance.get_dynamic_partitions("skola_deliveries") == [
+        assert instance.get_dynamic_partitions(deliveries("skola").name) == [
             "2024-03",
             "2024-04",
             "2024-01",
@@ -86,7 +87,7 @@ def test_the_sensor_asks_only_for_what_the_zone_has_not_loaded(home, keys):
     write_csv(home, SOCIAL, "2026-13", "ekonomiskt_bistand", ROW)
     with dg.instance_for_test() as instance:
         evaluate = lambda cursor=None: new_deliveries(  # noqa: E731
-            dg.build_sensor_context(instance=instance, cursor=cursor)
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
         )
         opened = evaluate()
         assert opened.run_requests == [], "opening the UI on a loaded home queues nothing"
@@ -105,7 +106,7 @@ from pipelines import progress
 from pipelines.definitions import defs
 from pipelines.runs import this_process
 progress.listen(lambda *_: time.sleep(3600))  # hang inside the step, holding the zone's pool slot
-defs.resolve_job_def("ingest_socialtjanst").execute_in_process(
+defs().resolve_job_def("ingest_socialtjanst").execute_in_process(
     instance=dg.DagsterInstance.get(), tags={START: "2024-01", END: "2024-01"} | this_process())
 """
 
@@ -116,7 +117,7 @@ def test_a_killed_load_releases_its_pool_slot_and_the_next_load_runs(home, wareh
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home.dagster_home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home.dagster_home))
     instance = dg.DagsterInstance.get()
-    instance.add_dynamic_partitions("socialtjanst_deliveries", ["2024-01"])
+    instance.add_dynamic_partitions(deliveries("socialtjanst").name, ["2024-01"])
     child = subprocess.Popen([sys.executable, "-c", HANGING_LOAD])
     try:
         deadline = time.monotonic() + 120
@@ -133,8 +134,10 @@ def test_a_killed_load_releases_its_pool_slot_and_the_next_load_runs(home, wareh
     assert instance.get_run_by_id(held_by).status == dg.DagsterRunStatus.FAILURE
     assert slot_holders(instance, "duckdb_socialtjanst") == []
     assert release_dead_runs(instance) == []
-    again = defs.resolve_job_def("ingest_socialtjanst").execute_in_process(
-        instance=instance, partition_key="2024-01", tags=this_process()
+    again = (
+        defs()
+        .resolve_job_def("ingest_socialtjanst")
+        .execute_in_process(instance=instance, partition_key="2024-01", tags=this_process())
     )
     assert again.success
     assert _zone(warehouse, "socialtjanst", "SELECT count(*) FROM held_deliveries") == [(0,)]
@@ -148,7 +151,7 @@ def test_the_main_job_says_which_live_run_holds_the_pool_it_waits_for(home, tmp_
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home.dagster_home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home.dagster_home))
     instance = dg.DagsterInstance.get()
-    instance.add_dynamic_partitions("socialtjanst_deliveries", ["2024-01"])
+    instance.add_dynamic_partitions(deliveries("socialtjanst").name, ["2024-01"])
     holder = subprocess.Popen([sys.executable, "-c", HANGING_LOAD])
     main = None
     try:
@@ -198,9 +201,11 @@ def test_reconciliation_fails_when_the_loader_loses_a_row(home, warehouse, monke
     write_good(home, "socialtjanst", "2024-01")
     monkeypatch.setattr(delivery, "read_delivery_file", dropping)
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("socialtjanst_deliveries", ["2024-01"])
-        result = defs.resolve_job_def("ingest_socialtjanst").execute_in_process(
-            instance=instance, partition_key="2024-01"
+        instance.add_dynamic_partitions(deliveries("socialtjanst").name, ["2024-01"])
+        result = (
+            defs()
+            .resolve_job_def("ingest_socialtjanst")
+            .execute_in_process(instance=instance, partition_key="2024-01")
         )
     [verdict] = [e for e in result.get_asset_check_evaluations() if e.check_name == "reconciliation"]
     assert not verdict.passed and verdict.severity == dg.AssetCheckSeverity.ERROR

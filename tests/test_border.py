@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from personnummer import personnummer as oracle
 
-from pipelines.border.keys import KeyMaterialError, Keyring, load_keyring
+from pipelines.border.keys import KeyMaterialError, Keyring, keyring_from_env, load_keyring
 from pipelines.border.sql import hmac_params, hmac_sql, install_macros
 from pipelines.settings import REPO_ROOT
 
@@ -119,8 +119,8 @@ def test_key_file_inside_the_repository_is_refused(monkeypatch):
 def test_key_from_environment(monkeypatch):
     monkeypatch.setenv("KNUTPUNKT_PSEUDONYM_KEY", "ab" * 32)
     monkeypatch.setenv("KNUTPUNKT_KEY_VERSION", "v7")
-    keys = load_keyring()
+    keys = keyring_from_env()
     assert keys.master == bytes.fromhex("ab" * 32) and keys.version == "v7"
     monkeypatch.setenv("KNUTPUNKT_PSEUDONYM_KEY", "short")
     with pytest.raises(KeyMaterialError):
-        load_keyring()
+        keyring_from_env()

@@ -15,6 +15,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from pipelines.defs.units import deliveries
 from pipelines.runs import release_dead_runs, slot_holders, this_process
 from tests.conftest import main_job_env, run_main_job
 from warehouse.layout import Warehouse
@@ -36,12 +37,15 @@ def _stage(name: str, unit: str | None = None) -> None:
 
     instance = dg.DagsterInstance.get()
     if name == "load":
-        ordered = instance.get_dynamic_partitions(f"{unit}_deliveries")
-        job, kwargs = defs.resolve_job_def(f"ingest_{unit}"), {"tags": {START: ordered[0], END: ordered[-1]}}
+        ordered = instance.get_dynamic_partitions(deliveries(unit).name)
+        job, kwargs = (
+            defs().resolve_job_def(f"ingest_{unit}"),
+            {"tags": {START: ordered[0], END: ordered[-1]}},
+        )
     elif name == "link":
-        job, kwargs = defs.resolve_job_def(LINK_JOB.name), {"tags": {}}
+        job, kwargs = defs().resolve_job_def(LINK_JOB.name), {"tags": {}}
     else:
-        job = defs.resolve_implicit_global_asset_job_def()
+        job = defs().resolve_implicit_global_asset_job_def()
         kwargs = {"tags": {}, "asset_selection": [SNAPSHOT_KEY]}
     kwargs["tags"] |= this_process()
     result = job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)

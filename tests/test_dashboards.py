@@ -207,7 +207,7 @@ def test_a_publish_during_dashboard_queries_fails_neither_and_the_next_query_see
         r.start()
     try:
         result = dg.materialize(
-            [serving_snapshot],
+            [serving_snapshot()],
             resources={"platform": Platform(home=str(dashboards_platform["paths"].home))},
             instance=dg.DagsterInstance.ephemeral(),
         )

@@ -7,7 +7,9 @@ import duckdb
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.definitions import defs
+from pipelines.defs.anchors import DagsterAnchors
 from pipelines.defs.unit_checks import check_deliveries
+from pipelines.defs.units import deliveries
 from pipelines.ingest.delivery import load_delivery
 from pipelines.stewardship import approvals, signing
 from pipelines.stewardship.contracts import load_contracts
@@ -27,12 +29,18 @@ def test_held_delivery_stays_out_of_the_cross_unit_zone_until_fixed(home, wareho
 
     with dg.instance_for_test() as instance:  # the gate checks the log against the heads anchored here
         expires = date.today() + timedelta(days=30)
-        approvals.approve(contract, "Test Steward", contract.purposes[0].name, expires, instance=instance)
-        instance.add_dynamic_partitions("skola_deliveries", ["2024-01", "2024-02"])
-        loaded = defs.resolve_job_def("ingest_skola").execute_in_process(
-            instance=instance,
-            tags={ASSET_PARTITION_RANGE_START_TAG: "2024-01", ASSET_PARTITION_RANGE_END_TAG: "2024-02"},
-            raise_on_error=False,
+        approvals.approve(
+            contract, "Test Steward", contract.purposes[0].name, expires, anchors=DagsterAnchors(instance)
+        )
+        instance.add_dynamic_partitions(deliveries("skola").name, ["2024-01", "2024-02"])
+        loaded = (
+            defs()
+            .resolve_job_def("ingest_skola")
+            .execute_in_process(
+                instance=instance,
+                tags={ASSET_PARTITION_RANGE_START_TAG: "2024-01", ASSET_PARTITION_RANGE_END_TAG: "2024-02"},
+                raise_on_error=False,
+            )
         )
         assert loaded.success, "a held delivery is a check outcome, not a failed run"
         assert _zone(warehouse.unit_zone("skola"), "SELECT _delivery FROM held_deliveries") == [("2024-01",)]
@@ -45,8 +53,10 @@ def test_held_delivery_stays_out_of_the_cross_unit_zone_until_fixed(home, wareho
         )  # folkbokföring not approved
 
         write_csv(home, SKOLA, "2024-01", "franvaro", [["201212121212", "HT2023", "3", "1"]])
-        fixed = defs.resolve_job_def("ingest_skola").execute_in_process(
-            instance=instance, partition_key="2024-01", raise_on_error=False
+        fixed = (
+            defs()
+            .resolve_job_def("ingest_skola")
+            .execute_in_process(instance=instance, partition_key="2024-01", raise_on_error=False)
         )
         assert fixed.success
         assert _zone(warehouse.unit_zone("skola"), "SELECT count(*) FROM held_deliveries") == [(0,)]
@@ -56,8 +66,10 @@ def test_held_delivery_stays_out_of_the_cross_unit_zone_until_fixed(home, wareho
 
 
 def _link_skola(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance, asset_selection=[dg.AssetKey(["cross_unit", "skola"])]
+    result = (
+        defs()
+        .resolve_implicit_global_asset_job_def()
+        .execute_in_process(instance=instance, asset_selection=[dg.AssetKey(["cross_unit", "skola"])])
     )
     assert result.success
     return result
@@ -81,7 +93,9 @@ def test_a_delivery_stored_but_not_yet_checked_is_never_shared(home, warehouse, 
     ]
     with dg.instance_for_test() as instance:
         expires = date.today() + timedelta(days=30)
-        approvals.approve(contract, "Test Steward", contract.purposes[0].name, expires, instance=instance)
+        approvals.approve(
+            contract, "Test Steward", contract.purposes[0].name, expires, anchors=DagsterAnchors(instance)
+        )
         _link_skola(instance)
         assert _zone(warehouse.cross_unit, "SELECT count(*) FROM skola.inskrivning") == [(0,)]
         check_deliveries(SKOLA, ["2024-01"], home, warehouse)

@@ -97,7 +97,7 @@ def test_file_that_breaks_the_contract_is_quarantined_whole_and_the_rest_loads(h
 KILLABLE_LOAD = """
 import sys, time
 import pipelines.ingest.delivery as delivery
-from pipelines.border.keys import load_keyring
+from pipelines.border.keys import keyring_from_env
 from pipelines.settings import Paths
 from pipelines.units import UNITS
 from warehouse.layout import Warehouse
@@ -113,7 +113,7 @@ def run(con, sql, params=None):
 
 delivery.run = run
 p = Paths.from_env()
-delivery.load_delivery(UNITS["socialtjanst"], "2024-01", p.landing, Warehouse(p.warehouse), load_keyring())
+delivery.load_delivery(UNITS["socialtjanst"], "2024-01", p.landing, Warehouse(p.warehouse), keyring_from_env())
 """
 
 

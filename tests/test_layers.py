@@ -46,13 +46,6 @@ FORBIDDEN = (
     "pipelines.runs",
     "pipelines.cli",
 )
-# Known violations, each (importer, imported): the list only shrinks. Every entry must still be a
-# violation (a fixed one must be removed from here), and nothing outside it may be one.
-ALLOWED: set[tuple[str, str]] = {
-    # the audit log's heads are anchored in Dagster's event log (``anchor``, ``dagster_heads``,
-    # ``dagster_instance``, imported lazily): the definitions layer should hand it an anchor store
-    ("pipelines.stewardship.audit", "dagster"),
-}
 
 
 def modules(root: Path) -> dict[str, Path]:
@@ -105,13 +98,10 @@ def violations(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
 
 
 def test_domain_libraries_import_no_dagster_nor_definitions():
-    found = violations(import_graph(REPO_ROOT))
-    new = sorted(found - ALLOWED)
-    assert not new, "a domain module imports Dagster or the definitions layer:\n" + "\n".join(
-        f"  {m} -> {t}" for m, t in new
+    found = sorted(violations(import_graph(REPO_ROOT)))
+    assert not found, "a domain module imports Dagster or the definitions layer:\n" + "\n".join(
+        f"  {m} -> {t}" for m, t in found
     )
-    fixed = sorted(ALLOWED - found)
-    assert not fixed, f"no longer violations, remove them from ALLOWED: {fixed}"
 
 
 def test_every_domain_package_is_in_the_graph():
@@ -143,10 +133,9 @@ def test_the_check_catches_a_back_edge(tmp_path: Path):
 
 
 def test_importing_the_domain_libraries_loads_no_dagster():
-    """The same rule at run time, through every transitive import: load each domain module (but the
-    allow-listed ones) in a fresh interpreter and see that neither Dagster nor a definition was loaded."""
-    excluded = {module for module, _ in ALLOWED}
-    names = sorted(m for m in import_graph(REPO_ROOT) if within(m, DOMAIN) and m not in excluded)
+    """The same rule at run time, through every transitive import: load each domain module in a fresh
+    interpreter and see that neither Dagster nor a definition was loaded."""
+    names = sorted(m for m in import_graph(REPO_ROOT) if within(m, DOMAIN))
     code = (
         "import importlib, sys\n"
         f"for name in {names!r}:\n"

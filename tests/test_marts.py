@@ -59,12 +59,12 @@ def test_every_dbt_model_is_an_asset_materialised_with_its_tests_as_passing_chec
 
     monkeypatch.setenv("DAGSTER_HOME", str(platform["paths"].dagster_home))
     instance = dg.DagsterInstance.get()
-    keys = set(dbt_models.keys)
+    keys = set(dbt_models().keys)
     assert dg.AssetKey(["marts", "fct_kpi"]) in keys
     assert dg.AssetKey(["cross_unit", "discovery", "citizen_quarter"]) in keys
     for key in keys:
         assert instance.get_latest_materialization_event(key) is not None, key.to_user_string()
-    checks = list(dbt_models.check_keys)
+    checks = list(dbt_models().check_keys)
     assert len(checks) >= 30
     for check in checks:
         record = instance.event_log_storage.get_asset_check_execution_history(check, limit=1)
@@ -75,7 +75,7 @@ def test_every_dbt_model_is_an_asset_materialised_with_its_tests_as_passing_chec
 def test_marts_sit_downstream_of_the_unit_and_cross_unit_assets():
     from pipelines.definitions import defs
 
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     upstream = graph.get(dg.AssetKey(["staging", "stg_ekonomi__utfall"])).parent_keys
     assert dg.AssetKey(["units", "ekonomi"]) in upstream
     panel = graph.get(dg.AssetKey(["cross_unit", "discovery", "citizen_quarter"])).parent_keys
@@ -220,9 +220,9 @@ def test_the_panel_tolerates_a_withdrawn_unit(platform, tmp_path, monkeypatch):
     shutil.copytree(platform["paths"].warehouse, home / "warehouse", symlinks=True)
     with duckdb.connect(str(home / "warehouse" / "cross_unit.duckdb")) as con:
         con.execute("DROP SCHEMA vard_omsorg CASCADE")
-    monkeypatch.setenv("KNUTPUNKT_HOME", str(home))  # the dbt step sets it in-process; restored after
+    monkeypatch.setenv("KNUTPUNKT_HOME", str(home))  # what the Platform resource would fall back to
     result = dg.materialize(
-        [dbt_models],
+        [dbt_models()],
         selection=[dg.AssetKey(["cross_unit", "discovery", "citizen_quarter"])],
         resources={"dbt": dbt_resource(), "platform": Platform(home=str(home))},
         instance=dg.DagsterInstance.ephemeral(),
@@ -371,7 +371,7 @@ def test_a_publish_during_dashboard_queries_fails_neither(platform, monkeypatch)
     try:
         with duckdb.connect(str(current), read_only=True) as held:  # a long query holds the file
             result = dg.materialize(
-                [serving_snapshot],
+                [serving_snapshot()],
                 resources={"platform": Platform(home=str(platform["paths"].home))},
                 instance=dg.DagsterInstance.ephemeral(),
             )

@@ -77,7 +77,7 @@ def test_dagster_holds_one_partitioned_asset_per_unit_with_every_delivery(platfo
     from pipelines.definitions import defs
 
     monkeypatch.setenv("DAGSTER_HOME", str(platform["paths"].dagster_home))
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     instance = dg.DagsterInstance.get()
     for unit in UNITS:
         key = dg.AssetKey(["units", unit])

@@ -12,7 +12,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from pipelines.defs import unit_checks
 from pipelines.defs.resources import Platform
-from pipelines.defs.units import UNIT_ASSETS, unit_asset_key
+from pipelines.defs.units import UNIT_ASSETS, deliveries, unit_asset_key
 from pipelines.ingest.transform import _rules
 from pipelines.quality import contract, docs
 from pipelines.quality.validate import Validator
@@ -51,7 +51,7 @@ def _asset(unit: str) -> dg.AssetsDefinition:
 
 
 def _run(instance, unit: str, months: list[str], extra=()) -> dg.ExecuteInProcessResult:
-    instance.add_dynamic_partitions(f"{unit}_deliveries", months)
+    instance.add_dynamic_partitions(deliveries(unit).name, months)
     tags = {ASSET_PARTITION_RANGE_START_TAG: months[0], ASSET_PARTITION_RANGE_END_TAG: months[-1]}
     return dg.materialize(
         [_asset(unit), *extra],
@@ -320,7 +320,7 @@ def test_a_feed_that_stops_shows_as_an_overdue_delivery(home):
     write_good(home, "skola", "2024-01")
     write_good(home, "socialtjanst", last_month)
     with dg.instance_for_test() as instance:
-        result = defs.resolve_job_def("delivery_freshness").execute_in_process(instance=instance)
+        result = defs().resolve_job_def("delivery_freshness").execute_in_process(instance=instance)
     verdicts = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
     assert set(verdicts) == set(UNITS)
     stopped = verdicts["skola"]

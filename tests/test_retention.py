@@ -12,7 +12,9 @@ import duckdb
 import pytest
 
 from pipelines.definitions import LINK_JOB, defs
+from pipelines.defs.anchors import platform_anchors, platform_instance
 from pipelines.defs.cross_unit import citizen_index
+from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit, sharing, signing
 from pipelines.stewardship.contracts import DEFAULT_DIR, load_contracts
 from pipelines.units import UNITS
@@ -62,15 +64,17 @@ def loaded(home, warehouse, keys, tmp_path, monkeypatch):
     load_checked(SOCIAL, [OLD, RECENT], home, keys)
     load_checked(REGISTER, [OLD], home, keys)
     signing.create_key("Anna Berg")
-    for c in load_contracts().values():
-        approvals.approve(c, "Anna Berg", c.purposes[0].name, date.today() + timedelta(days=30), paths=home)
+    with platform_anchors(home) as anchors:
+        for c in load_contracts().values():
+            expires = date.today() + timedelta(days=30)
+            approvals.approve(c, "Anna Berg", c.purposes[0].name, expires, paths=home, anchors=anchors)
     return home
 
 
 def _link() -> None:
     selection = [citizen_index.key, dg.AssetKey(["cross_unit", "socialtjanst"])]
-    job = defs.resolve_job_def(LINK_JOB.name)
-    with audit.dagster_instance() as instance:  # where the approvals are anchored
+    job = defs().resolve_job_def(LINK_JOB.name)
+    with platform_instance(Paths.from_env()) as instance:  # where the approvals are anchored
         assert job.execute_in_process(instance=instance, asset_selection=selection).success
 
 
@@ -111,7 +115,7 @@ def test_retention_job_removes_old_rows_from_every_zone_and_audits_it(loaded, wa
     vault = warehouse.vault("socialtjanst")
     [(linked,)] = _query(vault, "SELECT count(*) FROM link")
 
-    result = defs.resolve_job_def("retention").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    result = defs().resolve_job_def("retention").execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert result.success
 
     assert _query(zone, "SELECT DISTINCT _delivery FROM ekonomiskt_bistand") == [(RECENT,)]
@@ -141,16 +145,16 @@ def test_retention_job_removes_old_rows_from_every_zone_and_audits_it(loaded, wa
     assert unit_entry.details["rows"] == 6 and unit_entry.details["landing_files"] == 1
     assert unit_entry.details["quarantine_rows"] == 1
 
-    again = defs.resolve_job_def("retention").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    again = defs().resolve_job_def("retention").execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert again.success
     assert len([e for e in audit.verify(loaded) if e.action == "retention"]) == 3, "nothing left to remove"
 
 
 def test_retention_job_steps_use_the_writers_pools():
-    job = defs.resolve_job_def("retention")
+    job = defs().resolve_job_def("retention")
     pools = {node.name: node.definition.pool for node in job.graph.node_dict.values()}
     assert pools["retention_cross_unit"] == "duckdb_cross_unit"
     for unit in UNITS:
         assert pools[f"retention_{unit}"] == f"duckdb_{unit}"
-    [schedule] = [s for s in defs.schedules if s.job_name == "retention"]
+    [schedule] = [s for s in defs().schedules if s.job_name == "retention"]
     assert schedule.cron_schedule == "30 2 * * *"

@@ -4,14 +4,17 @@ import os
 
 import dagster as dg
 
-from pipelines.defs.units import new_deliveries
+from pipelines.defs.resources import Platform
+from pipelines.defs.units import deliveries, new_deliveries
 from tests.conftest import SOCIAL, write_csv
 
 ROW = [["811218-9876", "2024-01", "10", "Ensamstående"]]
 
 
 def _evaluate(instance, cursor=None) -> dg.SensorResult:
-    return new_deliveries(dg.build_sensor_context(instance=instance, cursor=cursor))
+    return new_deliveries(
+        dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
+    )
 
 
 def test_new_delivery_becomes_a_partition_and_a_run(home):
@@ -24,7 +27,7 @@ def test_new_delivery_becomes_a_partition_and_a_run(home):
             (dg.AssetKey(["units", "socialtjanst"]),)
         }
         [request] = first.dynamic_partitions_requests
-        assert request.partitions_def_name == "socialtjanst_deliveries"
+        assert request.partitions_def_name == deliveries("socialtjanst").name
         assert list(request.partition_keys) == ["2024-01", "2024-02"]
 
         assert _evaluate(instance, first.cursor).run_requests == []

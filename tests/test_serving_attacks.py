@@ -353,9 +353,10 @@ def test_a_withdrawal_leaves_no_figures_of_the_dataset_in_any_snapshot(
     import dagster as dg
 
     from pipelines.definitions import defs
+    from pipelines.defs.anchors import platform_anchors
     from pipelines.defs.publish import serving_snapshot
     from pipelines.defs.resources import Platform
-    from pipelines.defs.stewardship import DOWNSTREAM, link_key
+    from pipelines.defs.stewardship import downstream, link_key
     from pipelines.settings import Paths
     from pipelines.stewardship import approvals, signing
     from pipelines.stewardship.contracts import load_contracts
@@ -368,15 +369,22 @@ def test_a_withdrawal_leaves_no_figures_of_the_dataset_in_any_snapshot(
     paths = Paths.from_env()
     serving = paths.warehouse / "serving"
     publish = dg.materialize(
-        [serving_snapshot], resources={"platform": Platform()}, instance=dg.DagsterInstance.ephemeral()
+        [serving_snapshot()], resources={"platform": Platform()}, instance=dg.DagsterInstance.ephemeral()
     )
     assert publish.success
     assert _withdrawn_anywhere(serving), "the test must see aid figures in the snapshots before"
 
     signing.create_key("Anna Berg, enhetschef")  # a revocation is signed by the steward who makes it
-    approvals.revoke(load_contracts()[AID], "Anna Berg, enhetschef", "purpose ended", paths)
-    run = defs.resolve_implicit_global_asset_job_def().execute_in_process(  # the instance holding the heads
-        instance=dg.DagsterInstance.get(), asset_selection=[link_key("socialtjanst"), *DOWNSTREAM]
+    with platform_anchors(paths) as anchors:
+        approvals.revoke(
+            load_contracts()[AID], "Anna Berg, enhetschef", "purpose ended", paths, anchors=anchors
+        )
+    run = (
+        defs()
+        .resolve_implicit_global_asset_job_def()
+        .execute_in_process(  # the instance holding the heads
+            instance=dg.DagsterInstance.get(), asset_selection=[link_key("socialtjanst"), *downstream()]
+        )
     )
     assert run.success
     assert _withdrawn_anywhere(serving) == []

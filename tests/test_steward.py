@@ -8,6 +8,7 @@ links through a real Dagster run of the link job.
 
 import json
 import shutil
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,13 +16,15 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines.border.keys import load_keyring
+from pipelines.border.keys import keyring_from_env
 from pipelines.cli import main
 from pipelines.definitions import LINK_JOB, defs
+from pipelines.defs.anchors import DagsterAnchors, platform_anchors
 from pipelines.defs.cross_unit import citizen_index
 from pipelines.defs.discovery import DISCOVERY_KEYS
 from pipelines.defs.publish import SNAPSHOT_KEY
-from pipelines.defs.stewardship import DOWNSTREAM, steward_decisions
+from pipelines.defs.resources import Platform
+from pipelines.defs.stewardship import downstream, steward_decisions
 from pipelines.ingest.transform import border_query
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit, signing
@@ -49,7 +52,7 @@ def base(tmp_path_factory) -> Path:
         mp.delenv("KNUTPUNKT_PSEUDONYM_KEY", raising=False)
         paths = Paths.from_env()
         generate(paths.home, citizens=300, years=1, seed=11, progress=False)
-        keys = load_keyring()
+        keys = keyring_from_env()
         for unit in LOADED:
             load_checked(UNITS[unit], sorted(p.name for p in (paths.landing / unit).iterdir()), paths, keys)
     return root
@@ -71,6 +74,13 @@ def paths(base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
     return Paths.from_env()
 
 
+@pytest.fixture
+def anchors(paths: Paths) -> Iterator[DagsterAnchors]:
+    """The heads in this home's Dagster instance, where the CLI and the link runs anchor decisions."""
+    with platform_anchors(paths) as store:
+        yield store
+
+
 STEWARDS = ("Anna Berg, enhetschef", "Anna Berg", "Registeransvarig", "Rektor")
 LINK_SELECTION = [citizen_index.key, *(dg.AssetKey(["cross_unit", u]) for u in LOADED[1:])]
 
@@ -80,8 +90,10 @@ def _link(instance: dg.DagsterInstance | None = None, ok: bool = True) -> dg.Exe
     if instance is None:
         with dg.DagsterInstance.get() as platform:
             return _link(platform, ok)
-    result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
-        instance=instance, asset_selection=LINK_SELECTION, raise_on_error=False
+    result = (
+        defs()
+        .resolve_job_def(LINK_JOB.name)
+        .execute_in_process(instance=instance, asset_selection=LINK_SELECTION, raise_on_error=False)
     )
     assert result.success == ok
     return result
@@ -134,8 +146,10 @@ def test_every_unit_dataset_has_a_contract_whose_columns_are_the_zone_columns(ba
                 assert c.sharing.level != "detail", f"{c.key}: strong secrecy is never shared row by row"
 
 
-def test_pending_datasets_stay_in_their_unit(paths):
-    assert {s.state for s in approvals.statuses(load_contracts(), paths).values()} == {"pending"}
+def test_pending_datasets_stay_in_their_unit(paths, anchors):
+    assert {s.state for s in approvals.statuses(load_contracts(), paths, anchors=anchors).values()} == {
+        "pending"
+    }
     result = _link()
     assert _tables(paths) == {}
     meta = _metadata(result, "socialtjanst")
@@ -208,14 +222,20 @@ def test_revoking_removes_the_dataset_on_the_next_run_and_the_audit_shows_it(pat
     assert "verifies" in capsys.readouterr().out
 
 
-def test_revoking_the_register_removes_the_citizen_index_and_what_was_derived_from_it(paths):
+def test_revoking_the_register_removes_the_citizen_index_and_what_was_derived_from_it(paths, anchors):
     for dataset in (REGISTER, "skola.inskrivning"):
         _approve(dataset)
     _link()
     cross = Warehouse(paths.warehouse).cross_unit
     assert _query(cross, "SELECT count(*) FILTER (known_to_folkbokforing) FROM skola.inskrivning")[0][0] > 0
 
-    approvals.revoke(load_contracts()[REGISTER], "Registeransvarig", "register moved to a new system", paths)
+    approvals.revoke(
+        load_contracts()[REGISTER],
+        "Registeransvarig",
+        "register moved to a new system",
+        paths,
+        anchors=anchors,
+    )
     _link()
     assert "main.citizen_index" not in _tables(paths)
     # Whether a pupil is known to folkbokföring came from the register: it is gone too.
@@ -224,14 +244,21 @@ def test_revoking_the_register_removes_the_citizen_index_and_what_was_derived_fr
     ) == [(0,)]
 
 
-def test_an_expired_approval_withdraws_the_dataset_and_is_audited_once(paths):
+def test_an_expired_approval_withdraws_the_dataset_and_is_audited_once(paths, anchors):
     _approve(AID)
     _link()
     assert "socialtjanst.ekonomiskt_bistand" in _tables(paths)
     # An approval whose date has passed (the CLI refuses a past date; the record is what a year brings).
     contract = load_contracts()[AID]
-    approvals.approve(contract, "Anna Berg", "tidiga_insatser", date.today() - timedelta(days=1), paths=paths)
-    assert approvals.statuses(load_contracts(), paths)[AID].state == "expired"
+    approvals.approve(
+        contract,
+        "Anna Berg",
+        "tidiga_insatser",
+        date.today() - timedelta(days=1),
+        paths=paths,
+        anchors=anchors,
+    )
+    assert approvals.statuses(load_contracts(), paths, anchors=anchors)[AID].state == "expired"
     meta = _metadata(_link(), "socialtjanst")
     assert "WITHDRAWN: expired" in meta["sharing"]
     _link()
@@ -256,27 +283,37 @@ def test_an_expired_approval_withdraws_the_dataset_and_is_audited_once(paths):
     )
 
 
-def test_editing_a_contract_returns_it_to_pending(paths):
+def test_editing_a_contract_returns_it_to_pending(paths, anchors):
     _approve(AID)
     path = Path(load_contracts()[AID].path)
     path.write_text(path.read_text() + "# a comment is not content\n")
-    assert approvals.statuses(load_contracts(), paths)[AID].state == "approved"
+    assert approvals.statuses(load_contracts(), paths, anchors=anchors)[AID].state == "approved"
 
     path.write_text(
         path.read_text().replace(
             "count(DISTINCT month) AS months_with_aid", "sum(amount_sek) AS months_with_aid"
         )
     )
-    status = approvals.statuses(load_contracts(), paths)[AID]
+    status = approvals.statuses(load_contracts(), paths, anchors=anchors)[AID]
     assert status.state == "pending" and "contract changed" in status.reason
     assert "not shared: pending" in _metadata(_link(), "socialtjanst")["sharing"]
     assert "socialtjanst.ekonomiskt_bistand" not in _tables(paths)
 
     _approve(AID)
-    assert approvals.statuses(load_contracts(), paths)[AID].state == "approved"
+    assert approvals.statuses(load_contracts(), paths, anchors=anchors)[AID].state == "approved"
 
 
-def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths):
+def _approve_by_hand_and_link(paths: Paths, anchors: DagsterAnchors) -> dg.ExecuteInProcessResult:
+    """Approve economic aid past the CLI's checks (an older tool, a hand-made entry), then link socialtjänst."""
+    contract, expires = load_contracts()[AID], date.fromisoformat(LATER)
+    approvals.approve(contract, "Anna Berg", "tidiga_insatser", expires, paths=paths, anchors=anchors)
+    selection = [dg.AssetKey(["cross_unit", "socialtjanst"])]
+    with dg.DagsterInstance.get() as instance:
+        job = defs().resolve_job_def(LINK_JOB.name)
+        return job.execute_in_process(instance=instance, asset_selection=selection, raise_on_error=False)
+
+
+def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths, anchors):
     _approve(AID)
     _link()
     path = Path(load_contracts()[AID].path)
@@ -288,14 +325,7 @@ def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths):
     purpose = ["--purpose", "tidiga_insatser", "--expires", LATER]
     assert main(["steward", "approve", AID, "--steward", "Anna Berg", *purpose]) == 1, "the CLI refuses it"
     # Approved anyway (an older tool, a hand-made entry): the gate refuses it too.
-    approvals.approve(
-        load_contracts()[AID], "Anna Berg", "tidiga_insatser", date.fromisoformat(LATER), paths=paths
-    )
-    selection = [dg.AssetKey(["cross_unit", "socialtjanst"])]
-    with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
-            instance=instance, asset_selection=selection, raise_on_error=False
-        )
+    result = _approve_by_hand_and_link(paths, anchors)
     assert not result.success
     assert not any(t.startswith("socialtjanst.ekonomiskt") for t in _tables(paths))
     last = audit.verify(paths)[-1]
@@ -304,7 +334,7 @@ def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths):
     assert retried == [], "a retry cannot fix a contract"
 
 
-def test_a_contract_whose_sql_reads_landing_is_refused_and_leaks_nothing(paths):
+def test_a_contract_whose_sql_reads_landing_is_refused_and_leaks_nothing(paths, anchors):
     """Probe: an approved contract's SQL puts raw personnummer from landing/ into a declared indicator."""
     month = sorted(p.name for p in (paths.landing / "socialtjanst").iterdir())[0]
     landing = paths.landing / "socialtjanst" / month / "ekonomiskt_bistand.csv"
@@ -320,14 +350,7 @@ def test_a_contract_whose_sql_reads_landing_is_refused_and_leaks_nothing(paths):
     )
     purpose = ["--purpose", "tidiga_insatser", "--expires", LATER]
     assert main(["steward", "approve", AID, "--steward", "Anna Berg", *purpose]) == 1, "show refuses it"
-    approvals.approve(
-        load_contracts()[AID], "Anna Berg", "tidiga_insatser", date.fromisoformat(LATER), paths=paths
-    )
-    selection = [dg.AssetKey(["cross_unit", "socialtjanst"])]
-    with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(LINK_JOB.name).execute_in_process(
-            instance=instance, asset_selection=selection, raise_on_error=False
-        )
+    result = _approve_by_hand_and_link(paths, anchors)
     assert not result.success, "the gate must refuse a contract that reads files"
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "file system operations are disabled" in str(failure.event_specific_data.error)
@@ -353,7 +376,9 @@ def test_show_displays_what_would_be_shared_its_quality_and_risk(paths, capsys):
     assert f"Columns in the cross-unit zone: {linked}\n" in out, "show displays exactly what the gate shares"
 
 
-def test_a_log_whose_steward_key_is_gone_stops_the_demo_approvals_in_one_line(paths, tmp_path, monkeypatch):
+def test_a_log_whose_steward_key_is_gone_stops_the_demo_approvals_in_one_line(
+    paths, tmp_path, monkeypatch, anchors
+):
     """An old home whose steward keys were lost (a new machine, a wiped HOME): the main job's demo
     steward approves nothing and says why in one line, instead of a traceback; nothing is approved."""
     from io import StringIO
@@ -363,34 +388,34 @@ def test_a_log_whose_steward_key_is_gone_stops_the_demo_approvals_in_one_line(pa
     from pipelines.stewardship.cli import approve_demo
 
     contracts = load_contracts()
-    approvals.revoke(contracts["skola.meritvarde"], "Rektor", "not needed", paths)
+    approvals.revoke(contracts["skola.meritvarde"], "Rektor", "not needed", paths, anchors=anchors)
     shutil.copytree(signing.keys_dir(), tmp_path / "stewards")  # the module's stewards keep their keys
     monkeypatch.setenv(signing.KEYS_ENV, str(tmp_path / "stewards"))
     (signing.keys_dir() / f"{signing.steward_id('Rektor')}.pub").unlink()
     entries = audit.log_path(paths).read_text()
     out = StringIO()
-    approve_demo(paths, Console(file=out, width=80))
+    approve_demo(paths, Console(file=out, width=80), anchors)
     assert "no approvals: the stewards' audit log does not verify" in out.getvalue()
     assert "\n" not in out.getvalue().strip(), out.getvalue()
     assert audit.log_path(paths).read_text() == entries, "nothing may be approved on an unverified log"
 
 
-def test_demo_steward_approves_only_undecided_datasets(paths):
+def test_demo_steward_approves_only_undecided_datasets(paths, anchors):
     contracts = load_contracts()
-    approvals.revoke(contracts["skola.meritvarde"], "Rektor", "not needed", paths)
-    approved = approvals.approve_demo_datasets(contracts, paths)
+    approvals.revoke(contracts["skola.meritvarde"], "Rektor", "not needed", paths, anchors=anchors)
+    approved = approvals.approve_demo_datasets(contracts, paths, anchors=anchors)
     assert len(approved) == len(contracts) - 1 and "skola.meritvarde" not in approved
-    assert approvals.approve_demo_datasets(contracts, paths) == []
-    states = approvals.statuses(contracts, paths)
+    assert approvals.approve_demo_datasets(contracts, paths, anchors=anchors) == []
+    states = approvals.statuses(contracts, paths, anchors=anchors)
     assert states["skola.meritvarde"].state == "revoked"
     assert {s.state for k, s in states.items() if k != "skola.meritvarde"} == {"approved"}
 
 
-def test_stewardship_records_hold_no_personnummer_and_no_keys(paths):
+def test_stewardship_records_hold_no_personnummer_and_no_keys(paths, anchors):
     for dataset in (REGISTER, AID, "skola.inskrivning"):
         _approve(dataset)
     _link()
-    approvals.revoke(load_contracts()[AID], "Anna Berg", "done", paths)
+    approvals.revoke(load_contracts()[AID], "Anna Berg", "done", paths, anchors=anchors)
     _link()
     written = audit.folder(paths)
     forms = forms_in_landing(paths.landing)
@@ -398,9 +423,9 @@ def test_stewardship_records_hold_no_personnummer_and_no_keys(paths):
     text = "".join(p.read_text() for p in written.iterdir() if p.is_file())
     keys = _query(Warehouse(paths.warehouse).cross_unit, "SELECT citizen_key FROM skola.inskrivning LIMIT 50")
     assert keys and not any(k in text for (k,) in keys)
-    assert load_keyring().master.hex() not in text
+    assert keyring_from_env().master.hex() not in text
     with pytest.raises(ValueError, match="personnummer"):
-        approvals.revoke(load_contracts()[AID], "Anna 19811218-9876", "x", paths)
+        approvals.revoke(load_contracts()[AID], "Anna 19811218-9876", "x", paths, anchors=anchors)
 
 
 def test_a_log_rewritten_with_a_valid_chain_is_caught_by_the_heads_recorded_in_dagster(paths, capsys):
@@ -508,11 +533,20 @@ def test_probe_a_revocation_cut_off_after_the_last_link_run_stops_sharing(paths,
     _sharing_stops(paths, capsys)
 
 
-def test_a_decision_needs_the_registered_key_of_the_steward_it_names(paths):
+def test_a_decision_needs_the_registered_key_of_the_steward_it_names(paths, anchors):
     contract = load_contracts()[AID]
     with pytest.raises(signing.SignatureError, match="no signing key"):
-        approvals.approve(contract, "Okänd Person", "tidiga_insatser", date.fromisoformat(LATER), paths=paths)
-    entry = approvals.approve(contract, "Rektor", "tidiga_insatser", date.fromisoformat(LATER), paths=paths)
+        approvals.approve(
+            contract,
+            "Okänd Person",
+            "tidiga_insatser",
+            date.fromisoformat(LATER),
+            paths=paths,
+            anchors=anchors,
+        )
+    entry = approvals.approve(
+        contract, "Rektor", "tidiga_insatser", date.fromisoformat(LATER), paths=paths, anchors=anchors
+    )
     assert entry.signature["key"] == "rektor"
     signing.keys_dir().joinpath("rektor.pub").write_text(
         signing.keys_dir().joinpath("anna-berg.pub").read_text()
@@ -522,12 +556,14 @@ def test_a_decision_needs_the_registered_key_of_the_steward_it_names(paths):
 
 
 def _links(request: dg.RunRequest) -> list[dg.AssetKey]:
-    return [k for k in request.asset_selection if k not in DOWNSTREAM]
+    return [k for k in request.asset_selection if k not in downstream()]
 
 
 def test_a_steward_decision_relinks_the_unit_without_waiting_for_a_delivery(paths):
     def evaluate(cursor=None) -> dg.SensorResult:
-        return steward_decisions(dg.build_sensor_context(instance=instance, cursor=cursor))
+        return steward_decisions()(
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
+        )
 
     with dg.DagsterInstance.get() as instance:  # where the decisions are anchored
         first = evaluate()
@@ -536,7 +572,7 @@ def test_a_steward_decision_relinks_the_unit_without_waiting_for_a_delivery(path
             dg.AssetKey(["cross_unit", u]) for u in LOADED[1:]
         }, "no rebuild of the marts before every unit zone exists"
         assert evaluate(first.cursor).run_requests == []
-        keys = load_keyring()
+        keys = keyring_from_env()
         for unit in set(UNITS) - set(LOADED):
             load_checked(UNITS[unit], sorted(p.name for p in (paths.landing / unit).iterdir()), paths, keys)
 
@@ -549,8 +585,12 @@ def test_a_steward_decision_relinks_the_unit_without_waiting_for_a_delivery(path
             *DISCOVERY_KEYS,
             dg.AssetKey(["cross_unit", "discovery", "citizen_quarter"]),
         } <= rebuilt
-        run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=instance, asset_selection=request.asset_selection, raise_on_error=False
+        run = (
+            defs()
+            .resolve_implicit_global_asset_job_def()
+            .execute_in_process(
+                instance=instance, asset_selection=request.asset_selection, raise_on_error=False
+            )
         )
         assert run.success, "the requested relink, rebuild and publish must run as one run"
 

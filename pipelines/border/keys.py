@@ -75,12 +75,15 @@ def key_file_path(env: Mapping[str, str] = os.environ, key_file: Path | None = N
     return Path(key_file or env.get(KEY_FILE_ENV) or DEFAULT_KEY_FILE).expanduser().resolve()
 
 
-def load_keyring(key_file: Path | None = None) -> Keyring:
-    """Read the master key from the environment or the key file, creating the file if missing."""
-    version = os.environ.get(KEY_VERSION_ENV, "v1")
-    if hex_key := os.environ.get(KEY_ENV):
+def load_keyring(key_file: Path | None = None, *, hex_key: str | None = None, version: str = "v1") -> Keyring:
+    """The master key: ``hex_key`` if given, else the key file (created 0600 on first use).
+
+    Everything comes in as parameters, so a caller sees which key it uses; the entry points read the
+    environment once, through :func:`keyring_from_env`.
+    """
+    if hex_key:
         return Keyring(version, _parse_hex(hex_key, KEY_ENV))
-    path = key_file_path(key_file=key_file)
+    path = Path(key_file or DEFAULT_KEY_FILE).expanduser().resolve()
     if path.is_relative_to(_REPO_ROOT):
         raise KeyMaterialError(f"key file {path} lies inside the repository; keep keys outside it")
     if not path.exists():
@@ -89,6 +92,12 @@ def load_keyring(key_file: Path | None = None) -> Keyring:
         raise KeyMaterialError(f"key file {path} is readable by others; chmod 600 it")
     file_version, _, hex_key = path.read_text().strip().partition(":")
     return Keyring(file_version, _parse_hex(hex_key, str(path)))
+
+
+def keyring_from_env(env: Mapping[str, str] = os.environ) -> Keyring:
+    """For entry points (the CLI, the ``Platform`` resource): ``KNUTPUNKT_PSEUDONYM_KEY`` and
+    ``KNUTPUNKT_KEY_VERSION``, else the key file ``KNUTPUNKT_KEY_FILE`` (default ``~/.config/knutpunkt``)."""
+    return load_keyring(key_file_path(env), hex_key=env.get(KEY_ENV), version=env.get(KEY_VERSION_ENV, "v1"))
 
 
 def _create_key_file(path: Path) -> None:

@@ -24,6 +24,7 @@ import dagster as dg
 import duckdb
 
 from pipelines.border.sql import hmac_params, hmac_sql
+from pipelines.defs.anchors import DagsterAnchors
 from pipelines.defs.resources import Platform
 from pipelines.defs.units import unit_asset_key
 from pipelines.quality.gate import NOT_HELD
@@ -187,7 +188,7 @@ def _verified(context: dg.AssetExecutionContext, platform: Platform) -> list[aud
     that fails here would keep the others from running), and the step fails without retrying.
     """
     try:
-        return audit.verify_anchored(context.instance, platform.paths)
+        return audit.verify_anchored(DagsterAnchors(context.instance), platform.paths)
     except audit.AuditError as e:
         with connect(platform.warehouse.cross_unit) as con:
             tables = run(con, "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary")

@@ -73,12 +73,12 @@ ANALYSES = (
 assert tuple(a.name for a in ANALYSES) == TABLES, "the publish step reads exactly these tables"
 
 
-class DiscoveryConfig(dg.Config):
-    threshold: int = DEFAULT_THRESHOLD  # small groups in detail texts (lag distributions) are not spelled out
+def _run(analysis: Analysis, con: duckdb.DuckDBPyConnection, platform: Platform):
+    """(findings, data version) of one analysis on an open cross-unit connection.
 
-
-def _run(analysis: Analysis, con: duckdb.DuckDBPyConnection, config: DiscoveryConfig, platform: Platform):
-    """(findings, data version) of one analysis on an open cross-unit connection."""
+    Small groups in detail texts (lag distributions) are withheld under the disclosure policy's threshold,
+    the one the publish step applies: no run config of its own that could disagree with it.
+    """
     if not analysis.uses_panel:
         con.execute(f"ATTACH '{platform.warehouse.marts}' AS m (READ_ONLY)")
         try:
@@ -92,7 +92,7 @@ def _run(analysis: Analysis, con: duckdb.DuckDBPyConnection, config: DiscoveryCo
     panel = load_panel(con)
     compute: dict[str, Callable[[], list[Finding]]] = {
         "associations": lambda: associations.analyse(panel),
-        "precedence": lambda: precedence.analyse(panel, config.threshold),
+        "precedence": lambda: precedence.analyse(panel, DEFAULT_THRESHOLD),
         "segments": lambda: segments.analyse(panel),
     }
     return compute[analysis.name](), panel.data_version
@@ -114,9 +114,9 @@ def build_discovery_asset(analysis: Analysis) -> dg.AssetsDefinition:
             dg.AssetCheckSpec("group_level_only", asset=key),
         ],
     )
-    def _asset(config: DiscoveryConfig, platform: Platform) -> dg.MaterializeResult:
+    def _asset(platform: Platform) -> dg.MaterializeResult:
         with connect(platform.warehouse.cross_unit) as con:
-            found, version = _run(analysis, con, config, platform)
+            found, version = _run(analysis, con, platform)
             frame = write(con, analysis.name, found)
         return dg.MaterializeResult(
             metadata=_metadata(frame, version),

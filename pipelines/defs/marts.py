@@ -5,16 +5,22 @@ citizen-quarter panel in the cross-unit zone (``discovery.citizen_quarter``); se
 ``models/profiles.yml``. Sources carry the Dagster keys of the unit and cross-unit assets, so the
 models sit downstream of them in one graph.
 
-The dbt manifest is an artifact, never committed: it is built here with ``dbt parse`` when it is
-missing or older than any of the project's files. That is ``prepare_if_dev``'s job too, but it
-re-parses on every code load under ``dagster dev``; checking timestamps keeps a reload instant when
-nothing changed and still picks up an edited model.
+The dbt manifest is an artifact, never committed: it is built with ``dbt parse`` when it is
+missing or older than any of the project's files, the first time the assets are asked for
+(:func:`dbt_models`, from ``pipelines.definitions``'s lazy ``defs``), never when a module is imported.
+That is ``prepare_if_dev``'s job too, but it re-parses on every code load under ``dagster dev``;
+checking timestamps keeps a reload instant when nothing changed and still picks up an edited model.
+
+dbt finds the warehouse through ``models/profiles.yml``: the platform home is handed to it as the
+``knutpunkt_home`` var of each invocation (``KNUTPUNKT_HOME`` is only its fallback), so no process
+environment is written. dagster-dbt turns dbt's anonymous usage statistics off in every invocation.
 """
 
 import fcntl
-import os
+import json
 import sys
 from collections.abc import Iterator, Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +39,8 @@ DBT_POOL = "duckdb_cross_unit"
 _SOURCES = ("dbt_project.yml", "profiles.yml", "sql", "seeds", "macros", "tests")
 
 
-def dbt_environment() -> None:
-    """dbt must not try to send usage statistics (no network here, and none wanted)."""
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-
-
 def ensure_manifest(project: DbtProject = DBT_PROJECT) -> Path:
     """Parse the dbt project if its manifest is missing or stale; one process at a time."""
-    dbt_environment()
     manifest = Path(project.manifest_path)
     manifest.parent.mkdir(parents=True, exist_ok=True)
     with open(manifest.parent / ".parse.lock", "w") as lock:
@@ -78,22 +77,24 @@ class KnutpunktTranslator(DagsterDbtTranslator):
         return {"staging": "staging", "discovery": "discovery"}.get(schema, "marts")
 
 
-ensure_manifest()
+@cache
+def dbt_models() -> dg.AssetsDefinition:
+    """One asset per dbt model and seed, built once per process from a fresh manifest."""
 
+    @dbt_assets(
+        manifest=ensure_manifest(),
+        project=DBT_PROJECT,
+        dagster_dbt_translator=KnutpunktTranslator(),
+        pool=DBT_POOL,
+        name="dbt_models",
+    )
+    def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, platform: Platform) -> Iterator:
+        """``dbt build``: seeds, staging views, marts and the panel, each followed by its tests."""
+        home = json.dumps({"knutpunkt_home": str(platform.paths.home)})  # profiles.yml's warehouse paths
+        target = platform.paths.dbt / context.run.run_id
+        yield from dbt.cli(["build", "--vars", home], context=context, target_path=target).stream()
 
-@dbt_assets(
-    manifest=DBT_PROJECT.manifest_path,
-    project=DBT_PROJECT,
-    dagster_dbt_translator=KnutpunktTranslator(),
-    pool=DBT_POOL,
-    name="dbt_models",
-)
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, platform: Platform) -> Iterator:
-    """``dbt build``: seeds, staging views, marts and the panel, each followed by its tests."""
-    dbt_environment()
-    os.environ["KNUTPUNKT_HOME"] = str(platform.paths.home)  # profiles.yml takes the warehouse paths from it
-    target = platform.paths.dbt / context.run.run_id
-    yield from dbt.cli(["build"], context=context, target_path=target).stream()
+    return _build
 
 
 def dbt_resource() -> DbtCliResource:

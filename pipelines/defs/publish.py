@@ -5,8 +5,11 @@ Dashboards (Superset) and notebooks read only the snapshot, read-only, through
 fails a reader and a reader never fails a write.
 """
 
+from functools import cache
+
 import dagster as dg
 
+from pipelines.defs.anchors import DagsterAnchors
 from pipelines.defs.discovery import DISCOVERY_KEYS
 from pipelines.defs.marts import dbt_models
 from pipelines.defs.resources import Platform
@@ -19,7 +22,9 @@ SNAPSHOT_KEY = dg.AssetKey(["serving", "snapshot"])
 
 
 class PublishConfig(dg.Config):
-    threshold: int = DEFAULT_THRESHOLD  # counts below it are withheld (zero included)
+    """Counts are withheld under the disclosure policy's threshold (``pipelines.disclosure.policy``), which the
+    discovery findings apply too: it is no run config, so the two cannot disagree."""
+
     keep: int = 5  # snapshots kept on disk, the current one included
 
 
@@ -27,26 +32,35 @@ def serving_paths(platform: Platform) -> ServingPaths:
     return ServingPaths(platform.warehouse.serving)
 
 
-@dg.asset(
-    key=SNAPSHOT_KEY,
-    deps=[dbt_models, *DISCOVERY_KEYS],
-    group_name="serving",
-    description="Aggregates for dashboards and notebooks with small counts withheld (primary and "
-    "secondary suppression), written as a new DuckDB file per publish; current.duckdb points at it.",
-    pool="duckdb_cross_unit",  # reads the cross-unit zone (the panel): no writer may hold it meanwhile
-    kinds={"duckdb"},
-)
-def serving_snapshot(config: PublishConfig, platform: Platform) -> dg.MaterializeResult:
+@cache
+def serving_snapshot() -> dg.AssetsDefinition:
+    """The publish asset, downstream of every dbt model: built with them (:func:`dbt_models`), not at import."""
+    return dg.asset(
+        key=SNAPSHOT_KEY,
+        deps=[dbt_models(), *DISCOVERY_KEYS],
+        group_name="serving",
+        description="Aggregates for dashboards and notebooks with small counts withheld (primary and "
+        "secondary suppression), written as a new DuckDB file per publish; current.duckdb points at it.",
+        pool="duckdb_cross_unit",  # reads the cross-unit zone (the panel): no writer may hold it meanwhile
+        kinds={"duckdb"},
+    )(publish)
+
+
+def publish(
+    context: dg.AssetExecutionContext, config: PublishConfig, platform: Platform
+) -> dg.MaterializeResult:
+    """Write a new snapshot under the sharing state of now, keep the last ``config.keep``."""
     wh, paths = platform.warehouse, serving_paths(platform)
-    sharing = sharing_fingerprint(wh.cross_unit, platform.paths)  # before the build reads the zone
+    anchors = DagsterAnchors(context.instance)  # the decisions as the sharing gate verifies them
+    sharing = sharing_fingerprint(wh.cross_unit, platform.paths, anchors)  # before the build reads the zone
     previous = current_snapshot(paths) if paths.current.exists() else None  # audited with the new one
-    build = build_tables(wh.marts, wh.cross_unit, config.threshold, previous)
+    build = build_tables(wh.marts, wh.cross_unit, DEFAULT_THRESHOLD, previous)
     path = write_snapshot(paths, build.tables, build.comments, keep=config.keep, sharing=sharing)
     return dg.MaterializeResult(
         metadata={
             "snapshot": dg.MetadataValue.path(str(path)),
             "current": dg.MetadataValue.path(str(serving_paths(platform).current)),
-            "threshold": config.threshold,
+            "threshold": DEFAULT_THRESHOLD,
             "sharing": sharing,
             "tables": dg.MetadataValue.md(
                 "\n".join(f"- {name}: {frame.height:,} rows" for name, frame in build.tables.items())

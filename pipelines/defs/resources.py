@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.border.keys import Keyring, load_keyring
+from pipelines.border.keys import Keyring, keyring_from_env
 from pipelines.settings import Paths
 from warehouse.layout import Warehouse
 
@@ -25,4 +25,5 @@ class Platform(dg.ConfigurableResource):
         return Warehouse(self.paths.warehouse)
 
     def keyring(self) -> Keyring:
-        return load_keyring()
+        """Read from the process environment here, where Dagster runs the asset, never held in config."""
+        return keyring_from_env()

@@ -20,9 +20,11 @@ the same pools as the loads and links that write those files.
 
 import hashlib
 import json
+from functools import cache
 
 import dagster as dg
 
+from pipelines.defs.anchors import DagsterAnchors
 from pipelines.defs.discovery import DISCOVERY_KEYS
 from pipelines.defs.marts import dbt_models
 from pipelines.defs.publish import SNAPSHOT_KEY
@@ -32,21 +34,19 @@ from pipelines.stewardship import approvals, audit
 from pipelines.stewardship.contracts import load_contracts
 from pipelines.stewardship.retention import thin_cross_unit, thin_unit
 from pipelines.units import UNITS, Unit
-from warehouse.layout import Warehouse
 
 CITIZEN_INDEX = dg.AssetKey(["cross_unit", "citizen_index"])
 REGISTER = "folkbokforing"
-DOWNSTREAM = [*dbt_models.keys, *DISCOVERY_KEYS, SNAPSHOT_KEY]
 
 
 def link_key(unit: str) -> dg.AssetKey:
     return CITIZEN_INDEX if unit == REGISTER else dg.AssetKey(["cross_unit", unit])
 
 
-def sharing_state(paths: Paths, instance=None) -> dict[str, str]:
+def sharing_state(paths: Paths, anchors: audit.AnchorStore) -> dict[str, str]:
     """Per dataset: its state and the contract version it applies to."""
     contracts = load_contracts()
-    states = approvals.statuses(contracts, paths, instance=instance)
+    states = approvals.statuses(contracts, paths, anchors=anchors)
     return {key: f"{s.state}:{contracts[key].version}" for key, s in states.items()}
 
 
@@ -54,21 +54,35 @@ def changed_units(before: dict[str, str], now: dict[str, str]) -> set[str]:
     return {key.split(".")[0] for key in now if before.get(key) != now[key]}
 
 
-@dg.sensor(
-    name="steward_decisions",
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    asset_selection=[*(link_key(u) for u in UNITS), *DOWNSTREAM],
-    description="Relinks a unit when a steward approves or revokes, a contract changes or an approval expires.",
-)
-def steward_decisions(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    paths = Paths.from_env()
+@cache
+def downstream() -> list[dg.AssetKey]:
+    """What reads the cross-unit zone and is rebuilt after a sharing change: dbt models, findings, snapshot."""
+    return [*dbt_models().keys, *DISCOVERY_KEYS, SNAPSHOT_KEY]
+
+
+@cache
+def steward_decisions() -> dg.SensorDefinition:
+    """The sensor, built with the dbt assets it may ask for (:func:`downstream`), not at import."""
+    return dg.sensor(
+        name="steward_decisions",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        asset_selection=[*(link_key(u) for u in UNITS), *downstream()],
+        description="Relinks a unit when a steward approves or revokes, a contract changes or an approval expires.",
+    )(relink_on_decisions)
+
+
+def relink_on_decisions(
+    context: dg.SensorEvaluationContext, platform: Platform
+) -> dg.SensorResult | dg.SkipReason:
+    """One tick: the units whose sharing status changed since the cursor, and what reads them."""
+    paths = platform.paths
     try:
-        now = sharing_state(paths, context.instance)
+        now = sharing_state(paths, DagsterAnchors(context.instance))
     except audit.AuditError as e:
         return dg.SkipReason(f"the audit log does not verify, nothing is relinked: {e}")
     units = changed_units(json.loads(context.cursor or "{}"), now)
-    wh = Warehouse(paths.warehouse)
+    wh = platform.warehouse
     if REGISTER in units:
         units |= set(UNITS)
     loaded = sorted(u for u in units if wh.unit_zone(u).exists())
@@ -76,7 +90,7 @@ def steward_decisions(context: dg.SensorEvaluationContext) -> dg.SensorResult | 
         return dg.SensorResult(cursor=json.dumps(now))
     run_key = hashlib.sha256(json.dumps(now, sort_keys=True).encode()).hexdigest()[:16]
     links = [link_key(u) for u in loaded]
-    rebuild = DOWNSTREAM if all(wh.unit_zone(u).exists() for u in UNITS) else []  # marts read every zone
+    rebuild = downstream() if all(wh.unit_zone(u).exists() for u in UNITS) else []  # marts read every zone
     request = dg.RunRequest(run_key=f"sharing-{run_key}", asset_selection=[*links, *rebuild])
     return dg.SensorResult(run_requests=[request], cursor=json.dumps(now))
 

@@ -31,9 +31,7 @@ from pipelines.ingest.delivery import FileResult, load_deliveries, loaded_finger
 from pipelines.ingest.months import fingerprint, scan
 from pipelines.quality import docs
 from pipelines.runs import release_dead_runs
-from pipelines.settings import Paths
 from pipelines.units import UNITS, Unit
-from warehouse.layout import Warehouse
 
 
 def deliveries(unit: str) -> dg.DynamicPartitionsDefinition:
@@ -125,17 +123,19 @@ UNIT_ASSETS = [build_unit_asset(unit) for unit in UNITS.values()]
     asset_selection=[unit_asset_key(u) for u in UNITS],
     description="Registers each new delivery month as a partition and loads it; a re-sent delivery reloads.",
 )
-def new_deliveries(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+def new_deliveries(
+    context: dg.SensorEvaluationContext, platform: Platform
+) -> dg.SensorResult | dg.SkipReason:
     for released in release_dead_runs(context.instance):
         context.log.warning(released)
-    paths = Paths.from_env()
+    paths = platform.paths
     requested: dict[str, str] = json.loads(context.cursor or "{}")  # unit/month -> fingerprint asked for
     runs, partitions = [], []
     for unit in UNITS:
         landing = scan(paths.landing / unit, date.today())
         for folder, reason in landing.rejected.items():
             context.log.warning(f"{unit}/{folder} is not loaded: {reason}")
-        loaded = loaded_fingerprints(Warehouse(paths.warehouse).unit_zone(unit))
+        loaded = loaded_fingerprints(platform.warehouse.unit_zone(unit))
         if loaded is None:
             context.log.info(f"{unit}: its zone is being written; looking again at the next tick")
             continue

@@ -21,7 +21,7 @@ import polars as pl
 
 from pipelines.border.keys import Keyring
 from pipelines.border.sql import hmac_params, install_macros
-from pipelines.ingest.months import Month, fingerprint
+from pipelines.ingest.months import Delivery, fingerprint
 from pipelines.ingest.read import LINE, DeliveryError, read_delivery_file
 from pipelines.ingest.transform import BORDER_ONLY, IDENTIFIERS, LINK_TOKEN, border_query
 from pipelines.quality import gate
@@ -87,7 +87,7 @@ def load_deliveries(
         _ensure_tables(con, unit, keyed | {"ref_year": 2000})  # any year: only the output schema is used
         with _vault(con, unit, warehouse.vault(unit.name)):
             for delivery in deliveries:
-                year = Month.parse(delivery).year
+                year = Delivery.parse(delivery).year
                 results = _load(con, unit, delivery, landing, keyed | {"ref_year": year})
                 _log(unit, delivery, results)
                 yield delivery, results
@@ -142,7 +142,7 @@ def _log(unit: Unit, delivery: str, results: list[FileResult]) -> None:
 
 
 def _expected(unit: Unit, delivery: str) -> list[Dataset]:
-    month = Month.parse(delivery).month
+    month = Delivery.parse(delivery).month
     return [d for d in unit.datasets if month in d.delivered_in_months]
 
 

@@ -1,5 +1,9 @@
 """Delivery months: the folders ``landing/<unit>/<YYYY-MM>/``, parsed once and taken in time order.
 
+A :class:`Delivery` is the one value for a month a unit delivers: it parses the folder name, orders
+in time, gives its year and month and the unit asset's partition key (the folder name again), so no
+module slices a ``YYYY-MM`` string itself. :func:`scan` is the one reader of a unit's landing folders.
+
 A unit may send months late, out of order or again; whatever the order of arrival, months are
 loaded in time order. A folder that is not a month (``2026-13``, ``2024-5``), a month that has not
 begun yet, or a folder with no files is rejected with its reason, never skipped in silence.
@@ -21,12 +25,14 @@ class NotADelivery(ValueError):
 
 
 @dataclass(frozen=True, order=True)
-class Month:
+class Delivery:
+    """A delivery month, ordered in time."""
+
     year: int
     month: int
 
     @classmethod
-    def parse(cls, name: str) -> Month:
+    def parse(cls, name: str) -> Delivery:
         match = PATTERN.fullmatch(name)
         if not match:
             raise NotADelivery(f"{name!r} is not a delivery month (YYYY-MM)")
@@ -36,14 +42,19 @@ class Month:
         return cls(year, month)
 
     @classmethod
-    def of(cls, day: date) -> Month:
+    def of(cls, day: date) -> Delivery:
         return cls(day.year, day.month)
 
     def __str__(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"
 
-    def next(self) -> Month:
-        return Month(self.year + self.month // 12, self.month % 12 + 1)
+    @property
+    def partition_key(self) -> str:
+        """The unit asset's partition for this month: its landing folder's name, ``YYYY-MM``."""
+        return str(self)
+
+    def next(self) -> Delivery:
+        return Delivery(self.year + self.month // 12, self.month % 12 + 1)
 
 
 def fingerprint(folder: Path) -> str:
@@ -54,9 +65,9 @@ def fingerprint(folder: Path) -> str:
     return hashlib.sha256(listed.encode()).hexdigest()[:16]
 
 
-def last_complete_month(today: date) -> Month:
+def last_complete_month(today: date) -> Delivery:
     """The latest month that has ended: the newest a unit can have delivered in full."""
-    return Month(today.year - (today.month == 1), (today.month - 2) % 12 + 1)
+    return Delivery(today.year - (today.month == 1), (today.month - 2) % 12 + 1)
 
 
 @dataclass(frozen=True)
@@ -69,21 +80,21 @@ class Landing:
 
 def scan(unit_landing: Path, today: date) -> Landing:
     """Every folder in a unit's landing, each either a month to load or rejected with its reason."""
-    found: dict[Month, str] = {}
+    found: set[Delivery] = set()
     rejected: dict[str, str] = {}
     folders = sorted(p for p in unit_landing.iterdir() if p.is_dir()) if unit_landing.is_dir() else []
     for folder in folders:
         if folder.name.startswith("."):
             continue  # a unit's transfer tool writes here while it copies
         try:
-            month = Month.parse(folder.name)
+            month = Delivery.parse(folder.name)
         except NotADelivery as e:
             rejected[folder.name] = str(e)
             continue
-        if month > Month.of(today):
+        if month > Delivery.of(today):
             rejected[folder.name] = f"{month} has not begun yet (today is {today:%Y-%m-%d})"
         elif not any(p.is_file() for p in folder.iterdir()):
             rejected[folder.name] = f"{month} holds no files"
         else:
-            found[month] = folder.name
-    return Landing([found[m] for m in sorted(found)], rejected)
+            found.add(month)
+    return Landing([m.partition_key for m in sorted(found)], rejected)

@@ -18,7 +18,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from pipelines.ingest.months import Month
+from pipelines.ingest.months import Delivery
 from pipelines.quality.contract import loaded_columns
 from pipelines.units import Dataset, Unit
 from warehouse.layout import run
@@ -91,7 +91,7 @@ def delivery_summary(
 
 def parameters(con: duckdb.DuckDBPyConnection, unit: Unit, dataset: Dataset, delivery: str) -> dict:
     """A delivery's own values for its summary: volume floor and the date window."""
-    m = Month.parse(delivery)
+    m = Delivery.parse(delivery)
     year, month = m.year, m.month
     last_day = calendar.monthrange(year, month)[1]
     return {

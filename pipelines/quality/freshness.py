@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipelines.ingest.months import Month, scan
+from pipelines.ingest.months import Delivery, scan
 
 CADENCE = "monthly"
 GRACE_DAYS = 10  # a delivery is due at most this many days after its month ends
@@ -37,7 +37,7 @@ class Arrival:
 
 def due(delivery: str) -> datetime:
     """When the delivery of month ``YYYY-MM`` must have arrived (UTC)."""
-    following = Month.parse(delivery).next()
+    following = Delivery.parse(delivery).next()
     return datetime(following.year, following.month, 1, tzinfo=UTC) + timedelta(days=GRACE_DAYS)
 
 
@@ -50,7 +50,7 @@ def overdue(unit_landing: Path, now: datetime) -> tuple[str | None, datetime | N
     months = scan(unit_landing, now.date()).months
     if not months:
         return None, None
-    expected = str(Month.parse(months[-1]).next())
+    expected = str(Delivery.parse(months[-1]).next())
     return (expected, due(expected)) if now > due(expected) else (None, None)
 
 

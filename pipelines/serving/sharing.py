@@ -19,13 +19,14 @@ import duckdb
 
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals
-from pipelines.stewardship.audit import AuditError
+from pipelines.stewardship.audit import AnchorStore, AuditError
 from pipelines.stewardship.contracts import ContractError, load_contracts
 
 
-def sharing_fingerprint(cross_unit: Path, paths: Paths) -> str:
-    """16 hex digits over the cross-unit zone's columns and the steward decisions."""
-    state = {"zone": _zone_columns(cross_unit), "decisions": _decisions(paths)}
+def sharing_fingerprint(cross_unit: Path, paths: Paths, anchors: AnchorStore) -> str:
+    """16 hex digits over the cross-unit zone's columns and the steward decisions (verified against
+    ``anchors``, as the sharing gate verifies them)."""
+    state = {"zone": _zone_columns(cross_unit), "decisions": _decisions(paths, anchors)}
     return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -40,11 +41,11 @@ def _zone_columns(cross_unit: Path) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _decisions(paths: Paths) -> list[str] | str:
+def _decisions(paths: Paths, anchors: AnchorStore) -> list[str] | str:
     """Every dataset's state and contract version; a log that does not verify is its own state."""
     try:
         contracts = load_contracts()
-        statuses = approvals.statuses(contracts, paths)
+        statuses = approvals.statuses(contracts, paths, anchors=anchors)
     except (AuditError, ContractError) as e:
         return f"unverified: {e}"
     return sorted(f"{k}:{s.state}:{contracts[k].version}" for k, s in statuses.items())

@@ -10,9 +10,10 @@ approval binds steward, purpose, expiry date and the contract version, so:
 - revoked: ``revoked``
 
 Only ``approved`` datasets are linked into the cross-unit zone. A decision is
-signed with the steward's key (``signing``) and its head anchored in Dagster as it
-is recorded, so neither a forged approval nor a cut-off revocation goes unseen;
-statuses are read only from a log that verifies against those anchors.
+signed with the steward's key (``signing``) and its head anchored (``audit.AnchorStore``:
+Dagster's event log, handed in by the caller) as it is recorded, so neither a forged
+approval nor a cut-off revocation goes unseen; statuses are read only from a log that
+verifies against those anchors.
 """
 
 from __future__ import annotations
@@ -71,24 +72,27 @@ def status(contract: Contract, entries: list[audit.Entry], today: date | None = 
 
 
 def statuses(
-    contracts: dict[str, Contract], paths: Paths | None = None, today: date | None = None, instance=None
+    contracts: dict[str, Contract],
+    paths: Paths | None = None,
+    today: date | None = None,
+    *,
+    anchors: audit.AnchorStore,
 ) -> dict[str, Status]:
-    """Every contract's status; the log is verified against Dagster's anchors first, so a tampered,
+    """Every contract's status; the log is verified against the anchored heads first, so a tampered,
     rebuilt or cut-off log approves nothing."""
-    entries = verified(paths, instance)
+    entries = audit.verify_anchored(anchors, paths)
     return {key: status(c, entries, today) for key, c in contracts.items()}
 
 
-def verified(paths: Paths | None = None, instance=None) -> list[audit.Entry]:
-    """The entries of a log that verifies against the heads anchored in ``instance`` (or the platform's)."""
-    if instance is not None:
-        return audit.verify_anchored(instance, paths)
-    with audit.dagster_instance(paths) as platform:
-        return audit.verify_anchored(platform, paths)
-
-
-def _decide(action: str, contract: Contract, steward: str, details: dict, paths, instance) -> audit.Entry:
-    """Record a signed decision and anchor its head in Dagster at once (a revocation is never unanchored)."""
+def _decide(
+    action: str,
+    contract: Contract,
+    steward: str,
+    details: dict,
+    paths: Paths | None,
+    anchors: audit.AnchorStore,
+) -> audit.Entry:
+    """Record a signed decision and anchor its head at once (a revocation is never unanchored)."""
     entry = audit.record(
         action,
         actor=steward,
@@ -98,11 +102,7 @@ def _decide(action: str, contract: Contract, steward: str, details: dict, paths,
         paths=paths,
         sign=lambda message: signing.sign(steward, message),
     )
-    if instance is not None:
-        audit.anchor(entry, instance)
-    else:
-        with audit.dagster_instance(paths) as platform:
-            audit.anchor(entry, platform)
+    anchors.record(entry)
     return entry
 
 
@@ -113,7 +113,8 @@ def approve(
     expires: date,
     note: str = "",
     paths: Paths | None = None,
-    instance=None,
+    *,
+    anchors: audit.AnchorStore,
 ) -> audit.Entry:
     """Record a steward's approval of this contract version, for one of its purposes, until ``expires``.
 
@@ -132,21 +133,21 @@ def approve(
         "level": contract.sharing.level,
         "note": note,
     }
-    return _decide("approve", contract, steward, details, paths, instance)
+    return _decide("approve", contract, steward, details, paths, anchors)
 
 
 def revoke(
-    contract: Contract, steward: str, reason: str, paths: Paths | None = None, instance=None
+    contract: Contract, steward: str, reason: str, paths: Paths | None = None, *, anchors: audit.AnchorStore
 ) -> audit.Entry:
     """Record a revocation: the next link run removes the dataset from the cross-unit zone."""
     if not steward.strip() or not reason.strip():
         raise ValueError("a revocation needs the steward's name and a reason")
     details = {"steward": steward, "reason": reason}
-    return _decide("revoke", contract, steward, details, paths, instance)
+    return _decide("revoke", contract, steward, details, paths, anchors)
 
 
 def approve_demo_datasets(
-    contracts: dict[str, Contract], paths: Paths | None = None, instance=None
+    contracts: dict[str, Contract], paths: Paths | None = None, *, anchors: audit.AnchorStore
 ) -> list[str]:
     """The main job's demo steward approves every dataset no steward has decided on yet.
 
@@ -154,10 +155,7 @@ def approve_demo_datasets(
     stays revoked, and an edited contract stays pending until a steward decides.
     The demo steward signs like any steward, with a key generated on first use.
     """
-    if instance is None:  # one instance for all the approvals, not one per dataset
-        with audit.dagster_instance(paths) as platform:
-            return approve_demo_datasets(contracts, paths, platform)
-    entries = verified(paths, instance)
+    entries = audit.verify_anchored(anchors, paths)
     signing.create_key(DEMO_STEWARD)
     decided = {e.dataset for e in entries if e.action in ("approve", "revoke")}
     approved = []
@@ -165,6 +163,8 @@ def approve_demo_datasets(
         if key in decided:
             continue
         expires = date.today() + timedelta(days=365)
-        approve(contract, DEMO_STEWARD, contract.purposes[0].name, expires, "demo default", paths, instance)
+        approve(
+            contract, DEMO_STEWARD, contract.purposes[0].name, expires, "demo default", paths, anchors=anchors
+        )
         approved.append(key)
     return approved

@@ -7,9 +7,10 @@ chain; a separate head file (last sequence number and hash) catches a deleted
 tail. Neither stops whoever can write this folder from rebuilding the log, so two
 things do not live here: every approval and revocation is signed with its
 steward's key (``signing``), and every decision and every link materialisation
-records the head in Dagster's event log (:func:`anchor`), which the sharing gate
-reads back (:func:`verify_anchored`): a log that lost or rewrote an anchored
-entry, or that holds decisions while Dagster holds no head, shares nothing. The
+records the head in an anchor store outside this folder (:class:`AnchorStore`:
+Dagster's event log), which the sharing gate reads back (:func:`verify_anchored`):
+a log that lost or rewrote an anchored entry, or that holds decisions while
+Dagster holds no head, shares nothing. The
 log never holds person-level data: only dataset names, contract versions, counts
 and the people who decided.
 """
@@ -20,13 +21,13 @@ import fcntl
 import getpass
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from pipelines.settings import Paths
 from pipelines.stewardship import signing
@@ -34,7 +35,6 @@ from pipelines.stewardship import signing
 GENESIS = "0" * 64
 ACTIONS = ("approve", "revoke", "expire", "publish", "withdraw", "export", "retention")
 DECISIONS = ("approve", "revoke")  # what a steward signs
-ANCHOR_KEY = ("stewardship", "audit_log")  # the asset key decisions' heads are observed under in Dagster
 SYSTEM = "knutpunkt"  # the actor of what the platform does by itself (publish, withdraw, retention)
 FREE_TEXT = ("steward", "purpose", "reason", "note")  # what people type; checked for personnummer
 _PERSONNUMMER_LIKE = re.compile(r"\d{6,8}[-+]?\d{4}")
@@ -207,7 +207,24 @@ def _refuse_personnummer(*texts: str) -> None:
             raise ValueError("audit entries must not contain anything that looks like a personnummer")
 
 
-def check_anchors(entries: list[Entry], anchors: list[tuple[int, str, str]]) -> int:
+Anchor = tuple[int, str, str]  # a head recorded elsewhere: sequence number, hash, where it was recorded
+
+
+class AnchorStore(Protocol):
+    """Somewhere outside the audit folder that keeps the log's heads, which the log's writer cannot rewrite.
+
+    The platform's store is Dagster's event log (``pipelines.defs.anchors``); the definitions layer and
+    the entry points hand it in, so this library never imports Dagster.
+    """
+
+    def record(self, entry: Entry) -> None:
+        """Keep this entry's head (a steward's decision, as it is made)."""
+
+    def heads(self) -> list[Anchor]:
+        """Every head kept lately: decisions' and those the link materialisations recorded."""
+
+
+def check_anchors(entries: list[Entry], anchors: list[Anchor]) -> int:
     """Check heads recorded elsewhere (seq, hash, where) against the log; return how many were checked.
 
     The link assets put the head into every materialisation, so Dagster's event
@@ -222,85 +239,19 @@ def check_anchors(entries: list[Entry], anchors: list[tuple[int, str, str]]) -> 
     return len(anchors)
 
 
-def dagster_anchors(instance, asset_keys: list, per_asset: int = 200) -> list[tuple[int, str, str]]:
-    """The ``audit_head`` metadata of the latest materialisations of the given assets."""
-    anchors = []
-    for key in asset_keys:
-        for record in instance.fetch_materializations(key, limit=per_asset).records:
-            head = record.asset_materialization.metadata.get("audit_head")
-            if head is not None and head.value != "empty":
-                seq, _, hash_ = str(head.value).partition(" ")
-                anchors.append((int(seq), hash_, f"Dagster run {record.run_id[:8]} ({key.to_user_string()})"))
-    return anchors
-
-
-def anchor_keys() -> list:
-    """Where Dagster holds heads: decisions' observations and every cross-unit materialisation."""
-    import dagster as dg
-
-    from pipelines.units import UNITS
-
-    links = [dg.AssetKey(["cross_unit", n]) for n in ["citizen_index", *UNITS] if n != "folkbokforing"]
-    return [dg.AssetKey(list(ANCHOR_KEY)), *links]
-
-
-def dagster_heads(instance, per_asset: int = 200) -> list[tuple[int, str, str]]:
-    """Every ``audit_head`` Dagster recorded lately: decisions (observations) and link materialisations."""
-    observed = instance.fetch_observations(anchor_keys()[0], limit=per_asset).records
-    anchors = [_anchor(r, r.asset_observation.metadata) for r in observed]
-    anchors += dagster_anchors(instance, anchor_keys()[1:], per_asset)
-    return [a for a in anchors if a is not None]
-
-
-def _anchor(record, metadata) -> tuple[int, str, str] | None:
-    head = metadata.get("audit_head")
-    if head is None or head.value == "empty":
-        return None
-    seq, _, hash_ = str(head.value).partition(" ")
-    return int(seq), hash_, f"Dagster event {record.storage_id} ({(record.run_id or 'decision')[:8]})"
-
-
-def anchor(entry: Entry, instance) -> None:
-    """Record a head in Dagster's event log, which the log's writer cannot rewrite."""
-    import dagster as dg
-
-    instance.report_runless_asset_event(
-        dg.AssetObservation(
-            asset_key=dg.AssetKey(list(ANCHOR_KEY)),
-            metadata={"audit_head": f"{entry.seq} {entry.hash}", "action": entry.action},
-        )
-    )
-
-
-def verify_anchored(instance, paths: Paths | None = None) -> list[Entry]:
-    """The entries, if the chain, the head, the signatures and every head anchored in Dagster hold.
+def verify_anchored(anchors: AnchorStore, paths: Paths | None = None) -> list[Entry]:
+    """The entries, if the chain, the head, the signatures and every anchored head hold.
 
     Fails closed: a log with steward decisions but no anchored head at all (a wiped or
     different Dagster instance) approves nothing. A log without decisions shares nothing
     anyway, so a first run, before any decision, passes.
     """
     entries = verify(paths)
-    anchors = dagster_heads(instance)
-    if not anchors and any(e.action in DECISIONS for e in entries):
+    heads = anchors.heads()
+    if not heads and any(e.action in DECISIONS for e in entries):
         raise AuditError(
             "the log holds steward decisions but Dagster holds no anchored head of it "
             "(another DAGSTER_HOME, or the log was made outside Knutpunkt): nothing is shared"
         )
-    check_anchors(entries, anchors)
+    check_anchors(entries, heads)
     return entries
-
-
-@contextmanager
-def dagster_instance(paths: Paths | None = None) -> Iterator:
-    """The platform's Dagster instance: ``DAGSTER_HOME`` (the CLI sets it), else ``$KNUTPUNKT_HOME/dagster``."""
-    import dagster as dg
-
-    if home := os.environ.get("DAGSTER_HOME"):
-        Path(home).mkdir(parents=True, exist_ok=True)
-        with dg.DagsterInstance.get() as instance:
-            yield instance
-        return
-    home = (paths or Paths.from_env()).dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        yield instance

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import date
 
 from rich.console import Console
@@ -21,6 +23,8 @@ from pipelines.stewardship.contracts import Contract, ContractError, load_contra
 from warehouse.layout import Warehouse
 
 STATE_STYLE = {"approved": "green", "pending": "yellow", "expired": "red", "revoked": "red"}
+# Opens the platform's anchor store (Dagster's event log) only for the commands that read or anchor heads.
+OpenAnchors = Callable[[], AbstractContextManager[audit.AnchorStore]]
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -53,27 +57,32 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     log.add_argument("--last", type=int, default=50)
 
 
-def dispatch(args: argparse.Namespace, paths: Paths) -> int:
+def dispatch(args: argparse.Namespace, paths: Paths, open_anchors: OpenAnchors) -> int:
     out = Console(width=140)
     try:
         if args.command == "audit":
-            return _verify(out, paths) if args.audit_command == "verify" else _log(out, paths, args)
+            if args.audit_command == "log":
+                return _log(out, paths, args)
+            return _verify(out, paths, open_anchors)
         if args.steward_command == "keygen":
             out.print(f"Signing key of {args.steward}: {signing.create_key(args.steward)} (keep it 0600)")
             return 0
         contracts = load_contracts()
-        match args.steward_command:
-            case "list":
-                return _list(out, contracts, paths)
-            case "show":
-                return _show(out, _pick(contracts, args.dataset), paths)
-            case "approve":
-                return _approve(out, _pick(contracts, args.dataset), paths, args)
-            case "revoke":
-                contract = _pick(contracts, args.dataset)
-                approvals.revoke(contract, args.steward, args.reason, paths)
-                out.print(f"Revoked {contract.key}: the next link run removes it from the cross-unit zone.")
-                return 0
+        with open_anchors() as anchors:
+            match args.steward_command:
+                case "list":
+                    return _list(out, contracts, paths, anchors)
+                case "show":
+                    return _show(out, _pick(contracts, args.dataset), paths, anchors)
+                case "approve":
+                    return _approve(out, _pick(contracts, args.dataset), paths, args, anchors)
+                case "revoke":
+                    contract = _pick(contracts, args.dataset)
+                    approvals.revoke(contract, args.steward, args.reason, paths, anchors=anchors)
+                    out.print(
+                        f"Revoked {contract.key}: the next link run removes it from the cross-unit zone."
+                    )
+                    return 0
     except (ContractError, audit.AuditError, signing.SignatureError, ValueError, FileNotFoundError) as e:
         out.print(f"[red]{e}[/red]")
         return 1
@@ -86,8 +95,8 @@ def _pick(contracts: dict[str, Contract], key: str) -> Contract:
     return contracts[key]
 
 
-def _list(out: Console, contracts: dict[str, Contract], paths: Paths) -> int:
-    states = approvals.statuses(contracts, paths)
+def _list(out: Console, contracts: dict[str, Contract], paths: Paths, anchors: audit.AnchorStore) -> int:
+    states = approvals.statuses(contracts, paths, anchors=anchors)
     table = Table(title="Datasets and their sharing status")
     for col in ("dataset", "classification", "sharing", "status", "why", "contract"):
         table.add_column(col, no_wrap=col in ("dataset", "contract"))
@@ -100,8 +109,8 @@ def _list(out: Console, contracts: dict[str, Contract], paths: Paths) -> int:
     return 0
 
 
-def _show(out: Console, c: Contract, paths: Paths) -> int:
-    s = approvals.statuses({c.key: c}, paths)[c.key]
+def _show(out: Console, c: Contract, paths: Paths, anchors: audit.AnchorStore) -> int:
+    s = approvals.statuses({c.key: c}, paths, anchors=anchors)[c.key]
     out.rule(f"{c.key}: {c.title}")
     out.print(c.description)
     out.print(f"Owner (informationsägare): {c.owner}    Steward: {c.steward}")
@@ -160,14 +169,16 @@ def _show(out: Console, c: Contract, paths: Paths) -> int:
     return 0
 
 
-def _approve(out: Console, c: Contract, paths: Paths, args: argparse.Namespace) -> int:
+def _approve(
+    out: Console, c: Contract, paths: Paths, args: argparse.Namespace, anchors: audit.AnchorStore
+) -> int:
     if args.expires < date.today():
         raise ValueError(f"expiry {args.expires} is in the past")
     if Warehouse(paths.warehouse).unit_zone(c.unit).exists() and (
         problem := report.build(c, Warehouse(paths.warehouse)).problem
     ):
         raise ValueError(f"not approved: {problem}")
-    entry = approvals.approve(c, args.steward, args.purpose, args.expires, args.note, paths)
+    entry = approvals.approve(c, args.steward, args.purpose, args.expires, args.note, paths, anchors=anchors)
     out.print(
         f"Approved {c.key} ({c.sharing.level}) for {args.purpose} until {args.expires}, contract version "
         f"{c.short_version}; audit entry {entry.seq}. The next link run shares it."
@@ -175,11 +186,11 @@ def _approve(out: Console, c: Contract, paths: Paths, args: argparse.Namespace) 
     return 0
 
 
-def _verify(out: Console, paths: Paths) -> int:
+def _verify(out: Console, paths: Paths, open_anchors: OpenAnchors) -> int:
     try:
-        with audit.dagster_instance(paths) as instance:
-            entries = audit.verify_anchored(instance, paths)
-            anchored = len(audit.dagster_heads(instance))
+        with open_anchors() as anchors:
+            entries = audit.verify_anchored(anchors, paths)
+            anchored = len(anchors.heads())
     except audit.AuditError as e:
         out.print(f"[red]Audit log does NOT verify: {e}[/red]")
         return 1
@@ -205,7 +216,7 @@ def _log(out: Console, paths: Paths, args: argparse.Namespace) -> int:
     return 0
 
 
-def approve_demo(paths: Paths, console: Console) -> None:
+def approve_demo(paths: Paths, console: Console, anchors: audit.AnchorStore) -> None:
     """Main-job hook: the recorded demo steward approves what no steward has decided on yet.
 
     An audit log that does not verify (a key lost with an old home, an edited entry) is reported in
@@ -213,7 +224,7 @@ def approve_demo(paths: Paths, console: Console) -> None:
     the rest of the main job runs on.
     """
     try:
-        approved = approvals.approve_demo_datasets(load_contracts(), paths)
+        approved = approvals.approve_demo_datasets(load_contracts(), paths, anchors=anchors)
     except (audit.AuditError, signing.SignatureError) as e:
         console.print(
             f"[red]no approvals: the stewards' audit log does not verify ({e}); nothing is shared until "
@@ -226,8 +237,8 @@ def approve_demo(paths: Paths, console: Console) -> None:
     )
 
 
-def summary(paths: Paths) -> str:
+def summary(paths: Paths, anchors: audit.AnchorStore) -> str:
     """Main-job summary line: how many datasets are approved, pending, expired or revoked."""
-    counts = Counter(s.state for s in approvals.statuses(load_contracts(), paths).values())
+    counts = Counter(s.state for s in approvals.statuses(load_contracts(), paths, anchors=anchors).values())
     states = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     return f"Stewardship: {states} (only approved datasets are linked; {knutpunkt_command()} steward list)"

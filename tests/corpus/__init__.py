@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.ingest.months import Delivery
 from pipelines.settings import Paths
 from pipelines.units import UNITS
 from pipelines.units.spec import Csv, JsonLines, Parquet
@@ -151,7 +152,7 @@ def write_good(home: Paths, unit: str, month: str, skip: str | None = None) -> l
     """Write a valid delivery of every dataset the unit sends in that month (except ``skip``)."""
     u, written = UNITS[unit], []
     for ds in u.datasets:
-        if int(month[5:7]) not in ds.delivered_in_months or ds.name == skip:
+        if Delivery.parse(month).month not in ds.delivered_in_months or ds.name == skip:
             continue
         rows = [{k: v.replace("{m}", month) for k, v in row.items()} for row in GOOD[unit][ds.name]]
         written.append(write_file(home, unit, month, ds.name, encode(unit, ds.name, rows)))
