@@ -26,6 +26,7 @@ from pipelines.runs import release_dead_runs, slot_holders, this_process
 from pipelines.settings import REPO_ROOT
 from tests.conftest import KNUTPUNKT, SOCIAL, load_checked, main_job_env, write_csv
 from tests.corpus import write_good
+from warehouse.layout import Warehouse
 
 ROW = [["811218-9876", "2024-01", "10", "Ensamstående"]]
 
@@ -96,6 +97,27 @@ def test_the_sensor_asks_only_for_what_the_zone_has_not_loaded(home, keys):
         changed = evaluate(opened.cursor)
         assert [r.partition_key for r in changed.run_requests] == ["2024-02"]
         assert evaluate(changed.cursor).run_requests == [], "asked once, not on every tick"
+
+
+def test_a_rerun_redoes_only_deliveries_changed_since_their_load_or_stored_without_a_verdict(home, keys):
+    """What ``knutpunkt run`` skips: a unit is run again only if a delivery of it changed in landing or
+    was stored by a load that died before its checks (held ``unchecked``)."""
+    from pipelines.ingest.delivery import load_deliveries, unsettled
+
+    for month in ("2024-01", "2024-02", "2024-03"):
+        write_good(home, "socialtjanst", month)
+    zone, landing = Warehouse(home.warehouse).unit_zone("socialtjanst"), home.landing / "socialtjanst"
+    months = ["2024-01", "2024-02", "2024-03"]
+    assert unsettled(zone, landing, months) == months, "nothing loaded yet"
+    load_checked(SOCIAL, months[:2], home, keys)
+    for _ in load_deliveries(SOCIAL, months[2:], home.landing, Warehouse(home.warehouse), keys):
+        pass  # stored, its checks never ran: as if killed between the load and the verdict
+    assert unsettled(zone, landing, months) == ["2024-03"]
+    load_checked(SOCIAL, months[2:], home, keys)
+    assert unsettled(zone, landing, months) == []
+    path = write_csv(home, SOCIAL, "2024-01", "ekonomiskt_bistand", ROW * 2)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert unsettled(zone, landing, months) == ["2024-01"], "a re-sent delivery is run again"
 
 
 HANGING_LOAD = """

@@ -231,6 +231,8 @@ def test_rerun_on_the_same_landing_is_bit_identical(platform, tmp_path, monkeypa
     again = run_main_job(platform["env"] | {"KNUTPUNKT_HOME": str(copy)}, "--no-generate")
     assert again.returncode == 0, again.stderr[-3000:]
     assert _table_counts(Warehouse(copy / "warehouse")) == before
+    skipped = re.search(r"not run again: ([^─]*)", again.stdout)
+    assert skipped and set(re.findall(r"\w+", skipped[1])) == set(UNITS), "nothing new: no unit loads again"
 
     first, rerun = platform["paths"].warehouse, copy / "warehouse"
     assert (rerun / "serving" / "current.duckdb").resolve() != (

@@ -118,6 +118,20 @@ def loaded_fingerprints(zone: Path) -> dict[str, str] | None:
         return None
 
 
+def unsettled(zone: Path, landing: Path, months: list[str]) -> list[str] | None:
+    """The months a load would change or check: not loaded as their folder is now, or stored without a
+    verdict (a load killed before its checks). None while a load holds the zone's lock."""
+    loaded = loaded_fingerprints(zone)
+    if loaded is None:
+        return None
+    unchecked: set[str] = set()
+    if loaded:
+        with connect(zone, read_only=True) as con:
+            held = "SELECT _delivery FROM held_deliveries WHERE checks = $c"
+            unchecked = {d for (d,) in run(con, held, {"c": gate.UNCHECKED})}
+    return [m for m in months if m in unchecked or loaded.get(m) != fingerprint(landing / m)]
+
+
 def _ensure_tables(con, unit: Unit, params: dict) -> None:
     """Create the dataset tables the zone lacks, and the quarantine and bookkeeping tables."""
     existing = {t for (t,) in run(con, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'")}
