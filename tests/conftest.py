@@ -33,6 +33,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(tier)
         if "dashboards_platform" in item.fixturenames:  # one Superset server: its tests on one worker
             item.add_marker(pytest.mark.xdist_group("superset"))
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # longest work first
 
 
 @contextlib.contextmanager

@@ -99,6 +99,7 @@ def _invariants(wh: Warehouse, instance: dg.DagsterInstance, where: str) -> None
                 assert not shared & held, f"{where}: {unit}.{table} shares held deliveries {shared & held}"
 
 
+@pytest.mark.long
 def test_killed_at_random_moments_the_platform_ends_where_an_uninterrupted_run_ends(tmp_path, monkeypatch):
     env = main_job_env(tmp_path)
     done = run_main_job(env, "--citizens", "300", "--years", "1", "--seed", "3")

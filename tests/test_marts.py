@@ -454,6 +454,7 @@ def _attacks(tables: dict[str, pl.DataFrame], enough: int | None = None):
     return recovered, tried, attack(tables, PUBLISHED_SPECS, THRESHOLD)
 
 
+@pytest.mark.long
 def test_a_bounds_attack_on_the_whole_snapshot_recovers_nothing(platform):
     recovered, tried, report = _attacks(_published(platform["current"]))
     assert tried > 100, "too few withheld cells for the attack to prove anything"
@@ -472,6 +473,7 @@ def test_without_the_bounds_rounds_the_same_attack_recovers_cells(platform):
     )
 
 
+@pytest.mark.long
 def test_two_consecutive_publishes_together_give_nothing_away(platform):
     from pipelines.disclosure.joint import attack
     from pipelines.serving.build import PUBLISHED_SPECS, build_tables

@@ -221,6 +221,7 @@ def _data_versions(dagster_home: Path, monkeypatch) -> dict[str, list[str]]:
     }
 
 
+@pytest.mark.long
 def test_rerun_on_the_same_landing_is_bit_identical(platform, tmp_path, monkeypatch):
     """Same landing, same tables, same data versions: marts, discovery findings and the published snapshot
     are equal in every bit (a double summed in another order differs in its last digit), so the discovery
@@ -279,6 +280,7 @@ def test_main_job_shares_only_what_its_demo_steward_approved_and_the_audit_verif
     assert re.search(r"[1-9][0-9]* heads recorded in Dagster match", done.stdout), done.stdout
 
 
+@pytest.mark.long
 def test_a_move_reported_later_leaves_every_past_quarter_as_published(platform, tmp_path):
     """Past periods are counted by the district of their time (the citizen index keeps each person's
     districts with the dates they began), so a re-sent register month in which 300 people moved within

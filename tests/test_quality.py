@@ -338,6 +338,7 @@ RULES_OF = {
 }
 
 
+@pytest.mark.long
 def test_generated_defects_are_all_caught_and_every_delivery_reconciles(home, warehouse):
     """The generator's planted defects (ground truth) against what the checks and quarantine say."""
     from synthetic.generate import generate

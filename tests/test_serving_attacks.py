@@ -343,6 +343,7 @@ def _withdrawn_anywhere(serving: Path) -> list[str]:
     return found
 
 
+@pytest.mark.long
 def test_a_withdrawal_leaves_no_figures_of_the_dataset_in_any_snapshot(
     discovery_platform, tmp_path, monkeypatch
 ):

@@ -559,6 +559,7 @@ def _links(request: dg.RunRequest) -> list[dg.AssetKey]:
     return [k for k in request.asset_selection if k not in downstream()]
 
 
+@pytest.mark.long
 def test_a_steward_decision_relinks_the_unit_without_waiting_for_a_delivery(paths):
     def evaluate(cursor=None) -> dg.SensorResult:
         return steward_decisions()(
