@@ -23,7 +23,6 @@ TIER_OF_FIXTURE = {"dashboards_platform": "ui", "main_job": "platform"}
 TIERS = ("ui", "platform", "unit")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         marked = {m.name for m in item.iter_markers()} & set(TIERS)
@@ -31,8 +30,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         tier = next(t for t in TIERS if t in marked | needed | {"unit"})
         if tier not in marked:
             item.add_marker(tier)
-        if "dashboards_platform" in item.fixturenames:  # one Superset server: its tests on one worker
-            item.add_marker(pytest.mark.xdist_group("superset"))
     items.sort(key=lambda item: item.get_closest_marker("long") is None)  # longest work first
 
 
@@ -168,7 +165,7 @@ def discovery_platform(main_job) -> dict:
 @pytest.fixture(scope="session")
 def dashboards_platform(discovery_platform) -> dict:
     """The dashboards deployed (``knutpunkt dashboards deploy``) on a copy of the discovery run, and one
-    Superset server (gunicorn) shared by the dashboard and browser tests; stopped by process group.
+    Superset server (gunicorn) per test worker, shared by its dashboard and browser tests; stopped by process group.
 
     The copy (home and secrets) lives in its own temporary folder: run as root, Superset runs as the
     service user, which must pass through every folder above the home, and pytest keeps its own

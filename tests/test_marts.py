@@ -343,16 +343,21 @@ def test_values_built_on_a_withheld_count_are_withheld_with_it(platform):
     assert money[0] == money[1] > 0, "budget rows are not about people and stay whole"
 
 
-def test_a_publish_during_dashboard_queries_fails_neither(platform, monkeypatch):
+def test_a_publish_during_dashboard_queries_fails_neither(platform, tmp_path, monkeypatch):
+    from pipelines.defs.anchors import platform_instance
     from pipelines.defs.publish import serving_snapshot
     from pipelines.defs.resources import Platform
+    from pipelines.serving.snapshot import ServingPaths
+    from pipelines.settings import Paths
 
-    # The snapshot is named by the sharing state, read from the audit log as verified against the
-    # stewards' public keys (beside the key file) and the heads anchored in the platform's Dagster home.
-    monkeypatch.setenv("DAGSTER_HOME", str(platform["paths"].dagster_home))
+    # On a copy of the home (the shared one stays as the main job left it). The snapshot is named by
+    # the sharing state, read from the audit log as verified against the stewards' public keys (beside
+    # the key file) and the heads anchored in the platform's Dagster instance, which the publish runs on.
+    shutil.copytree(platform["paths"].home, tmp_path / "home", symlinks=True)
+    paths = Paths(tmp_path / "home")
     monkeypatch.setenv("KNUTPUNKT_KEY_FILE", platform["env"]["KNUTPUNKT_KEY_FILE"])
 
-    current = platform["current"]
+    current = ServingPaths(Warehouse(paths.warehouse).serving).current
     before = current.resolve()
     errors: list[Exception] = []
     stop = threading.Event()
@@ -370,11 +375,12 @@ def test_a_publish_during_dashboard_queries_fails_neither(platform, monkeypatch)
         r.start()
     try:
         with duckdb.connect(str(current), read_only=True) as held:  # a long query holds the file
-            result = dg.materialize(
-                [serving_snapshot()],
-                resources={"platform": Platform(home=str(platform["paths"].home))},
-                instance=dg.DagsterInstance.ephemeral(),
-            )
+            with platform_instance(paths) as instance:
+                result = dg.materialize(
+                    [serving_snapshot()],
+                    resources={"platform": Platform(home=str(paths.home))},
+                    instance=instance,
+                )
             assert held.execute("SELECT count(*) FROM kpi_value").fetchall()[0][0] > 0
     finally:
         stop.set()

@@ -16,7 +16,7 @@ from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.serving.build import build_tables
 from pipelines.serving.sharing import sharing_fingerprint
-from pipelines.serving.snapshot import ServingPaths, current_snapshot, write_snapshot
+from pipelines.serving.snapshot import KEEP, ServingPaths, current_snapshot, write_snapshot
 
 SNAPSHOT_KEY = dg.AssetKey(["serving", "snapshot"])
 
@@ -25,7 +25,7 @@ class PublishConfig(dg.Config):
     """Counts are withheld under the disclosure policy's threshold (``pipelines.disclosure.policy``), which the
     discovery findings apply too: it is no run config, so the two cannot disagree."""
 
-    keep: int = 5  # snapshots kept on disk, the current one included
+    keep: int = KEEP  # snapshots kept on disk, the current one included
 
 
 def serving_paths(platform: Platform) -> ServingPaths:

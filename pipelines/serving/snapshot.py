@@ -60,11 +60,14 @@ def fingerprint(snapshot: Path) -> str:
     return digest
 
 
+KEEP = 5  # snapshots kept on disk, the current one included: readers of an older one finish
+
+
 def write_snapshot(
     paths: ServingPaths,
     tables: dict[str, pl.DataFrame],
     comments: dict[str, str],
-    keep: int = 5,
+    keep: int = KEEP,
     sharing: str = "",
 ) -> Path:
     """Write the tables into a new snapshot file, then point ``current`` at it; returns the file.
