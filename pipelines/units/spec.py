@@ -17,7 +17,7 @@ ColumnKind = Literal[
     "decimal",
     "date",  # ISO date, YYYY-MM-DD
     "month",  # YYYY-MM
-    "timestamp",  # ISO timestamp
+    "timestamp",  # ISO timestamp, naive (Swedish local time) or with an offset (see ingest/values.py)
     "boolean",
     "key",  # a source identifier that is not a personnummer (household id): pseudonymised
     "identifier",  # free text that identifies a person (name, address): never loaded

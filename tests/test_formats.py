@@ -1,0 +1,64 @@
+"""Valid files written the way real Swedish systems write them load with nothing valid quarantined.
+
+Each test writes a delivery as such a system does (Excel's separators and encodings, offsets on
+timestamps, native Parquet types, quoted newlines) and loads it into a real unit zone.
+"""
+
+import dataclasses
+from datetime import datetime
+
+import duckdb
+
+from pipelines.ingest.delivery import load_delivery
+from pipelines.units import UNITS
+from pipelines.units.spec import Csv
+from tests.conftest import SOCIAL, write_csv
+
+ALONE = "Ensamstående"
+NBSP, NNBSP = "\u00a0", "\u202f"
+
+
+def _zone(warehouse, sql: str, unit: str = "socialtjanst") -> list[tuple]:
+    with duckdb.connect(str(warehouse.unit_zone(unit)), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def _aid(results):
+    return next(r for r in results if r.dataset == "ekonomiskt_bistand")
+
+
+def test_amounts_grouped_by_no_break_spaces_load(home, warehouse, keys):
+    """Swedish Excel groups thousands by U+00A0 (cp1252 has it) or U+202F (UTF-8 exports)."""
+    utf8 = dataclasses.replace(SOCIAL, format=Csv(encoding="utf-8", separator=";", decimal_comma=True))
+    rows = [
+        ["811218-9876", "2024-03", f"9{NBSP}750,68", ALONE],
+        ["900101-0017", "2024-03", f"12{NNBSP}000,00", ALONE],
+        ["121212+1212", "2024-03", "1 200,75", ALONE],
+    ]
+    write_csv(home, utf8, "2024-03", "ekonomiskt_bistand", rows)
+    aid = _aid(load_delivery(utf8, "2024-03", home.landing, warehouse, keys))
+    assert (aid.rows_loaded, aid.rows_quarantined) == (3, 0)
+    amounts = _zone(warehouse, "SELECT amount_sek FROM ekonomiskt_bistand ORDER BY _source_line")
+    assert amounts == [(9750.68,), (12000.0,), (1200.75,)]
+
+
+def test_timestamps_with_an_offset_load_as_swedish_local_time(home, warehouse, keys):
+    """Naive timestamps are Swedish wall-clock time; an offset or ``Z`` is converted to it."""
+    unit = UNITS["kontaktcenter"]
+    stamps = [
+        "2026-03-19T07:15:35+01:00",
+        "2026-03-19T06:15:36Z",
+        "2026-07-01T10:00:00+00:00",
+        "2026-03-19 07:15:37",
+    ]
+    rows = [[f"K{i}", s, "telefon", "fråga", "", "true"] for i, s in enumerate(stamps)]
+    write_csv(home, unit, "2026-03", "kontakter", rows)
+    [result] = load_delivery(unit, "2026-03", home.landing, warehouse, keys)
+    assert (result.rows_loaded, result.rows_quarantined) == (4, 0)
+    loaded = _zone(warehouse, "SELECT contacted_at FROM kontakter ORDER BY _source_line", "kontaktcenter")
+    assert loaded == [
+        (datetime(2026, 3, 19, 7, 15, 35),),
+        (datetime(2026, 3, 19, 7, 15, 36),),
+        (datetime(2026, 7, 1, 12, 0, 0),),
+        (datetime(2026, 3, 19, 7, 15, 37),),
+    ]
