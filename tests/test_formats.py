@@ -5,13 +5,15 @@ timestamps, native Parquet types, quoted newlines) and loads it into a real unit
 """
 
 import dataclasses
-from datetime import datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import duckdb
+import polars as pl
 
 from pipelines.ingest.delivery import load_delivery
 from pipelines.units import UNITS
-from pipelines.units.spec import Csv
+from pipelines.units.spec import Csv, Parquet
 from tests.conftest import SOCIAL, write_csv
 
 ALONE = "Ensamstående"
@@ -61,4 +63,75 @@ def test_timestamps_with_an_offset_load_as_swedish_local_time(home, warehouse, k
         (datetime(2026, 3, 19, 7, 15, 36),),
         (datetime(2026, 7, 1, 12, 0, 0),),
         (datetime(2026, 3, 19, 7, 15, 37),),
+    ]
+
+
+def _parquet(home, unit, month: str, dataset: str, frame: pl.DataFrame) -> None:
+    path = home.delivery_dir(unit.name, month) / unit.dataset(dataset).file_name(unit.format)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path)
+
+
+def test_parquet_with_native_timestamp_date_and_decimal_types_loads(home, warehouse, keys):
+    """A care system's Parquet keeps its types; each is judged by the contract column it fills."""
+    care = UNITS["vard_omsorg"]
+    person = ["19400101-0018", "19350315-4563"]
+    hours = pl.Series([Decimal("10.50"), Decimal("744.00")], dtype=pl.Decimal(10, 2))
+    _parquet(
+        home,
+        care,
+        "2024-03",
+        "hemtjanst",
+        pl.DataFrame(
+            {
+                "personnummer": person,
+                "manad": ["2024-03"] * 2,
+                "beviljade_timmar": hours,
+                "utforda_timmar": hours,
+            }
+        ),
+    )
+    moved_in = pl.Series([date(2024, 3, 10), date(2024, 3, 31)], dtype=pl.Date)
+    _parquet(
+        home,
+        care,
+        "2024-03",
+        "sarskilt_boende",
+        pl.DataFrame({"personnummer": person, "inflyttningsdatum": moved_in, "boende": ["Solgården"] * 2}),
+    )
+    results = {r.dataset: r for r in load_delivery(care, "2024-03", home.landing, warehouse, keys)}
+    assert [
+        (results[d].rows_loaded, results[d].rows_quarantined) for d in ("hemtjanst", "sarskilt_boende")
+    ] == [
+        (2, 0),
+        (2, 0),
+    ]
+    assert _zone(warehouse, "SELECT granted_hours FROM hemtjanst ORDER BY 1", care.name) == [
+        (10.5,),
+        (744.0,),
+    ]
+
+    services = dataclasses.replace(UNITS["e_tjanster"], format=Parquet())
+    utc = [datetime(2024, 3, 3, 9, 0, 0, 250000, tzinfo=UTC), datetime(2024, 3, 3, 10, 0, 1, tzinfo=UTC)]
+    for month, stamps in (
+        ("2024-03", pl.Series(utc, dtype=pl.Datetime("ns", "UTC"))),
+        ("2024-04", pl.Series([datetime(2024, 4, 3, 10, 0), datetime(2024, 4, 3, 11, 0)])),
+    ):
+        frame = pl.DataFrame(
+            {
+                "inlamning_id": ["E1", "E2"],
+                "etjanst": ["Parkering"] * 2,
+                "kanal": ["digital"] * 2,
+                "inkommen": stamps,
+                "personnummer": ["198112189876"] * 2,
+            }
+        )
+        _parquet(home, services, month, "inlamningar", frame)
+        [result] = load_delivery(services, month, home.landing, warehouse, keys)
+        assert (result.rows_loaded, result.rows_quarantined) == (2, 0), month
+    assert _zone(warehouse, "SELECT submitted_at FROM inlamningar ORDER BY 1", services.name) == [
+        (datetime(2024, 3, 3, 10, 0, 0, 250000),),  # UTC to Swedish winter time
+        (datetime(2024, 3, 3, 11, 0, 1),),
+        (datetime(2024, 4, 3, 10, 0),),  # naive: already Swedish wall-clock time
+        (datetime(2024, 4, 3, 11, 0),),
     ]

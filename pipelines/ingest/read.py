@@ -67,7 +67,7 @@ def read_delivery_file(path: Path, fmt: FileFormat, dataset: Dataset) -> pl.Data
         case JsonLines():
             frame, first_line = _read_json_lines(path), 1
     _check_columns(path, frame, dataset)
-    frame = frame.select(pl.col(c.source).cast(pl.String) for c in dataset.columns)
+    frame = frame.select(_as_text(c.source, frame.schema[c.source]) for c in dataset.columns)
     return frame.with_row_index(LINE, offset=first_line).with_columns(pl.col(LINE).cast(pl.Int64))
 
 
@@ -172,6 +172,20 @@ def _read_binary(path: Path, reader, rule: str) -> pl.DataFrame:
         return reader(path)
     except Exception as e:  # polars raises several error types for a corrupt file
         raise DeliveryError(path, rule, str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+
+
+def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A typed column (Parquet, JSON lines) as the text the border parses.
+
+    Dates, numbers and booleans cast to text the border reads; a timestamp is written as
+    ISO 8601, with its offset when it has a time zone, so a native timestamp is judged
+    by the same parser as a written one (``values.timestamp_sql``).
+    """
+    column = pl.col(name)
+    if isinstance(dtype, pl.Datetime):
+        offset = "%:z" if dtype.time_zone else ""
+        return column.dt.cast_time_unit("us").dt.strftime(f"%Y-%m-%dT%H:%M:%S%.f{offset}")
+    return column.cast(pl.String)
 
 
 def _check_columns(path: Path, frame: pl.DataFrame, dataset: Dataset) -> None:
