@@ -135,3 +135,40 @@ def test_parquet_with_native_timestamp_date_and_decimal_types_loads(home, wareho
         (datetime(2024, 4, 3, 10, 0),),  # naive: already Swedish wall-clock time
         (datetime(2024, 4, 3, 11, 0),),
     ]
+
+
+EXCEL_UNICODE_TEXT = Csv(encoding="utf-16", separator="\t", decimal_comma=True)
+
+
+def test_utf16_with_a_byte_order_mark_loads_where_the_contract_says_utf16(home, warehouse, keys):
+    """Excel's "Unicode text": UTF-16 with a byte-order mark, tab separated, CRLF."""
+    excel = dataclasses.replace(SOCIAL, format=EXCEL_UNICODE_TEXT)
+    rows = [["811218-9876", "2024-03", f"9{NBSP}750,68", ALONE], ["900101-0017", "2024-03", "100,00", ALONE]]
+    path = write_csv(home, excel, "2024-03", "ekonomiskt_bistand", rows)
+    assert path.read_bytes().startswith(b"\xff\xfe")
+    aid = _aid(load_delivery(excel, "2024-03", home.landing, warehouse, keys))
+    assert (aid.status, aid.rows_loaded, aid.rows_quarantined) == ("loaded", 2, 0)
+    assert _zone(warehouse, "SELECT amount_sek FROM ekonomiskt_bistand ORDER BY 1") == [(100.0,), (9750.68,)]
+
+
+def test_utf16_without_a_byte_order_mark_or_not_in_the_contract_is_rejected_naming_file_line_and_rule(
+    home, warehouse, keys
+):
+    excel = dataclasses.replace(SOCIAL, format=EXCEL_UNICODE_TEXT)
+    rows = [["811218-9876", "2024-03", "10", ALONE]] * 3
+    path = write_csv(home, excel, "2024-03", "ekonomiskt_bistand", rows)
+    path.write_bytes(path.read_bytes().removeprefix(b"\xff\xfe"))  # UTF-16LE without its mark
+    aid = _aid(load_delivery(excel, "2024-03", home.landing, warehouse, keys))
+    assert aid.status == "rejected"
+    assert aid.reason == "wrong_encoding: no UTF-16 byte-order mark: the byte order is unknown (line 1)"
+
+    write_csv(home, excel, "2024-04", "ekonomiskt_bistand", rows)  # with its mark, to a cp1252 contract
+    aid = _aid(load_delivery(SOCIAL, "2024-04", home.landing, warehouse, keys))
+    assert (aid.status, aid.rows_in_file, aid.rows_quarantined) == ("rejected", 3, 3), "its row count is kept"
+    assert (
+        aid.reason
+        == "wrong_encoding: the file is UTF-16 (byte-order mark); the contract says cp1252 (line 1)"
+    )
+    assert _zone(
+        warehouse, "SELECT _source_file, _source_line, rule FROM quarantine WHERE _delivery = '2024-04'"
+    ) == [("socialtjanst/2024-04/ekonomiskt_bistand.csv", 1, "wrong_encoding")]

@@ -8,6 +8,7 @@ a silently coerced one. A file that cannot be read at all raises
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -89,23 +90,41 @@ def _read_csv(path: Path, fmt: Csv, dataset: Dataset) -> pl.DataFrame:
 
 
 def _decode(path: Path, data: bytes, encoding: str) -> str:
-    """Bytes to text in the contract's encoding, naming the line where it goes wrong and why."""
-    if (nul := data.find(b"\x00")) >= 0:
+    """Bytes to text in the contract's encoding, naming the line where it goes wrong and why.
+
+    UTF-16 (Excel's "Unicode text") is read only with its byte-order mark, which says the
+    byte order; without one, or where the contract names another encoding, the file is
+    rejected, with its row count where the mark let us read it.
+    """
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if encoding == "utf-16" and not utf16:
+        raise DeliveryError(
+            path, "wrong_encoding", "no UTF-16 byte-order mark: the byte order is unknown", line=1
+        )
+    if utf16 and encoding != "utf-16":
+        rows = _decoded(path, data, "utf-16").removesuffix("\n").count("\n")
+        detail = f"the file is UTF-16 (byte-order mark); the contract says {encoding}"
+        raise DeliveryError(path, "wrong_encoding", detail, line=1, rows=rows)
+    if not utf16 and (nul := data.find(b"\x00")) >= 0:
         line = data[:nul].count(b"\n") + 1
         raise DeliveryError(path, "binary_content", "NUL byte: this is not a text file", line=line)
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        hint = " (the bytes look like Windows-1252/Latin-1)" if _decodes(data, "cp1252") else ""
-        raise DeliveryError(
-            path, "wrong_encoding", f"not {encoding}: {e.reason} at byte {e.start}{hint}", line=line
-        ) from None
+    text = _decoded(path, data, encoding)
     if encoding == "cp1252" and not data.isascii() and _decodes(data, "utf-8"):
         first = next(i for i, b in enumerate(data) if b > 127)
         line = data[:first].count(b"\n") + 1
         raise DeliveryError(path, "wrong_encoding", "the file is UTF-8; the contract says cp1252", line=line)
     return text
+
+
+def _decoded(path: Path, data: bytes, encoding: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data[: e.start].decode(encoding, errors="replace").count("\n") + 1
+        hint = " (the bytes look like Windows-1252/Latin-1)" if _decodes(data, "cp1252") else ""
+        raise DeliveryError(
+            path, "wrong_encoding", f"not {encoding}: {e.reason} at byte {e.start}{hint}", line=line
+        ) from None
 
 
 def _decodes(data: bytes, encoding: str) -> bool:

@@ -26,7 +26,8 @@ ColumnKind = Literal[
 
 @dataclass(frozen=True)
 class Csv:
-    encoding: Literal["utf-8", "utf-8-sig", "cp1252"] = "utf-8"
+    # utf-16: with a byte-order mark, as Excel writes "Unicode text" (usually tab separated)
+    encoding: Literal["utf-8", "utf-8-sig", "cp1252", "utf-16"] = "utf-8"
     separator: str = ","
     decimal_comma: bool = False
     extension: str = "csv"

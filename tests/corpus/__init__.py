@@ -49,6 +49,8 @@ CASES = (
     Case("wrong_delimiter", "socialtjanst", "ekonomiskt_bistand", "ERROR", "wrong_delimiter", 1),
     Case("latin1_read_as_utf8", "skola", "inskrivning", "ERROR", "wrong_encoding", 2),
     Case("utf8_read_as_cp1252", "socialtjanst", "ekonomiskt_bistand", "ERROR", "wrong_encoding", 1),
+    # Excel's "Unicode text" (UTF-16 with a byte-order mark, tabs) where the contract says cp1252
+    Case("utf16_not_in_contract", "socialtjanst", "ekonomiskt_bistand", "ERROR", "wrong_encoding", 1),
     Case("binary_garbage", "socialtjanst", "ekonomiskt_bistand", "ERROR", "binary_content", 1),
     Case("empty_file", "socialtjanst", "ekonomiskt_bistand", "ERROR", "empty_file"),
     Case("extra_column", "socialtjanst", "ekonomiskt_bistand", "ERROR", "columns_differ_from_contract", 1),
