@@ -172,3 +172,44 @@ def test_utf16_without_a_byte_order_mark_or_not_in_the_contract_is_rejected_nami
     assert _zone(
         warehouse, "SELECT _source_file, _source_line, rule FROM quarantine WHERE _delivery = '2024-04'"
     ) == [("socialtjanst/2024-04/ekonomiskt_bistand.csv", 1, "wrong_encoding")]
+
+
+def test_source_lines_are_physical_lines_after_quoted_fields_that_hold_newlines(home, warehouse, keys):
+    """A steward looks a quarantined row up in the file by its line: it must be the line the record
+    starts on, also after records whose quoted free text spans lines (CRLF or LF inside)."""
+    unit = UNITS["kontaktcenter"]
+    header = "kontakt_id,tidpunkt,kanal,amne,personnummer,lost_vid_forsta_kontakt"
+    records = [
+        'K1,2026-03-19 07:15:35,telefon,"fråga om\r\nbygglov\r\nigen",,true',  # lines 2-4
+        "K2,2026-03-19 07:16:35,fax,fråga,,true",  # 5: not an allowed channel
+        'K3,2026-03-19 07:17:35,chatt,"två\nrader",,false',  # 6-7
+        "K4,2026-03-19 07:18:35,brev,fråga,,true",  # 8: not an allowed channel
+    ]
+    path = home.delivery_dir(unit.name, "2026-03") / "kontakter.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes("".join(f"{line}\r\n" for line in [header, *records]).encode())
+    [result] = load_delivery(unit, "2026-03", home.landing, warehouse, keys)
+    assert (result.rows_in_file, result.rows_loaded, result.rows_quarantined) == (4, 2, 2)
+    loaded = _zone(warehouse, "SELECT _source_line, contact_id FROM kontakter ORDER BY 1", unit.name)
+    assert loaded == [(2, "K1"), (6, "K3")]
+    quarantined = _zone(
+        warehouse, "SELECT _source_line, raw_values->>'kontakt_id' FROM quarantine ORDER BY 1", unit.name
+    )
+    assert [line for line, _ in quarantined] == [5, 8]
+    physical = path.read_text().splitlines()
+    for line, contact in quarantined:
+        assert physical[line - 1].startswith(f"{contact},"), (line, physical[line - 1])
+
+
+def test_a_separator_at_the_end_of_every_line_is_padding_not_a_column(home, warehouse, keys):
+    rows = [["811218-9876", "2024-03", "4512,50", ALONE, ""], ["900101-0017", "2024-03", "100,00", ALONE, ""]]
+    header = ["Personnr", "Månad", "Belopp", "Hushållstyp", ""]
+    write_csv(home, SOCIAL, "2024-03", "ekonomiskt_bistand", rows, header)
+    aid = _aid(load_delivery(SOCIAL, "2024-03", home.landing, warehouse, keys))
+    assert (aid.status, aid.rows_loaded, aid.rows_quarantined) == ("loaded", 2, 0)
+
+    rows[1][-1] = "x"  # a value under no header
+    write_csv(home, SOCIAL, "2024-04", "ekonomiskt_bistand", rows, header)
+    aid = _aid(load_delivery(SOCIAL, "2024-04", home.landing, warehouse, keys))
+    assert aid.status == "rejected"
+    assert aid.reason == "extra_fields: a value after the last header field (line 3)"

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -62,24 +63,30 @@ def read_delivery_file(path: Path, fmt: FileFormat, dataset: Dataset) -> pl.Data
         raise DeliveryError(path, "empty_file", "the file has no bytes", rows=0)
     match fmt:
         case Csv():
-            frame, first_line = _read_csv(path, fmt, dataset), 2
+            frame = _read_csv(path, fmt, dataset)
         case Parquet():
-            frame, first_line = _read_binary(path, pl.read_parquet, "unreadable_parquet"), 1
+            frame = _numbered(_read_binary(path, pl.read_parquet, "unreadable_parquet"), first_line=1)
         case JsonLines():
-            frame, first_line = _read_json_lines(path), 1
-    _check_columns(path, frame, dataset)
-    frame = frame.select(_as_text(c.source, frame.schema[c.source]) for c in dataset.columns)
+            frame = _numbered(_read_json_lines(path), first_line=1)
+    _check_columns(path, frame.drop(LINE), dataset)
+    return frame.select(LINE, *(_as_text(c.source, frame.schema[c.source]) for c in dataset.columns))
+
+
+def _numbered(frame: pl.DataFrame, first_line: int) -> pl.DataFrame:
+    """Each record's line, for files with one record per line."""
     return frame.with_row_index(LINE, offset=first_line).with_columns(pl.col(LINE).cast(pl.Int64))
 
 
 def _read_csv(path: Path, fmt: Csv, dataset: Dataset) -> pl.DataFrame:
+    """The records with the physical line each starts on, so a steward finds a row by its line
+    also after a quoted field that holds newlines (the slow count runs only for such files)."""
     data = path.read_bytes()
     text = _decode(path, data, fmt.encoding)
     lines = pl.Series(text.removesuffix("\n").split("\n")).str.strip_suffix("\r")
     rows = len(lines) - 1
     _check_structure(path, lines, fmt.separator, dataset, ends_with_newline=text.endswith("\n"))
     try:
-        return pl.read_csv(
+        frame = pl.read_csv(
             io.BytesIO(text.encode()),
             separator=fmt.separator,
             infer_schema=False,
@@ -87,6 +94,40 @@ def _read_csv(path: Path, fmt: Csv, dataset: Dataset) -> pl.DataFrame:
         )
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as e:
         raise DeliveryError(path, "malformed_csv", str(e).splitlines()[0], rows=rows) from None
+    if frame.height == rows:
+        return _without_padding(path, _numbered(frame, first_line=2), lines[0], fmt.separator)
+    starts = [line for line, _ in _records(lines, fmt.separator)][1:]
+    if len(starts) != frame.height:
+        detail = f"{frame.height} records read, {len(starts)} counted by line"
+        raise DeliveryError(path, "malformed_csv", detail, rows=rows)
+    numbered = frame.with_columns(pl.Series(LINE, starts, dtype=pl.Int64)).select(LINE, *frame.columns)
+    return _without_padding(path, numbered, lines[0], fmt.separator)
+
+
+def _without_padding(path: Path, frame: pl.DataFrame, header: str, sep: str) -> pl.DataFrame:
+    """The frame without the empty columns a separator at the end of every line makes (Excel and
+    some case systems write one); a value in such a column has no header and rejects the file."""
+    padding = len(header) - len(header.rstrip(sep))  # each trailing separator adds an empty column
+    if not padding:
+        return frame
+    columns = frame.columns[-padding:]
+    filled = frame.filter(pl.any_horizontal(pl.col(columns).str.len_bytes() > 0))
+    if filled.height:
+        line = filled[LINE][0]
+        raise DeliveryError(
+            path, "extra_fields", "a value after the last header field", line=line, rows=frame.height
+        )
+    return frame.drop(columns)
+
+
+def _records(lines: pl.Series, sep: str) -> Iterator[tuple[int, list[str]]]:
+    """Each non-empty record with the physical line it starts on (a quoted field may hold newlines)."""
+    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=sep)
+    start = 1
+    for record in reader:
+        if record:
+            yield start, record
+        start = reader.line_num + 1
 
 
 def _decode(path: Path, data: bytes, encoding: str) -> str:
@@ -140,6 +181,8 @@ def _check_structure(
 ) -> None:
     """Vectorised checks on the lines; the precise (slow) csv parse runs only when they disagree."""
     rows = len(lines) - 1
+    if rows and not ends_with_newline:
+        _cut(path, lines)
     header = lines[0]
     too_long = (lines.str.len_bytes() > MAX_LINE_BYTES).arg_true()
     if len(too_long):
@@ -160,15 +203,24 @@ def _check_structure(
     counts = lines.str.count_matches(sep, literal=True) + 1
     if (counts == fields).all():
         return
-    for number, record in enumerate(csv.reader(io.StringIO("\n".join(lines)), delimiter=sep), start=1):
-        if record and len(record) != fields:
-            last = number == len(lines)
-            if len(record) < fields and last and not ends_with_newline:
-                rule = "truncated_file"
-            else:
-                rule = "missing_fields" if len(record) < fields else "extra_fields"
+    for number, record in _records(lines, sep):
+        if len(record) != fields:
+            rule = "missing_fields" if len(record) < fields else "extra_fields"
             detail = f"{len(record)} fields, the header has {fields}"
             raise DeliveryError(path, rule, detail, line=number, rows=rows)
+
+
+def _cut(path: Path, lines: pl.Series) -> None:
+    """A last line without the line ending every other line has: the file may have been cut there.
+
+    A cut inside the last field still parses (``28515.00`` cut to ``285`` is a valid amount), and
+    the records after the cut are not in the file at all, so no row-level rule can account for
+    them. The whole file is quarantined (every row it holds is counted under ``truncated_file``,
+    at the last line) and the delivery is held until the unit sends the file again: nothing
+    loads a partial month as if it were whole, and nothing in the file goes uncounted.
+    """
+    detail = "the last line has no line ending, as every other line has: the file may have been cut here"
+    raise DeliveryError(path, "truncated_file", detail, line=len(lines), rows=len(lines) - 1)
 
 
 def _read_json_lines(path: Path) -> pl.DataFrame:

@@ -46,6 +46,8 @@ class Case:
 
 CASES = (
     Case("truncated_file", "socialtjanst", "ekonomiskt_bistand", "ERROR", "truncated_file", 4),
+    # cut inside its last field: the forecast 28515,00 reads as 285, so the whole file waits for a resend
+    Case("cut_inside_last_field", "ekonomi", "utfall", "ERROR", "truncated_file", 3),
     Case("wrong_delimiter", "socialtjanst", "ekonomiskt_bistand", "ERROR", "wrong_delimiter", 1),
     Case("latin1_read_as_utf8", "skola", "inskrivning", "ERROR", "wrong_encoding", 2),
     Case("utf8_read_as_cp1252", "socialtjanst", "ekonomiskt_bistand", "ERROR", "wrong_encoding", 1),
@@ -106,6 +108,18 @@ GOOD: dict[str, dict[str, list[dict[str, str]]]] = {
         "barnutredningar": [
             {"Personnr": "121212-1212", "Startdatum": "{m}-03", "Avslutsdatum": "", "Anledning": "Anmälan"}
         ],
+    },
+    "ekonomi": {
+        "utfall": [
+            {
+                "Månad": "{m}",
+                "Förvaltning": "Socialförvaltningen",
+                "Enhet": "Enhet A",
+                "Budget": "30 000,00",
+                "Utfall": "28 000,00",
+                "Prognos": "28515,00",
+            }
+        ]
     },
     "skola": {
         "inskrivning": [
