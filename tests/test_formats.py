@@ -12,6 +12,7 @@ import duckdb
 import polars as pl
 
 from pipelines.ingest.delivery import load_delivery
+from pipelines.quality.records import count_records
 from pipelines.units import UNITS
 from pipelines.units.spec import Csv, Parquet
 from tests.conftest import SOCIAL, write_csv
@@ -148,6 +149,7 @@ def test_utf16_with_a_byte_order_mark_loads_where_the_contract_says_utf16(home, 
     assert path.read_bytes().startswith(b"\xff\xfe")
     aid = _aid(load_delivery(excel, "2024-03", home.landing, warehouse, keys))
     assert (aid.status, aid.rows_loaded, aid.rows_quarantined) == ("loaded", 2, 0)
+    assert count_records(path, excel.format) == 2, "the independent count agrees"
     assert _zone(warehouse, "SELECT amount_sek FROM ekonomiskt_bistand ORDER BY 1") == [(100.0,), (9750.68,)]
 
 
@@ -190,6 +192,7 @@ def test_source_lines_are_physical_lines_after_quoted_fields_that_hold_newlines(
     path.write_bytes("".join(f"{line}\r\n" for line in [header, *records]).encode())
     [result] = load_delivery(unit, "2026-03", home.landing, warehouse, keys)
     assert (result.rows_in_file, result.rows_loaded, result.rows_quarantined) == (4, 2, 2)
+    assert count_records(path, unit.format) == 4, "the independent count agrees"
     loaded = _zone(warehouse, "SELECT _source_line, contact_id FROM kontakter ORDER BY 1", unit.name)
     assert loaded == [(2, "K1"), (6, "K3")]
     quarantined = _zone(
