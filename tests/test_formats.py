@@ -5,6 +5,7 @@ timestamps, native Parquet types, quoted newlines) and loads it into a real unit
 """
 
 import dataclasses
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -216,3 +217,43 @@ def test_a_separator_at_the_end_of_every_line_is_padding_not_a_column(home, ware
     aid = _aid(load_delivery(SOCIAL, "2024-04", home.landing, warehouse, keys))
     assert aid.status == "rejected"
     assert aid.reason == "extra_fields: a value after the last header field (line 3)"
+
+
+def test_json_lines_with_nested_objects_load_by_the_path_the_contract_names(home, warehouse, keys):
+    flat = UNITS["e_tjanster"]
+    [submissions] = flat.datasets
+    nested = {"etjanst": "arende.etjanst", "personnummer": "sokande.id.personnummer"}
+    columns = tuple(
+        dataclasses.replace(c, source=nested.get(c.source, c.source)) for c in submissions.columns
+    )
+    unit = dataclasses.replace(flat, datasets=(dataclasses.replace(submissions, columns=columns),))
+    records = [
+        {
+            "inlamning_id": f"E{i}",
+            "arende": {"etjanst": "Parkering", "steg": 2},
+            "kanal": "digital",
+            "inkommen": "2024-03-03T10:00:00+01:00",
+            "sokande": {"id": {"personnummer": pnr}},
+        }
+        for i, pnr in enumerate(["198112189876", "198112189875"])
+    ]
+    records[0]["arende"].pop("steg")
+    path = home.delivery_dir(unit.name, "2024-03") / "inlamningar.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    [result] = load_delivery(unit, "2024-03", home.landing, warehouse, keys)
+    assert result.status == "rejected", "a nested field the contract does not name is an unexpected column"
+    assert result.reason.startswith(
+        "columns_differ_from_contract: missing columns [], unexpected columns ['arende.steg']"
+    )
+
+    for r in records:
+        r["arende"].pop("steg", None)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    [result] = load_delivery(unit, "2024-03", home.landing, warehouse, keys)
+    assert (result.rows_loaded, result.rows_quarantined) == (1, 1)
+    loaded = _zone(warehouse, "SELECT e_service, birth_year, submitted_at FROM inlamningar", unit.name)
+    assert loaded == [("Parkering", 1981, datetime(2024, 3, 3, 10, 0))]
+    assert _zone(warehouse, 'SELECT _source_line, rule, "column" FROM quarantine', unit.name) == [
+        (2, "invalid_personnummer", "sokande.id.personnummer")
+    ]

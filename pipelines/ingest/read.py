@@ -225,7 +225,7 @@ def _cut(path: Path, lines: pl.Series) -> None:
 
 def _read_json_lines(path: Path) -> pl.DataFrame:
     try:
-        return pl.read_ndjson(path)
+        return _flattened(pl.read_ndjson(path))
     except Exception as e:  # find the line for the steward; only on the failure path
         with path.open("rb") as f:
             for number, raw in enumerate(f, start=1):
@@ -236,6 +236,18 @@ def _read_json_lines(path: Path) -> pl.DataFrame:
         raise DeliveryError(
             path, "unreadable_json_lines", str(e).splitlines()[0] or type(e).__name__
         ) from None
+
+
+def _flattened(frame: pl.DataFrame) -> pl.DataFrame:
+    """Nested objects as columns named by their path (``sokande.personnummer``), which is how a
+    contract names a nested field; the column check then judges them like any other column."""
+    nested = {c: t for c, t in frame.schema.items() if isinstance(t, pl.Struct)}
+    if not nested:
+        return frame
+    named = frame.with_columns(
+        pl.col(c).struct.rename_fields([f"{c}.{f.name}" for f in t.fields]) for c, t in nested.items()
+    )
+    return _flattened(named.unnest(list(nested)))
 
 
 def _read_binary(path: Path, reader, rule: str) -> pl.DataFrame:
