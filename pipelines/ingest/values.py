@@ -7,7 +7,8 @@ NULL, which the border turns into a ``not_a_<kind>`` quarantine rule.
 - **Amounts.** Thousands are grouped by a space, a no-break space (U+00A0, what Swedish
   Windows and Excel write) or a narrow no-break space (U+202F); the decimal mark is the
   contract's (a comma where ``Csv.decimal_comma``, else a point).
-- **Dates** are ISO (``YYYY-MM-DD``), months ``YYYY-MM``.
+- **Dates** are ISO (``YYYY-MM-DD``), or a timestamp at exactly midnight, which is how Excel
+  (whose dates are timestamps) and a native Parquet timestamp write a date; months ``YYYY-MM``.
 - **Timestamps** are ISO, with a space or ``T``, optional fractional seconds, and an
   optional UTC offset (``+01:00``, ``+0100`` or ``Z``). The zone column is a naive
   ``TIMESTAMP`` holding Swedish wall-clock time, which is what the systems that write no
@@ -22,6 +23,7 @@ LOCAL_ZONE = "Europe/Stockholm"
 _SPACES = r"[ \x{00A0}\x{202F}]"  # RE2: space, no-break space, narrow no-break space
 _OFFSET = r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
 _CLOCK = ("%H:%M:%S", "%H:%M:%S.%f")
+_DATES = ["%Y-%m-%d", "%Y-%m-%d 00:00:00", "%Y-%m-%dT00:00:00"]
 _NAIVE = [f"%Y-%m-%d{sep}{clock}" for sep in (" ", "T") for clock in _CLOCK]
 
 
@@ -33,8 +35,8 @@ def amount_sql(text: str, decimal_comma: bool) -> str:
 
 
 def date_sql(text: str) -> str:
-    """A DATE from ``YYYY-MM-DD``."""
-    return f"TRY_CAST(try_strptime({text}, '%Y-%m-%d') AS DATE)"
+    """A DATE from ``YYYY-MM-DD``, or that date at midnight (a time other than 00:00:00 is no date)."""
+    return f"TRY_CAST(try_strptime({text}, {_DATES}) AS DATE)"
 
 
 def month_sql(text: str) -> str:
