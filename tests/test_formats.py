@@ -15,8 +15,9 @@ import polars as pl
 from pipelines.ingest.delivery import load_delivery
 from pipelines.quality.records import count_records
 from pipelines.units import UNITS
-from pipelines.units.spec import Csv, Parquet
+from pipelines.units.spec import Csv, Parquet, Xlsx
 from tests.conftest import SOCIAL, write_csv
+from tests.corpus import FILES
 
 ALONE = "Ensamstående"
 NBSP, NNBSP = "\u00a0", "\u202f"
@@ -257,3 +258,32 @@ def test_json_lines_with_nested_objects_load_by_the_path_the_contract_names(home
     assert _zone(warehouse, 'SELECT _source_line, rule, "column" FROM quarantine', unit.name) == [
         (2, "invalid_personnummer", "sokande.id.personnummer")
     ]
+
+
+def test_excel_sheets_load_with_typed_cells_and_rows_named_by_their_row_number(home, warehouse, keys):
+    """Sheets saved by Excel (files/excel_*.xlsx): amounts as number cells, dates as date cells."""
+    excel = dataclasses.replace(SOCIAL, format=Xlsx(sheet="Blad1"))
+    for dataset in ("ekonomiskt_bistand", "barnutredningar"):
+        path = home.delivery_dir(excel.name, "2024-03") / f"{dataset}.xlsx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes((FILES / f"excel_{dataset}.xlsx").read_bytes())
+        assert count_records(path, excel.format) == {"ekonomiskt_bistand": 3, "barnutredningar": 2}[dataset]
+    results = {r.dataset: r for r in load_delivery(excel, "2024-03", home.landing, warehouse, keys)}
+    assert [(r.rows_in_file, r.rows_loaded, r.rows_quarantined) for r in results.values()] == [
+        (3, 2, 1),
+        (2, 2, 0),
+    ]
+    assert _zone(warehouse, "SELECT _source_line, amount_sek FROM ekonomiskt_bistand ORDER BY 1") == [
+        (2, 9750.68),
+        (3, 1200.0),
+    ]
+    assert _zone(warehouse, "SELECT _source_line, rule FROM quarantine") == [(4, "invalid_personnummer")]
+    assert _zone(warehouse, "SELECT start_date, end_date FROM barnutredningar ORDER BY 1") == [
+        (date(2024, 3, 3), None),
+        (date(2024, 3, 5), date(2024, 3, 20)),
+    ]
+
+    other_sheet = dataclasses.replace(SOCIAL, format=Xlsx(sheet="Utbetalningar"))
+    aid = _aid(load_delivery(other_sheet, "2024-03", home.landing, warehouse, keys))
+    assert aid.status == "rejected" and aid.reason.startswith("unreadable_xlsx: "), aid.reason
+    assert "Utbetalningar" in aid.reason

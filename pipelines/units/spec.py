@@ -43,7 +43,15 @@ class JsonLines:
     extension: str = "jsonl"
 
 
-FileFormat = Csv | Parquet | JsonLines
+@dataclass(frozen=True)
+class Xlsx:
+    """An Excel workbook, one per dataset file: its header in row 1 of the sheet (the first unless named)."""
+
+    sheet: str | None = None
+    extension: str = "xlsx"
+
+
+FileFormat = Csv | Parquet | JsonLines | Xlsx
 
 
 @dataclass(frozen=True)
