@@ -1,9 +1,15 @@
 """Read one delivery file, in its unit's format, into a frame of strings with line numbers.
 
-Everything is read as text: types are parsed at the border, where a value that
-does not parse becomes a quarantined row with a rule rather than a lost row or
-a silently coerced one. A file that cannot be read at all raises
+Everything is read as text: types are parsed at the border (``values.py``), where a
+value that does not parse becomes a quarantined row with a rule rather than a lost row
+or a silently coerced one; a natively typed value (Parquet, JSON, an Excel cell) becomes
+the text the border parses. A file that cannot be read at all raises
 :class:`DeliveryError` naming the file, the line where there is one, and the rule.
+
+Formats: CSV (UTF-8, UTF-8 with BOM, Windows-1252, UTF-16 with BOM; quoted fields may
+hold newlines, a trailing separator on every line is padding), Parquet, JSON lines
+(nested objects by their path), Excel sheets. A line is the file's physical line (for
+Excel the sheet's row) where the record starts.
 """
 
 from __future__ import annotations
