@@ -75,7 +75,8 @@ SPELLED_TIMESTAMPS = [  # Swedish wall-clock time is what the zone stores
     ("2026-03-19 07:15:35.123456", datetime(2026, 3, 19, 7, 15, 35, 123456)),
     ("2026-03-19", None),
     ("19/03/2026 07:15", None),
-    ("2026-03-19T07:15:35+01", None),
+    ("2026-03-19T07:15:35+01", datetime(2026, 3, 19, 7, 15, 35)),  # ISO's hours-only offset
+    ("2026-03-19T07:15:35 CET", None),
 ]
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 LOCAL_ZONE = "Europe/Stockholm"
 _SPACES = r"[ \x{00A0}\x{202F}]"  # RE2: space, no-break space, narrow no-break space
-_OFFSET = r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
 _CLOCK = ("%H:%M:%S", "%H:%M:%S.%f")
 _DATES = ["%Y-%m-%d", "%Y-%m-%d 00:00:00", "%Y-%m-%dT00:00:00"]
 _NAIVE = [f"%Y-%m-%d{sep}{clock}" for sep in (" ", "T") for clock in _CLOCK]
@@ -45,11 +44,14 @@ def month_sql(text: str) -> str:
 
 
 def timestamp_sql(text: str) -> str:
-    """A naive TIMESTAMP in Swedish local time from an ISO timestamp, with or without an offset."""
+    """A naive TIMESTAMP in Swedish local time from an ISO timestamp, with or without an offset.
+
+    The naive spellings are tried first and the offset ones only where they fail (COALESCE
+    evaluates its second argument for those rows alone), so files without offsets pay nothing.
+    """
     with_offset = [f"{f}%z" for f in _NAIVE]
     utc = f"regexp_replace({text}, 'Z$', '+00:00')"
     return (
-        f"CASE WHEN regexp_matches({text}, '{_OFFSET}') "
-        f"THEN timezone('{LOCAL_ZONE}', try_strptime({utc}, {with_offset})) "
-        f"ELSE try_strptime({text}, {_NAIVE}) END"
+        f"coalesce(try_strptime({text}, {_NAIVE}), "
+        f"timezone('{LOCAL_ZONE}', try_strptime({utc}, {with_offset})))"
     )
