@@ -10,7 +10,7 @@ NULL, which the border turns into a ``not_a_<kind>`` quarantine rule.
 - **Dates** are ISO (``YYYY-MM-DD``), or a timestamp at exactly midnight, which is how Excel
   (whose dates are timestamps) and a native Parquet timestamp write a date; months ``YYYY-MM``.
 - **Timestamps** are ISO, with a space or ``T``, optional fractional seconds, and an
-  optional UTC offset (``+01:00``, ``+0100`` or ``Z``). The zone column is a naive
+  optional UTC offset (``+01:00``, ``+0100``, ``+01`` or ``Z``). The zone column is a naive
   ``TIMESTAMP`` holding Swedish wall-clock time, which is what the systems that write no
   offset mean; a value with an offset is converted to Europe/Stockholm local time, so
   both spellings of one instant load as the same value. (In the autumn hour that occurs
