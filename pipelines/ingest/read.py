@@ -80,8 +80,9 @@ def read_delivery_file(path: Path, fmt: FileFormat, dataset: Dataset) -> pl.Data
             frame = _numbered(
                 _read_binary(path, partial(_read_sheet, sheet=sheet), "unreadable_xlsx"), first_line=2
             )
-    _check_columns(path, frame.drop(LINE), dataset)
-    return frame.select(LINE, *(_as_text(c.source, frame.schema[c.source]) for c in dataset.columns))
+    _check_columns(path, frame, dataset)
+    schema = frame.schema
+    return frame.select(LINE, *(_as_text(c.source, schema[c.source]) for c in dataset.columns))
 
 
 def _numbered(frame: pl.DataFrame, first_line: int) -> pl.DataFrame:
@@ -285,6 +286,8 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
     by the same parser as a written one (``values.timestamp_sql``).
     """
     column = pl.col(name)
+    if dtype == pl.String:
+        return column
     if isinstance(dtype, pl.Datetime):
         offset = "%:z" if dtype.time_zone else ""
         return column.dt.cast_time_unit("us").dt.strftime(f"%Y-%m-%dT%H:%M:%S%.f{offset}")
@@ -294,7 +297,7 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
 def _check_columns(path: Path, frame: pl.DataFrame, dataset: Dataset) -> None:
     expected = [c.source for c in dataset.columns]
     missing = [c for c in expected if c not in frame.columns]
-    extra = [c for c in frame.columns if c not in expected]
+    extra = [c for c in frame.columns if c not in expected and c != LINE]
     if missing or extra:
         detail = f"missing columns {missing}, unexpected columns {extra}; expected {expected}"
         raise DeliveryError(path, "columns_differ_from_contract", detail, line=1, rows=frame.height)
