@@ -105,9 +105,8 @@ def _typed(column: Column) -> pl.Expr:
     """Column in the Parquet type a source system would use.
 
     Timestamps are the exception: they are written as 'YYYY-MM-DD HH:MM:SS'
-    text, because the border reads every column as a string and polars turns a
-    Datetime into '... HH:MM:SS.000000', which the border's timestamp formats
-    reject. Dates, numbers and booleans keep their types (their text form parses).
+    text, as the case-event system the synthetic data imitates writes them (the
+    border reads native timestamps too). Dates, numbers and booleans keep their types.
     """
     c = pl.col(column.name)
     if column.kind == "timestamp":

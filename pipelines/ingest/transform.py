@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipelines.border.sql import hmac_sql
+from pipelines.ingest import values
 from pipelines.units.spec import Column, Csv, Dataset, FileFormat
 
 # Validity and the normalised number are computed once per row, in a CTE that is never stored.
@@ -92,14 +93,13 @@ def _typed(col: Column, decimal_comma: bool) -> dict[str, str]:
         case "integer":
             return {col.name: f"TRY_CAST({raw} AS BIGINT)"}
         case "decimal":
-            number = f"replace(replace({raw}, ' ', ''), ',', '.')" if decimal_comma else raw
-            return {col.name: f"TRY_CAST({number} AS DOUBLE)"}
+            return {col.name: values.amount_sql(raw, decimal_comma)}
         case "date":
-            return {col.name: f"TRY_CAST(try_strptime({raw}, '%Y-%m-%d') AS DATE)"}
+            return {col.name: values.date_sql(raw)}
         case "month":
-            return {col.name: f"TRY_CAST(try_strptime({raw}, '%Y-%m') AS DATE)"}
+            return {col.name: values.month_sql(raw)}
         case "timestamp":
-            return {col.name: f"try_strptime({raw}, ['%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M:%S'])"}
+            return {col.name: values.timestamp_sql(raw)}
         case "boolean":
             return {col.name: f"TRY_CAST({raw} AS BOOLEAN)"}
     raise ValueError(f"unknown column kind {col.kind!r} for {col.source}")

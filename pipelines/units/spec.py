@@ -17,7 +17,7 @@ ColumnKind = Literal[
     "decimal",
     "date",  # ISO date, YYYY-MM-DD
     "month",  # YYYY-MM
-    "timestamp",  # ISO timestamp
+    "timestamp",  # ISO timestamp, naive (Swedish local time) or with an offset (see ingest/values.py)
     "boolean",
     "key",  # a source identifier that is not a personnummer (household id): pseudonymised
     "identifier",  # free text that identifies a person (name, address): never loaded
@@ -26,7 +26,8 @@ ColumnKind = Literal[
 
 @dataclass(frozen=True)
 class Csv:
-    encoding: Literal["utf-8", "utf-8-sig", "cp1252"] = "utf-8"
+    # utf-16: with a byte-order mark, as Excel writes "Unicode text" (usually tab separated)
+    encoding: Literal["utf-8", "utf-8-sig", "cp1252", "utf-16"] = "utf-8"
     separator: str = ","
     decimal_comma: bool = False
     extension: str = "csv"
@@ -42,7 +43,15 @@ class JsonLines:
     extension: str = "jsonl"
 
 
-FileFormat = Csv | Parquet | JsonLines
+@dataclass(frozen=True)
+class Xlsx:
+    """An Excel workbook, one per dataset file: its header in row 1 of the sheet (the first unless named)."""
+
+    sheet: str | None = None
+    extension: str = "xlsx"
+
+
+FileFormat = Csv | Parquet | JsonLines | Xlsx
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,13 @@ class Case:
 
 CASES = (
     Case("truncated_file", "socialtjanst", "ekonomiskt_bistand", "ERROR", "truncated_file", 4),
+    # cut inside its last field: the forecast 28515,00 reads as 285, so the whole file waits for a resend
+    Case("cut_inside_last_field", "ekonomi", "utfall", "ERROR", "truncated_file", 3),
     Case("wrong_delimiter", "socialtjanst", "ekonomiskt_bistand", "ERROR", "wrong_delimiter", 1),
     Case("latin1_read_as_utf8", "skola", "inskrivning", "ERROR", "wrong_encoding", 2),
     Case("utf8_read_as_cp1252", "socialtjanst", "ekonomiskt_bistand", "ERROR", "wrong_encoding", 1),
+    # Excel's "Unicode text" (UTF-16 with a byte-order mark, tabs) where the contract says cp1252
+    Case("utf16_not_in_contract", "socialtjanst", "ekonomiskt_bistand", "ERROR", "wrong_encoding", 1),
     Case("binary_garbage", "socialtjanst", "ekonomiskt_bistand", "ERROR", "binary_content", 1),
     Case("empty_file", "socialtjanst", "ekonomiskt_bistand", "ERROR", "empty_file"),
     Case("extra_column", "socialtjanst", "ekonomiskt_bistand", "ERROR", "columns_differ_from_contract", 1),
@@ -104,6 +108,18 @@ GOOD: dict[str, dict[str, list[dict[str, str]]]] = {
         "barnutredningar": [
             {"Personnr": "121212-1212", "Startdatum": "{m}-03", "Avslutsdatum": "", "Anledning": "Anmälan"}
         ],
+    },
+    "ekonomi": {
+        "utfall": [
+            {
+                "Månad": "{m}",
+                "Förvaltning": "Socialförvaltningen",
+                "Enhet": "Enhet A",
+                "Budget": "30 000,00",
+                "Utfall": "28 000,00",
+                "Prognos": "28515,00",
+            }
+        ]
     },
     "skola": {
         "inskrivning": [

@@ -1,0 +1,289 @@
+"""Valid files written the way real Swedish systems write them load with nothing valid quarantined.
+
+Each test writes a delivery as such a system does (Excel's separators and encodings, offsets on
+timestamps, native Parquet types, quoted newlines) and loads it into a real unit zone.
+"""
+
+import dataclasses
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import duckdb
+import polars as pl
+
+from pipelines.ingest.delivery import load_delivery
+from pipelines.quality.records import count_records
+from pipelines.units import UNITS
+from pipelines.units.spec import Csv, Parquet, Xlsx
+from tests.conftest import SOCIAL, write_csv
+from tests.corpus import FILES
+
+ALONE = "Ensamstående"
+NBSP, NNBSP = "\u00a0", "\u202f"
+
+
+def _zone(warehouse, sql: str, unit: str = "socialtjanst") -> list[tuple]:
+    with duckdb.connect(str(warehouse.unit_zone(unit)), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def _aid(results):
+    return next(r for r in results if r.dataset == "ekonomiskt_bistand")
+
+
+def test_amounts_grouped_by_no_break_spaces_load(home, warehouse, keys):
+    """Swedish Excel groups thousands by U+00A0 (cp1252 has it) or U+202F (UTF-8 exports)."""
+    utf8 = dataclasses.replace(SOCIAL, format=Csv(encoding="utf-8", separator=";", decimal_comma=True))
+    rows = [
+        ["811218-9876", "2024-03", f"9{NBSP}750,68", ALONE],
+        ["900101-0017", "2024-03", f"12{NNBSP}000,00", ALONE],
+        ["121212+1212", "2024-03", "1 200,75", ALONE],
+    ]
+    write_csv(home, utf8, "2024-03", "ekonomiskt_bistand", rows)
+    aid = _aid(load_delivery(utf8, "2024-03", home.landing, warehouse, keys))
+    assert (aid.rows_loaded, aid.rows_quarantined) == (3, 0)
+    amounts = _zone(warehouse, "SELECT amount_sek FROM ekonomiskt_bistand ORDER BY _source_line")
+    assert amounts == [(9750.68,), (12000.0,), (1200.75,)]
+
+
+def test_timestamps_with_an_offset_load_as_swedish_local_time(home, warehouse, keys):
+    """Naive timestamps are Swedish wall-clock time; an offset or ``Z`` is converted to it."""
+    unit = UNITS["kontaktcenter"]
+    stamps = [
+        "2026-03-19T07:15:35+01:00",
+        "2026-03-19T06:15:36Z",
+        "2026-07-01T10:00:00+00:00",
+        "2026-03-19 07:15:37",
+    ]
+    rows = [[f"K{i}", s, "telefon", "fråga", "", "true"] for i, s in enumerate(stamps)]
+    write_csv(home, unit, "2026-03", "kontakter", rows)
+    [result] = load_delivery(unit, "2026-03", home.landing, warehouse, keys)
+    assert (result.rows_loaded, result.rows_quarantined) == (4, 0)
+    loaded = _zone(warehouse, "SELECT contacted_at FROM kontakter ORDER BY _source_line", "kontaktcenter")
+    assert loaded == [
+        (datetime(2026, 3, 19, 7, 15, 35),),
+        (datetime(2026, 3, 19, 7, 15, 36),),
+        (datetime(2026, 7, 1, 12, 0, 0),),
+        (datetime(2026, 3, 19, 7, 15, 37),),
+    ]
+
+
+def _parquet(home, unit, month: str, dataset: str, frame: pl.DataFrame) -> None:
+    path = home.delivery_dir(unit.name, month) / unit.dataset(dataset).file_name(unit.format)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path)
+
+
+def test_parquet_with_native_timestamp_date_and_decimal_types_loads(home, warehouse, keys):
+    """A care system's Parquet keeps its types; each is judged by the contract column it fills."""
+    care = UNITS["vard_omsorg"]
+    person = ["19400101-0018", "19350315-4563"]
+    hours = pl.Series([Decimal("10.50"), Decimal("744.00")], dtype=pl.Decimal(10, 2))
+    _parquet(
+        home,
+        care,
+        "2024-03",
+        "hemtjanst",
+        pl.DataFrame(
+            {
+                "personnummer": person,
+                "manad": ["2024-03"] * 2,
+                "beviljade_timmar": hours,
+                "utforda_timmar": hours,
+            }
+        ),
+    )
+    moved_in = pl.Series([date(2024, 3, 10), date(2024, 3, 31)], dtype=pl.Date)
+    _parquet(
+        home,
+        care,
+        "2024-03",
+        "sarskilt_boende",
+        pl.DataFrame({"personnummer": person, "inflyttningsdatum": moved_in, "boende": ["Solgården"] * 2}),
+    )
+    results = {r.dataset: r for r in load_delivery(care, "2024-03", home.landing, warehouse, keys)}
+    assert [
+        (results[d].rows_loaded, results[d].rows_quarantined) for d in ("hemtjanst", "sarskilt_boende")
+    ] == [
+        (2, 0),
+        (2, 0),
+    ]
+    assert _zone(warehouse, "SELECT granted_hours FROM hemtjanst ORDER BY 1", care.name) == [
+        (10.5,),
+        (744.0,),
+    ]
+
+    services = dataclasses.replace(UNITS["e_tjanster"], format=Parquet())
+    utc = [datetime(2024, 3, 3, 9, 0, 0, 250000, tzinfo=UTC), datetime(2024, 3, 3, 10, 0, 1, tzinfo=UTC)]
+    for month, stamps in (
+        ("2024-03", pl.Series(utc, dtype=pl.Datetime("ns", "UTC"))),
+        ("2024-04", pl.Series([datetime(2024, 4, 3, 10, 0), datetime(2024, 4, 3, 11, 0)])),
+    ):
+        frame = pl.DataFrame(
+            {
+                "inlamning_id": ["E1", "E2"],
+                "etjanst": ["Parkering"] * 2,
+                "kanal": ["digital"] * 2,
+                "inkommen": stamps,
+                "personnummer": ["198112189876"] * 2,
+            }
+        )
+        _parquet(home, services, month, "inlamningar", frame)
+        [result] = load_delivery(services, month, home.landing, warehouse, keys)
+        assert (result.rows_loaded, result.rows_quarantined) == (2, 0), month
+    assert _zone(warehouse, "SELECT submitted_at FROM inlamningar ORDER BY 1", services.name) == [
+        (datetime(2024, 3, 3, 10, 0, 0, 250000),),  # UTC to Swedish winter time
+        (datetime(2024, 3, 3, 11, 0, 1),),
+        (datetime(2024, 4, 3, 10, 0),),  # naive: already Swedish wall-clock time
+        (datetime(2024, 4, 3, 11, 0),),
+    ]
+
+
+EXCEL_UNICODE_TEXT = Csv(encoding="utf-16", separator="\t", decimal_comma=True)
+
+
+def test_utf16_with_a_byte_order_mark_loads_where_the_contract_says_utf16(home, warehouse, keys):
+    """Excel's "Unicode text": UTF-16 with a byte-order mark, tab separated, CRLF."""
+    excel = dataclasses.replace(SOCIAL, format=EXCEL_UNICODE_TEXT)
+    rows = [["811218-9876", "2024-03", f"9{NBSP}750,68", ALONE], ["900101-0017", "2024-03", "100,00", ALONE]]
+    path = write_csv(home, excel, "2024-03", "ekonomiskt_bistand", rows)
+    assert path.read_bytes().startswith(b"\xff\xfe")
+    aid = _aid(load_delivery(excel, "2024-03", home.landing, warehouse, keys))
+    assert (aid.status, aid.rows_loaded, aid.rows_quarantined) == ("loaded", 2, 0)
+    assert count_records(path, excel.format) == 2, "the independent count agrees"
+    assert _zone(warehouse, "SELECT amount_sek FROM ekonomiskt_bistand ORDER BY 1") == [(100.0,), (9750.68,)]
+
+
+def test_utf16_without_a_byte_order_mark_or_not_in_the_contract_is_rejected_naming_file_line_and_rule(
+    home, warehouse, keys
+):
+    excel = dataclasses.replace(SOCIAL, format=EXCEL_UNICODE_TEXT)
+    rows = [["811218-9876", "2024-03", "10", ALONE]] * 3
+    path = write_csv(home, excel, "2024-03", "ekonomiskt_bistand", rows)
+    path.write_bytes(path.read_bytes().removeprefix(b"\xff\xfe"))  # UTF-16LE without its mark
+    aid = _aid(load_delivery(excel, "2024-03", home.landing, warehouse, keys))
+    assert aid.status == "rejected"
+    assert aid.reason == "wrong_encoding: no UTF-16 byte-order mark: the byte order is unknown (line 1)"
+
+    write_csv(home, excel, "2024-04", "ekonomiskt_bistand", rows)  # with its mark, to a cp1252 contract
+    aid = _aid(load_delivery(SOCIAL, "2024-04", home.landing, warehouse, keys))
+    assert (aid.status, aid.rows_in_file, aid.rows_quarantined) == ("rejected", 3, 3), "its row count is kept"
+    assert (
+        aid.reason
+        == "wrong_encoding: the file is UTF-16 (byte-order mark); the contract says cp1252 (line 1)"
+    )
+    assert _zone(
+        warehouse, "SELECT _source_file, _source_line, rule FROM quarantine WHERE _delivery = '2024-04'"
+    ) == [("socialtjanst/2024-04/ekonomiskt_bistand.csv", 1, "wrong_encoding")]
+
+
+def test_source_lines_are_physical_lines_after_quoted_fields_that_hold_newlines(home, warehouse, keys):
+    """A steward looks a quarantined row up in the file by its line: it must be the line the record
+    starts on, also after records whose quoted free text spans lines (CRLF or LF inside)."""
+    unit = UNITS["kontaktcenter"]
+    header = "kontakt_id,tidpunkt,kanal,amne,personnummer,lost_vid_forsta_kontakt"
+    records = [
+        'K1,2026-03-19 07:15:35,telefon,"fråga om\r\nbygglov\r\nigen",,true',  # lines 2-4
+        "K2,2026-03-19 07:16:35,fax,fråga,,true",  # 5: not an allowed channel
+        'K3,2026-03-19 07:17:35,chatt,"två\nrader",,false',  # 6-7
+        "K4,2026-03-19 07:18:35,brev,fråga,,true",  # 8: not an allowed channel
+    ]
+    path = home.delivery_dir(unit.name, "2026-03") / "kontakter.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes("".join(f"{line}\r\n" for line in [header, *records]).encode())
+    [result] = load_delivery(unit, "2026-03", home.landing, warehouse, keys)
+    assert (result.rows_in_file, result.rows_loaded, result.rows_quarantined) == (4, 2, 2)
+    assert count_records(path, unit.format) == 4, "the independent count agrees"
+    loaded = _zone(warehouse, "SELECT _source_line, contact_id FROM kontakter ORDER BY 1", unit.name)
+    assert loaded == [(2, "K1"), (6, "K3")]
+    quarantined = _zone(
+        warehouse, "SELECT _source_line, raw_values->>'kontakt_id' FROM quarantine ORDER BY 1", unit.name
+    )
+    assert [line for line, _ in quarantined] == [5, 8]
+    physical = path.read_text().splitlines()
+    for line, contact in quarantined:
+        assert physical[line - 1].startswith(f"{contact},"), (line, physical[line - 1])
+
+
+def test_a_separator_at_the_end_of_every_line_is_padding_not_a_column(home, warehouse, keys):
+    rows = [["811218-9876", "2024-03", "4512,50", ALONE, ""], ["900101-0017", "2024-03", "100,00", ALONE, ""]]
+    header = ["Personnr", "Månad", "Belopp", "Hushållstyp", ""]
+    write_csv(home, SOCIAL, "2024-03", "ekonomiskt_bistand", rows, header)
+    aid = _aid(load_delivery(SOCIAL, "2024-03", home.landing, warehouse, keys))
+    assert (aid.status, aid.rows_loaded, aid.rows_quarantined) == ("loaded", 2, 0)
+
+    rows[1][-1] = "x"  # a value under no header
+    write_csv(home, SOCIAL, "2024-04", "ekonomiskt_bistand", rows, header)
+    aid = _aid(load_delivery(SOCIAL, "2024-04", home.landing, warehouse, keys))
+    assert aid.status == "rejected"
+    assert aid.reason == "extra_fields: a value after the last header field (line 3)"
+
+
+def test_json_lines_with_nested_objects_load_by_the_path_the_contract_names(home, warehouse, keys):
+    flat = UNITS["e_tjanster"]
+    [submissions] = flat.datasets
+    nested = {"etjanst": "arende.etjanst", "personnummer": "sokande.id.personnummer"}
+    columns = tuple(
+        dataclasses.replace(c, source=nested.get(c.source, c.source)) for c in submissions.columns
+    )
+    unit = dataclasses.replace(flat, datasets=(dataclasses.replace(submissions, columns=columns),))
+    records = [
+        {
+            "inlamning_id": f"E{i}",
+            "arende": {"etjanst": "Parkering", "steg": 2},
+            "kanal": "digital",
+            "inkommen": "2024-03-03T10:00:00+01:00",
+            "sokande": {"id": {"personnummer": pnr}},
+        }
+        for i, pnr in enumerate(["198112189876", "198112189875"])
+    ]
+    records[0]["arende"].pop("steg")
+    path = home.delivery_dir(unit.name, "2024-03") / "inlamningar.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    [result] = load_delivery(unit, "2024-03", home.landing, warehouse, keys)
+    assert result.status == "rejected", "a nested field the contract does not name is an unexpected column"
+    assert result.reason.startswith(
+        "columns_differ_from_contract: missing columns [], unexpected columns ['arende.steg']"
+    )
+
+    for r in records:
+        r["arende"].pop("steg", None)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    [result] = load_delivery(unit, "2024-03", home.landing, warehouse, keys)
+    assert (result.rows_loaded, result.rows_quarantined) == (1, 1)
+    loaded = _zone(warehouse, "SELECT e_service, birth_year, submitted_at FROM inlamningar", unit.name)
+    assert loaded == [("Parkering", 1981, datetime(2024, 3, 3, 10, 0))]
+    assert _zone(warehouse, 'SELECT _source_line, rule, "column" FROM quarantine', unit.name) == [
+        (2, "invalid_personnummer", "sokande.id.personnummer")
+    ]
+
+
+def test_excel_sheets_load_with_typed_cells_and_rows_named_by_their_row_number(home, warehouse, keys):
+    """Sheets saved by Excel (files/excel_*.xlsx): amounts as number cells, dates as date cells."""
+    excel = dataclasses.replace(SOCIAL, format=Xlsx(sheet="Blad1"))
+    for dataset in ("ekonomiskt_bistand", "barnutredningar"):
+        path = home.delivery_dir(excel.name, "2024-03") / f"{dataset}.xlsx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes((FILES / f"excel_{dataset}.xlsx").read_bytes())
+        assert count_records(path, excel.format) == {"ekonomiskt_bistand": 3, "barnutredningar": 2}[dataset]
+    results = {r.dataset: r for r in load_delivery(excel, "2024-03", home.landing, warehouse, keys)}
+    assert [(r.rows_in_file, r.rows_loaded, r.rows_quarantined) for r in results.values()] == [
+        (3, 2, 1),
+        (2, 2, 0),
+    ]
+    assert _zone(warehouse, "SELECT _source_line, amount_sek FROM ekonomiskt_bistand ORDER BY 1") == [
+        (2, 9750.68),
+        (3, 1200.0),
+    ]
+    assert _zone(warehouse, "SELECT _source_line, rule FROM quarantine") == [(4, "invalid_personnummer")]
+    assert _zone(warehouse, "SELECT start_date, end_date FROM barnutredningar ORDER BY 1") == [
+        (date(2024, 3, 3), None),
+        (date(2024, 3, 5), date(2024, 3, 20)),
+    ]
+
+    other_sheet = dataclasses.replace(SOCIAL, format=Xlsx(sheet="Utbetalningar"))
+    aid = _aid(load_delivery(other_sheet, "2024-03", home.landing, warehouse, keys))
+    assert aid.status == "rejected" and aid.reason.startswith("unreadable_xlsx: "), aid.reason
+    assert "Utbetalningar" in aid.reason
