@@ -282,9 +282,8 @@ def build_marts_and_publish(paths: Paths, instance: dg.DagsterInstance) -> list[
     from pipelines.runs import this_process
 
     say_who_holds(instance, "dbt, discovery and publish", "duckdb_cross_unit")
-    job = defs().resolve_job_def(
-        MARTS_JOB_NAME
-    )  # loads the dbt manifest (parsed if stale) before the status line
+    # Resolving the job loads the dbt manifest (parsed if stale) before the status line.
+    job = defs().resolve_job_def(MARTS_JOB_NAME)
     log = paths.dbt / "last-build.log"  # dagster-dbt echoes dbt's own log to stdout
     log.parent.mkdir(parents=True, exist_ok=True)
     with (

@@ -105,31 +105,34 @@ def _load(con, unit: Unit, delivery: str, landing: Path, params: dict) -> list[F
 
 def loaded_fingerprints(zone: Path) -> dict[str, str] | None:
     """Each delivery's fingerprint as last loaded; None while a load holds the zone's lock."""
-    if not zone.exists():
-        return {}
-    try:
-        with connect(zone, read_only=True) as con:
-            if not run(con, "SELECT 1 FROM duckdb_tables() WHERE table_name = 'deliveries'"):
-                return {}
-            return dict(
-                run(con, "SELECT _delivery, arg_max(fingerprint, _loaded_at) FROM deliveries GROUP BY 1")
-            )
-    except duckdb.IOException:
-        return None
+    state = _load_state(zone)
+    return None if state is None else state[0]
 
 
 def unsettled(zone: Path, landing: Path, months: list[str]) -> list[str] | None:
     """The months a load would change or check: not loaded as their folder is now, or stored without a
     verdict (a load killed before its checks). None while a load holds the zone's lock."""
-    loaded = loaded_fingerprints(zone)
-    if loaded is None:
+    state = _load_state(zone)
+    if state is None:
         return None
-    unchecked: set[str] = set()
-    if loaded:
-        with connect(zone, read_only=True) as con:
-            held = "SELECT _delivery FROM held_deliveries WHERE checks = $c"
-            unchecked = {d for (d,) in run(con, held, {"c": gate.UNCHECKED})}
+    loaded, unchecked = state
     return [m for m in months if m in unchecked or loaded.get(m) != fingerprint(landing / m)]
+
+
+def _load_state(zone: Path) -> tuple[dict[str, str], set[str]] | None:
+    """Each delivery's fingerprint as last loaded, and those held unchecked, read in one connection;
+    None while a load holds the zone's lock."""
+    if not zone.exists():
+        return {}, set()
+    try:
+        with connect(zone, read_only=True) as con:
+            if not run(con, "SELECT 1 FROM duckdb_tables() WHERE table_name = 'deliveries'"):
+                return {}, set()
+            latest = "SELECT _delivery, arg_max(fingerprint, _loaded_at) FROM deliveries GROUP BY 1"
+            held = "SELECT _delivery FROM held_deliveries WHERE checks = $c"
+            return dict(run(con, latest)), {d for (d,) in run(con, held, {"c": gate.UNCHECKED})}
+    except duckdb.IOException:
+        return None
 
 
 def _ensure_tables(con, unit: Unit, params: dict) -> None:
