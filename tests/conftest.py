@@ -18,7 +18,8 @@ from pipelines.units.spec import Csv, Unit
 from warehouse.layout import Warehouse
 
 # A test's tier follows from what it needs: a Superset server or browser makes it ``ui``, the main-job
-# run makes it ``platform``; the rest are ``unit`` (``bin/test --fast``). A module may mark itself too.
+# run makes it ``platform``; a test that executes Dagster runs of its own marks itself ``platform``.
+# The rest are ``unit`` (``bin/test --fast``): functions, DuckDB files and the CLI, no Dagster run.
 TIER_OF_FIXTURE = {"dashboards_platform": "ui", "main_job": "platform"}
 TIERS = ("ui", "platform", "unit")
 

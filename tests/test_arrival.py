@@ -15,6 +15,7 @@ from datetime import date
 
 import dagster as dg
 import duckdb
+import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.cli import partition_range
@@ -57,6 +58,7 @@ def _zone(warehouse, unit: str, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
 
 
+@pytest.mark.platform
 def test_a_late_month_is_loaded_in_time_order_and_a_resent_one_is_recorded(home, warehouse):
     for month in ("2024-03", "2024-04"):
         write_good(home, "skola", month)
@@ -99,6 +101,7 @@ def test_the_sensor_asks_only_for_what_the_zone_has_not_loaded(home, keys):
         assert evaluate(changed.cursor).run_requests == [], "asked once, not on every tick"
 
 
+@pytest.mark.platform
 def test_a_rerun_redoes_only_deliveries_changed_since_their_load_or_stored_without_a_verdict(home, keys):
     """What ``knutpunkt run`` skips: a unit is run again only if a delivery of it changed in landing or
     was stored by a load that died before its checks (held ``unchecked``)."""
@@ -133,6 +136,7 @@ defs().resolve_job_def("ingest_socialtjanst").execute_in_process(
 """
 
 
+@pytest.mark.platform
 def test_a_killed_load_releases_its_pool_slot_and_the_next_load_runs(home, warehouse, monkeypatch):
     write_good(home, "socialtjanst", "2024-01")
     home.dagster_home.mkdir(parents=True)  # the platform's dagster.yaml: one slot per zone's pool
@@ -165,6 +169,7 @@ def test_a_killed_load_releases_its_pool_slot_and_the_next_load_runs(home, wareh
     assert _zone(warehouse, "socialtjanst", "SELECT count(*) FROM held_deliveries") == [(0,)]
 
 
+@pytest.mark.platform
 def test_the_main_job_says_which_live_run_holds_the_pool_it_waits_for(home, tmp_path, monkeypatch):
     """``knutpunkt run`` never waits silently: a live load holds socialtjänst's pool slot, and the main job
     says which run holds which pool before it waits. Stopped (by its process group) once it said so."""
@@ -212,6 +217,7 @@ def test_the_main_job_says_which_live_run_holds_the_pool_it_waits_for(home, tmp_
         holder.wait()
 
 
+@pytest.mark.platform
 def test_reconciliation_fails_when_the_loader_loses_a_row(home, warehouse, monkeypatch):
     """Fault injection: a reader that drops the last record must not balance the books."""
     from pipelines.ingest import delivery

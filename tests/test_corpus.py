@@ -55,6 +55,7 @@ def _materialize(unit: str, partition: str, instance: dg.DagsterInstance) -> dg.
     )
 
 
+@pytest.mark.platform
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.unit}-{c.name}" for c in CASES])
 def test_broken_delivery_is_caught_and_touches_nothing_else(case: Case, home, warehouse, keys):
     other = "skola" if case.unit != "skola" else "socialtjanst"
@@ -118,6 +119,7 @@ def test_broken_delivery_is_caught_and_touches_nothing_else(case: Case, home, wa
     assert leaks == {}
 
 
+@pytest.mark.platform
 def test_a_header_only_file_holds_its_delivery_unless_its_dataset_may_be_empty(home, warehouse, capsys):
     """A file with its header and no records is an empty delivery: held by reconciliation, naming the
     file, and listed in the main job's summary. Child investigations may legitimately have no rows in a

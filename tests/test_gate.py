@@ -4,6 +4,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 import duckdb
+import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.definitions import defs
@@ -20,6 +21,7 @@ SKOLA = UNITS["skola"]
 PUPIL = ["201212121212", "Ängby skola", "5"]
 
 
+@pytest.mark.platform
 def test_held_delivery_stays_out_of_the_cross_unit_zone_until_fixed(home, warehouse):
     write_csv(home, SKOLA, "2024-01", "inskrivning", [PUPIL])
     write_csv(home, SKOLA, "2024-01", "franvaro", [["201212121212", "HT2023", "3"]], header=["x", "y", "z"])
@@ -80,6 +82,7 @@ def _zone(path, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
 
 
+@pytest.mark.platform
 def test_a_delivery_stored_but_not_yet_checked_is_never_shared(home, warehouse, keys):
     """Fail closed: a crash after the load commits and before the verdict (here: no checks at all)
     leaves the delivery held as unchecked, and the link shares none of its rows."""

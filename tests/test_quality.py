@@ -201,6 +201,7 @@ def test_deliveries_validated_together_get_the_verdicts_they_get_one_by_one(brok
         assert failed == ({broken} if m == BAD and broken else set())
 
 
+@pytest.mark.platform
 def test_checks_report_each_partition_of_a_range_run_and_half_volume_only_warns(home):
     for month in ("2024-01", "2024-02", "2024-03"):
         _deliver(home, month, _aid(month, 24))
@@ -221,6 +222,7 @@ def test_checks_report_each_partition_of_a_range_run_and_half_volume_only_warns(
     assert all(e.passed for e in _verdicts(result, "reconciliation").values())
 
 
+@pytest.mark.platform
 def test_natural_key_duplicate_is_an_error(home):
     two_amounts = [[_pnr(1), "2024-02", "100,00", ALONE], [_pnr(1), "2024-02", "200,00", ALONE]]
     _deliver(home, "2024-02", two_amounts)
@@ -231,6 +233,7 @@ def test_natural_key_duplicate_is_an_error(home):
     assert "natural_key_unique" in verdict.description
 
 
+@pytest.mark.platform
 def test_held_delivery_is_a_check_outcome_and_the_unit_runs_on(home):
     """A failed holding check holds its delivery, not the step: the run succeeds, every check runs,
     a corrected re-send is released, and a crash before the verdict leaves the delivery held."""
@@ -273,6 +276,7 @@ def _held(home, unit: str) -> list[tuple]:
         return con.execute("SELECT _delivery, checks FROM held_deliveries ORDER BY 1").fetchall()
 
 
+@pytest.mark.platform
 def test_freshness_fails_for_a_late_delivery_only(home):
     for month in ("2024-02", "2024-03"):
         _deliver(home, month, _aid(month, 3))
@@ -290,6 +294,7 @@ def test_freshness_fails_for_a_late_delivery_only(home):
     assert result.success, "a late delivery warns; its data is fine"
 
 
+@pytest.mark.platform
 def test_data_docs_and_check_results_hold_no_personnummer(home):
     broken = [
         ["811218-9875", "2024-02", "100,00", ALONE],  # bad check digit
@@ -312,6 +317,7 @@ def test_data_docs_and_check_results_hold_no_personnummer(home):
     assert hits_in_files(home.home, forms, skip=(home.landing,)) == {}
 
 
+@pytest.mark.platform
 def test_a_feed_that_stops_shows_as_an_overdue_delivery(home):
     from pipelines.definitions import defs
 
@@ -338,6 +344,7 @@ RULES_OF = {
 }
 
 
+@pytest.mark.platform
 @pytest.mark.long
 def test_generated_defects_are_all_caught_and_every_delivery_reconciles(home, warehouse):
     """The generator's planted defects (ground truth) against what the checks and quarantine say."""

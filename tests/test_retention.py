@@ -83,6 +83,7 @@ def _query(path, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
 
 
+@pytest.mark.platform
 def test_link_never_shares_rows_past_retention(loaded, warehouse):
     _link()
     zone_months = _query(
@@ -96,6 +97,7 @@ def test_link_never_shares_rows_past_retention(loaded, warehouse):
     assert shared[0] >= cutoff and shared[1] == 5
 
 
+@pytest.mark.platform
 def test_retention_job_removes_old_rows_from_every_zone_and_audits_it(loaded, warehouse, keys):
     _link()
     # Let the link step publish the old quarter too, as it would have before the retention ran.

@@ -146,6 +146,7 @@ def test_every_unit_dataset_has_a_contract_whose_columns_are_the_zone_columns(ba
                 assert c.sharing.level != "detail", f"{c.key}: strong secrecy is never shared row by row"
 
 
+@pytest.mark.platform
 def test_pending_datasets_stay_in_their_unit(paths, anchors):
     assert {s.state for s in approvals.statuses(load_contracts(), paths, anchors=anchors).values()} == {
         "pending"
@@ -157,6 +158,7 @@ def test_pending_datasets_stay_in_their_unit(paths, anchors):
     assert "not shared: pending" in meta["sharing"]
 
 
+@pytest.mark.platform
 def test_socialtjanst_approved_as_derived_shares_only_its_indicators(paths):
     for dataset in (REGISTER, AID, "socialtjanst.barnutredningar", "skola.inskrivning"):
         _approve(dataset)
@@ -190,6 +192,7 @@ def test_socialtjanst_approved_as_derived_shares_only_its_indicators(paths):
     assert small == [(0,)]
 
 
+@pytest.mark.platform
 def test_revoking_removes_the_dataset_on_the_next_run_and_the_audit_shows_it(paths, capsys):
     for dataset in (REGISTER, AID, "skola.inskrivning"):
         _approve(dataset)
@@ -222,6 +225,7 @@ def test_revoking_removes_the_dataset_on_the_next_run_and_the_audit_shows_it(pat
     assert "verifies" in capsys.readouterr().out
 
 
+@pytest.mark.platform
 def test_revoking_the_register_removes_the_citizen_index_and_what_was_derived_from_it(paths, anchors):
     for dataset in (REGISTER, "skola.inskrivning"):
         _approve(dataset)
@@ -244,6 +248,7 @@ def test_revoking_the_register_removes_the_citizen_index_and_what_was_derived_fr
     ) == [(0,)]
 
 
+@pytest.mark.platform
 def test_an_expired_approval_withdraws_the_dataset_and_is_audited_once(paths, anchors):
     _approve(AID)
     _link()
@@ -283,6 +288,7 @@ def test_an_expired_approval_withdraws_the_dataset_and_is_audited_once(paths, an
     )
 
 
+@pytest.mark.platform
 def test_editing_a_contract_returns_it_to_pending(paths, anchors):
     _approve(AID)
     path = Path(load_contracts()[AID].path)
@@ -313,6 +319,7 @@ def _approve_by_hand_and_link(paths: Paths, anchors: DagsterAnchors) -> dg.Execu
         return job.execute_in_process(instance=instance, asset_selection=selection, raise_on_error=False)
 
 
+@pytest.mark.platform
 def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths, anchors):
     _approve(AID)
     _link()
@@ -334,6 +341,7 @@ def test_a_contract_whose_sql_shares_more_than_it_declares_is_refused(paths, anc
     assert retried == [], "a retry cannot fix a contract"
 
 
+@pytest.mark.platform
 def test_a_contract_whose_sql_reads_landing_is_refused_and_leaks_nothing(paths, anchors):
     """Probe: an approved contract's SQL puts raw personnummer from landing/ into a declared indicator."""
     month = sorted(p.name for p in (paths.landing / "socialtjanst").iterdir())[0]
@@ -359,6 +367,7 @@ def test_a_contract_whose_sql_reads_landing_is_refused_and_leaks_nothing(paths, 
     assert hits_in_duckdb(cross, forms_in_landing(paths.landing)) == {}
 
 
+@pytest.mark.platform
 def test_show_displays_what_would_be_shared_its_quality_and_risk(paths, capsys):
     assert main(["steward", "show", AID]) == 0
     out = capsys.readouterr().out
@@ -411,6 +420,7 @@ def test_demo_steward_approves_only_undecided_datasets(paths, anchors):
     assert {s.state for k, s in states.items() if k != "skola.meritvarde"} == {"approved"}
 
 
+@pytest.mark.platform
 def test_stewardship_records_hold_no_personnummer_and_no_keys(paths, anchors):
     for dataset in (REGISTER, AID, "skola.inskrivning"):
         _approve(dataset)
@@ -428,6 +438,7 @@ def test_stewardship_records_hold_no_personnummer_and_no_keys(paths, anchors):
         approvals.revoke(load_contracts()[AID], "Anna 19811218-9876", "x", paths, anchors=anchors)
 
 
+@pytest.mark.platform
 def test_a_log_rewritten_with_a_valid_chain_is_caught_by_the_heads_recorded_in_dagster(paths, capsys):
     _approve(AID)  # through the CLI, which prepares this home's Dagster instance
     with dg.DagsterInstance.get() as instance:
@@ -483,6 +494,7 @@ def _sharing_stops(paths: Paths, capsys) -> None:
     assert not any(t.startswith("socialtjanst.") for t in _tables(paths)), "the revoked data is shared again"
 
 
+@pytest.mark.platform
 def test_probe_a_log_rebuilt_without_the_revocation_stops_sharing(paths, capsys):
     entries = _shared_then_revoked(link_after_revoke=True)
     cut = next(i for i, e in enumerate(entries) if e.action == "revoke")
@@ -500,6 +512,7 @@ def test_probe_a_log_rebuilt_without_the_revocation_stops_sharing(paths, capsys)
     _sharing_stops(paths, capsys)
 
 
+@pytest.mark.platform
 def test_probe_a_forged_approval_appended_to_the_log_stops_sharing(paths, capsys):
     entries = _shared_then_revoked(link_after_revoke=True)
     last, contract = entries[-1], load_contracts()[AID]
@@ -525,6 +538,7 @@ def test_probe_a_forged_approval_appended_to_the_log_stops_sharing(paths, capsys
     _sharing_stops(paths, capsys)
 
 
+@pytest.mark.platform
 def test_probe_a_revocation_cut_off_after_the_last_link_run_stops_sharing(paths, capsys):
     entries = _shared_then_revoked(link_after_revoke=False)
     assert entries[-1].action == "revoke"
@@ -559,6 +573,7 @@ def _links(request: dg.RunRequest) -> list[dg.AssetKey]:
     return [k for k in request.asset_selection if k not in downstream()]
 
 
+@pytest.mark.platform
 @pytest.mark.long
 def test_a_steward_decision_relinks_the_unit_without_waiting_for_a_delivery(paths):
     def evaluate(cursor=None) -> dg.SensorResult:
