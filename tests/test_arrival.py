@@ -101,6 +101,25 @@ def test_the_sensor_asks_only_for_what_the_zone_has_not_loaded(home, keys):
         assert evaluate(changed.cursor).run_requests == [], "asked once, not on every tick"
 
 
+def test_the_sensor_asks_again_for_a_delivery_stored_without_a_verdict(home, keys):
+    """Fail closed, and recover: a load killed after it stored a delivery and before its checks leaves
+    it held ``unchecked``; the sensor asks for it once more, though its folder did not change."""
+    from pipelines.ingest.delivery import load_delivery
+
+    write_good(home, "socialtjanst", "2024-01")
+    write_good(home, "socialtjanst", "2024-02")
+    load_checked(SOCIAL, ["2024-01"], home, keys)
+    load_delivery(SOCIAL, "2024-02", home.landing, Warehouse(home.warehouse), keys)  # no checks
+    with dg.instance_for_test() as instance:
+        evaluate = lambda cursor=None: new_deliveries(  # noqa: E731
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
+        )
+        first = evaluate()
+        [request] = first.run_requests
+        assert request.partition_key == "2024-02" and request.run_key.endswith("/unchecked")
+        assert evaluate(first.cursor).run_requests == [], "asked once, not on every tick"
+
+
 @pytest.mark.platform
 def test_a_rerun_redoes_only_deliveries_changed_since_their_load_or_stored_without_a_verdict(home, keys):
     """What ``knutpunkt run`` skips: a unit is run again only if a delivery of it changed in landing or

@@ -10,8 +10,8 @@ an ERROR from reconciliation or the GX suite holds that delivery back from
 everything downstream (``pipelines.quality.gate``), freshness warns. The checks
 report per partition.
 
-The sensor ``new_deliveries`` picks up new and re-sent deliveries from landing/ and asks for
-their partitions to be loaded. What counts as new is judged against what the unit zone says it loaded (each load records its
+The sensor ``new_deliveries`` picks up new and re-sent deliveries from landing/, and deliveries
+stored without a verdict (a load killed before its checks), and asks for their partitions to be loaded. What counts as new is judged against what the unit zone says it loaded (each load records its
 delivery's fingerprint), not only against the sensor's own cursor: opening the UI on a home the
 main job loaded queues nothing, and a delivery changed since its load queues one run. A folder that
 cannot be a delivery (``2026-13``, a month not begun, no files) is logged with its reason.
@@ -27,7 +27,7 @@ import dagster as dg
 from pipelines import progress
 from pipelines.defs import unit_checks
 from pipelines.defs.resources import Platform
-from pipelines.ingest.delivery import FileResult, load_deliveries, loaded_fingerprints
+from pipelines.ingest.delivery import FileResult, load_deliveries, load_state
 from pipelines.ingest.months import fingerprint, scan
 from pipelines.quality import docs
 from pipelines.runs import release_dead_runs
@@ -135,15 +135,19 @@ def new_deliveries(
         landing = scan(paths.landing / unit, date.today())
         for folder, reason in landing.rejected.items():
             context.log.warning(f"{unit}/{folder} is not loaded: {reason}")
-        loaded = loaded_fingerprints(platform.warehouse.unit_zone(unit))
-        if loaded is None:
+        state = load_state(platform.warehouse.unit_zone(unit))
+        if state is None:
             context.log.info(f"{unit}: its zone is being written; looking again at the next tick")
             continue
         new = {}
         for month in landing.months:
             fp = fingerprint(paths.landing / unit / month)
-            if fp not in (loaded.get(month), requested.get(f"{unit}/{month}")):
-                new[month] = fp
+            if state.settled(month, fp):
+                continue
+            # Stored as it is now but never checked (a load killed before its verdict): load it again.
+            ask = f"{fp}/unchecked" if state.loaded.get(month) == fp else fp
+            if requested.get(f"{unit}/{month}") != ask:
+                new[month] = ask
         if new:
             partitions.append(deliveries(unit).build_add_request(sorted(new)))
         for month, fp in sorted(new.items()):

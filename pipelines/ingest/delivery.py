@@ -103,36 +103,40 @@ def _load(con, unit: Unit, delivery: str, landing: Path, params: dict) -> list[F
     return results
 
 
-def loaded_fingerprints(zone: Path) -> dict[str, str] | None:
-    """Each delivery's fingerprint as last loaded; None while a load holds the zone's lock."""
-    state = _load_state(zone)
-    return None if state is None else state[0]
+@dataclass(frozen=True)
+class LoadState:
+    """What a unit zone says of its deliveries: each one's fingerprint as last loaded, and those stored
+    without a verdict (a load killed before its checks)."""
+
+    loaded: dict[str, str]
+    unchecked: set[str]
+
+    def settled(self, month: str, folder_fingerprint: str) -> bool:
+        """Loaded as its folder is now, and checked: nothing for a load to do."""
+        return month not in self.unchecked and self.loaded.get(month) == folder_fingerprint
 
 
-def unsettled(zone: Path, landing: Path, months: list[str]) -> list[str] | None:
-    """The months a load would change or check: not loaded as their folder is now, or stored without a
-    verdict (a load killed before its checks). None while a load holds the zone's lock."""
-    state = _load_state(zone)
-    if state is None:
-        return None
-    loaded, unchecked = state
-    return [m for m in months if m in unchecked or loaded.get(m) != fingerprint(landing / m)]
-
-
-def _load_state(zone: Path) -> tuple[dict[str, str], set[str]] | None:
-    """Each delivery's fingerprint as last loaded, and those held unchecked, read in one connection;
-    None while a load holds the zone's lock."""
+def load_state(zone: Path) -> LoadState | None:
+    """The zone's load state, read in one connection; None while a load holds the zone's lock."""
     if not zone.exists():
-        return {}, set()
+        return LoadState({}, set())
     try:
         with connect(zone, read_only=True) as con:
             if not run(con, "SELECT 1 FROM duckdb_tables() WHERE table_name = 'deliveries'"):
-                return {}, set()
+                return LoadState({}, set())
             latest = "SELECT _delivery, arg_max(fingerprint, _loaded_at) FROM deliveries GROUP BY 1"
             held = "SELECT _delivery FROM held_deliveries WHERE checks = $c"
-            return dict(run(con, latest)), {d for (d,) in run(con, held, {"c": gate.UNCHECKED})}
+            return LoadState(dict(run(con, latest)), {d for (d,) in run(con, held, {"c": gate.UNCHECKED})})
     except duckdb.IOException:
         return None
+
+
+def unsettled(zone: Path, landing: Path, months: list[str]) -> list[str] | None:
+    """The months a load would change or check; None while a load holds the zone's lock."""
+    state = load_state(zone)
+    if state is None:
+        return None
+    return [m for m in months if not state.settled(m, fingerprint(landing / m))]
 
 
 def _ensure_tables(con, unit: Unit, params: dict) -> None:
