@@ -2,9 +2,9 @@
 
 The dataset contracts (``pipelines/units/contracts/<unit>.<dataset>.yaml``, read
 into the unit spec by :mod:`pipelines.units.load`) are the one source of the
-column rules and natural keys; this module adds what only a delivery as a whole can show (file read
-against the contract, systematic breakage, volume against earlier deliveries,
-natural-key uniqueness, date sanity) and writes the result as
+column rules and natural keys; this module adds what only a delivery as a whole
+can show (file read against the contract, systematic breakage, volume against
+earlier deliveries, natural-key uniqueness, date sanity) and writes the result as
 ``pipelines/units/expectations/<unit>.json``. That file is versioned in the
 repository so a change of contract shows in review; a test asserts it equals
 what this module generates, so the two cannot drift. Regenerate with

@@ -118,14 +118,11 @@ class Contract:
 
 
 def load_contracts(folder: Path | None = None) -> dict[str, Contract]:
-    """Every contract, keyed ``<unit>.<dataset>``, in the order of the units; delivery parts checked too."""
+    """Every contract, keyed and sorted ``<unit>.<dataset>``; their delivery blocks are checked too."""
     folder = folder or contracts_dir()
     units = read_units(folder)  # the delivery blocks, and that every listed dataset has its file
-    return {
-        f"{u.name}.{d.name}": load_contract(folder / f"{u.name}.{d.name}.yaml")
-        for u in units.values()
-        for d in u.datasets
-    }
+    keys = sorted(f"{u.name}.{d.name}" for u in units.values() for d in u.datasets)
+    return {key: load_contract(folder / f"{key}.yaml") for key in keys}
 
 
 def load_contract(path: Path) -> Contract:
