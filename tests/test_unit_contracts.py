@@ -4,8 +4,10 @@ Each test edits a copy of the repository's contracts the way a person would (a t
 files of one unit that disagree) and reads it as the platform does.
 """
 
+import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from pipelines.stewardship.contracts import load_contracts
 from pipelines.units import UNITS, ContractError
 from pipelines.units.load import DEFAULT_DIR, read_units
 from pipelines.units.spec import Csv
+from tests.conftest import KNUTPUNKT
 
 
 @pytest.fixture
@@ -152,3 +155,29 @@ def test_an_edited_delivery_rule_is_a_new_version_to_approve(contracts):
         read_units(contracts)["socialtjanst"].dataset("ekonomiskt_bistand").column("amount_sek").maximum
         == 200_000
     )
+
+
+def test_the_command_names_a_broken_contract_in_one_line(contracts, tmp_path):
+    """As a user runs it, from outside the repository: the message, not a traceback."""
+    _edit(
+        contracts,
+        "skola.meritvarde.yaml",
+        "name: merit_value, kind: decimal",
+        "name: merit_value, kind: float",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env |= {
+        "KNUTPUNKT_CONTRACTS": str(contracts),
+        "KNUTPUNKT_HOME": str(tmp_path / "home"),
+        "KNUTPUNKT_KEY_FILE": str(tmp_path / "key"),
+    }
+    done = subprocess.run(
+        [str(KNUTPUNKT), "steward", "list"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "skola.meritvarde.yaml: delivery.source_columns[2].kind 'float'" in " ".join(done.stderr.split())
