@@ -19,11 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipelines import units
 from pipelines.ingest.months import Landing, last_complete_month, scan
 from pipelines.settings import HOME_ENV, REPO_ROOT, Paths, knutpunkt_command
 from pipelines.stewardship import cli as stewardship
 from pipelines.stewardship.audit import AnchorStore
-from pipelines.units import UNITS
+from pipelines.units import ContractError
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -33,6 +34,15 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command; a contract that does not read is one line naming file and key, not a traceback."""
+    try:
+        return _command(argv)
+    except ContractError as e:
+        console.print(f"[red]contract error: {e}[/red]")
+        return 2
+
+
+def _command(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="knutpunkt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_ in (
@@ -161,7 +171,7 @@ def run_main_job(paths: Paths, args: argparse.Namespace) -> int:
 
 def landings(paths: Paths) -> dict[str, Landing]:
     """Each unit's delivery folders now: the months to load in time order, and those rejected."""
-    return {unit: scan(paths.landing / unit, date.today()) for unit in UNITS}
+    return {unit: scan(paths.landing / unit, date.today()) for unit in units.UNITS}
 
 
 def partition_range(instance, unit: str, months: list[str]) -> tuple[str, str]:
@@ -319,7 +329,7 @@ def print_summary(paths: Paths, seconds: float, failed: list[str], anchors: Anch
     ):
         table.add_column(col, justify="left" if col == "unit" else "right", no_wrap=True)
     held: list[str] = []
-    for unit in UNITS:
+    for unit in units.UNITS:
         if not wh.unit_zone(unit).exists():
             continue
         with connect(wh.unit_zone(unit), read_only=True) as con:

@@ -20,7 +20,6 @@ import numpy as np
 import polars as pl
 
 from pipelines.units import UNITS
-from pipelines.units.arendehandelser import STATUSES
 from synthetic.ground_truth import Pattern
 from synthetic.population import Population
 
@@ -34,6 +33,7 @@ PERMIT_HUB_TYPE = {
     "Rivning": "Rivningslov",
     "Marklov": "Marklov",
 }
+STATUSES = ("mottaget", "tilldelat", "beslutat", "avslutat")  # every case passes each, in this order
 LEAD_MONTHS = 6  # cases received this many months before the period (in progress at its start)
 
 PUBLIC_DOCUMENTS = "Begäran om allmän handling"
@@ -123,7 +123,7 @@ class Permits:
 
 def building_permits(rng: np.random.Generator, pop: Population) -> Permits:
     period, M = pop.period, pop.period.months
-    allowed = next(c.allowed for c in UNITS["bygg_miljo"].dataset("bygglov").columns if c.name == "case_type")
+    allowed = UNITS["bygg_miljo"].dataset("bygglov").column("case_type").allowed
     assert set(PERMIT_TYPES) <= set(allowed or ()), "permit types not in spec"
     months, residents = _case_months(pop)
     cal = (period.first + months).astype(int) % 12
@@ -158,6 +158,8 @@ def building_permits(rng: np.random.Generator, pop: Population) -> Permits:
 
 def case_events(rng: np.random.Generator, pop: Population, permits: Permits) -> pl.DataFrame:
     """statushandelser rows (_month, _person, case_id, source_system, forvaltning, case_type, status, event_at)."""
+    allowed = UNITS["arendehandelser"].dataset("statushandelser").column("status").allowed or ()
+    assert set(STATUSES) <= set(allowed), "statuses not in the contract"
     period, M = pop.period, pop.period.months
     months, residents = _case_months(pop)
     cases = []

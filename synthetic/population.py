@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from pipelines.units.folkbokforing import EVENTS
+from pipelines.units import UNITS
 from synthetic import vocabulary as voc
 from synthetic.period import Period, age_at
 from synthetic.personnummer import draw_serials, twelve_digit
 
-GRUND, FODD, INFLYTTAD, UTFLYTTAD, AVLIDEN, FLYTT_INOM = (
-    EVENTS.index(e) for e in ("GRUND", "FODD", "INFLYTTAD", "UTFLYTTAD", "AVLIDEN", "FLYTT_INOM")
-)
+# The register's events, as codes the simulation records (an index into EVENTS).
+EVENTS = ("GRUND", "FODD", "INFLYTTAD", "UTFLYTTAD", "AVLIDEN", "FLYTT_INOM")
+GRUND, FODD, INFLYTTAD, UTFLYTTAD, AVLIDEN, FLYTT_INOM = range(len(EVENTS))
 
 MAX_AGE = 105
 SAMORDNING_SHARE = 0.01
@@ -410,6 +410,8 @@ def _simulate_month(reg: _Register, m: int) -> None:
 
 def _event_frame(reg: _Register, first_names: np.ndarray, last_names: np.ndarray) -> pl.DataFrame:
     """Folkbokföring rows in logical form (spec warehouse names) with _month and _person."""
+    allowed = UNITS["folkbokforing"].dataset("aviseringar").column("event").allowed or ()
+    assert set(EVENTS) <= set(allowed), "events not in the contract"
     cols = {k: np.concatenate([e[k] for e in reg.events]) for k in reg.events[0]}
     streets = np.asarray([s for d in voc.DISTRICTS for s in voc.STREETS[d]])
     person = cols["_person"]

@@ -2,7 +2,10 @@
 
 Each function returns a DuckDB SQL expression over a text expression, so the border
 query parses every value in its one vectorised pass; a value that does not parse is
-NULL, which the border turns into a ``not_a_<kind>`` quarantine rule.
+NULL, which the border turns into a ``not_a_<kind>`` quarantine rule. The GX suite
+(``pipelines/quality/``) parses no text of its own: it judges the typed values these
+expressions produced, read back from the unit zone, so the border and the suite cannot
+read one value two ways.
 
 - **Amounts.** Thousands are grouped by a space, a no-break space (U+00A0, what Swedish
   Windows and Excel write) or a narrow no-break space (U+202F); the decimal mark is the

@@ -1,9 +1,10 @@
 """A unit's expectation suite, derived from its delivery spec, and the committed JSON file of it.
 
-The unit spec (``pipelines/units/<unit>.py``) is the one source of the column
-rules; this module adds what only a delivery as a whole can show (file read
-against the contract, systematic breakage, volume against earlier deliveries,
-natural-key uniqueness, date sanity) and writes the result as
+The dataset contracts (``pipelines/units/contracts/<unit>.<dataset>.yaml``, read
+into the unit spec by :mod:`pipelines.units.load`) are the one source of the
+column rules and natural keys; this module adds what only a delivery as a whole
+can show (file read against the contract, systematic breakage, volume against
+earlier deliveries, natural-key uniqueness, date sanity) and writes the result as
 ``pipelines/units/expectations/<unit>.json``. That file is versioned in the
 repository so a change of contract shows in review; a test asserts it equals
 what this module generates, so the two cannot drift. Regenerate with
@@ -34,7 +35,9 @@ from typing import Any
 
 from pipelines.ingest.read import FILE_RULES
 from pipelines.ingest.transform import _rules as row_rules
-from pipelines.units import UNITS, Column, Dataset, Unit
+from pipelines.settings import REPO_ROOT
+from pipelines.units import UNITS, Column, ContractError, Dataset, Unit
+from pipelines.units.load import DEFAULT_DIR
 
 SUITE_VERSION = 3
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[1] / "units" / "expectations"
@@ -42,24 +45,6 @@ ALL_ROWS, LOADED_ROWS, DELIVERY = "all_rows", "loaded_rows", "delivery"
 PARTS = (ALL_ROWS, LOADED_ROWS, DELIVERY)
 PSEUDONYM = r"^[0-9a-f]{64}$"
 SYSTEMATIC_SHARE = 0.5  # more than half of a file's rows broken: the file is wrong, not the rows
-
-# The natural key of each dataset: at most one loaded row per key and delivery.
-NATURAL_KEYS: dict[str, tuple[str, ...]] = {
-    "folkbokforing.aviseringar": ("person_pseudonym", "event", "event_date"),
-    "socialtjanst.ekonomiskt_bistand": ("person_pseudonym", "month"),
-    "socialtjanst.barnutredningar": ("person_pseudonym", "start_date"),
-    "skola.inskrivning": ("person_pseudonym",),
-    "skola.franvaro": ("person_pseudonym", "term"),
-    "skola.meritvarde": ("person_pseudonym", "school_year"),
-    "vard_omsorg.hemtjanst": ("person_pseudonym", "month"),
-    "vard_omsorg.sarskilt_boende": ("person_pseudonym", "move_in_date"),
-    "vard_omsorg.trygghetslarm": ("person_pseudonym", "month"),
-    "bygg_miljo.bygglov": ("case_id",),
-    "kontaktcenter.kontakter": ("contact_id",),
-    "e_tjanster.inlamningar": ("submission_id",),
-    "arendehandelser.statushandelser": ("case_id", "status", "event_at"),
-    "ekonomi.utfall": ("month", "forvaltning", "enhet"),
-}
 
 
 def suite_name(unit: Unit, dataset: Dataset) -> str:
@@ -75,7 +60,10 @@ def build_contract(unit: Unit) -> dict[str, Any]:
     return {
         "unit": unit.name,
         "version": SUITE_VERSION,
-        "generated_from": [f"pipelines/units/{unit.name}.py", "pipelines/quality/contract.py"],
+        "generated_from": [
+            *(_contract_file(unit, ds) for ds in unit.datasets),
+            "pipelines/quality/contract.py",
+        ],
         "severity": {
             "critical": "ERROR: blocks the unit's downstream",
             "warning": "WARN: shown, not blocking",
@@ -103,11 +91,18 @@ def build_contract(unit: Unit) -> dict[str, Any]:
     }
 
 
+def _contract_file(unit: Unit, dataset: Dataset) -> str:
+    return (DEFAULT_DIR / f"{suite_name(unit, dataset)}.yaml").relative_to(REPO_ROOT).as_posix()
+
+
 def natural_key(unit: Unit, dataset: Dataset) -> tuple[str, ...]:
-    key = NATURAL_KEYS[suite_name(unit, dataset)]
+    key = dataset.natural_key
     loaded = set(loaded_columns(dataset))
     if missing := [c for c in key if c not in loaded]:
-        raise ValueError(f"natural key of {suite_name(unit, dataset)} names unknown columns {missing}")
+        raise ContractError(
+            f"{suite_name(unit, dataset)}.yaml: delivery.natural_key names {missing}, "
+            f"which are not loaded columns ({', '.join(loaded)})"
+        )
     return key
 
 

@@ -2,29 +2,34 @@
 
 A contract is what a steward approves. Its version is a hash of its parsed
 content, so an approval is bound to exactly the text the steward read: any
-change to a contract (a column, an indicator's SQL, the retention) leaves the
-dataset pending again. Contracts live in the repository
-(``pipelines/units/contracts/<unit>.<dataset>.yaml``); ``KNUTPUNKT_CONTRACTS``
-points elsewhere (tests edit copies there).
+change to a contract (a column, a delivery rule, an indicator's SQL, the
+retention) leaves the dataset pending again. The same file holds the dataset's
+delivery contract (its ``unit`` and ``delivery`` blocks, read by
+:mod:`pipelines.units.load`), so what the border loads is what was approved.
+Contracts live in the repository (``pipelines/units/contracts/<unit>.<dataset>.yaml``);
+``KNUTPUNKT_CONTRACTS`` points elsewhere (tests edit copies there).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
 from pipelines.disclosure.policy import MIN_COUNT
-from pipelines.settings import REPO_ROOT
-from pipelines.units import UNITS
+from pipelines.units.load import (
+    DEFAULT_DIR,
+    DELIVERY_KEYS,
+    ContractError,
+    contracts_dir,
+    dataset_key,
+    read_units,
+    read_yaml,
+)
 
-CONTRACTS_ENV = "KNUTPUNKT_CONTRACTS"
-DEFAULT_DIR = REPO_ROOT / "pipelines" / "units" / "contracts"
+__all__ = ["DEFAULT_DIR", "Contract", "ContractError", "contracts_dir", "load_contracts"]
 
 Level = Literal["detail", "derived", "aggregate"]
 LEVELS = ("detail", "derived", "aggregate")
@@ -35,10 +40,20 @@ LINEAGE_COLUMNS = ("_source_line", "_source_file", "_delivery", "_loaded_at")
 PERSON_KEYS = ("person_pseudonym", "key_version")
 # Columns that would put person-level rows into an aggregate.
 PERSON_LEVEL = ("person_pseudonym", "citizen_key", "household_key", "key_version")
-
-
-class ContractError(ValueError):
-    """A contract file is missing, malformed or inconsistent with the unit's delivery contract."""
+GOVERNANCE_KEYS = (
+    "dataset",
+    "title",
+    "description",
+    "owner",
+    "steward",
+    "classification",
+    "legal_basis",
+    "purposes",
+    "retention",
+    "columns",
+    "quasi_identifiers",
+    "sharing",
+)
 
 
 @dataclass(frozen=True)
@@ -102,30 +117,21 @@ class Contract:
         return "person_pseudonym" in {c.name for c in self.columns}
 
 
-def contracts_dir() -> Path:
-    return Path(os.environ.get(CONTRACTS_ENV) or DEFAULT_DIR)
-
-
 def load_contracts(folder: Path | None = None) -> dict[str, Contract]:
-    """Every contract, keyed ``<unit>.<dataset>``; each unit dataset must have exactly one."""
+    """Every contract, keyed and sorted ``<unit>.<dataset>``; their delivery blocks are checked too."""
     folder = folder or contracts_dir()
-    found = {c.key: c for c in (load_contract(p) for p in sorted(folder.glob("*.yaml")))}
-    expected = {f"{u.name}.{d.name}" for u in UNITS.values() for d in u.datasets}
-    if missing := expected - found.keys():
-        raise ContractError(f"no contract for {', '.join(sorted(missing))} in {folder}")
-    if unknown := found.keys() - expected:
-        raise ContractError(f"contracts for unknown datasets {', '.join(sorted(unknown))} in {folder}")
-    return found
+    units = read_units(folder)  # the delivery blocks, and that every listed dataset has its file
+    keys = sorted(f"{u.name}.{d.name}" for u in units.values() for d in u.datasets)
+    return {key: load_contract(folder / f"{key}.yaml") for key in keys}
 
 
 def load_contract(path: Path) -> Contract:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ContractError(f"{path.name}: not valid YAML ({e})") from None
+    raw = read_yaml(path)
+    if unknown := sorted(raw.keys() - {*GOVERNANCE_KEYS, *DELIVERY_KEYS}):
+        raise ContractError(f"{path.name}: unknown key {', '.join(unknown)}")
     try:
         return _parse(raw, path)
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, AttributeError) as e:
         raise ContractError(f"{path.name}: missing or malformed field {e}") from None
 
 
@@ -136,9 +142,7 @@ def contract_version(raw: dict) -> str:
 
 
 def _parse(raw: dict, path: Path) -> Contract:
-    unit, _, dataset = str(raw["dataset"]).partition(".")
-    if path.stem != f"{unit}.{dataset}":
-        raise ContractError(f"{path.name}: names dataset {raw['dataset']}; the file must be named after it")
+    unit, dataset = dataset_key(raw, path)
     cls = raw["classification"]
     if cls["level"] not in CLASSIFICATIONS:
         raise ContractError(f"{path.name}: classification {cls['level']!r} is not one of {CLASSIFICATIONS}")
@@ -187,8 +191,6 @@ def _sharing(raw: dict, path: Path) -> Sharing:
 def _check(c: Contract) -> None:
     """Rules a steward should not have to check by eye."""
     name = c.path.name
-    if c.unit not in UNITS or c.dataset not in {d.name for d in UNITS[c.unit].datasets}:
-        raise ContractError(f"{name}: {c.key} is not a dataset of the unit delivery contracts")
     if c.retention_months < 1:
         raise ContractError(f"{name}: retention must be at least one month")
     if not c.purposes:

@@ -1,8 +1,9 @@
-"""The delivery contract of a unit: which files it sends, in which format, with which columns.
+"""The delivery contract of a unit in memory: which files it sends, in which format, with which columns.
 
 A unit's source system decides the format (encoding, separator, decimal mark,
 personnummer style); the spec describes it so that ingestion can read it and the
 synthetic generator can imitate it. Column names are the source system's own.
+The values are read from the dataset contracts (YAML) by :mod:`pipelines.units.load`.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ ColumnKind = Literal[
 ]
 
 
+# utf-16: with a byte-order mark, as Excel writes "Unicode text" (usually tab separated)
+Encoding = Literal["utf-8", "utf-8-sig", "cp1252", "utf-16"]
+
+
 @dataclass(frozen=True)
 class Csv:
-    # utf-16: with a byte-order mark, as Excel writes "Unicode text" (usually tab separated)
-    encoding: Literal["utf-8", "utf-8-sig", "cp1252", "utf-16"] = "utf-8"
+    encoding: Encoding = "utf-8"
     separator: str = ","
     decimal_comma: bool = False
     extension: str = "csv"
@@ -52,6 +56,7 @@ class Xlsx:
 
 
 FileFormat = Csv | Parquet | JsonLines | Xlsx
+PersonnummerStyle = Literal["twelve", "twelve_hyphen", "ten_separator", "mixed"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,8 @@ class Dataset:
     # A file with no records (only its header) is an empty delivery and holds the delivery, unless the
     # dataset records rare events, where a month without any is a real answer (investigations opened).
     may_be_empty: bool = False
+    # At most one loaded row per key and delivery (warehouse column names, as the border writes them).
+    natural_key: tuple[str, ...] = ()
 
     def file_name(self, fmt: FileFormat) -> str:
         return f"{self.name}.{fmt.extension}"
@@ -95,6 +102,10 @@ class Dataset:
     @property
     def person_column(self) -> Column | None:
         return next((c for c in self.columns if c.kind == "personnummer"), None)
+
+    def column(self, name: str) -> Column:
+        """A column by its warehouse name (the generator draws from its allowed values)."""
+        return next(c for c in self.columns if c.name == name)
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,7 @@ class Unit:
     title: str  # Swedish name shown to users
     forvaltning: str
     format: FileFormat
-    personnummer_style: Literal["twelve", "twelve_hyphen", "ten_separator", "mixed"] | None = None
+    personnummer_style: PersonnummerStyle | None = None
     datasets: tuple[Dataset, ...] = field(default_factory=tuple)
 
     @property
