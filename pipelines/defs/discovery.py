@@ -28,6 +28,16 @@ POOL = "duckdb_cross_unit"  # writes the cross-unit zone, like every other write
 PERSON_COLUMNS = {"citizen_key", "person_pseudonym", "household_key", "person", "birth_year"}
 
 
+class DiscoveryConfig(dg.Config):
+    """What the discovery unit sets: the practical-significance margin of the associations' rule.
+
+    An association is reported when its q is below the FDR and its interval's lower bound exceeds
+    ``margin`` (an odds ratio); the other analyses do not read it.
+    """
+
+    margin: float = associations.MARGIN
+
+
 @dataclass(frozen=True)
 class Analysis:
     name: str  # also the findings table: discovery.<name>
@@ -73,7 +83,7 @@ ANALYSES = (
 assert tuple(a.name for a in ANALYSES) == TABLES, "the publish step reads exactly these tables"
 
 
-def _run(analysis: Analysis, con: duckdb.DuckDBPyConnection, platform: Platform):
+def _run(analysis: Analysis, con: duckdb.DuckDBPyConnection, platform: Platform, margin: float):
     """(findings, data version) of one analysis on an open cross-unit connection.
 
     Small groups in detail texts (lag distributions) are withheld under the disclosure policy's threshold,
@@ -91,7 +101,7 @@ def _run(analysis: Analysis, con: duckdb.DuckDBPyConnection, platform: Platform)
         return [], "no panel"
     panel = load_panel(con)
     compute: dict[str, Callable[[], list[Finding]]] = {
-        "associations": lambda: associations.analyse(panel),
+        "associations": lambda: associations.analyse(panel, margin),
         "precedence": lambda: precedence.analyse(panel, DEFAULT_THRESHOLD),
         "segments": lambda: segments.analyse(panel),
     }
@@ -114,9 +124,9 @@ def build_discovery_asset(analysis: Analysis) -> dg.AssetsDefinition:
             dg.AssetCheckSpec("group_level_only", asset=key),
         ],
     )
-    def _asset(platform: Platform) -> dg.MaterializeResult:
+    def _asset(config: DiscoveryConfig, platform: Platform) -> dg.MaterializeResult:
         with connect(platform.warehouse.cross_unit) as con:
-            found, version = _run(analysis, con, platform)
+            found, version = _run(analysis, con, platform, config.margin)
             frame = write(con, analysis.name, found)
         return dg.MaterializeResult(
             metadata=_metadata(frame, version),
@@ -133,6 +143,7 @@ def _metadata(frame: pl.DataFrame, version: str) -> dict:
         "tested": frame.height,
         "reported": reported.height,
         "data_version": version,
+        "method": frame["method"][0] if frame.height else "nothing tested",
         "findings": dg.MetadataValue.md(
             "\n".join(f"- {t}" for t in reported["title"].to_list()) or "no finding reported"
         ),

@@ -1,13 +1,25 @@
-"""Which services of different units are used together more than chance: adjusted odds ratios.
+"""Which services of different units go together more than chance, in one quarter or a lag apart.
 
 For every pair of indicators from two different units, over citizen-quarters: the Mantel–Haenszel
 odds ratio across strata of age group x district x quarter x the other services of the two units
 (home care and safety alarms go together inside vård och omsorg; without that stratum a safety alarm
 would seem to drive contacts that home care drives). Citizen-quarters of one person are not
 independent, so the interval is a delete-a-group jackknife over persons (20 groups, t with 19
-degrees of freedom), not the textbook variance. Benjamini–Hochberg controls the false discovery
-rate over every pair tested, and a finding is reported only with an odds ratio of at least
-``MIN_ODDS_RATIO``: at 60,000 citizens a trivially small effect is significant too.
+degrees of freedom), not the textbook variance.
+
+Lagged links are hypotheses of their own: A in one quarter and B ``LAGS`` quarters later, each way.
+They are stratified also on B in A's quarter and on A in B's quarter, so that a same-quarter link of
+two services that last does not come back as a lagged one: the lagged odds ratio is what A adds to B
+later beyond where both services already were (a link that exists only with a delay is found here).
+
+Benjamini–Hochberg controls the false discovery rate over every hypothesis, every lag included. A
+hypothesis holds by evidence, not by a fixed minimum odds ratio: q below the FDR and the interval's
+lower bound above a practical-significance margin (``MARGIN``, set by the discovery unit), so a
+modest, well-measured link holds and a large, poorly measured one does not. Nested indicators
+(household aid holds own aid: ``panel.family``) and the lags of a pair are one family: of the
+hypotheses that hold in a family, the most specific is reported (among equals, the one whose interval
+rules out the most: a link with a delay also shows, diluted, in the same quarter) and names the
+others, so one link gives one finding.
 
 Only positive associations are reported. Negative ones are mostly structure (children do not get
 economic aid, pupils are not 80), not discoveries.
@@ -16,19 +28,47 @@ economic aid, pupils are not 80), not discoveries.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
 from pipelines.discovery.findings import FDR, Finding, benjamini_hochberg, forvaltning_or_total
-from pipelines.discovery.panel import DEFINITIONAL, JACKKNIFE_GROUPS, Indicator, Panel
+from pipelines.discovery.panel import DEFINITIONAL, JACKKNIFE_GROUPS, Indicator, Panel, depth, family
 
-MIN_ODDS_RATIO = 2.0
-METHOD = (
-    "Mantel–Haenszel-oddskvot över medborgarkvartal, stratifierad på åldersgrupp × distrikt × kvartal × "
-    "övriga insatser i samma verksamheter; 95 % KI med jackknife över personer (20 grupper); "
-    f"Benjamini–Hochberg (FDR {FDR:.0%}) över alla testade par; rapporteras vid oddskvot ≥ {MIN_ODDS_RATIO:g}."
-)
+MARGIN = 1.2  # odds ratio: a link weaker than this does not matter to a service, however certain
+LAGS = (1, 2)  # quarters between A and B in the lagged hypotheses
+
+
+def method(margin: float = MARGIN) -> str:
+    """The method and the reporting rule, in Swedish, as the findings table states them."""
+    return (
+        "Mantel–Haenszel-oddskvot över medborgarkvartal, stratifierad på åldersgrupp × distrikt × kvartal × "
+        "övriga insatser i samma verksamheter, samma kvartal och med "
+        f"{' eller '.join(str(k) for k in LAGS)} kvartals fördröjning åt båda hållen (fördröjda även "
+        "stratifierade på båda insatserna vid start och slut); 95 % KI med jackknife över personer "
+        f"(20 grupper); Benjamini–Hochberg (FDR {FDR:.0%}) över alla testade hypoteser. "
+        f"Regel: rapporteras när q < {_num(FDR, 2)} och KI:s nedre gräns > {_num(margin, 2)} "
+        "(praktisk signifikans); av kapslade indikatorer och fördröjningar för samma par rapporteras "
+        "den mest specifika som håller."
+    )
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """``first`` in a quarter goes with ``second`` ``lag`` quarters later (0: the same quarter)."""
+
+    first: Indicator
+    second: Indicator
+    lag: int
+
+    @property
+    def family(self) -> frozenset[str]:
+        return frozenset({family(self.first.name), family(self.second.name)})
+
+    @property
+    def specificity(self) -> int:
+        return depth(self.first.name) + depth(self.second.name)
 
 
 def pairs(panel: Panel) -> list[tuple[Indicator, Indicator]]:
@@ -40,6 +80,18 @@ def pairs(panel: Panel) -> list[tuple[Indicator, Indicator]]:
     ]
 
 
+def hypotheses(panel: Panel) -> list[Hypothesis]:
+    """Per pair: the same quarter, and each lag either way."""
+    return [
+        h
+        for a, b in pairs(panel)
+        for h in (
+            Hypothesis(a, b, 0),
+            *(Hypothesis(x, y, k) for k in LAGS for x, y in ((a, b), (b, a))),
+        )
+    ]
+
+
 def adjusters(panel: Panel, a: Indicator, b: Indicator) -> list[Indicator]:
     """The other datasets' indicators of the two units: co-use inside a unit is a confounder."""
     return [
@@ -47,11 +99,22 @@ def adjusters(panel: Panel, a: Indicator, b: Indicator) -> list[Indicator]:
     ]
 
 
-def analyse(panel: Panel) -> list[Finding]:
-    """Test every pair, correct over all of them, and say which are reported."""
-    tested = [(a, b, test_pair(panel, a, b)) for a, b in pairs(panel)]
-    q = benjamini_hochberg(np.array([t["p"] for _, _, t in tested]))
-    return [_finding(panel, a, b, t, float(qv)) for (a, b, t), qv in zip(tested, q, strict=True)]
+def analyse(panel: Panel, margin: float = MARGIN) -> list[Finding]:
+    """Test every hypothesis, correct over all of them, and report the most specific that holds per family."""
+    tested = [(h, test_pair(panel, h.first, h.second, h.lag)) for h in hypotheses(panel)]
+    q = benjamini_hochberg(np.array([t["p"] for _, t in tested]))
+    holding = [k for k, (_, t) in enumerate(tested) if q[k] < FDR and t["lo"] > np.log(margin)]
+    holds = set(holding)
+    chosen: dict[frozenset[str], int] = {}  # family -> its reported hypothesis
+    for k in sorted(holding, key=lambda k: (-tested[k][0].specificity, -tested[k][1]["lo"], q[k])):
+        chosen.setdefault(tested[k][0].family, k)
+    findings = []
+    for k, (h, t) in enumerate(tested):
+        reported = chosen.get(h.family) == k
+        also = [tested[j][0] for j in holding if reported and j != k and tested[j][0].family == h.family]
+        reported_as = tested[chosen[h.family]][0] if k in holds and not reported else None
+        findings.append(_finding(panel, h, t, float(q[k]), margin, reported, also, reported_as))
+    return findings
 
 
 def mantel_haenszel(cells: np.ndarray) -> tuple[float, float, float]:
@@ -66,26 +129,31 @@ def mantel_haenszel(cells: np.ndarray) -> tuple[float, float, float]:
     return log_or, n11.sum(axis=-1), expected
 
 
-def test_pair(panel: Panel, a: Indicator, b: Indicator) -> dict:
-    """Adjusted odds ratio of A and B with its jackknife interval (log scale), lift and group sizes."""
-    fa, fb = panel.flag(a.name), panel.flag(b.name)
-    strata = panel.base_strata()
+def test_pair(panel: Panel, a: Indicator, b: Indicator, lag: int = 0) -> dict:
+    """Adjusted odds ratio of A and B ``lag`` quarters later, its jackknife interval (log scale), lift, groups."""
+    later = panel.later(lag)
+    rows = np.flatnonzero(later >= 0)
+    then = later[rows]
+    fa, fb = panel.flag(a.name)[rows], panel.flag(b.name)[then]
+    strata = panel.base_strata()[rows]
     for adj in adjusters(panel, a, b):
-        strata = strata * 2 + panel.flag(adj.name)
-    _, strata = np.unique(strata, return_inverse=True)
-    s = int(strata.max()) + 1
+        strata = strata * 2 + panel.flag(adj.name)[rows]
+    if lag:  # where both services already were: what A adds to B later beyond their own course
+        strata = (strata * 2 + panel.flag(b.name)[rows]) * 2 + panel.flag(a.name)[then]
+    strata, s = _dense(strata)
     cell = fa.astype(np.int64) * 2 + fb
-    counts = np.bincount((panel.group * s + strata) * 4 + cell, minlength=JACKKNIFE_GROUPS * s * 4)
+    counts = np.bincount((panel.group[rows] * s + strata) * 4 + cell, minlength=JACKKNIFE_GROUPS * s * 4)
     counts = counts.reshape(JACKKNIFE_GROUPS, s, 4)
     total = counts.sum(axis=0)
     log_or, observed, expected = mantel_haenszel(total)
     leave_out, _, _ = mantel_haenszel(total[None] - counts)
+    person = panel.person[rows]
     result = {
         "log_or": float(log_or),
         "lift": float(observed / expected) if expected > 0 else float("nan"),
-        "n_a": _persons(panel, fa),
-        "n_b": _persons(panel, fb),
-        "n_both": _persons(panel, fa & fb),
+        "n_a": _persons(person[fa], panel.persons),
+        "n_b": _persons(person[fb], panel.persons),
+        "n_both": _persons(person[fa & fb], panel.persons),
         "n_population": panel.persons,
         "p": float("nan"),
         "lo": float("nan"),
@@ -101,23 +169,64 @@ def test_pair(panel: Panel, a: Indicator, b: Indicator) -> dict:
     return result
 
 
-def _persons(panel: Panel, rows: np.ndarray) -> int:
-    return int(len(np.unique(panel.person[rows])))
+def _dense(strata: np.ndarray) -> tuple[np.ndarray, int]:
+    """Strata numbered 0..s-1 in order (a lookup table: linear, where np.unique would sort)."""
+    if not len(strata):
+        return strata, 1
+    used = np.zeros(int(strata.max()) + 1, dtype=bool)
+    used[strata] = True
+    return (np.cumsum(used) - 1)[strata], int(used.sum())
 
 
-def _finding(panel: Panel, a: Indicator, b: Indicator, t: dict, q: float) -> Finding:
+def _persons(person: np.ndarray, persons: int) -> int:
+    return int(np.count_nonzero(np.bincount(person, minlength=persons)))
+
+
+def _id(h: Hypothesis) -> str:
+    return f"association:{h.first.name}:{h.second.name}" + (f":lag{h.lag}" if h.lag else "")
+
+
+def _phrase(h: Hypothesis) -> str:
+    """'hemtjänst och kontakt med kontaktcenter samma kvartal', as a reader sees another form of a finding."""
+    when = "samma kvartal" if h.lag == 0 else f"{_quarters(h.lag)} senare"
+    return f"{h.first.label} och {h.second.label} {when}"
+
+
+def _finding(
+    panel: Panel,
+    h: Hypothesis,
+    t: dict,
+    q: float,
+    margin: float,
+    reported: bool,
+    also: list[Hypothesis],
+    reported_as: Hypothesis | None,  # the family's reported hypothesis, where this one holds too
+) -> Finding:
+    a, b = h.first, h.second
     odds = float(np.exp(t["log_or"])) if np.isfinite(t["log_or"]) else None
-    reported = bool(q < FDR and odds is not None and odds >= MIN_ODDS_RATIO)
     lift = t["lift"]
-    return Finding(
-        finding_id=f"association:{a.name}:{b.name}",
-        kind="association",
-        title=f"{a.label.capitalize()} och {b.label} förekommer ofta samtidigt",
-        description=(
+    if h.lag == 0:
+        title = f"{a.label.capitalize()} och {b.label} förekommer ofta samtidigt"
+        description = (
             f"Personer med {a.label} har under samma kvartal {_times(odds)} oddset att också ha {b.label} "
             f"jämfört med personer i samma åldersgrupp, distrikt och kvartal utan {a.label}"
-            + (f"; samtidig förekomst är {_num(lift)} gånger den förväntade." if np.isfinite(lift) else ".")
-        ),
+        )
+    else:
+        title = f"{a.label.capitalize()} följs ofta av {b.label} {_quarters(h.lag)} senare"
+        description = (
+            f"Personer med {a.label} ett kvartal har {_quarters(h.lag)} senare {_times(odds)} oddset att ha "
+            f"{b.label} jämfört med personer i samma åldersgrupp och distrikt utan {a.label}, med samma "
+            f"{b.label} det första kvartalet och samma {a.label} det senare"
+        )
+    together = "samtidig förekomst" if h.lag == 0 else "förekomst i den följden"
+    description += f"; {together} är {_num(lift)} gånger den förväntade." if np.isfinite(lift) else "."
+    if also:
+        description += " Sambandet syns också som " + "; ".join(_phrase(o) for o in also) + "."
+    return Finding(
+        finding_id=_id(h),
+        kind="association",
+        title=title,
+        description=description,
         forvaltning=forvaltning_or_total(None),
         dataset_a=a.source,
         dataset_b=b.source,
@@ -133,15 +242,22 @@ def _finding(panel: Panel, a: Indicator, b: Indicator, t: dict, q: float) -> Fin
         n_both=t["n_both"],
         n_population=t["n_population"],
         about_persons=True,
-        detail=f"samtidig förekomst {_num(lift)} × förväntad" if np.isfinite(lift) else None,
-        method=METHOD,
+        detail=f"ingår i fyndet {_id(reported_as)}"
+        if reported_as
+        else (f"{together} {_num(lift)} × förväntad" if np.isfinite(lift) else None),
+        method=method(margin),
         data_version=panel.data_version,
+        lag_quarters=h.lag,
     )
+
+
+def _quarters(k: int) -> str:
+    return "ett kvartal" if k == 1 else f"{k} kvartal"
 
 
 def _times(odds: float | None) -> str:
     return "okänt" if odds is None else f"{_num(odds)} gånger"
 
 
-def _num(x: float) -> str:
-    return f"{x:.1f}".replace(".", ",")
+def _num(x: float, digits: int = 1) -> str:
+    return f"{x:.{digits}f}".replace(".", ",")
