@@ -171,6 +171,31 @@ def test_nested_indicators_give_one_finding_for_the_most_specific_and_mention_th
     )
 
 
+def test_findings_say_whether_no_link_was_tested_too_little_data_or_not_shared():
+    rng = np.random.default_rng(16)
+    big = _panel(
+        {"home_care": _lasting(rng, (20_000, 8), 0.05, 0.8), "contact": rng.random((20_000, 8)) < 0.15}
+    )
+    small = _panel({"home_care": _lasting(rng, (300, 8), 0.05, 0.8), "contact": rng.random((300, 8)) < 0.15})
+    tested = {}
+    for name, panel in (("big", big), ("small", small)):
+        tested[name] = next(
+            f for f in associations.analyse(panel) if f.finding_id == "association:home_care:contact"
+        )
+    assert tested["big"].min_detectable < associations.REFERENCE < tested["small"].min_detectable
+    assert tested["big"].status.startswith("testat, inget samband")
+    assert tested["small"].status.startswith("för lite data")
+    untested = [f for f in associations.analyse(big) if f.status == associations.NOT_SHARED]
+    assert {f.finding_id for f in untested} >= {
+        "association:school:home_care",
+        "association:economic_aid:contact",
+    }
+    assert all(f.p_value is None and f.q_value is None and not f.reported for f in untested)
+    assert "association:home_care:safety_alarm" not in {f.finding_id for f in untested}, (
+        "one unit: not a pair"
+    )
+
+
 def test_shuffling_one_units_persons_keeps_its_course_and_moves_it_to_others():
     rng = np.random.default_rng(15)
     shape = (3_000, 6)

@@ -153,8 +153,9 @@ def _metadata(frame: pl.DataFrame, version: str) -> dict:
 def _corrected(frame: pl.DataFrame) -> dg.AssetCheckResult:
     """Each kind's q-values are Benjamini–Hochberg over all its tests, and nothing reported has q >= FDR."""
     problems = []
-    for kind in frame["kind"].unique().to_list():
-        part = frame.filter(pl.col("kind") == kind)
+    tested = frame.filter(pl.col("status").fill_null("") != associations.NOT_SHARED)  # not shared: untested
+    for kind in tested["kind"].unique().to_list():
+        part = tested.filter(pl.col("kind") == kind)
         if part["p_value"].is_null().all() and part["q_value"].is_null().all():
             continue  # descriptive (segments): nothing tested
         p = part["p_value"].fill_null(float("nan")).to_numpy()

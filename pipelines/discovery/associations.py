@@ -21,6 +21,11 @@ hypotheses that hold in a family, the most specific is reported (among equals, t
 rules out the most: a link with a delay also shows, diluted, in the same quarter) and names the
 others, so one link gives one finding.
 
+Power is stated: every hypothesis carries the smallest odds ratio it would report with probability
+``POWER`` at its interval's width (``min_detectable``), so its ``status`` tells "tested, no link of
+size ``REFERENCE``" from "too little data to see one"; pairs with an indicator its unit does not share
+are listed as such, untested, rather than left out.
+
 Only positive associations are reported. Negative ones are mostly structure (children do not get
 economic aid, pupils are not 80), not discoveries.
 """
@@ -28,16 +33,27 @@ economic aid, pupils are not 80), not discoveries.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
 
 from pipelines.discovery.findings import FDR, Finding, benjamini_hochberg, forvaltning_or_total
-from pipelines.discovery.panel import DEFINITIONAL, JACKKNIFE_GROUPS, Indicator, Panel, depth, family
+from pipelines.discovery.panel import (
+    DEFINITIONAL,
+    INDICATORS,
+    JACKKNIFE_GROUPS,
+    Indicator,
+    Panel,
+    depth,
+    family,
+)
 
 MARGIN = 1.2  # odds ratio: a link weaker than this does not matter to a service, however certain
 LAGS = (1, 2)  # quarters between A and B in the lagged hypotheses
+POWER = 0.8  # for the smallest detectable effect
+REFERENCE = 1.5  # odds ratio: "no link" means one this large would have been seen
+NOT_SHARED = "delas inte"
 
 
 def method(margin: float = MARGIN) -> str:
@@ -73,9 +89,13 @@ class Hypothesis:
 
 def pairs(panel: Panel) -> list[tuple[Indicator, Indicator]]:
     """Every pair of shared indicators from two different units, except one record seen twice."""
+    return _cross_unit(panel.indicators)
+
+
+def _cross_unit(indicators: tuple[Indicator, ...]) -> list[tuple[Indicator, Indicator]]:
     return [
         (a, b)
-        for a, b in itertools.combinations(panel.indicators, 2)
+        for a, b in itertools.combinations(indicators, 2)
         if a.unit != b.unit and frozenset({a.name, b.name}) not in DEFINITIONAL
     ]
 
@@ -108,13 +128,72 @@ def analyse(panel: Panel, margin: float = MARGIN) -> list[Finding]:
     chosen: dict[frozenset[str], int] = {}  # family -> its reported hypothesis
     for k in sorted(holding, key=lambda k: (-tested[k][0].specificity, -tested[k][1]["lo"], q[k])):
         chosen.setdefault(tested[k][0].family, k)
+    alpha = FDR * max(int((q < FDR).sum()), 1) / max(len(q), 1)  # the BH cut-off at these discoveries
     findings = []
     for k, (h, t) in enumerate(tested):
         reported = chosen.get(h.family) == k
         also = [tested[j][0] for j in holding if reported and j != k and tested[j][0].family == h.family]
         reported_as = tested[chosen[h.family]][0] if k in holds and not reported else None
-        findings.append(_finding(panel, h, t, float(q[k]), margin, reported, also, reported_as))
-    return findings
+        finding = _finding(panel, h, t, float(q[k]), margin, reported, also, reported_as)
+        least = detectable(t["se"], margin, alpha)
+        findings.append(
+            replace(
+                finding,
+                min_detectable=least if np.isfinite(least) else None,
+                status=_status(reported, reported_as, least),
+            )
+        )
+    return findings + untestable(panel, margin)
+
+
+def detectable(se: float, margin: float, alpha: float) -> float:
+    """The smallest odds ratio reported with probability ``POWER`` at this standard error (log scale).
+
+    Its interval must clear the margin and its p the Benjamini–Hochberg cut-off ``alpha`` (the level at
+    the number of discoveries made); infinite when nothing could be estimated.
+    """
+    if not np.isfinite(se):
+        return float("inf")
+    df = JACKKNIFE_GROUPS - 1
+    clear = max(np.log(margin) + stats.t.ppf(0.975, df) * se, stats.t.isf(alpha / 2, df) * se)
+    return float(np.exp(clear + stats.t.ppf(POWER, df) * se))
+
+
+def _status(reported: bool, reported_as: Hypothesis | None, least: float) -> str:
+    if reported:
+        return "rapporterat"
+    if reported_as is not None:
+        return "ingår i ett annat fynd"
+    if least <= REFERENCE:
+        return f"testat, inget samband (en oddskvot på {_num(REFERENCE)} hade setts)"
+    return f"för lite data för att se en oddskvot på {_num(REFERENCE)}"
+
+
+def untestable(panel: Panel, margin: float = MARGIN) -> list[Finding]:
+    """Pairs with an indicator its unit does not share: listed as not shared, untested (no p, no q)."""
+    shared = {i.name for i in panel.indicators}
+    return [
+        Finding(
+            finding_id=f"association:{a.name}:{b.name}",
+            kind="association",
+            title=f"{a.label.capitalize()} och {b.label} kan inte testas",
+            description=" och ".join(i.source for i in (a, b) if i.name not in shared)
+            + " delas inte till den gemensamma zonen: ett samband kan varken ses eller uteslutas.",
+            forvaltning=forvaltning_or_total(None),
+            dataset_a=a.source,
+            dataset_b=b.source,
+            measure="oddskvot (Mantel–Haenszel)",
+            reported=False,
+            n_population=panel.persons,
+            about_persons=True,
+            method=method(margin),
+            data_version=panel.data_version,
+            lag_quarters=0,
+            status=NOT_SHARED,
+        )
+        for a, b in _cross_unit(INDICATORS)
+        if a.name not in shared or b.name not in shared
+    ]
 
 
 def mantel_haenszel(cells: np.ndarray) -> tuple[float, float, float]:
@@ -158,13 +237,14 @@ def test_pair(panel: Panel, a: Indicator, b: Indicator, lag: int = 0) -> dict:
         "p": float("nan"),
         "lo": float("nan"),
         "hi": float("nan"),
+        "se": float("nan"),
     }
     if not (np.isfinite(log_or) and np.all(np.isfinite(leave_out))):
         return result  # not estimable (a group without the services): tested, p = 1
     g = JACKKNIFE_GROUPS
     se = float(np.sqrt((g - 1) / g * ((leave_out - leave_out.mean()) ** 2).sum()))
     t = stats.t.ppf(0.975, g - 1)
-    result["lo"], result["hi"] = log_or - t * se, log_or + t * se
+    result["lo"], result["hi"], result["se"] = log_or - t * se, log_or + t * se, se
     result["p"] = float(2 * stats.t.sf(abs(log_or) / se, g - 1)) if se > 0 else 0.0
     return result
 

@@ -54,13 +54,17 @@ class Finding:
         None  # precedence: persons per lag of 1..n quarters, e.g. '40,22,9,3' (zone only)
     )
     lag_quarters: int | None = None  # associations: quarters from A to B (0: the same quarter; zone only)
+    status: str | None = (
+        None  # associations, Swedish: reported, tested without effect, too little data, not shared
+    )
+    min_detectable: float | None = None  # associations: the smallest effect it would report (80 % power)
 
 
 def frame(findings: list[Finding]) -> pl.DataFrame:
     """The findings as a table, with when they were computed."""
     schema = {
         f.name: pl.Float64
-        if f.name in ("effect", "ci_low", "ci_high", "p_value", "q_value")
+        if f.name in ("effect", "ci_low", "ci_high", "p_value", "q_value", "min_detectable")
         else pl.Int64
         if f.name in (*COUNTS, "lag_quarters")
         else pl.Boolean
