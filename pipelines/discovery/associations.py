@@ -12,6 +12,11 @@ They are stratified also on B in A's quarter and on A in B's quarter, so that a 
 two services that last does not come back as a lagged one: the lagged odds ratio is what A adds to B
 later beyond where both services already were (a link that exists only with a delay is found here).
 
+A third unit can link two services that have nothing to do with each other (contacts go with home
+care, paper forms with safety alarms, home care with safety alarms). So where both services of a
+hypothesis hold a same-quarter link with the same third unit, it is tested again, stratified on that
+unit's services too, and the correction is made over the final tests.
+
 Benjamini–Hochberg controls the false discovery rate over every hypothesis, every lag included. A
 hypothesis holds by evidence, not by a fixed minimum odds ratio: q below the FDR and the interval's
 lower bound above a practical-significance margin (``MARGIN``, set by the discovery unit), so a
@@ -62,7 +67,8 @@ def method(margin: float = MARGIN) -> str:
         "Mantel–Haenszel-oddskvot över medborgarkvartal, stratifierad på åldersgrupp × distrikt × kvartal × "
         "övriga insatser i samma verksamheter, samma kvartal och med "
         f"{' eller '.join(str(k) for k in LAGS)} kvartals fördröjning åt båda hållen (fördröjda även "
-        "stratifierade på båda insatserna vid start och slut); 95 % KI med jackknife över personer "
+        "stratifierade på båda insatserna vid start och slut); par vars båda insatser hänger ihop med en "
+        "tredje verksamhet testas om, stratifierade även på dess insatser; 95 % KI med jackknife över personer "
         f"(20 grupper); Benjamini–Hochberg (FDR {FDR:.0%}) över alla testade hypoteser. "
         f"Regel: rapporteras när q < {_num(FDR, 2)} och KI:s nedre gräns > {_num(margin, 2)} "
         "(praktisk signifikans); av kapslade indikatorer och fördröjningar för samma par rapporteras "
@@ -112,18 +118,28 @@ def hypotheses(panel: Panel) -> list[Hypothesis]:
     ]
 
 
-def adjusters(panel: Panel, a: Indicator, b: Indicator) -> list[Indicator]:
-    """The other datasets' indicators of the two units: co-use inside a unit is a confounder."""
+def adjusters(panel: Panel, a: Indicator, b: Indicator, units: tuple[str, ...] = ()) -> list[Indicator]:
+    """The other datasets' indicators of the two units (co-use inside a unit is a confounder), and every
+    indicator of ``units`` (third units linked to both)."""
     return [
-        i for i in panel.indicators if i.unit in (a.unit, b.unit) and i.dataset not in (a.dataset, b.dataset)
+        i
+        for i in panel.indicators
+        if (i.unit in (a.unit, b.unit) and i.dataset not in (a.dataset, b.dataset)) or i.unit in units
     ]
 
 
 def analyse(panel: Panel, margin: float = MARGIN) -> list[Finding]:
     """Test every hypothesis, correct over all of them, and report the most specific that holds per family."""
-    tested = [(h, test_pair(panel, h.first, h.second, h.lag)) for h in hypotheses(panel)]
-    q = benjamini_hochberg(np.array([t["p"] for _, t in tested]))
-    holding = [k for k, (_, t) in enumerate(tested) if q[k] < FDR and t["lo"] > np.log(margin)]
+    aligned = {lag: Aligned.of(panel, lag) for lag in (0, *LAGS)}
+    tested = [(h, test_pair(panel, h.first, h.second, h.lag, (), aligned[h.lag])) for h in hypotheses(panel)]
+    q, holding = _holding(tested, margin)
+    third = _linked_to_both(tested, holding)
+    if third:  # test those pairs again, within the third unit's services too; then correct again
+        tested = [
+            (h, test_pair(panel, h.first, h.second, h.lag, third[h], aligned[h.lag]) if h in third else t)
+            for h, t in tested
+        ]
+        q, holding = _holding(tested, margin)
     holds = set(holding)
     chosen: dict[frozenset[str], int] = {}  # family -> its reported hypothesis
     for k in sorted(holding, key=lambda k: (-tested[k][0].specificity, -tested[k][1]["lo"], q[k])):
@@ -144,6 +160,35 @@ def analyse(panel: Panel, margin: float = MARGIN) -> list[Finding]:
             )
         )
     return findings + untestable(panel, margin)
+
+
+def _holding(tested: list[tuple[Hypothesis, dict]], margin: float) -> tuple[np.ndarray, list[int]]:
+    """(q over every hypothesis, those that hold: q below the FDR and the interval above the margin)."""
+    q = benjamini_hochberg(np.array([t["p"] for _, t in tested]))
+    return q, [k for k, (_, t) in enumerate(tested) if q[k] < FDR and t["lo"] > np.log(margin)]
+
+
+def _linked_to_both(
+    tested: list[tuple[Hypothesis, dict]], holding: list[int]
+) -> dict[Hypothesis, tuple[str, ...]]:
+    """Hypotheses whose two services each hold a same-quarter link with a third unit, and those units.
+
+    Such a unit can make them look linked (contacts go with home care, paper forms with safety alarms,
+    and home care with safety alarms: contacts then seem to go with paper forms); the unit's services
+    are a confounder, like the two units' own.
+    """
+    units: dict[str, set[str]] = {}
+    for k in holding:
+        h = tested[k][0]
+        if h.lag == 0:
+            units.setdefault(family(h.first.name), set()).add(h.second.unit)
+            units.setdefault(family(h.second.name), set()).add(h.first.unit)
+    out = {}
+    for h, _ in tested:
+        both = units.get(family(h.first.name), set()) & units.get(family(h.second.name), set())
+        if both - {h.first.unit, h.second.unit}:
+            out[h] = tuple(sorted(both - {h.first.unit, h.second.unit}))
+    return out
 
 
 def detectable(se: float, margin: float, alpha: float) -> float:
@@ -208,25 +253,60 @@ def mantel_haenszel(cells: np.ndarray) -> tuple[float, float, float]:
     return log_or, n11.sum(axis=-1), expected
 
 
-def test_pair(panel: Panel, a: Indicator, b: Indicator, lag: int = 0) -> dict:
-    """Adjusted odds ratio of A and B ``lag`` quarters later, its jackknife interval (log scale), lift, groups."""
-    later = panel.later(lag)
-    rows = np.flatnonzero(later >= 0)
-    then = later[rows]
-    fa, fb = panel.flag(a.name)[rows], panel.flag(b.name)[then]
-    strata = panel.base_strata()[rows]
-    for adj in adjusters(panel, a, b):
-        strata = strata * 2 + panel.flag(adj.name)[rows]
+@dataclass(frozen=True)
+class Aligned:
+    """The rows that have a row ``lag`` quarters later, with what every test at that lag reads (made once)."""
+
+    now: np.ndarray  # (indicators, rows) flags in the first quarter
+    then: np.ndarray  # (indicators, rows) flags ``lag`` quarters later
+    strata: np.ndarray  # age group x district x quarter of the first quarter
+    group: np.ndarray  # jackknife group
+    person: np.ndarray
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, panel: Panel, lag: int) -> Aligned:
+        later = panel.later(lag)
+        rows = np.flatnonzero(later >= 0)
+        return cls(
+            now=np.ascontiguousarray(panel.flags[rows].T),
+            then=np.ascontiguousarray(panel.flags[later[rows]].T),
+            strata=panel.base_strata()[rows],
+            group=panel.group[rows],
+            person=panel.person[rows],
+            names=tuple(i.name for i in panel.indicators),
+        )
+
+    def flag(self, name: str, later: bool = False) -> np.ndarray:
+        return (self.then if later else self.now)[self.names.index(name)]
+
+
+def test_pair(
+    panel: Panel,
+    a: Indicator,
+    b: Indicator,
+    lag: int = 0,
+    units: tuple[str, ...] = (),
+    aligned: Aligned | None = None,
+) -> dict:
+    """Adjusted odds ratio of A and B ``lag`` quarters later, its jackknife interval (log scale), lift, groups;
+    stratified on the services of ``units`` too (third units linked to both). ``aligned``: ``Aligned.of``
+    the panel at this lag, when the caller tests many pairs."""
+    rows = aligned or Aligned.of(panel, lag)
+    fa, fb = rows.flag(a.name), rows.flag(b.name, later=True)
+    strata = rows.strata
+    for adj in adjusters(panel, a, b, units):
+        strata = strata * 2 + rows.flag(adj.name)
     if lag:  # where both services already were: what A adds to B later beyond their own course
-        strata = (strata * 2 + panel.flag(b.name)[rows]) * 2 + panel.flag(a.name)[then]
+        strata = (strata * 2 + rows.flag(b.name)) * 2 + rows.flag(a.name, later=True)
     strata, s = _dense(strata)
     cell = fa.astype(np.int64) * 2 + fb
-    counts = np.bincount((panel.group[rows] * s + strata) * 4 + cell, minlength=JACKKNIFE_GROUPS * s * 4)
+    counts = np.bincount((rows.group * s + strata) * 4 + cell, minlength=JACKKNIFE_GROUPS * s * 4)
     counts = counts.reshape(JACKKNIFE_GROUPS, s, 4)
     total = counts.sum(axis=0)
     log_or, observed, expected = mantel_haenszel(total)
     leave_out, _, _ = mantel_haenszel(total[None] - counts)
-    person = panel.person[rows]
+    person = rows.person
     result = {
         "log_or": float(log_or),
         "lift": float(observed / expected) if expected > 0 else float("nan"),
