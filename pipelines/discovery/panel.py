@@ -148,7 +148,7 @@ class Panel:
         inside = ahead < self.rows
         ahead = np.where(inside, ahead, 0)
         same = inside & (self.person[ahead] == self.person) & (self.quarter[ahead] == self.quarter + lag)
-        return np.where(same, ahead, -1)  # rows are ordered by person and quarter, without gaps mostly
+        return np.where(same, ahead, -1)  # rows are ordered by person and quarter
 
     def base_strata(self) -> np.ndarray:
         """Age group x district x quarter, as one integer per row."""
@@ -172,9 +172,9 @@ def permute_unit(panel: Panel, unit: str, seed: int) -> Panel:
     np.minimum.at(start, panel.person, np.arange(panel.rows))
     donor = np.arange(panel.persons)
     contiguous = np.bincount(panel.person, minlength=panel.persons) == last - first + 1
-    presence = np.where(contiguous, first * len(panel.quarters) + last, -1 - np.arange(panel.persons))
-    for group in np.unique(presence):  # a person with a gap (none in practice) keeps their own history
-        members = np.flatnonzero(presence == group)
+    presence = first * len(panel.quarters) + last
+    for group in np.unique(presence[contiguous]):  # a person with a gap (none in practice) keeps their own
+        members = np.flatnonzero(contiguous & (presence == group))
         donor[members] = rng.permutation(members)
     source = start[donor[panel.person]] + (panel.quarter - first[panel.person])
     columns = [j for j, i in enumerate(panel.indicators) if i.unit == unit]
