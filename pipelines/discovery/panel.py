@@ -159,24 +159,22 @@ class Panel:
 def permute_unit(panel: Panel, unit: str, seed: int) -> Panel:
     """The panel with one unit's indicators moved to other persons: any link to that unit is destroyed.
 
-    Each person takes the unit's whole quarterly history of another person present in the same quarters
-    (the same first and last quarter), so the unit's own persistence and calendar stay as they were.
-    A discovery run on it must report nothing about the unit: a check of the false-finding control.
+    Each person takes the unit's quarterly history of another person, drawn from those in the panel
+    every quarter (a permutation among them; with replacement for the others), so the unit's own
+    persistence and calendar stay. Donors are drawn alike for everyone: a donor from the recipient's
+    own cohort (say, those who left the same quarter) would carry the cohort's links along, since
+    who dies soon has both more home care and more contacts. A discovery run on it must report
+    nothing about the unit: a check of the false-finding control.
     """
     rng = np.random.default_rng(seed)
-    first = np.full(panel.persons, np.iinfo(np.int64).max)
-    last = np.full(panel.persons, -1)
-    np.minimum.at(first, panel.person, panel.quarter)
-    np.maximum.at(last, panel.person, panel.quarter)
     start = np.full(panel.persons, panel.rows)
     np.minimum.at(start, panel.person, np.arange(panel.rows))
-    donor = np.arange(panel.persons)
-    contiguous = np.bincount(panel.person, minlength=panel.persons) == last - first + 1
-    presence = first * len(panel.quarters) + last
-    for group in np.unique(presence[contiguous]):  # a person with a gap (none in practice) keeps their own
-        members = np.flatnonzero(contiguous & (presence == group))
-        donor[members] = rng.permutation(members)
-    source = start[donor[panel.person]] + (panel.quarter - first[panel.person])
+    always = np.flatnonzero(np.bincount(panel.person, minlength=panel.persons) == len(panel.quarters))
+    if not len(always):
+        raise ValueError("no person is in the panel every quarter: no history to move")
+    donor = rng.choice(always, panel.persons)
+    donor[always] = rng.permutation(always)
+    source = start[donor[panel.person]] + panel.quarter  # a donor's rows are its quarters 0, 1, ...
     columns = [j for j, i in enumerate(panel.indicators) if i.unit == unit]
     flags = panel.flags.copy()
     flags[:, columns] = panel.flags[source][:, columns]
