@@ -255,6 +255,10 @@ def test_discovery_assets_ran_with_their_checks_and_the_data_version(discovery_p
         assert event is not None, analysis.key
         version = event.asset_materialization.tags.get("dagster/data_version")
         assert version == panel.data_version if analysis.uses_panel else version.startswith("marts:fct_kpi:")
+        if analysis.name == "associations":  # the rule and the answer per hypothesis, in the run's metadata
+            metadata = event.asset_materialization.metadata
+            assert "KI:s nedre gräns > 1,20" in metadata["method"].value
+            assert "rapporterat" in metadata["status"].value
         for check in ("corrected_over_every_test", "group_level_only"):
             key = dg.AssetCheckKey(analysis.key, check)
             record = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)

@@ -138,14 +138,22 @@ def build_discovery_asset(analysis: Analysis) -> dg.AssetsDefinition:
 
 
 def _metadata(frame: pl.DataFrame, version: str) -> dict:
+    """What was tested, reported and under which rule; per status (associations) how many hypotheses:
+    "tested, no link" and "too little data" are different answers."""
     reported = frame.filter(pl.col("reported"))
+    statuses = frame.filter(pl.col("status").is_not_null())["status"].value_counts(sort=True)
     return {
-        "tested": frame.height,
+        "tested": frame.filter(pl.col("status").fill_null("") != associations.NOT_SHARED).height,
         "reported": reported.height,
         "data_version": version,
         "method": frame["method"][0] if frame.height else "nothing tested",
         "findings": dg.MetadataValue.md(
             "\n".join(f"- {t}" for t in reported["title"].to_list()) or "no finding reported"
+        ),
+        **(
+            {"status": dg.MetadataValue.md("\n".join(f"- {s}: {n}" for s, n in statuses.iter_rows()))}
+            if statuses.height
+            else {}
         ),
     }
 
