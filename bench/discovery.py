@@ -4,7 +4,9 @@ Generates a fresh municipality (a seed the methods were not tuned on), runs the 
 stewardship, cross-unit zone, dbt, the discovery assets, publish), then reads the findings the
 discovery assets wrote into the cross-unit zone and scores the reported ones against
 ``ground_truth/manifest.json``. It also times each analysis on its own (in this process, on the
-same panel and marts) and checks that no published finding rests on a group below the threshold.
+same panel and marts), runs the associations again with each linked unit's persons shuffled
+(``permute_unit``: nothing about that unit may be reported), and checks that no published finding
+rests on a group below the threshold.
 
     .venv/bin/python bench/discovery.py --citizens 60000 --years 5 --seed 2027
 
@@ -44,7 +46,7 @@ from municipality import generated
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.discovery import associations, kpi, precedence, segments
 from pipelines.discovery.findings import TABLES
-from pipelines.discovery.panel import load_panel
+from pipelines.discovery.panel import Panel, load_panel, permute_unit
 from pipelines.serving.snapshot import ServingPaths
 from pipelines.settings import Paths
 from warehouse.layout import Warehouse
@@ -81,15 +83,16 @@ def main() -> None:
         print(f"main job (ingest, link, dbt, discovery, publish): {job:.0f} s")
         paths = Paths(work)
         warehouse = Warehouse(paths.warehouse)
-        timings(warehouse)
+        panel = timings(warehouse)
         findings = reported(warehouse.cross_unit)
         manifest = json.loads((paths.ground_truth / "manifest.json").read_text(encoding="utf-8"))
         report(score(findings, manifest))
+        permuted(panel, manifest)
         check_published(ServingPaths(warehouse.serving).current, args.threshold)
 
 
-def timings(warehouse: Warehouse) -> None:
-    """Each analysis on its own, on the panel and marts the main job built."""
+def timings(warehouse: Warehouse) -> Panel:
+    """Each analysis on its own, on the panel and marts the main job built; returns the panel."""
     con = duckdb.connect(str(warehouse.cross_unit), read_only=True)
     try:
         t = time.perf_counter()
@@ -110,6 +113,20 @@ def timings(warehouse: Warehouse) -> None:
         print(f"kpi deviations: {_since(t)}")
     finally:
         con.close()
+    return panel
+
+
+def permuted(panel: Panel, manifest: dict) -> None:
+    """The false-finding control on data with no link: each unit of a planted association, its persons
+    shuffled (``permute_unit``), must give no reported association with that unit."""
+    units = sorted({u for p in manifest["patterns"] if p["kind"] == "association" for u in p["units"]})
+    print()
+    for unit in (u for u in units if any(i.unit == u for i in panel.indicators)):
+        found = associations.analyse(permute_unit(panel, unit, seed=1))
+        bad = [f.finding_id for f in found if f.reported and unit in _units(f.dataset_a, f.dataset_b)]
+        print(
+            f"permuted {unit}: {len(bad)} reported association(s) with it{': ' if bad else ''}{', '.join(bad)}"
+        )
 
 
 def reported(cross_unit: Path) -> pl.DataFrame:
@@ -196,6 +213,11 @@ def score(findings: pl.DataFrame, manifest: dict) -> dict:
         "not_planted_strict": sum(not v for v in strict.values()) / len(strict) if strict else 0.0,
         "null_pairs_reported": nulls,
         "segments": findings.filter(pl.col("kind") == "segment").height,
+        "associations": [
+            f"{f['finding_id']}: {f['effect']:.2f} [{f['ci_low']:.2f}, {f['ci_high']:.2f}] q {f['q_value']:.1e}"
+            for f in rows
+            if f["kind"] == "association"
+        ],
     }
 
 
@@ -203,6 +225,9 @@ def report(result: dict) -> None:
     print("\nplanted pattern -> reported finding(s)")
     for pattern, ids in result["planted"].items():
         print(f"  {'FOUND ' if ids else 'MISSED'} {pattern}: {', '.join(ids) or '-'}")
+    print("\nreported associations: odds ratio [95 % CI], q")
+    for line in result["associations"]:
+        print(f"  {line}")
     print("\nreported finding -> planted pattern")
     for finding, ids in result["reported"].items():
         print(f"  {'planted    ' if ids else 'NOT PLANTED'} {finding}: {', '.join(ids) or '-'}")
@@ -223,6 +248,10 @@ def check_published(current: Path, threshold: int) -> None:
             f"SELECT count(*), count(*) FILTER ({small}) FROM discovery_findings"
         ).fetchall()[0]
     print(f"published findings: {rows}, with a group below {threshold}: {below}")
+
+
+def _units(*datasets: str | None) -> set[str]:
+    return {d.split(".")[0] for d in datasets if d}
 
 
 def _since(t: float) -> str:

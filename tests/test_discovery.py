@@ -20,7 +20,7 @@ from pipelines.defs.discovery import ANALYSES, _corrected
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.discovery import associations, precedence
 from pipelines.discovery.findings import TABLES, benjamini_hochberg, publishable
-from pipelines.discovery.panel import open_panel
+from pipelines.discovery.panel import BY_NAME, JACKKNIFE_GROUPS, Panel, open_panel, permute_unit
 
 THRESHOLD = DEFAULT_THRESHOLD
 
@@ -75,6 +75,155 @@ def test_sequence_ratio_is_corrected_for_a_trend_in_how_often_a_service_starts()
     assert out["asr"] == pytest.approx(1.0, abs=0.1) and out["p"] > 0.01
 
 
+def _panel(flags: dict[str, np.ndarray]) -> Panel:
+    """A panel of persons x quarters (the arrays' shape) in one age group and district, from named flags."""
+    persons, quarters = next(iter(flags.values())).shape
+    person = np.repeat(np.arange(persons), quarters)
+    return Panel(
+        person=person,
+        quarter=np.tile(np.arange(quarters), persons),
+        age_group=np.zeros(persons * quarters, np.int64),
+        district=np.zeros(persons * quarters, np.int64),
+        group=person % JACKKNIFE_GROUPS,
+        flags=np.column_stack([f.reshape(-1) for f in flags.values()]),
+        indicators=tuple(BY_NAME[n] for n in flags),
+        districts=("Centrum",),
+        quarters=tuple(f"q{k}" for k in range(quarters)),
+        not_shared=(),
+        data_version="constructed",
+    )
+
+
+def _lasting(rng: np.random.Generator, shape: tuple[int, int], start: float, stay: float) -> np.ndarray:
+    """A service that starts with probability ``start`` a quarter and then goes on with ``stay``."""
+    out = np.zeros(shape, bool)
+    out[:, 0] = rng.random(shape[0]) < start / (1 - stay + start)
+    for t in range(1, shape[1]):
+        out[:, t] = rng.random(shape[0]) < np.where(out[:, t - 1], stay, start)
+    return out
+
+
+def _odds(rng: np.random.Generator, base: float, odds_ratio: float, exposed: np.ndarray) -> np.ndarray:
+    """Yes with odds ``base`` / (1 - base), times ``odds_ratio`` where exposed."""
+    odds = base / (1 - base) * np.where(exposed, odds_ratio, 1.0)
+    return rng.random(exposed.shape) < odds / (1 + odds)
+
+
+def _reported(panel: Panel, margin: float = associations.MARGIN) -> dict[str, dict]:
+    return {f.finding_id: f for f in associations.analyse(panel, margin) if f.reported}
+
+
+def test_a_modest_well_measured_link_is_reported_by_its_interval_not_a_fixed_odds_ratio():
+    rng = np.random.default_rng(11)
+    care = _lasting(rng, (6_000, 8), 0.05, 0.8)
+    contact = _odds(rng, 0.15, 1.5, care)
+    panel = _panel({"home_care": care, "contact": contact, "building_permit": rng.random(care.shape) < 0.02})
+    found = _reported(panel)
+    assert list(found) == ["association:home_care:contact"]
+    row = found["association:home_care:contact"]
+    assert 1.2 < row.ci_low < 1.5 < row.ci_high and row.effect < 2, "the old minimum of 2.0 dropped it"
+    assert "KI:s nedre gräns > 1,20" in row.method, "the rule is stated in the findings table"
+    assert not _reported(panel, margin=1.6), "a margin above what the interval rules out: not reported"
+
+
+def test_a_lagged_link_without_a_same_quarter_link_is_one_finding_with_its_lag():
+    rng = np.random.default_rng(12)
+    care = _lasting(rng, (6_000, 10), 0.05, 0.5)
+    shifted = np.zeros_like(care)
+    shifted[:, 1:] = care[:, :-1]  # contact follows care a quarter later, whether care goes on or not
+    contact = _odds(rng, 0.10, 3.0, shifted & ~care)
+    panel = _panel({"home_care": care, "contact": contact})
+    found = _reported(panel)
+    assert list(found) == ["association:home_care:contact:lag1"], found.keys()
+    row = found["association:home_care:contact:lag1"]
+    assert row.lag_quarters == 1 and "ett kvartal senare" in row.title and row.ci_low > 1.2
+
+
+def test_a_same_quarter_link_of_lasting_services_does_not_come_back_at_a_lag():
+    rng = np.random.default_rng(13)
+    care = _lasting(rng, (6_000, 10), 0.05, 0.85)
+    contact = _odds(rng, 0.10, 3.0, care)
+    findings = {
+        f.finding_id: f for f in associations.analyse(_panel({"home_care": care, "contact": contact}))
+    }
+    assert [i for i, f in findings.items() if f.reported] == ["association:home_care:contact"]
+    for lag in associations.LAGS:  # what care adds to a later contact beyond care then: nothing
+        for k in (f"association:home_care:contact:lag{lag}", f"association:contact:home_care:lag{lag}"):
+            assert findings[k].ci_low < associations.MARGIN, k
+
+
+def test_nested_indicators_give_one_finding_for_the_most_specific_and_mention_the_other():
+    rng = np.random.default_rng(14)
+    shape = (8_000, 6)
+    own = _lasting(rng, shape, 0.03, 0.8)
+    household = own | _lasting(rng, shape, 0.03, 0.8)  # others in the household have aid too
+    contact = _odds(rng, 0.10, 3.0, own)
+    panel = _panel({"economic_aid": own, "household_economic_aid": household, "contact": contact})
+    findings = {f.finding_id: f for f in associations.analyse(panel)}
+    assert [i for i, f in findings.items() if f.reported] == ["association:economic_aid:contact"]
+    wider = findings["association:household_economic_aid:contact"]
+    assert (
+        wider.ci_low > associations.MARGIN
+        and wider.detail == "ingår i fyndet association:economic_aid:contact"
+    )
+    assert "ekonomiskt bistånd i hushållet och kontakt med kontaktcenter samma kvartal" in (
+        findings["association:economic_aid:contact"].description
+    )
+
+
+def test_two_services_linked_only_through_a_third_unit_are_not_reported():
+    rng = np.random.default_rng(17)
+    shape = (20_000, 8)
+    care = _lasting(rng, shape, 0.04, 0.85)
+    alarm = _odds(rng, 0.05, 20.0, care)  # inside vård och omsorg: home care and alarms go together
+    contact, paper = _odds(rng, 0.10, 5.0, care), _odds(rng, 0.05, 5.0, alarm)
+    panel = _panel({"home_care": care, "safety_alarm": alarm, "contact": contact, "paper_submission": paper})
+    crude = associations.test_pair(panel, BY_NAME["contact"], BY_NAME["paper_submission"])
+    assert np.exp(crude["lo"]) > associations.MARGIN, "without the third unit they look linked"
+    findings = {f.finding_id: f for f in associations.analyse(panel)}
+    reported = {i for i, f in findings.items() if f.reported}
+    assert reported == {"association:home_care:contact", "association:safety_alarm:paper_submission"}
+    assert findings["association:contact:paper_submission"].ci_low < associations.MARGIN
+
+
+def test_findings_say_whether_no_link_was_tested_too_little_data_or_not_shared():
+    rng = np.random.default_rng(16)
+    big = _panel(
+        {"home_care": _lasting(rng, (20_000, 8), 0.05, 0.8), "contact": rng.random((20_000, 8)) < 0.15}
+    )
+    small = _panel({"home_care": _lasting(rng, (300, 8), 0.05, 0.8), "contact": rng.random((300, 8)) < 0.15})
+    tested = {}
+    for name, panel in (("big", big), ("small", small)):
+        tested[name] = next(
+            f for f in associations.analyse(panel) if f.finding_id == "association:home_care:contact"
+        )
+    assert tested["big"].min_detectable < associations.REFERENCE < tested["small"].min_detectable
+    assert tested["big"].status.startswith("testat, inget samband")
+    assert tested["small"].status.startswith("för lite data")
+    untested = [f for f in associations.analyse(big) if f.status == associations.NOT_SHARED]
+    assert {f.finding_id for f in untested} >= {
+        "association:school:home_care",
+        "association:economic_aid:contact",
+    }
+    assert all(f.p_value is None and f.q_value is None and not f.reported for f in untested)
+    assert "association:home_care:safety_alarm" not in {f.finding_id for f in untested}, (
+        "one unit: not a pair"
+    )
+
+
+def test_shuffling_one_units_persons_keeps_its_course_and_moves_it_to_others():
+    rng = np.random.default_rng(15)
+    shape = (3_000, 6)
+    care, contact = _lasting(rng, shape, 0.05, 0.8), _lasting(rng, shape, 0.1, 0.5)
+    panel = _panel({"home_care": care, "contact": contact})
+    shuffled = permute_unit(panel, "vard_omsorg", seed=1)
+    moved = shuffled.flag("home_care").reshape(shape)
+    assert (shuffled.flag("contact") == panel.flag("contact")).all(), "the other units stay"
+    assert (moved.sum(axis=0) == care.sum(axis=0)).all(), "each quarter's count stays"
+    assert sorted(map(tuple, moved)) == sorted(map(tuple, care)), "each history stays whole"
+    assert (moved != care).any()
+
+
 def test_a_finding_with_a_small_group_is_withheld_whole_and_a_lone_small_segment_takes_another():
     base = {
         "reported": True,
@@ -106,6 +255,10 @@ def test_discovery_assets_ran_with_their_checks_and_the_data_version(discovery_p
         assert event is not None, analysis.key
         version = event.asset_materialization.tags.get("dagster/data_version")
         assert version == panel.data_version if analysis.uses_panel else version.startswith("marts:fct_kpi:")
+        if analysis.name == "associations":  # the rule and the answer per hypothesis, in the run's metadata
+            metadata = event.asset_materialization.metadata
+            assert "KI:s nedre gräns > 1,20" in metadata["method"].value
+            assert "rapporterat" in metadata["status"].value
         for check in ("corrected_over_every_test", "group_level_only"):
             key = dg.AssetCheckKey(analysis.key, check)
             record = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
@@ -124,9 +277,10 @@ def test_every_cross_unit_pair_is_tested_and_corrected_together(discovery_platfo
     panel = open_panel(discovery_platform["warehouse"].cross_unit)
     expected = associations.pairs(panel)
     assert len(expected) >= 50 and all(a.unit != b.unit for a, b in expected)
-    for table in ("associations", "precedence"):
-        found = _findings(discovery_platform, table)
-        assert found.height == len(expected), table
+    hypotheses = len(expected) * (1 + 2 * len(associations.LAGS))  # the same quarter, each lag either way
+    for table, tests in (("associations", hypotheses), ("precedence", len(expected))):
+        found = _findings(discovery_platform, table).filter(pl.col("status").fill_null("") != "delas inte")
+        assert found.height == tests, table
         p = found["p_value"].fill_null(float("nan")).to_numpy()
         assert np.allclose(found["q_value"].to_numpy(), benjamini_hochberg(p)), table
         assert (found.filter(pl.col("reported"))["q_value"] < 0.05).all()
@@ -153,6 +307,23 @@ def test_planted_null_pairs_and_confounded_pairs_are_not_reported(discovery_plat
     ]
     for row in _findings(discovery_platform, "associations").filter(pl.col("reported")).iter_rows(named=True):
         assert _pair(row) in planted, row["finding_id"]
+
+
+def test_one_planted_link_gives_one_finding(discovery_platform):
+    reported = _findings(discovery_platform, "associations").filter(pl.col("reported"))
+    for pattern in discovery_platform["manifest"]["patterns"]:
+        planted = set(pattern["datasets"]) - {"folkbokforing.aviseringar"}
+        same = [r["finding_id"] for r in reported.iter_rows(named=True) if _pair(r) == planted]
+        assert len(same) <= 1, same
+
+
+def test_shuffling_one_units_persons_leaves_nothing_to_report_about_it(discovery_platform):
+    panel = open_panel(discovery_platform["warehouse"].cross_unit)
+    for unit in ("vard_omsorg", "socialtjanst", "skola", "kontaktcenter", "e_tjanster"):
+        found = associations.analyse(permute_unit(panel, unit, seed=7))
+        units = [{d.split(".")[0] for d in (f.dataset_a, f.dataset_b)} for f in found]
+        about = [f.finding_id for f, u in zip(found, units, strict=True) if f.reported and unit in u]
+        assert not about, (unit, about)
 
 
 def test_a_planted_strong_association_is_found_with_its_interval(discovery_platform):

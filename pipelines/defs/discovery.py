@@ -28,6 +28,16 @@ POOL = "duckdb_cross_unit"  # writes the cross-unit zone, like every other write
 PERSON_COLUMNS = {"citizen_key", "person_pseudonym", "household_key", "person", "birth_year"}
 
 
+class DiscoveryConfig(dg.Config):
+    """What the discovery unit sets: the practical-significance margin of the associations' rule.
+
+    An association is reported when its q is below the FDR and its interval's lower bound exceeds
+    ``margin`` (an odds ratio); the other analyses do not read it.
+    """
+
+    margin: float = associations.MARGIN
+
+
 @dataclass(frozen=True)
 class Analysis:
     name: str  # also the findings table: discovery.<name>
@@ -73,7 +83,7 @@ ANALYSES = (
 assert tuple(a.name for a in ANALYSES) == TABLES, "the publish step reads exactly these tables"
 
 
-def _run(analysis: Analysis, con: duckdb.DuckDBPyConnection, platform: Platform):
+def _run(analysis: Analysis, con: duckdb.DuckDBPyConnection, platform: Platform, margin: float):
     """(findings, data version) of one analysis on an open cross-unit connection.
 
     Small groups in detail texts (lag distributions) are withheld under the disclosure policy's threshold,
@@ -91,7 +101,7 @@ def _run(analysis: Analysis, con: duckdb.DuckDBPyConnection, platform: Platform)
         return [], "no panel"
     panel = load_panel(con)
     compute: dict[str, Callable[[], list[Finding]]] = {
-        "associations": lambda: associations.analyse(panel),
+        "associations": lambda: associations.analyse(panel, margin),
         "precedence": lambda: precedence.analyse(panel, DEFAULT_THRESHOLD),
         "segments": lambda: segments.analyse(panel),
     }
@@ -114,9 +124,9 @@ def build_discovery_asset(analysis: Analysis) -> dg.AssetsDefinition:
             dg.AssetCheckSpec("group_level_only", asset=key),
         ],
     )
-    def _asset(platform: Platform) -> dg.MaterializeResult:
+    def _asset(config: DiscoveryConfig, platform: Platform) -> dg.MaterializeResult:
         with connect(platform.warehouse.cross_unit) as con:
-            found, version = _run(analysis, con, platform)
+            found, version = _run(analysis, con, platform, config.margin)
             frame = write(con, analysis.name, found)
         return dg.MaterializeResult(
             metadata=_metadata(frame, version),
@@ -128,13 +138,22 @@ def build_discovery_asset(analysis: Analysis) -> dg.AssetsDefinition:
 
 
 def _metadata(frame: pl.DataFrame, version: str) -> dict:
+    """What was tested, reported and under which rule; per status (associations) how many hypotheses:
+    "tested, no link" and "too little data" are different answers."""
     reported = frame.filter(pl.col("reported"))
+    statuses = frame.filter(pl.col("status").is_not_null())["status"].value_counts(sort=True)
     return {
-        "tested": frame.height,
+        "tested": frame.filter(pl.col("status").fill_null("") != associations.NOT_SHARED).height,
         "reported": reported.height,
         "data_version": version,
+        "method": frame["method"][0] if frame.height else "nothing tested",
         "findings": dg.MetadataValue.md(
             "\n".join(f"- {t}" for t in reported["title"].to_list()) or "no finding reported"
+        ),
+        **(
+            {"status": dg.MetadataValue.md("\n".join(f"- {s}: {n}" for s, n in statuses.iter_rows()))}
+            if statuses.height
+            else {}
         ),
     }
 
@@ -142,8 +161,9 @@ def _metadata(frame: pl.DataFrame, version: str) -> dict:
 def _corrected(frame: pl.DataFrame) -> dg.AssetCheckResult:
     """Each kind's q-values are Benjamini–Hochberg over all its tests, and nothing reported has q >= FDR."""
     problems = []
-    for kind in frame["kind"].unique().to_list():
-        part = frame.filter(pl.col("kind") == kind)
+    tested = frame.filter(pl.col("status").fill_null("") != associations.NOT_SHARED)  # not shared: untested
+    for kind in tested["kind"].unique().to_list():
+        part = tested.filter(pl.col("kind") == kind)
         if part["p_value"].is_null().all() and part["q_value"].is_null().all():
             continue  # descriptive (segments): nothing tested
         p = part["p_value"].fill_null(float("nan")).to_numpy()

@@ -1,13 +1,35 @@
-"""Which services of different units are used together more than chance: adjusted odds ratios.
+"""Which services of different units go together more than chance, in one quarter or a lag apart.
 
 For every pair of indicators from two different units, over citizen-quarters: the Mantel–Haenszel
 odds ratio across strata of age group x district x quarter x the other services of the two units
 (home care and safety alarms go together inside vård och omsorg; without that stratum a safety alarm
 would seem to drive contacts that home care drives). Citizen-quarters of one person are not
 independent, so the interval is a delete-a-group jackknife over persons (20 groups, t with 19
-degrees of freedom), not the textbook variance. Benjamini–Hochberg controls the false discovery
-rate over every pair tested, and a finding is reported only with an odds ratio of at least
-``MIN_ODDS_RATIO``: at 60,000 citizens a trivially small effect is significant too.
+degrees of freedom), not the textbook variance.
+
+Lagged links are hypotheses of their own: A in one quarter and B ``LAGS`` quarters later, each way.
+They are stratified also on B in A's quarter and on A in B's quarter, so that a same-quarter link of
+two services that last does not come back as a lagged one: the lagged odds ratio is what A adds to B
+later beyond where both services already were (a link that exists only with a delay is found here).
+
+A third unit can link two services that have nothing to do with each other (contacts go with home
+care, paper forms with safety alarms, home care with safety alarms). So where both services of a
+hypothesis hold a same-quarter link with the same third unit, it is tested again, stratified on that
+unit's services too, and the correction is made over the final tests.
+
+Benjamini–Hochberg controls the false discovery rate over every hypothesis, every lag included. A
+hypothesis holds by evidence, not by a fixed minimum odds ratio: q below the FDR and the interval's
+lower bound above a practical-significance margin (``MARGIN``, set by the discovery unit), so a
+modest, well-measured link holds and a large, poorly measured one does not. Nested indicators
+(household aid holds own aid: ``panel.family``) and the lags of a pair are one family: of the
+hypotheses that hold in a family, the most specific is reported (among equals, the one whose interval
+rules out the most: a link with a delay also shows, diluted, in the same quarter) and names the
+others, so one link gives one finding.
+
+Power is stated: every hypothesis carries the smallest odds ratio it would report with probability
+``POWER`` at its interval's width (``min_detectable``), so its ``status`` tells "tested, no link of
+size ``REFERENCE``" from "too little data to see one"; pairs with an indicator its unit does not share
+are listed as such, untested, rather than left out.
 
 Only positive associations are reported. Negative ones are mostly structure (children do not get
 economic aid, pupils are not 80), not discoveries.
@@ -16,42 +38,207 @@ economic aid, pupils are not 80), not discoveries.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
 
 from pipelines.discovery.findings import FDR, Finding, benjamini_hochberg, forvaltning_or_total
-from pipelines.discovery.panel import DEFINITIONAL, JACKKNIFE_GROUPS, Indicator, Panel
-
-MIN_ODDS_RATIO = 2.0
-METHOD = (
-    "Mantel–Haenszel-oddskvot över medborgarkvartal, stratifierad på åldersgrupp × distrikt × kvartal × "
-    "övriga insatser i samma verksamheter; 95 % KI med jackknife över personer (20 grupper); "
-    f"Benjamini–Hochberg (FDR {FDR:.0%}) över alla testade par; rapporteras vid oddskvot ≥ {MIN_ODDS_RATIO:g}."
+from pipelines.discovery.panel import (
+    DEFINITIONAL,
+    INDICATORS,
+    JACKKNIFE_GROUPS,
+    Indicator,
+    Panel,
+    depth,
+    family,
 )
+
+MARGIN = 1.2  # odds ratio: a link weaker than this does not matter to a service, however certain
+LAGS = (1, 2)  # quarters between A and B in the lagged hypotheses
+POWER = 0.8  # for the smallest detectable effect
+REFERENCE = 1.5  # odds ratio: "no link" means one this large would have been seen
+NOT_SHARED = "delas inte"
+
+
+def method(margin: float = MARGIN) -> str:
+    """The method and the reporting rule, in Swedish, as the findings table states them."""
+    return (
+        "Mantel–Haenszel-oddskvot över medborgarkvartal, stratifierad på åldersgrupp × distrikt × kvartal × "
+        "övriga insatser i samma verksamheter, samma kvartal och med "
+        f"{' eller '.join(str(k) for k in LAGS)} kvartals fördröjning åt båda hållen (fördröjda även "
+        "stratifierade på båda insatserna vid start och slut); par vars båda insatser hänger ihop med en "
+        "tredje verksamhet testas om, stratifierade även på dess insatser; 95 % KI med jackknife över personer "
+        f"(20 grupper); Benjamini–Hochberg (FDR {FDR:.0%}) över alla testade hypoteser. "
+        f"Regel: rapporteras när q < {_num(FDR, 2)} och KI:s nedre gräns > {_num(margin, 2)} "
+        "(praktisk signifikans); av kapslade indikatorer och fördröjningar för samma par rapporteras "
+        "den mest specifika som håller."
+    )
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """``first`` in a quarter goes with ``second`` ``lag`` quarters later (0: the same quarter)."""
+
+    first: Indicator
+    second: Indicator
+    lag: int
+
+    @property
+    def family(self) -> frozenset[str]:
+        return frozenset({family(self.first.name), family(self.second.name)})
+
+    @property
+    def specificity(self) -> int:
+        return depth(self.first.name) + depth(self.second.name)
 
 
 def pairs(panel: Panel) -> list[tuple[Indicator, Indicator]]:
     """Every pair of shared indicators from two different units, except one record seen twice."""
+    return _cross_unit(panel.indicators)
+
+
+def _cross_unit(indicators: tuple[Indicator, ...]) -> list[tuple[Indicator, Indicator]]:
     return [
         (a, b)
-        for a, b in itertools.combinations(panel.indicators, 2)
+        for a, b in itertools.combinations(indicators, 2)
         if a.unit != b.unit and frozenset({a.name, b.name}) not in DEFINITIONAL
     ]
 
 
-def adjusters(panel: Panel, a: Indicator, b: Indicator) -> list[Indicator]:
-    """The other datasets' indicators of the two units: co-use inside a unit is a confounder."""
+def hypotheses(panel: Panel) -> list[Hypothesis]:
+    """Per pair: the same quarter, and each lag either way."""
     return [
-        i for i in panel.indicators if i.unit in (a.unit, b.unit) and i.dataset not in (a.dataset, b.dataset)
+        h
+        for a, b in pairs(panel)
+        for h in (
+            Hypothesis(a, b, 0),
+            *(Hypothesis(x, y, k) for k in LAGS for x, y in ((a, b), (b, a))),
+        )
     ]
 
 
-def analyse(panel: Panel) -> list[Finding]:
-    """Test every pair, correct over all of them, and say which are reported."""
-    tested = [(a, b, test_pair(panel, a, b)) for a, b in pairs(panel)]
-    q = benjamini_hochberg(np.array([t["p"] for _, _, t in tested]))
-    return [_finding(panel, a, b, t, float(qv)) for (a, b, t), qv in zip(tested, q, strict=True)]
+def adjusters(panel: Panel, a: Indicator, b: Indicator, units: tuple[str, ...] = ()) -> list[Indicator]:
+    """The other datasets' indicators of the two units (co-use inside a unit is a confounder), and every
+    indicator of ``units`` (third units linked to both)."""
+    return [
+        i
+        for i in panel.indicators
+        if (i.unit in (a.unit, b.unit) and i.dataset not in (a.dataset, b.dataset)) or i.unit in units
+    ]
+
+
+def analyse(panel: Panel, margin: float = MARGIN) -> list[Finding]:
+    """Test every hypothesis, correct over all of them, and report the most specific that holds per family."""
+    aligned = {lag: Aligned.of(panel, lag) for lag in (0, *LAGS)}
+    tested = [(h, test_pair(panel, h.first, h.second, h.lag, (), aligned[h.lag])) for h in hypotheses(panel)]
+    q, holding = _holding(tested, margin)
+    third = _linked_to_both(tested, holding)
+    if third:  # test those pairs again, within the third unit's services too; then correct again
+        tested = [
+            (h, test_pair(panel, h.first, h.second, h.lag, third[h], aligned[h.lag]) if h in third else t)
+            for h, t in tested
+        ]
+        q, holding = _holding(tested, margin)
+    holds = set(holding)
+    chosen: dict[frozenset[str], int] = {}  # family -> its reported hypothesis
+    for k in sorted(holding, key=lambda k: (-tested[k][0].specificity, -tested[k][1]["lo"], q[k])):
+        chosen.setdefault(tested[k][0].family, k)
+    alpha = FDR * max(int((q < FDR).sum()), 1) / max(len(q), 1)  # the BH cut-off at these discoveries
+    findings = []
+    for k, (h, t) in enumerate(tested):
+        reported = chosen.get(h.family) == k
+        also = [tested[j][0] for j in holding if reported and j != k and tested[j][0].family == h.family]
+        reported_as = tested[chosen[h.family]][0] if k in holds and not reported else None
+        finding = _finding(panel, h, t, float(q[k]), margin, reported, also, reported_as)
+        least = detectable(t["se"], margin, alpha)
+        findings.append(
+            replace(
+                finding,
+                min_detectable=least if np.isfinite(least) else None,
+                status=_status(reported, reported_as, least),
+            )
+        )
+    return findings + untestable(panel, margin)
+
+
+def _holding(tested: list[tuple[Hypothesis, dict]], margin: float) -> tuple[np.ndarray, list[int]]:
+    """(q over every hypothesis, those that hold: q below the FDR and the interval above the margin)."""
+    q = benjamini_hochberg(np.array([t["p"] for _, t in tested]))
+    return q, [k for k, (_, t) in enumerate(tested) if q[k] < FDR and t["lo"] > np.log(margin)]
+
+
+def _linked_to_both(
+    tested: list[tuple[Hypothesis, dict]], holding: list[int]
+) -> dict[Hypothesis, tuple[str, ...]]:
+    """Hypotheses whose two services each hold a same-quarter link with a third unit, and those units.
+
+    Such a unit can make them look linked (contacts go with home care, paper forms with safety alarms,
+    and home care with safety alarms: contacts then seem to go with paper forms); the unit's services
+    are a confounder, like the two units' own.
+    """
+    units: dict[str, set[str]] = {}
+    for k in holding:
+        h = tested[k][0]
+        if h.lag == 0:
+            units.setdefault(family(h.first.name), set()).add(h.second.unit)
+            units.setdefault(family(h.second.name), set()).add(h.first.unit)
+    out = {}
+    for h, _ in tested:
+        both = units.get(family(h.first.name), set()) & units.get(family(h.second.name), set())
+        if both - {h.first.unit, h.second.unit}:
+            out[h] = tuple(sorted(both - {h.first.unit, h.second.unit}))
+    return out
+
+
+def detectable(se: float, margin: float, alpha: float) -> float:
+    """The smallest odds ratio reported with probability ``POWER`` at this standard error (log scale).
+
+    Its interval must clear the margin and its p the Benjamini–Hochberg cut-off ``alpha`` (the level at
+    the number of discoveries made); infinite when nothing could be estimated.
+    """
+    if not np.isfinite(se):
+        return float("inf")
+    df = JACKKNIFE_GROUPS - 1
+    clear = max(np.log(margin) + stats.t.ppf(0.975, df) * se, stats.t.isf(alpha / 2, df) * se)
+    return float(np.exp(clear + stats.t.ppf(POWER, df) * se))
+
+
+def _status(reported: bool, reported_as: Hypothesis | None, least: float) -> str:
+    if reported:
+        return "rapporterat"
+    if reported_as is not None:
+        return "ingår i ett annat fynd"
+    if least <= REFERENCE:
+        return f"testat, inget samband (en oddskvot på {_num(REFERENCE)} hade setts)"
+    return f"för lite data för att se en oddskvot på {_num(REFERENCE)}"
+
+
+def untestable(panel: Panel, margin: float = MARGIN) -> list[Finding]:
+    """Pairs with an indicator its unit does not share: listed as not shared, untested (no p, no q)."""
+    shared = {i.name for i in panel.indicators}
+    return [
+        Finding(
+            finding_id=f"association:{a.name}:{b.name}",
+            kind="association",
+            title=f"{a.label.capitalize()} och {b.label} kan inte testas",
+            description=" och ".join(i.source for i in (a, b) if i.name not in shared)
+            + " delas inte till den gemensamma zonen: ett samband kan varken ses eller uteslutas.",
+            forvaltning=forvaltning_or_total(None),
+            dataset_a=a.source,
+            dataset_b=b.source,
+            measure="oddskvot (Mantel–Haenszel)",
+            reported=False,
+            n_population=panel.persons,
+            about_persons=True,
+            method=method(margin),
+            data_version=panel.data_version,
+            lag_quarters=0,
+            status=NOT_SHARED,
+        )
+        for a, b in _cross_unit(INDICATORS)
+        if a.name not in shared or b.name not in shared
+    ]
 
 
 def mantel_haenszel(cells: np.ndarray) -> tuple[float, float, float]:
@@ -66,58 +253,140 @@ def mantel_haenszel(cells: np.ndarray) -> tuple[float, float, float]:
     return log_or, n11.sum(axis=-1), expected
 
 
-def test_pair(panel: Panel, a: Indicator, b: Indicator) -> dict:
-    """Adjusted odds ratio of A and B with its jackknife interval (log scale), lift and group sizes."""
-    fa, fb = panel.flag(a.name), panel.flag(b.name)
-    strata = panel.base_strata()
-    for adj in adjusters(panel, a, b):
-        strata = strata * 2 + panel.flag(adj.name)
-    _, strata = np.unique(strata, return_inverse=True)
-    s = int(strata.max()) + 1
+@dataclass(frozen=True)
+class Aligned:
+    """The rows that have a row ``lag`` quarters later, with what every test at that lag reads (made once)."""
+
+    now: np.ndarray  # (indicators, rows) flags in the first quarter
+    then: np.ndarray  # (indicators, rows) flags ``lag`` quarters later
+    strata: np.ndarray  # age group x district x quarter of the first quarter
+    group: np.ndarray  # jackknife group
+    person: np.ndarray
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, panel: Panel, lag: int) -> Aligned:
+        later = panel.later(lag)
+        rows = np.flatnonzero(later >= 0)
+        return cls(
+            now=np.ascontiguousarray(panel.flags[rows].T),
+            then=np.ascontiguousarray(panel.flags[later[rows]].T),
+            strata=panel.base_strata()[rows],
+            group=panel.group[rows],
+            person=panel.person[rows],
+            names=tuple(i.name for i in panel.indicators),
+        )
+
+    def flag(self, name: str, later: bool = False) -> np.ndarray:
+        return (self.then if later else self.now)[self.names.index(name)]
+
+
+def test_pair(
+    panel: Panel,
+    a: Indicator,
+    b: Indicator,
+    lag: int = 0,
+    units: tuple[str, ...] = (),
+    aligned: Aligned | None = None,
+) -> dict:
+    """Adjusted odds ratio of A and B ``lag`` quarters later, its jackknife interval (log scale), lift, groups;
+    stratified on the services of ``units`` too (third units linked to both). ``aligned``: ``Aligned.of``
+    the panel at this lag, when the caller tests many pairs."""
+    rows = aligned or Aligned.of(panel, lag)
+    fa, fb = rows.flag(a.name), rows.flag(b.name, later=True)
+    strata = rows.strata
+    for adj in adjusters(panel, a, b, units):
+        strata = strata * 2 + rows.flag(adj.name)
+    if lag:  # where both services already were: what A adds to B later beyond their own course
+        strata = (strata * 2 + rows.flag(b.name)) * 2 + rows.flag(a.name, later=True)
+    strata, s = _dense(strata)
     cell = fa.astype(np.int64) * 2 + fb
-    counts = np.bincount((panel.group * s + strata) * 4 + cell, minlength=JACKKNIFE_GROUPS * s * 4)
+    counts = np.bincount((rows.group * s + strata) * 4 + cell, minlength=JACKKNIFE_GROUPS * s * 4)
     counts = counts.reshape(JACKKNIFE_GROUPS, s, 4)
     total = counts.sum(axis=0)
     log_or, observed, expected = mantel_haenszel(total)
     leave_out, _, _ = mantel_haenszel(total[None] - counts)
+    person = rows.person
     result = {
         "log_or": float(log_or),
         "lift": float(observed / expected) if expected > 0 else float("nan"),
-        "n_a": _persons(panel, fa),
-        "n_b": _persons(panel, fb),
-        "n_both": _persons(panel, fa & fb),
+        "n_a": _persons(person[fa], panel.persons),
+        "n_b": _persons(person[fb], panel.persons),
+        "n_both": _persons(person[fa & fb], panel.persons),
         "n_population": panel.persons,
         "p": float("nan"),
         "lo": float("nan"),
         "hi": float("nan"),
+        "se": float("nan"),
     }
     if not (np.isfinite(log_or) and np.all(np.isfinite(leave_out))):
         return result  # not estimable (a group without the services): tested, p = 1
     g = JACKKNIFE_GROUPS
     se = float(np.sqrt((g - 1) / g * ((leave_out - leave_out.mean()) ** 2).sum()))
     t = stats.t.ppf(0.975, g - 1)
-    result["lo"], result["hi"] = log_or - t * se, log_or + t * se
+    result["lo"], result["hi"], result["se"] = log_or - t * se, log_or + t * se, se
     result["p"] = float(2 * stats.t.sf(abs(log_or) / se, g - 1)) if se > 0 else 0.0
     return result
 
 
-def _persons(panel: Panel, rows: np.ndarray) -> int:
-    return int(len(np.unique(panel.person[rows])))
+def _dense(strata: np.ndarray) -> tuple[np.ndarray, int]:
+    """Strata numbered 0..s-1 in order (a lookup table: linear, where np.unique would sort)."""
+    if not len(strata):
+        return strata, 1
+    used = np.zeros(int(strata.max()) + 1, dtype=bool)
+    used[strata] = True
+    return (np.cumsum(used) - 1)[strata], int(used.sum())
 
 
-def _finding(panel: Panel, a: Indicator, b: Indicator, t: dict, q: float) -> Finding:
+def _persons(person: np.ndarray, persons: int) -> int:
+    return int(np.count_nonzero(np.bincount(person, minlength=persons)))
+
+
+def _id(h: Hypothesis) -> str:
+    return f"association:{h.first.name}:{h.second.name}" + (f":lag{h.lag}" if h.lag else "")
+
+
+def _phrase(h: Hypothesis) -> str:
+    """'hemtjänst och kontakt med kontaktcenter samma kvartal', as a reader sees another form of a finding."""
+    when = "samma kvartal" if h.lag == 0 else f"{_quarters(h.lag)} senare"
+    return f"{h.first.label} och {h.second.label} {when}"
+
+
+def _finding(
+    panel: Panel,
+    h: Hypothesis,
+    t: dict,
+    q: float,
+    margin: float,
+    reported: bool,
+    also: list[Hypothesis],
+    reported_as: Hypothesis | None,  # the family's reported hypothesis, where this one holds too
+) -> Finding:
+    a, b = h.first, h.second
     odds = float(np.exp(t["log_or"])) if np.isfinite(t["log_or"]) else None
-    reported = bool(q < FDR and odds is not None and odds >= MIN_ODDS_RATIO)
     lift = t["lift"]
-    return Finding(
-        finding_id=f"association:{a.name}:{b.name}",
-        kind="association",
-        title=f"{a.label.capitalize()} och {b.label} förekommer ofta samtidigt",
-        description=(
+    if h.lag == 0:
+        title = f"{a.label.capitalize()} och {b.label} förekommer ofta samtidigt"
+        description = (
             f"Personer med {a.label} har under samma kvartal {_times(odds)} oddset att också ha {b.label} "
             f"jämfört med personer i samma åldersgrupp, distrikt och kvartal utan {a.label}"
-            + (f"; samtidig förekomst är {_num(lift)} gånger den förväntade." if np.isfinite(lift) else ".")
-        ),
+        )
+    else:
+        title = f"{a.label.capitalize()} följs ofta av {b.label} {_quarters(h.lag)} senare"
+        description = (
+            f"Personer med {a.label} ett kvartal har {_quarters(h.lag)} senare {_times(odds)} oddset att ha "
+            f"{b.label} jämfört med personer i samma åldersgrupp och distrikt utan {a.label}, med samma "
+            f"{b.label} det första kvartalet och samma {a.label} det senare"
+        )
+    together = "samtidig förekomst" if h.lag == 0 else "förekomst i den följden"
+    description += f"; {together} är {_num(lift)} gånger den förväntade." if np.isfinite(lift) else "."
+    if also:
+        description += " Sambandet syns också som " + "; ".join(_phrase(o) for o in also) + "."
+    return Finding(
+        finding_id=_id(h),
+        kind="association",
+        title=title,
+        description=description,
         forvaltning=forvaltning_or_total(None),
         dataset_a=a.source,
         dataset_b=b.source,
@@ -133,15 +402,22 @@ def _finding(panel: Panel, a: Indicator, b: Indicator, t: dict, q: float) -> Fin
         n_both=t["n_both"],
         n_population=t["n_population"],
         about_persons=True,
-        detail=f"samtidig förekomst {_num(lift)} × förväntad" if np.isfinite(lift) else None,
-        method=METHOD,
+        detail=f"ingår i fyndet {_id(reported_as)}"
+        if reported_as
+        else (f"{together} {_num(lift)} × förväntad" if np.isfinite(lift) else None),
+        method=method(margin),
         data_version=panel.data_version,
+        lag_quarters=h.lag,
     )
+
+
+def _quarters(k: int) -> str:
+    return "ett kvartal" if k == 1 else f"{k} kvartal"
 
 
 def _times(odds: float | None) -> str:
     return "okänt" if odds is None else f"{_num(odds)} gånger"
 
 
-def _num(x: float) -> str:
-    return f"{x:.1f}".replace(".", ",")
+def _num(x: float, digits: int = 1) -> str:
+    return f"{x:.{digits}f}".replace(".", ",")

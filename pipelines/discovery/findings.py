@@ -3,8 +3,9 @@
 A finding is group level by construction: an effect with its interval, the sizes of the groups it
 compares (persons), the method, and the version of the data it came from. Every tested hypothesis is
 kept in the cross-unit zone (``discovery.<analysis>``), so the correction over everything tested can
-be checked; ``reported`` marks those that pass both the false-discovery control and the minimum
-effect. Only reported findings whose every group reaches the disclosure threshold are published.
+be checked; ``reported`` marks those that pass the false-discovery control and the analysis's rule on
+the effect (stated in ``method``). Only reported findings whose every group reaches the disclosure
+threshold are published.
 """
 
 from __future__ import annotations
@@ -52,15 +53,20 @@ class Finding:
     lag_counts: str | None = (
         None  # precedence: persons per lag of 1..n quarters, e.g. '40,22,9,3' (zone only)
     )
+    lag_quarters: int | None = None  # associations: quarters from A to B (0: the same quarter; zone only)
+    status: str | None = (
+        None  # associations, Swedish: reported, tested without effect, too little data, not shared
+    )
+    min_detectable: float | None = None  # associations: the smallest effect it would report (80 % power)
 
 
 def frame(findings: list[Finding]) -> pl.DataFrame:
     """The findings as a table, with when they were computed."""
     schema = {
         f.name: pl.Float64
-        if f.name in ("effect", "ci_low", "ci_high", "p_value", "q_value")
+        if f.name in ("effect", "ci_low", "ci_high", "p_value", "q_value", "min_detectable")
         else pl.Int64
-        if f.name in COUNTS
+        if f.name in (*COUNTS, "lag_quarters")
         else pl.Boolean
         if f.name in ("reported", "about_persons")
         else pl.String

@@ -8,7 +8,7 @@ published age bands so that age (home care rises steeply with it) cannot masquer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -27,6 +27,7 @@ class Indicator:
     dataset: str
     label: str  # Swedish, as a reader sees it
     expression: str  # SQL over the panel giving a boolean (NULL when not shared)
+    within: str | None = None  # the broader indicator that holds every yes of this one (nested)
 
     @property
     def source(self) -> str:
@@ -39,7 +40,12 @@ def _has(name: str) -> str:
 
 INDICATORS: tuple[Indicator, ...] = (
     Indicator(
-        "economic_aid", "socialtjanst", "ekonomiskt_bistand", "ekonomiskt bistånd", _has("economic_aid")
+        "economic_aid",
+        "socialtjanst",
+        "ekonomiskt_bistand",
+        "ekonomiskt bistånd",
+        _has("economic_aid"),
+        within="household_economic_aid",  # the applicant is in the household
     ),
     Indicator(
         "household_economic_aid",
@@ -49,7 +55,14 @@ INDICATORS: tuple[Indicator, ...] = (
         _has("household_economic_aid"),
     ),
     Indicator("school", "skola", "inskrivning", "inskriven i grundskolan", _has("school")),
-    Indicator("high_absence", "skola", "franvaro", "hög skolfrånvaro (minst 15 %)", _has("high_absence")),
+    Indicator(
+        "high_absence",
+        "skola",
+        "franvaro",
+        "hög skolfrånvaro (minst 15 %)",
+        _has("high_absence"),
+        within="school",  # absence is recorded for enrolled pupils
+    ),
     Indicator("home_care", "vard_omsorg", "hemtjanst", "hemtjänst", _has("home_care")),
     Indicator(
         "nursing_home", "vard_omsorg", "sarskilt_boende", "flytt till särskilt boende", _has("nursing_home")
@@ -63,6 +76,7 @@ INDICATORS: tuple[Indicator, ...] = (
         "inlamningar",
         "inlämning på papper",
         "CASE WHEN paper_submissions IS NULL THEN NULL ELSE paper_submissions > 0 END",
+        within="e_service",  # a paper submission is a submission
     ),
     Indicator("building_permit", "bygg_miljo", "bygglov", "bygglovsärende", _has("building_permit")),
     Indicator(
@@ -70,6 +84,19 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
 )
 BY_NAME = {i.name: i for i in INDICATORS}
+
+
+def family(name: str) -> str:
+    """The broadest indicator that contains this one: nested indicators are one hypothesis family."""
+    while BY_NAME[name].within is not None:
+        name = BY_NAME[name].within
+    return name
+
+
+def depth(name: str) -> int:
+    """How many broader indicators contain this one (0: the broadest of its family); more is more specific."""
+    return 0 if BY_NAME[name].within is None else 1 + depth(BY_NAME[name].within)
+
 
 # Pairs that are one record seen twice, not two services: the case hub mirrors every case system,
 # building permits included (same diarienummer and dates). Testing them would "find" the copy.
@@ -113,10 +140,45 @@ class Panel:
     def flag(self, name: str) -> np.ndarray:
         return self.flags[:, [i.name for i in self.indicators].index(name)]
 
+    def later(self, lag: int) -> np.ndarray:
+        """Per row, the row of the same person ``lag`` quarters later, or -1 (not in the panel then)."""
+        if lag == 0:
+            return np.arange(self.rows)
+        ahead = np.arange(self.rows) + lag
+        inside = ahead < self.rows
+        ahead = np.where(inside, ahead, 0)
+        same = inside & (self.person[ahead] == self.person) & (self.quarter[ahead] == self.quarter + lag)
+        return np.where(same, ahead, -1)  # rows are ordered by person and quarter
+
     def base_strata(self) -> np.ndarray:
         """Age group x district x quarter, as one integer per row."""
         d, q = len(self.districts), len(self.quarters)
         return (self.age_group * d + self.district) * q + self.quarter
+
+
+def permute_unit(panel: Panel, unit: str, seed: int) -> Panel:
+    """The panel with one unit's indicators moved to other persons: any link to that unit is destroyed.
+
+    Each person takes the unit's quarterly history of another person, drawn from those in the panel
+    every quarter (a permutation among them; with replacement for the others), so the unit's own
+    persistence and calendar stay. Donors are drawn alike for everyone: a donor from the recipient's
+    own cohort (say, those who left the same quarter) would carry the cohort's links along, since
+    who dies soon has both more home care and more contacts. A discovery run on it must report
+    nothing about the unit: a check of the false-finding control.
+    """
+    rng = np.random.default_rng(seed)
+    start = np.full(panel.persons, panel.rows)
+    np.minimum.at(start, panel.person, np.arange(panel.rows))
+    always = np.flatnonzero(np.bincount(panel.person, minlength=panel.persons) == len(panel.quarters))
+    if not len(always):
+        raise ValueError("no person is in the panel every quarter: no history to move")
+    donor = rng.choice(always, panel.persons)
+    donor[always] = rng.permutation(always)
+    source = start[donor[panel.person]] + panel.quarter  # a donor's rows are its quarters 0, 1, ...
+    columns = [j for j, i in enumerate(panel.indicators) if i.unit == unit]
+    flags = panel.flags.copy()
+    flags[:, columns] = panel.flags[source][:, columns]
+    return replace(panel, flags=flags, data_version=f"{panel.data_version}:permuted:{unit}:{seed}")
 
 
 def has_panel(con: duckdb.DuckDBPyConnection) -> bool:

@@ -14,8 +14,8 @@ A sequence can also come from a third service that drives both: a safety alarm b
 soon and a nursing home later, so paper forms "precede" nursing homes. The sequence analysis cannot
 see that (the confounder changes over time), so an order is reported only for a pair that is linked
 after adjustment: the association analysis's odds ratio, adjusted for age group, district, quarter
-and the units' other services, has a 95 % interval above 1. The price: a purely lagged link, where
-the two services never fall in the same quarter, is not reported.
+and the units' other services, has a 95 % interval above 1, in the same quarter or with the first
+service one or two quarters before the second (a purely lagged link counts).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from scipy import stats
 
 from pipelines.disclosure import DEFAULT_THRESHOLD
-from pipelines.discovery.associations import pairs, test_pair
+from pipelines.discovery.associations import LAGS, pairs, test_pair
 from pipelines.discovery.findings import FDR, Finding, benjamini_hochberg, forvaltning_or_total
 from pipelines.discovery.panel import Indicator, Panel
 
@@ -36,7 +36,7 @@ METHOD = (
     f"dessförinnan), par inom {WINDOW} kvartal; sekvenskvot justerad med nolleffektkvoten från "
     "insatsernas starttrender; binomialtest, Benjamini–Hochberg över alla testade par; rapporteras "
     f"vid justerad kvot ≥ {MIN_RATIO:g} åt något håll och om paret hänger ihop efter justering "
-    "(Mantel–Haenszel-oddskvotens 95 % KI över 1)."
+    "(Mantel–Haenszel-oddskvotens 95 % KI över 1, samma kvartal eller i den funna ordningen)."
 )
 
 
@@ -79,10 +79,14 @@ def analyse(panel: Panel, threshold: int = DEFAULT_THRESHOLD) -> list[Finding]:
 
 
 def linked(panel: Panel, a: Indicator, b: Indicator, t: dict, q: float) -> bool:
-    """Whether the two services go together after adjustment (only asked where an order was found)."""
+    """Whether the two services go together after adjustment, at once or in the order found (asked only
+    where an order was found)."""
     if not (q < FDR and np.isfinite(t["asr"])):
         return False
-    return bool(test_pair(panel, a, b)["lo"] > 0)  # log odds ratio's lower 95 % bound above 0
+    first, second = (a, b) if t["asr"] >= 1 else (b, a)
+    return any(  # log odds ratio's lower 95 % bound above 0
+        test_pair(panel, first, second, lag)["lo"] > 0 for lag in (0, *LAGS)
+    )
 
 
 def null_effect_ratio(a_onsets: np.ndarray, b_onsets: np.ndarray, quarters: int) -> float:
