@@ -8,7 +8,8 @@ verdict for each month in the UI.
 - ``reconciliation`` (holds the delivery on ERROR): every expected file arrived,
   with records (a header-only file is an empty delivery, unless the dataset's
   spec says ``may_be_empty``), and rows in the file = rows loaded + rows
-  quarantined, also as counted in the tables.
+  quarantined, also as counted in the tables; where the contract names a
+  manifest, the file's record count and sums agree with it (``quality/control.py``).
 - ``expectations`` (holds the delivery on ERROR): the unit's GX suite. A failed
   ``critical`` expectation is an ERROR; a failed ``warning`` is a WARN: shown,
   nothing held.
@@ -36,6 +37,7 @@ import duckdb
 
 from pipelines.defs.resources import Platform
 from pipelines.quality import docs, freshness, gate
+from pipelines.quality.control import control_problems
 from pipelines.quality.frame import DeliveryFile, dataset_frame, delivery_files, parameters
 from pipelines.quality.gate import EXPECTATIONS, HOLDING_CHECKS, RECONCILIATION
 from pipelines.quality.records import count_records
@@ -185,6 +187,7 @@ def _reconciliation(
             problems.append(
                 f"{f.source_file}: {records} records by an independent count, the loader read {f.rows_in_file}"
             )
+        problems += control_problems(landing / f.source_file, unit.format, unit.dataset(f.dataset))
         if f.rows_in_file != (f.rows_loaded or 0) + (f.rows_quarantined or 0):
             problems.append(
                 f"{f.source_file}: {f.rows_in_file} rows in file, "

@@ -26,6 +26,7 @@ import yaml
 from pipelines.units.spec import (
     Column,
     ColumnKind,
+    ControlTotals,
     Csv,
     Dataset,
     Encoding,
@@ -187,13 +188,38 @@ def _dataset(path: Path, raw: dict[str, Any], unit: str) -> Dataset:
         delivered_in_months=tuple(months),
         may_be_empty=block.take("may_be_empty", bool, False),
         natural_key=tuple(natural_key),
+        control_totals=_control_totals(block.take("control_totals", dict, None), path),
     )
     block.done()
     for attribute in ("source", "name"):
         seen = [getattr(c, attribute) for c in dataset.columns]
         if twice := sorted({s for s in seen if seen.count(s) > 1}):
             raise ContractError(f"{path.name}: delivery.source_columns: {attribute} {twice} appears twice")
+    if dataset.control_totals:
+        _check_sums(dataset, path)
     return dataset
+
+
+def _control_totals(raw: dict[str, Any] | None, path: Path) -> ControlTotals | None:
+    """The manifest the source system writes beside the file, if the contract names one."""
+    if raw is None:
+        return None
+    block = _Keys(raw, path, "delivery.control_totals")
+    sums = block.take("sums", dict, {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in sums.items()):
+        raise ContractError(f"{path.name}: delivery.control_totals.sums maps source columns to manifest keys")
+    totals = ControlTotals(block.take("manifest", str), block.take("rows", str), tuple(sums.items()))
+    block.done()
+    return totals
+
+
+def _check_sums(dataset: Dataset, path: Path) -> None:
+    numeric = {c.source for c in dataset.columns if c.kind in NUMERIC}
+    for source, _ in dataset.control_totals.sums:
+        if source not in numeric:
+            raise ContractError(
+                f"{path.name}: delivery.control_totals.sums: {source} is not an integer or decimal source column"
+            )
 
 
 def _column(raw: Any, path: Path, where: str) -> Column:

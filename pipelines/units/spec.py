@@ -82,6 +82,18 @@ class Column:
 
 
 @dataclass(frozen=True)
+class ControlTotals:
+    """The manifest a source system writes beside a dataset's file: its record count and column sums.
+
+    Reconciliation holds the delivery when the file disagrees with it (``pipelines/quality/control.py``).
+    """
+
+    manifest: str  # file name in the delivery folder, e.g. ``utbetalningar.kontroll.json``
+    rows: str  # the manifest's key for the number of records
+    sums: tuple[tuple[str, str], ...] = ()  # (source column, the manifest's key for its sum)
+
+
+@dataclass(frozen=True)
 class Dataset:
     """One file of a monthly delivery, loaded into one table of the unit zone."""
 
@@ -93,6 +105,7 @@ class Dataset:
     # A file with no records (only its header) is an empty delivery and holds the delivery, unless the
     # dataset records rare events, where a month without any is a real answer (investigations opened).
     may_be_empty: bool = False
+    control_totals: ControlTotals | None = None
     # At most one loaded row per key and delivery (warehouse column names, as the border writes them).
     natural_key: tuple[str, ...] = ()
 
