@@ -8,8 +8,9 @@ expressions produced, read back from the unit zone, so the border and the suite 
 read one value two ways.
 
 - **Amounts.** Thousands are grouped by a space, a no-break space (U+00A0, what Swedish
-  Windows and Excel write) or a narrow no-break space (U+202F); the decimal mark is the
-  contract's (a comma where ``Csv.decimal_comma``, else a point).
+  Windows and Excel write) or a narrow no-break space (U+202F), and, where the decimal mark
+  is a comma, by a point in groups of three; the decimal mark is the contract's (a comma
+  where ``Csv.decimal_comma``, else a point).
 - **Dates** are ISO (``YYYY-MM-DD``), or a timestamp at exactly midnight, which is how Excel
   (whose dates are timestamps) and a native Parquet timestamp write a date; months ``YYYY-MM``.
 - **Timestamps** are ISO, with a space or ``T``, optional fractional seconds, and an
@@ -24,16 +25,23 @@ from __future__ import annotations
 
 LOCAL_ZONE = "Europe/Stockholm"
 _SPACES = r"[ \x{00A0}\x{202F}]"  # RE2: space, no-break space, narrow no-break space
+_POINT_GROUPED = r"-?\d{1,3}(\.\d{3})+(,\d*)?"  # 1.234.567,50: points grouping thousands
 _CLOCK = ("%H:%M:%S", "%H:%M:%S.%f")
 _DATES = ["%Y-%m-%d", "%Y-%m-%d 00:00:00", "%Y-%m-%dT00:00:00"]
 _NAIVE = [f"%Y-%m-%d{sep}{clock}" for sep in (" ", "T") for clock in _CLOCK]
 
 
 def amount_sql(text: str, decimal_comma: bool) -> str:
-    """A DOUBLE from an amount with optional thousands spaces and the contract's decimal mark."""
+    """A DOUBLE from an amount with optional thousands spaces and the contract's decimal mark.
+
+    Where the decimal mark is a comma, a point may group thousands too (``1.234.567,50``), but only in
+    groups of three: ``1.23,4`` is no amount.
+    """
     digits = f"regexp_replace({text}, '{_SPACES}', '', 'g')"
-    number = f"replace({digits}, ',', '.')" if decimal_comma else digits
-    return f"TRY_CAST({number} AS DOUBLE)"
+    if not decimal_comma:
+        return f"TRY_CAST({digits} AS DOUBLE)"
+    ungrouped = f"CASE WHEN regexp_full_match({digits}, '{_POINT_GROUPED}') THEN replace({digits}, '.', '') ELSE {digits} END"
+    return f"TRY_CAST(replace({ungrouped}, ',', '.') AS DOUBLE)"
 
 
 def date_sql(text: str) -> str:
