@@ -75,7 +75,17 @@ def _command(argv: list[str] | None) -> int:
     notebooks.add_argument(
         "action", choices=("install",), help="install the kernelspec `knutpunkt` into this virtualenv"
     )
+    onboard = sub.add_parser("onboard", help="propose a dataset contract from a sample export")
+    onboard.add_argument("sample", type=Path, help="a sample file as the unit's system exports it")
+    onboard.add_argument("--unit", default="new_unit", help="the unit's name (default new_unit)")
+    onboard.add_argument("--dataset", help="the dataset's name (default: from the sample's file name)")
+    onboard.add_argument("--out", type=Path, help="the draft contract (default <unit>.<dataset>.yaml here)")
+    onboard.add_argument(
+        "--dry-run", action="store_true", help="also load the sample under the draft on a throwaway home"
+    )
     args = parser.parse_args(argv)
+    if args.command == "onboard":  # reads only the sample: no platform home, no Dagster instance
+        return onboard_sample(args)
     paths = Paths.from_env()
     prepare_dagster_home(paths)
     match args.command:
@@ -100,6 +110,36 @@ def _command(argv: list[str] | None) -> int:
             from pipelines.serving import kernel
 
             console.print(f"Kernel {kernel.KERNEL_NAME!r} installed in {kernel.install()}")
+    return 0
+
+
+def onboard_sample(args: argparse.Namespace) -> int:
+    """Print what was inferred from the sample and why, write the draft, and the dry run if asked."""
+    from pipelines.ingest.read import DeliveryError
+    from pipelines.onboarding import draft_yaml, dry_run, propose
+    from pipelines.onboarding.infer import warehouse_name
+    from pipelines.units.load import NAME
+
+    dataset = args.dataset or warehouse_name(args.sample.stem.split(".")[0], set())
+    for what, name in (("unit", args.unit), ("dataset", dataset)):
+        if not NAME.fullmatch(name):
+            console.print(f"[red]--{what} {name!r}: lower-case letters, digits and _[/red]")
+            return 2
+    try:
+        proposal = propose(args.sample, args.unit, dataset)
+    except (DeliveryError, ValueError, OSError) as e:
+        console.print(f"[red]{args.sample}: cannot be read: {e}[/red]")
+        return 1
+    print(f"{args.sample}: {proposal.sample_rows} rows, proposed as {args.unit}.{dataset}")
+    for reason in proposal.reasons:
+        print(f"  {reason}")
+    draft = draft_yaml(proposal)
+    out = args.out or Path(f"{args.unit}.{dataset}.yaml")
+    out.write_text(draft, encoding="utf-8")
+    print(f"draft written to {out}: loadable as is; a steward fills in its TODO fields before approving it")
+    if args.dry_run:
+        for line in dry_run(args.sample, draft, args.unit, dataset).describe():
+            print(line)
     return 0
 
 

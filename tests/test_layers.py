@@ -3,7 +3,7 @@
 Knutpunkt has three layers, each importing only from those below it:
 
 1. **domain libraries**: ``warehouse``, ``synthetic`` and the ``pipelines`` packages that know the
-   municipality's data (units, border, ingest, quality rules, stewardship, disclosure, discovery,
+   municipality's data (units, border, ingest, quality rules, stewardship, disclosure, discovery, onboarding,
    serving, settings). Plain Python, DuckDB, polars, GX; no ``dagster`` or ``dagster_dbt``.
 2. **definitions** (``pipelines.defs``): the Dagster assets, checks, sensors, jobs, schedules and
    resources, one module per zone, and ``pipelines/definitions.py``, which merges them;
@@ -32,6 +32,7 @@ DOMAIN = (
     "pipelines.stewardship",
     "pipelines.disclosure",
     "pipelines.discovery",
+    "pipelines.onboarding",
     "pipelines.serving",
     "pipelines.settings",
     "pipelines.progress",

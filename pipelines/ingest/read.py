@@ -85,6 +85,25 @@ def read_delivery_file(path: Path, fmt: FileFormat, dataset: Dataset) -> pl.Data
     return frame.select(LINE, *(_as_text(c.source, schema[c.source]) for c in dataset.columns))
 
 
+def file_columns(path: Path, fmt: FileFormat) -> list[str]:
+    """The columns the border would find in the file, read as :func:`read_delivery_file` reads them
+    (a CSV's header without its padding, a JSON object's nested fields by path), so that onboarding
+    proposes a contract from exactly what a load will see."""
+    match fmt:
+        case Csv():
+            text = _decode(path, path.read_bytes(), fmt.encoding)
+            header = next(csv.reader(io.StringIO(text), delimiter=fmt.separator), [])
+            while header and not header[-1]:
+                header.pop()  # a separator at the end of every line is padding (``_without_padding``)
+            return header
+        case Parquet():
+            return list(_read_binary(path, pl.read_parquet_schema, "unreadable_parquet"))
+        case JsonLines():
+            return _read_json_lines(path).columns
+        case Xlsx(sheet=sheet):
+            return _read_binary(path, partial(_read_sheet, sheet=sheet), "unreadable_xlsx").columns
+
+
 def _numbered(frame: pl.DataFrame, first_line: int) -> pl.DataFrame:
     """Each record's line, for files with one record per line."""
     return frame.with_row_index(LINE, offset=first_line).with_columns(pl.col(LINE).cast(pl.Int64))
