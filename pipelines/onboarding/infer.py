@@ -101,14 +101,10 @@ class Profile:
     empty: int
     distinct: int
     pnr_valid: int
-    pnr_twelve: int
-    pnr_twelve_hyphen: int
-    pnr_ten_separator: int
     integers: int
     leading_zero: int
     booleans: int
     decimals: int
-    with_comma: int
     space_grouped: int
     nbsp_grouped: int
     dot_grouped: int
@@ -159,7 +155,18 @@ def detect_format(path: Path) -> tuple[FileFormat, list[str]]:
         encoding_reason,
         separator_reason,
         quoting(text, separator),
+        line_endings(text),
     ]
+
+
+def line_endings(text: str) -> str:
+    """CRLF or LF (the border reads both); a last line without one is how a cut file looks, and the
+    border rejects it whole (``truncated_file``), so the sample must end as the others do."""
+    lines, crlf = text.count("\n"), text.count("\r\n")
+    ending = "CRLF" if crlf == lines else "LF" if not crlf else "CRLF and LF"
+    if not text.endswith("\n"):
+        return f"line endings {ending} — the last line has none: the border rejects such a file as truncated_file"
+    return f"line endings {ending} — {crlf} of {lines} lines end in CRLF"
 
 
 def detect_encoding(data: bytes) -> tuple[Encoding, str]:
@@ -270,24 +277,19 @@ def infer_columns(frame: pl.DataFrame, sources: list[str], ref_year: int) -> tup
 
 def _profile(con: duckdb.DuckDBPyConnection, source: str, ref_year: int) -> Profile:
     """One query over the column: how many values each of the border's parsers accepts."""
-    v = "v"
-    comma_amount = values.amount_sql(v, decimal_comma=True)
+    comma_amount = values.amount_sql("v", decimal_comma=True)
     sql = f"""
         WITH col AS (SELECT nullif(trim("{source.replace('"', '""')}"), '') AS v FROM raw)
         SELECT count(v), count(*) - count(v), count(DISTINCT v),
             count(*) FILTER (coalesce(pnr_valid(pnr_parts(v), $year), false)),
-            count(*) FILTER (regexp_full_match(v, '[0-9]{{12}}')),
-            count(*) FILTER (regexp_full_match(v, '[0-9]{{8}}-[0-9]{{4}}')),
-            count(*) FILTER (regexp_full_match(v, '[0-9]{{6}}[-+][0-9]{{4}}')),
             count(*) FILTER (regexp_full_match(v, '[+-]?[0-9]+')),
             count(*) FILTER (regexp_full_match(v, '[+-]?0[0-9]+')),
             count(*) FILTER (TRY_CAST(v AS BOOLEAN) IS NOT NULL AND NOT regexp_full_match(v, '[0-9]+')),
             count({comma_amount}),
-            count(*) FILTER (regexp_matches(v, '[0-9],[0-9]')),
             count(*) FILTER (regexp_matches(v, '[0-9] [0-9]')),
             count(*) FILTER (regexp_matches(v, '[0-9][\\x{{00A0}}\\x{{202F}}][0-9]')),
             count(*) FILTER (regexp_full_match(v, '[+-]?[0-9]{{1,3}}(\\.[0-9]{{3}})+(,[0-9]+)?')),
-            count({values.date_sql(v)}), count({values.month_sql(v)}), count({values.timestamp_sql(v)}),
+            count({values.date_sql("v")}), count({values.month_sql("v")}), count({values.timestamp_sql("v")}),
             count(*) FILTER (regexp_matches(v, '[0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}}(\\.[0-9]+)?)?([+-][0-9]{{2}}:?[0-9]{{2}}|Z)$')),
             min({comma_amount}), max({comma_amount})
         FROM col
