@@ -111,3 +111,23 @@ def test_a_column_can_drop_a_value_that_holds_an_identifier():
         sql = f"SELECT topic, {IDENTIFIERS} FROM ({query.sql}) ORDER BY _source_line"
         rows = con.execute(sql, bound).fetchall()
     assert rows == [(None, 1), ("Bygglov", 0), (None, 1)]
+
+
+def test_free_text_named_as_its_source_column_is_masked_and_typed_values_are_parsed(home, warehouse, keys):
+    """ekonomi's ``Enhet`` is loaded as ``enhet``: DuckDB compares names without case, so the border
+    once read the raw text back under that name, a personnummer typed into it unmasked (and an
+    amount named as its source column loaded as text)."""
+    unit = UNITS["ekonomi"]
+    [enhet] = [c for c in unit.dataset("utfall").columns if c.source == "Enhet"]
+    assert enhet.free_text and enhet.name.lower() == enhet.source.lower()
+    budget = dataclasses.replace(unit.dataset("utfall").column("budget_sek"), name="budget")
+    columns = tuple(budget if c.name == "budget_sek" else c for c in unit.dataset("utfall").columns)
+    unit = dataclasses.replace(unit, datasets=(dataclasses.replace(unit.dataset("utfall"), columns=columns),))
+    row = ["2024-03", "Socialförvaltningen", "Enhet 811218-9876", "30 000,00", "1,00", "2,00"]
+    write_csv(home, unit, "2024-03", "utfall", [row])
+    [result] = load_delivery(unit, "2024-03", home.landing, warehouse, keys)
+    assert (result.rows_loaded, result.identifiers_masked) == (1, 1)
+    with duckdb.connect(str(warehouse.unit_zone("ekonomi")), read_only=True) as con:
+        assert con.execute("SELECT enhet, budget FROM utfall").fetchall() == [
+            ("Enhet <personnummer>", 30000.0)
+        ]

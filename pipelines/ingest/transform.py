@@ -43,7 +43,7 @@ def border_query(dataset: Dataset, fmt: FileFormat) -> BorderQuery:
     typed, loaded = ["_source_line"], []
     for col in dataset.columns:
         exprs = _typed(col, decimal_comma)
-        typed += [f"{sql} AS {name}" for name, sql in exprs.items()]
+        typed += [f"{sql} AS {_parsed(name)}" for name, sql in exprs.items()]
         loaded += [name for name in exprs if not name.startswith("_")]
     rules = [("_occurrence > 1", "duplicate_row", "*")] + [r for c in dataset.columns for r in _rules(c)]
     rule_case = "CASE " + " ".join(f"WHEN {cond} THEN '{rule}'" for cond, rule, _ in rules) + " END"
@@ -51,7 +51,7 @@ def border_query(dataset: Dataset, fmt: FileFormat) -> BorderQuery:
     person = dataset.person_column
     safe = [c for c in dataset.columns if c.kind not in ("personnummer", "identifier", "key")]
     raw_values = "to_json(struct_pack(" + ", ".join(f'"{c.source}" := {_raw_value(c)}' for c in safe) + "))"
-    link = f", {LINK_TOKEN}" if person else ""
+    link = f", {_parsed(LINK_TOKEN)} AS {LINK_TOKEN}" if person else ""
     free = [f'"{c.source}"' for c in dataset.columns if c.free_text]
     # One scan over all free text of the row (a space keeps runs of two columns apart): the macro
     # is expanded once per query, not once per column.
@@ -65,12 +65,19 @@ def border_query(dataset: Dataset, fmt: FileFormat) -> BorderQuery:
         checked AS (SELECT *{PNR_CHECKED if person else ""}{hits} FROM src),
         typed AS (SELECT *, {", ".join(typed)} FROM checked),
         ruled AS (SELECT *, {rule_case} AS _rule, {column_case} AS _column FROM typed)
-        SELECT _source_line, {", ".join(loaded)}{link},
+        SELECT _source_line, {", ".join(f"{_parsed(n)} AS {n}" for n in loaded)}{link},
             CASE WHEN _rule IS NOT NULL THEN {raw_values} END AS _raw_values,
             _rule, _column, {_identifier_count(dataset)} AS {IDENTIFIERS}
         FROM ruled
     """
     return BorderQuery(sql, tuple(loaded))
+
+
+def _parsed(name: str) -> str:
+    """A parsed value's name inside the query, apart from the source columns: DuckDB compares names
+    without case, so a warehouse column named as its source (``Enhet`` loaded as ``enhet``) would
+    otherwise be read back as the raw text, unparsed and, in free text, unmasked."""
+    return f'"_parsed_{name}"'
 
 
 def _typed(col: Column, decimal_comma: bool) -> dict[str, str]:
@@ -117,7 +124,7 @@ def _rules(col: Column) -> list[tuple[str, str, str]]:
     if col.kind in ("identifier", "key", "text"):
         parsed = None
     else:
-        parsed = col.name
+        parsed = _parsed(col.name)
         rules.append((f"{raw} IS NOT NULL AND {parsed} IS NULL", f"not_a_{col.kind}", col.source))
     if col.minimum is not None:
         rules.append((f"{parsed} < {col.minimum}", "below_minimum", col.source))
