@@ -264,3 +264,25 @@ def test_a_handmade_procapita_export_is_onboarded_by_the_console_script(tmp_path
         assert expected in out.stdout, expected
     draft = (tmp_path / "socialtjanst.procapita_utbetalningar.yaml").read_text()
     assert "Lind" not in draft and "811218" not in draft, "no sample value reaches the draft but codes"
+
+
+def test_what_the_border_cannot_read_is_said_and_the_dry_run_shows_its_cost(tmp_path):
+    """Not supported (said, not hidden): thousands grouped by a dot, dates in other spellings."""
+    rows = [
+        ["Belopp", "Beslutsdatum"],
+        ["1.234,50", "31.12.2024"],
+        ["12.000,00", "01.02.2025"],
+        ["950,00", "15.03.2025"],
+    ]
+    path = _csv(tmp_path / "beslut.csv", rows, "utf-8", ";")
+    proposal = propose(path, "ny_enhet", "beslut")
+    reasons = "\n".join(proposal.reasons)
+    assert (
+        "Belopp → decimal — 1 of 3 values are amounts (2 grouped by '.', which the border does not read as "
+        "grouping: not supported); 2 would be quarantined as not_a_decimal"
+    ) in reasons
+    assert "Beslutsdatum → text — dates written DD.MM.YYYY: the border reads ISO dates only" in reasons
+    run = dry_run(path, draft_yaml(proposal), "ny_enhet", "beslut")
+    assert [(q.rule, q.column, q.first_lines) for q in run.quarantined] == [
+        ("not_a_decimal", "Belopp", (2, 3))
+    ]

@@ -192,6 +192,8 @@ def detect_encoding(data: bytes) -> tuple[Encoding, str]:
             f"encoding cp1252 — not UTF-8 (byte 0x{data[e.start]:02X} on line {line}), reads as Windows-1252",
         )
     others = sum(1 for ch in text if ord(ch) > 127)
+    if not others:
+        return "utf-8", "encoding utf-8 — all ASCII, which cp1252 reads alike: check a file with å, ä or ö"
     return "utf-8", f"encoding utf-8 — {others} non-ASCII characters, all valid UTF-8"
 
 
@@ -317,8 +319,8 @@ def column_kind(
     if why := _person_shaped(texts, p):
         return "identifier", None, why
     exact = _exact_kind(p)
-    if exact and exact[0] == "integer" and (serials := excel_serials(source, p)):
-        return "integer", None, f"{exact[1]}; {serials}"
+    if exact and exact[0] in ("integer", "decimal") and (serials := excel_serials(source, p)):
+        return exact[0], None, f"{exact[1]}; {serials}"
     if exact:
         return exact[0], None, exact[1]
     near = _near_kind(p)
@@ -356,7 +358,6 @@ def _near_kind(p: Profile) -> tuple[str, str] | None:
         return "decimal", (
             f"{p.decimals} of {n} values are amounts{_grouping(p)}; {n - p.decimals} would be quarantined "
             "as not_a_decimal"
-            + (f" ({p.dot_grouped} grouped by '.': the border does not read it)" if p.dot_grouped else "")
         )
     return None
 
@@ -368,6 +369,10 @@ def _grouping(p: Profile) -> str:
         for count, what in ((p.space_grouped, "space"), (p.nbsp_grouped, "no-break space"))
         if count
     ]
+    if p.dot_grouped:  # 1.234,50 does not parse; 1.234 parses as one point two three four
+        kinds.append(
+            f"{p.dot_grouped} grouped by '.', which the border does not read as grouping: not supported"
+        )
     return f" ({', '.join(kinds)})" if kinds else ""
 
 
@@ -408,7 +413,8 @@ def _person_shaped(texts: list[str], p: Profile) -> str | None:
 
 
 def excel_serials(source: str, p: Profile) -> str | None:
-    """Whole numbers in Excel's day-number range under a date-like header: probably serial dates."""
+    """Numbers in Excel's day-number range under a date-like header: probably serial dates, which the
+    border does not read (an Excel date cell is read as a date; a number cell stays a number)."""
     if not any(h in _plain(source) for h in DATE_HEADERS) or p.minimum is None:
         return None
     low, high = EXCEL_SERIALS
