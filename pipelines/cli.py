@@ -125,6 +125,10 @@ def onboard_sample(args: argparse.Namespace) -> int:
         if not NAME.fullmatch(name):
             console.print(f"[red]--{what} {name!r}: lower-case letters, digits and _[/red]")
             return 2
+    out = args.out or Path(f"{args.unit}.{dataset}.yaml")
+    if out.exists():  # a steward may have filled in its TODO fields already
+        console.print(f"[red]{out} exists: remove it or name another --out[/red]")
+        return 2
     try:
         proposal = propose(args.sample, args.unit, dataset)
     except (DeliveryError, ValueError, OSError) as e:
@@ -134,7 +138,6 @@ def onboard_sample(args: argparse.Namespace) -> int:
     for reason in proposal.reasons:
         print(f"  {reason}")
     draft = draft_yaml(proposal)
-    out = args.out or Path(f"{args.unit}.{dataset}.yaml")
     out.write_text(draft, encoding="utf-8")
     print(f"draft written to {out}: loadable as is; a steward fills in its TODO fields before approving it")
     if args.dry_run:

@@ -264,6 +264,8 @@ def test_a_handmade_procapita_export_is_onboarded_by_the_console_script(tmp_path
         assert expected in out.stdout, expected
     draft = (tmp_path / "socialtjanst.procapita_utbetalningar.yaml").read_text()
     assert "Lind" not in draft and "811218" not in draft, "no sample value reaches the draft but codes"
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "exists" in again.stderr, "a draft a steward may have edited is kept"
 
 
 def test_what_the_border_cannot_read_is_said_and_the_dry_run_shows_its_cost(tmp_path):

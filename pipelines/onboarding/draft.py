@@ -13,6 +13,7 @@ from __future__ import annotations
 import yaml
 
 from pipelines.onboarding.infer import TODO, Proposal, loaded_name
+from pipelines.units.load import FORMATS
 from pipelines.units.spec import Column, Csv, Dataset, FileFormat
 
 # What the border derives from a personnummer, described as in the existing contracts.
@@ -50,7 +51,7 @@ def draft_yaml(proposal: Proposal) -> str:
 
 def _format(fmt: FileFormat) -> dict:
     """The format block with only what differs from the loader's defaults."""
-    block: dict = {"type": type(fmt).__name__.lower().replace("jsonlines", "jsonl")}
+    block: dict = {"type": next(name for name, cls in FORMATS.items() if isinstance(fmt, cls))}
     if isinstance(fmt, Csv):
         block |= {"encoding": fmt.encoding, "separator": fmt.separator, "decimal_comma": fmt.decimal_comma}
     if fmt.extension != block["type"]:

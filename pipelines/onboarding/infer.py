@@ -391,7 +391,7 @@ def _text(source: str, texts: list[str], p: Profile) -> tuple[str, tuple[str, ..
         return (
             "text",
             allowed,
-            f"{why}; {p.distinct} distinct values in {p.values}: a code with an allowed set",
+            f"{why}; {p.distinct} distinct values in {p.values}: a code with an allowed set (the sample's; the steward adds codes it lacks)",
         )
     return (
         "text",
