@@ -377,8 +377,8 @@ def _grouping(p: Profile) -> str:
 
 
 def _text(source: str, texts: list[str], p: Profile) -> tuple[str, tuple[str, ...] | None, str]:
-    """A code with an allowed set, or free text; says so where the values are dates the border
-    cannot read (another spelling, Excel day numbers)."""
+    """A code with an allowed set, or free text; says so where the values are dates in a spelling
+    the border cannot read (31.12.2024), so the steward asks the unit for ISO dates."""
     for spelling, pattern in OTHER_DATES.items():
         if sum(1 for t in texts if pattern.fullmatch(t)) >= MOSTLY * len(texts):
             return "text", None, f"dates written {spelling}: the border reads ISO dates only (ask for ISO)"
