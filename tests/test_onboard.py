@@ -268,23 +268,20 @@ def test_a_handmade_procapita_export_is_onboarded_by_the_console_script(tmp_path
     assert again.returncode == 2 and "exists" in again.stderr, "a draft a steward may have edited is kept"
 
 
-def test_what_the_border_cannot_read_is_said_and_the_dry_run_shows_its_cost(tmp_path):
-    """Not supported (said, not hidden): thousands grouped by a dot, dates in other spellings."""
+def test_point_grouped_amounts_load_and_dates_the_border_cannot_read_are_said(tmp_path):
+    """Thousands grouped by points (Excel with Swedish settings) make a decimal-comma contract, also
+    where no value has decimals; dates in another spelling than ISO stay text, and the reason says why."""
     rows = [
         ["Belopp", "Beslutsdatum"],
-        ["1.234,50", "31.12.2024"],
-        ["12.000,00", "01.02.2025"],
-        ["950,00", "15.03.2025"],
+        ["1.234.567", "31.12.2024"],
+        ["12.000", "01.02.2025"],
+        ["950", "15.03.2025"],
     ]
     path = _csv(tmp_path / "beslut.csv", rows, "utf-8", ";")
     proposal = propose(path, "ny_enhet", "beslut")
     reasons = "\n".join(proposal.reasons)
-    assert (
-        "Belopp → decimal — 1 of 3 values are amounts (2 grouped by '.', which the border does not read as "
-        "grouping: not supported); 2 would be quarantined as not_a_decimal"
-    ) in reasons
+    assert "Belopp → decimal — 3 of 3 values are amounts (2 grouped by '.' in threes)" in reasons
+    assert "decimal_comma true — 0 decimal values use a comma, 2 group thousands by '.'" in reasons
     assert "Beslutsdatum → text — dates written DD.MM.YYYY: the border reads ISO dates only" in reasons
     run = dry_run(path, draft_yaml(proposal), "ny_enhet", "beslut")
-    assert [(q.rule, q.column, q.first_lines) for q in run.quarantined] == [
-        ("not_a_decimal", "Belopp", (2, 3))
-    ]
+    assert (run.result.rows_loaded, run.quarantined) == (3, ())

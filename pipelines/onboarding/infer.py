@@ -9,15 +9,15 @@ timestamps by the SQL of :mod:`pipelines.ingest.values`, personnummer by the mac
 :mod:`pipelines.border.sql`. A kind proposed here therefore parses at the border as it did here.
 
 Not inferred: ``min``/``max`` (ranges are policy, left for the steward; the sample's range is
-shown), ``key`` columns (a household id looks like any other code), thousands grouped by a dot
-(``1.234,50``: the border does not read it, so such amounts are reported and would be quarantined),
-dates in other spellings than ISO and Excel serial dates (reported, proposed as text or integer).
+shown), ``key`` columns (a household id looks like any other code), dates in other spellings than
+ISO and Excel serial dates (the border does not read them: reported, proposed as text or a number).
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import io
 import re
 import unicodedata
@@ -76,6 +76,9 @@ OTHER_DATES = {
     "DD/MM/YYYY": re.compile(r"\d{1,2}/\d{1,2}/\d{4}"),
     "YYYYMMDD": re.compile(r"(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])"),
 }
+# Thousands grouped by points in threes (1.234.567,50), which the border reads where the decimal mark
+# is a comma (``values.amount_sql``).
+POINT_GROUPED = r"[+-]?[0-9]{1,3}(\.[0-9]{3})+(,[0-9]*)?"
 EXCEL_SERIALS = (20_000, 80_000)  # 1954 to 2119 as Excel's day numbers
 DATE_HEADERS = ("datum", "date", "dag")
 
@@ -122,7 +125,8 @@ def propose(path: Path, unit: str, dataset: str, ref_year: int | None = None) ->
     sources = file_columns(path, fmt)
     text = Dataset(dataset, tuple(Column(s, f"c{i}", "text") for i, s in enumerate(sources)))
     frame = read_delivery_file(path, fmt, text)
-    columns, column_reasons = infer_columns(frame, sources, ref_year or date.today().year)
+    text_file = isinstance(fmt, Csv)
+    columns, column_reasons = infer_columns(frame, sources, ref_year or date.today().year, text_file)
     if isinstance(fmt, Csv):
         fmt, comma_reason = _with_decimal_mark(fmt, frame, columns)
         column_reasons += comma_reason
@@ -236,21 +240,30 @@ def quoting(text: str, sep: str) -> str:
 
 
 def _with_decimal_mark(fmt: Csv, frame: pl.DataFrame, columns: list[Column]) -> tuple[Csv, list[str]]:
-    """Decimal comma when a decimal column's values use one: the border then reads ``,`` and ``.``
-    alike as the decimal mark, while without it ``1,5`` is no number."""
-    decimals = [c for c in columns if c.kind == "decimal"]
-    with_comma = sum(frame[c.source].str.contains(",", literal=True).sum() for c in decimals)
+    """Decimal comma when a decimal column's values use one, or group thousands by points in threes
+    (``1.234``, which only a decimal-comma contract reads as thousands: without one it is 1.234)."""
+    decimals = [frame[c.source].str.strip_chars() for c in columns if c.kind == "decimal"]
     if not decimals:
         return fmt, []
-    reason = f"decimal_comma {str(bool(with_comma)).lower()} — {with_comma} decimal values use a comma"
-    return Csv(fmt.encoding, fmt.separator, bool(with_comma), fmt.extension), [reason]
+    with_comma = sum(values.str.contains(",", literal=True).sum() for values in decimals)
+    ungrouped = (v.str.replace_all(r"[ \u00a0\u202f]", "") for v in decimals)
+    grouped = sum(v.str.contains(f"^{POINT_GROUPED}$").sum() for v in ungrouped)
+    comma = bool(with_comma or grouped)
+    reason = (
+        f"decimal_comma {str(comma).lower()} — {with_comma} decimal values use a comma, "
+        f"{grouped} group thousands by '.'"
+    )
+    return dataclasses.replace(fmt, decimal_comma=comma), [reason]
 
 
 # --- the columns ---------------------------------------------------------------------------------
 
 
-def infer_columns(frame: pl.DataFrame, sources: list[str], ref_year: int) -> tuple[list[Column], list[str]]:
-    """Each column's kind and rules, judged by the border's parsers over the sample's values."""
+def infer_columns(
+    frame: pl.DataFrame, sources: list[str], ref_year: int, text_file: bool
+) -> tuple[list[Column], list[str]]:
+    """Each column's kind and rules, judged by the border's parsers over the sample's values; only a
+    text file (CSV) can have a decimal comma, a typed file's numbers are written with a point."""
     columns: list[Column] = []
     reasons: list[str] = []
     names: set[str] = set()
@@ -258,7 +271,7 @@ def infer_columns(frame: pl.DataFrame, sources: list[str], ref_year: int) -> tup
         install_macros(con)
         con.register("raw", frame)
         for source in sources:
-            profile = _profile(con, source, ref_year)
+            profile = _profile(con, source, ref_year, text_file)
             has_person = any(c.kind == "personnummer" for c in columns)
             kind, allowed, why = column_kind(source, frame[source], profile, has_person)
             name = "person" if kind == "personnummer" else warehouse_name(source, names)
@@ -277,9 +290,10 @@ def infer_columns(frame: pl.DataFrame, sources: list[str], ref_year: int) -> tup
     return columns, reasons
 
 
-def _profile(con: duckdb.DuckDBPyConnection, source: str, ref_year: int) -> Profile:
+def _profile(con: duckdb.DuckDBPyConnection, source: str, ref_year: int, text_file: bool) -> Profile:
     """One query over the column: how many values each of the border's parsers accepts."""
-    comma_amount = values.amount_sql("v", decimal_comma=True)
+    amount = values.amount_sql("v", decimal_comma=text_file)
+    point_grouped = f"'{POINT_GROUPED}'" if text_file else "'$^'"  # a typed file's 1.500 is 1.5
     sql = f"""
         WITH col AS (SELECT nullif(trim("{source.replace('"', '""')}"), '') AS v FROM raw)
         SELECT count(v), count(*) - count(v), count(DISTINCT v),
@@ -287,13 +301,13 @@ def _profile(con: duckdb.DuckDBPyConnection, source: str, ref_year: int) -> Prof
             count(*) FILTER (regexp_full_match(v, '[+-]?[0-9]+')),
             count(*) FILTER (regexp_full_match(v, '[+-]?0[0-9]+')),
             count(*) FILTER (TRY_CAST(v AS BOOLEAN) IS NOT NULL AND NOT regexp_full_match(v, '[0-9]+')),
-            count({comma_amount}),
+            count({amount}),
             count(*) FILTER (regexp_matches(v, '[0-9] [0-9]')),
             count(*) FILTER (regexp_matches(v, '[0-9][\\x{{00A0}}\\x{{202F}}][0-9]')),
-            count(*) FILTER (regexp_full_match(v, '[+-]?[0-9]{{1,3}}(\\.[0-9]{{3}})+(,[0-9]+)?')),
+            count(*) FILTER (regexp_full_match(regexp_replace(v, '[ \\x{{00A0}}\\x{{202F}}]', '', 'g'), {point_grouped})),
             count({values.date_sql("v")}), count({values.month_sql("v")}), count({values.timestamp_sql("v")}),
             count(*) FILTER (regexp_matches(v, '[0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}}(\\.[0-9]+)?)?([+-][0-9]{{2}}:?[0-9]{{2}}|Z)$')),
-            min({comma_amount}), max({comma_amount})
+            min({amount}), max({amount})
         FROM col
     """
     return Profile(*con.execute(sql, {"year": ref_year}).fetchone())
@@ -353,8 +367,7 @@ def _near_kind(p: Profile) -> tuple[str, str] | None:
     for kind, parsed in (("date", p.dates), ("month", p.months), ("timestamp", p.timestamps)):
         if parsed >= MOSTLY * n:
             return kind, f"{parsed} of {n} values parse; {n - parsed} would be quarantined as not_a_{kind}"
-    amounts = p.decimals + p.dot_grouped
-    if amounts >= MOSTLY * n and not p.leading_zero:
+    if p.decimals >= MOSTLY * n and not p.leading_zero:
         return "decimal", (
             f"{p.decimals} of {n} values are amounts{_grouping(p)}; {n - p.decimals} would be quarantined "
             "as not_a_decimal"
@@ -366,13 +379,13 @@ def _grouping(p: Profile) -> str:
     """How thousands are grouped, for the reason line."""
     kinds = [
         f"{count} grouped by {what}"
-        for count, what in ((p.space_grouped, "space"), (p.nbsp_grouped, "no-break space"))
+        for count, what in (
+            (p.space_grouped, "space"),
+            (p.nbsp_grouped, "no-break space"),
+            (p.dot_grouped, "'.' in threes"),
+        )
         if count
     ]
-    if p.dot_grouped:  # 1.234,50 does not parse; 1.234 parses as one point two three four
-        kinds.append(
-            f"{p.dot_grouped} grouped by '.', which the border does not read as grouping: not supported"
-        )
     return f" ({', '.join(kinds)})" if kinds else ""
 
 
