@@ -1,0 +1,199 @@
+"""The whole main job at a given size: time and peak memory per stage, against a bare DuckDB load.
+
+Runs the main job's stages in this process as ``knutpunkt run`` does (generate, ingest with its
+checks, steward approvals, link, dbt, discovery, publish) on a throwaway home, and prints per stage
+the wall time and the peak resident memory of the whole process tree (this process and every
+worker it started: the two ingest workers, dbt), sampled every 0.2 s. Ingest and checks are split
+by the unit assets' own ``seconds_loading``/``seconds_checking`` metadata, and dbt, discovery and
+publish by the Dagster step timings of the marts run. The yardstick is a bare DuckDB load of the
+same landing files (``bench/ingest.py``'s), measured in the same run.
+
+    .venv/bin/python bench/scale.py --citizens 1000000 --years 5
+    .venv/bin/python bench/scale.py --citizens 60000 --years 1   # a quick look
+
+Clean data by default (``--defect-rate 0``): the bare load reads every file by name, and a renamed
+column would stop it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import psutil
+from ingest import bare_load
+
+from pipelines import cli
+from pipelines.definitions import MARTS_JOB_NAME
+from pipelines.defs.anchors import DagsterAnchors, platform_instance
+from pipelines.ingest.months import last_complete_month
+from pipelines.settings import Paths
+from pipelines.stewardship import cli as stewardship
+from pipelines.units import UNITS
+from warehouse.layout import Warehouse, connect, run
+
+SAMPLE_SECONDS = 0.2
+
+
+class TreeMemory:
+    """Peak resident memory of this process and all its descendants, sampled in a thread."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):  # a worker that ended between listing and reading
+                    total += p.memory_info().rss
+            self.peak = max(self.peak, total)
+            self._stop.wait(SAMPLE_SECONDS)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Stages:
+    """Wall time and tree peak memory per stage, in the order they ran."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, float, int | None]] = []
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        with TreeMemory() as memory:
+            yield
+        self.rows.append((name, time.perf_counter() - started, memory.peak))
+
+    def detail(self, name: str, parts: dict[str, float]) -> None:
+        """Show a stage's parts under it (indented; the stage's own row keeps its wall time)."""
+        index = next(i for i, row in enumerate(self.rows) if row[0] == name)
+        self.rows[index + 1 : index + 1] = [(f"  {part}", s, None) for part, s in parts.items()]
+
+
+def main() -> None:
+    args = _arguments()
+    work = Path(tempfile.mkdtemp(prefix="knutpunkt-scale-"))
+    os.environ["KNUTPUNKT_HOME"] = str(work / "home")
+    os.environ.setdefault("KNUTPUNKT_KEY_FILE", str(work / "secrets" / "pseudonym.key"))
+    paths = Paths(work / "home")
+    try:
+        _report(args, paths, _run(args, paths, work))
+    finally:
+        if args.keep:
+            print(f"kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, paths: Paths, work: Path) -> Stages:
+    stages = Stages()
+    cli.prepare_dagster_home(paths)
+    with stages.stage("generate"):
+        cli.generate(
+            paths, argparse.Namespace(**vars(args), end_month=str(last_complete_month(date.today())))
+        )
+    with stages.stage("bare DuckDB load (yardstick)"):
+        bare_load(paths.landing, work / "bare")
+    with platform_instance(paths) as instance:
+        with stages.stage("ingest"):
+            failed = cli.ingest_all(paths, instance)
+        stages.detail("ingest", _unit_seconds(instance))
+        with stages.stage("steward approvals"):
+            stewardship.approve_demo(paths, cli.console, DagsterAnchors(instance))
+        with stages.stage("link"):
+            failed += cli.link_cross_unit(instance)
+        with stages.stage("marts, discovery, publish"):
+            failed += cli.build_marts_and_publish(paths, instance)
+        stages.detail("marts, discovery, publish", _marts_steps(instance))
+    if failed:
+        raise SystemExit(f"the main job failed: {failed}")
+    return stages
+
+
+def _unit_seconds(instance: dg.DagsterInstance) -> dict[str, float]:
+    """The border's and the checks' seconds, summed over the units' last materialisations (two units
+    load at a time, so these add up to more than the stage's wall time)."""
+    parts = (("border, worker seconds", "seconds_loading"), ("checks, worker seconds", "seconds_checking"))
+    totals = dict.fromkeys((part for part, _ in parts), 0.0)
+    for unit in UNITS:
+        event = instance.get_latest_materialization_event(dg.AssetKey(["units", unit]))
+        metadata = event.asset_materialization.metadata if event else {}
+        for part, key in parts:
+            totals[part] += metadata[key].value if key in metadata else 0.0
+    return totals
+
+
+def _marts_steps(instance: dg.DagsterInstance) -> dict[str, float]:
+    """The marts run's step times, grouped: dbt, discovery, publish."""
+    [latest] = instance.get_runs(dg.RunsFilter(job_name=MARTS_JOB_NAME), limit=1)
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+    started, groups = {}, {"dbt": 0.0, "discovery": 0.0, "publish": 0.0}
+    for record in instance.get_records_for_run(latest.run_id, of_type=kinds).records:
+        entry = record.event_log_entry
+        if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+            started[entry.step_key] = entry.timestamp
+            continue
+        group = (
+            "dbt" if "dbt" in entry.step_key else "discovery" if "discovery" in entry.step_key else "publish"
+        )
+        groups[group] += entry.timestamp - started[entry.step_key]
+    return groups
+
+
+def _report(args: argparse.Namespace, paths: Paths, stages: Stages) -> None:
+    rows = _delivered_rows(paths)
+    total = sum(s for name, s, _ in stages.rows if not name.startswith(("bare", " ")))
+    bare = next(s for name, s, _ in stages.rows if name.startswith("bare"))
+    print(f"\n{args.citizens:,} citizens x {args.years} years, seed {args.seed}: {rows:,} delivered rows")
+    print(f"{'stage':<36}{'seconds':>10}{'peak RSS (tree)':>18}")
+    for name, seconds, peak in stages.rows:
+        memory = f"{peak / 2**30:.2f} GB" if peak else ""
+        print(f"{name:<36}{seconds:>10.1f}{memory:>18}")
+    peak = max(p or 0 for _, _, p in stages.rows)
+    print(f"{'end to end (without the yardstick)':<36}{total:>10.1f}{peak / 2**30:>15.2f} GB")
+    print(f"rows per second end to end: {rows / total:,.0f}; bare DuckDB load: {rows / bare:,.0f}")
+    print(f"ratio end to end / bare load: {total / bare:.1f}")
+
+
+def _delivered_rows(paths: Paths) -> int:
+    """Rows in the delivered files, as each unit zone's reconciliation counted them."""
+    warehouse, rows = Warehouse(paths.warehouse), 0
+    for unit in UNITS:
+        with connect(warehouse.unit_zone(unit), read_only=True) as con:
+            rows += run(con, "SELECT coalesce(sum(rows_in_file), 0) FROM reconciliation")[0][0]
+    return int(rows)
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--citizens", type=int, default=1_000_000)
+    parser.add_argument("--years", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--defect-rate", type=float, default=0.0)
+    parser.add_argument("--keep", action="store_true", help="keep the throwaway home (its path is printed)")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()
