@@ -269,19 +269,19 @@ def test_a_handmade_procapita_export_is_onboarded_by_the_console_script(tmp_path
 
 
 def test_point_grouped_amounts_load_and_dates_the_border_cannot_read_are_said(tmp_path):
-    """Thousands grouped by points (Excel with Swedish settings) make a decimal-comma contract, also
-    where no value has decimals; dates in another spelling than ISO stay text, and the reason says why."""
+    """Thousands grouped by points (Excel with Swedish settings) make a decimal-comma contract; dates in another spelling than ISO stay text, and the reason says why."""
     rows = [
         ["Belopp", "Beslutsdatum"],
         ["1.234.567", "31.12.2024"],
-        ["12.000", "01.02.2025"],
-        ["950", "15.03.2025"],
+        ["12.000,5", "01.02.2025"],
+        ["100.000,75", "15.03.2025"],
     ]
     path = _csv(tmp_path / "beslut.csv", rows, "utf-8", ";")
     proposal = propose(path, "ny_enhet", "beslut")
     reasons = "\n".join(proposal.reasons)
-    assert "Belopp → decimal — 3 of 3 values are amounts (2 grouped by '.' in threes)" in reasons
-    assert "decimal_comma true — 0 decimal values use a comma, 2 group thousands by '.'" in reasons
+    assert "Belopp → decimal — 3 of 3 values are amounts (3 grouped by '.' in threes)" in reasons
+    assert "decimal_comma true — 2 decimal values use a comma, 3 group thousands by '.'" in reasons
+    assert "the sample ranges 12000.5 to 1234567" in reasons, "extremes as written: no exponent, no rounding"
     assert "Beslutsdatum → text — dates written DD.MM.YYYY: the border reads ISO dates only" in reasons
     run = dry_run(path, draft_yaml(proposal), "ny_enhet", "beslut")
     assert (run.result.rows_loaded, run.quarantined) == (3, ())

@@ -285,7 +285,7 @@ def infer_columns(
                 reasons.append(f"{source} mandatory false — {profile.empty} of {frame.height} values empty")
             if kind in ("integer", "decimal") and profile.minimum is not None:
                 reasons.append(
-                    f"{source} min/max left for the steward — the sample ranges {profile.minimum:g} to {profile.maximum:g}"
+                    f"{source} min/max left for the steward — the sample ranges {_number(profile.minimum)} to {_number(profile.maximum)}"
                 )
     return columns, reasons
 
@@ -502,3 +502,8 @@ def _shape(value: str) -> PersonnummerStyle | None:
 
 
 __all__ = ["TODO", "Proposal", "detect_format", "propose"]
+
+
+def _number(value: float) -> str:
+    """A sample's extreme as written, without exponent or rounding (100000.75, not 1e+05)."""
+    return f"{value:f}".rstrip("0").rstrip(".")
