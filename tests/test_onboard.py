@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from pipelines.ingest.read import PERSONNUMMER_LIKE
 from pipelines.onboarding import draft_yaml, dry_run, propose
 from pipelines.stewardship.contracts import load_contract
 from pipelines.units import ContractError
@@ -285,3 +286,22 @@ def test_point_grouped_amounts_load_and_dates_the_border_cannot_read_are_said(tm
     assert "Beslutsdatum → text — dates written DD.MM.YYYY: the border reads ISO dates only" in reasons
     run = dry_run(path, draft_yaml(proposal), "ny_enhet", "beslut")
     assert (run.result.rows_loaded, run.quarantined) == (3, ())
+
+
+def test_values_shaped_like_a_personnummer_never_reach_the_draft(tmp_path):
+    """Probe: personnummer that fail validation (a typo, a test number) in a column with few distinct
+    values, as ten digits in a number column, and inside notes. The draft lives in the repository: none
+    of them may be copied into it as an allowed code or a range, and none may load as a number."""
+    rows = [["Rad", "Handlaggare", "Referens", "Notering"]]
+    for i in range(6):
+        wrong = ("811218-9870", "900101-0011")[i % 2]  # check digits off by one
+        note = "ring 8112189870 om beslut" if i == 0 else f"uppföljning vecka {i + 10}"
+        rows.append([str(i + 1), wrong, f"{8112189870 + i * 7}", note])
+    path = _csv(tmp_path / "arenden.csv", rows, "utf-8", ",")
+    proposal = propose(path, "ny_enhet", "arenden")
+    draft = draft_yaml(proposal)
+    kinds = {c.source: (c.kind, c.allowed) for c in proposal.unit.datasets[0].columns}
+    assert kinds["Handlaggare"] == ("identifier", None)
+    assert kinds["Referens"] == ("identifier", None), "ten digits shaped like a personnummer are no number"
+    assert kinds["Notering"] == ("text", None), "free text: the border masks what it finds"
+    assert not PERSONNUMMER_LIKE.search(draft + "\n".join(proposal.reasons)), draft

@@ -31,7 +31,7 @@ import polars as pl
 
 from pipelines.border.sql import install_macros
 from pipelines.ingest import values
-from pipelines.ingest.read import SEPARATORS, file_columns, read_delivery_file
+from pipelines.ingest.read import PERSONNUMMER_LIKE, SEPARATORS, file_columns, read_delivery_file
 from pipelines.units.load import NAME
 from pipelines.units.spec import (
     Column,
@@ -330,6 +330,8 @@ def column_kind(
         invalid = p.values - p.pnr_valid
         return "personnummer", None, share + (f"; {invalid} would be quarantined" if invalid else "")
     texts = [t for t in series.drop_nulls().str.strip_chars().to_list() if t]
+    if shaped := _personnummer_shaped(texts):
+        return shaped
     if why := _person_shaped(texts, p):
         return "identifier", None, why
     exact = _exact_kind(p)
@@ -341,6 +343,32 @@ def column_kind(
     if near:
         return near[0], None, near[1]
     return _text(source, texts, p)
+
+
+def _personnummer_shaped(texts: list[str]) -> tuple[str, None, str] | None:
+    """Values shaped like a personnummer that did not validate (typos, test numbers, another id):
+    never a code with an allowed set or a number, which would copy them into the contract or load
+    them unscanned. Mostly such values: dropped; a few among other text: free text, masked at the border."""
+    shaped = sum(1 for t in texts if PERSONNUMMER_LIKE.search(t))
+    if not shaped:
+        return None
+    if shaped >= MOSTLY * len(texts):
+        return (
+            "identifier",
+            None,
+            (
+                f"{shaped} of {len(texts)} values are shaped like a personnummer but do not validate: dropped at "
+                "the border (ask the unit what they are)"
+            ),
+        )
+    return (
+        "text",
+        None,
+        (
+            f"{shaped} of {len(texts)} values hold digits shaped like a personnummer: free text, masked at the "
+            "border, never an allowed set or a number"
+        ),
+    )
 
 
 def _exact_kind(p: Profile) -> tuple[str, str] | None:
