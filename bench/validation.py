@@ -33,7 +33,7 @@ def main() -> None:
         t0 = time.perf_counter()
         from pipelines.quality.validate import Validator
 
-        validators = {u: Validator(u) for u in UNITS}
+        validators = {u: Validator(unit) for u, unit in UNITS.items()}
         setup_s = time.perf_counter() - t0
         landing, wh, keys = work / "landing", Warehouse(work / "warehouse"), keyring_from_env()
         load_s = check_s = 0.0

@@ -81,7 +81,7 @@ def test_committed_suite_is_what_the_spec_generates(unit):
 
 
 def test_suite_holds_every_rule_of_the_spec_and_gx_keeps_them_all():
-    suites = contract.load_contract("socialtjanst")["suites"]
+    suites = contract.build_contract(SOCIAL)["suites"]
     aid = suites["socialtjanst.ekonomiskt_bistand"]
     [known] = [e for e in aid["all_rows"] if e["meta"]["rule"] == "known_rules"]
     columns = SOCIAL.dataset("ekonomiskt_bistand").columns
@@ -100,15 +100,32 @@ def test_suite_holds_every_rule_of_the_spec_and_gx_keeps_them_all():
     assert {"file_readable", "known_rules"} <= {e["meta"]["rule"] for e in aid["all_rows"]}
     whole = {(e["meta"]["rule"], e["meta"].get("column")) for e in aid["delivery"]}
     assert whole >= {("volume", None), ("rows_quarantined", None), ("date_sanity", "Månad")}
-    validator = Validator("socialtjanst")
+    validator = Validator(SOCIAL)
     for name, spec in suites.items():  # GX upserts by domain: a lost expectation would show here
         for part in contract.PARTS:
             assert len(validator.definitions[(name, part)].suite.expectations) == len(spec[part])
 
 
+def test_the_checks_follow_an_edited_contract_with_no_suite_regenerated(tmp_path):
+    """A steward's edited contract (or a new unit's, outside the repository) is checked by its own
+    rules at once: the GX suite is built from the contract, not read from the committed rendering."""
+    import shutil
+
+    from pipelines.units.load import DEFAULT_DIR, read_units
+
+    folder = tmp_path / "contracts"
+    shutil.copytree(DEFAULT_DIR, folder)
+    path = folder / "socialtjanst.ekonomiskt_bistand.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("max: 100000", "max: 50000"), encoding="utf-8")
+    validator = Validator(read_units(folder)["socialtjanst"])
+    suite = validator.definitions[("socialtjanst.ekonomiskt_bistand", contract.LOADED_ROWS)].suite
+    [bounds] = [e for e in suite.expectations if e.meta["rule"] == "range"]
+    assert bounds.max_value == 50000
+
+
 def test_loaded_rows_that_break_the_contract_are_an_error_even_past_the_border():
     """Defence in depth: GX judges the stored rows itself, not only the border's verdicts."""
-    validator = Validator("socialtjanst")
+    validator = Validator(SOCIAL)
     frame = pd.DataFrame(
         {
             "_delivery": ["2024-02", "2024-02"],
@@ -177,7 +194,7 @@ BAD = "2024-03"
 @pytest.mark.parametrize("broken", [None, "range", "date_sanity"])
 def test_deliveries_validated_together_get_the_verdicts_they_get_one_by_one(broken):
     """A backfill's months share GX runs; each month's outcomes must equal validating it alone."""
-    validator, suite = Validator("socialtjanst"), "socialtjanst.ekonomiskt_bistand"
+    validator, suite = Validator(SOCIAL), "socialtjanst.ekonomiskt_bistand"
     months = ["2024-02", BAD, "2024-04"]
     frames = {
         m: _aid_frame(

@@ -101,9 +101,9 @@ def check_deliveries(
     landing = paths.landing
     with connect(warehouse.unit_zone(unit.name)) as con:
         if earlier:
-            found |= evaluate(unit, earlier, con, landing, Validator(unit.name), selected)
+            found |= evaluate(unit, earlier, con, landing, Validator(unit), selected)
         site = docs.reset_site(paths.home, unit.name)
-        with_docs = Validator(unit.name, site)
+        with_docs = Validator(unit, site)
         found |= evaluate(unit, [latest], con, landing, with_docs, selected)
         for delivery, evaluations in found.items():
             failed = {e.check_name: e.description or e.check_name for e in holding_errors(evaluations)}

@@ -5,9 +5,11 @@ into the unit spec by :mod:`pipelines.units.load`) are the one source of the
 column rules and natural keys; this module adds what only a delivery as a whole
 can show (file read against the contract, systematic breakage, volume against
 earlier deliveries, natural-key uniqueness, date sanity) and writes the result as
-``pipelines/units/expectations/<unit>.json``. That file is versioned in the
-repository so a change of contract shows in review; a test asserts it equals
-what this module generates, so the two cannot drift. Regenerate with
+``pipelines/units/expectations/<unit>.json``. The checks build the suite from the
+contract when they run (``validate.Validator``), so a new or edited contract is checked
+by its own rules with no step in between; the JSON is versioned in the repository so
+that a change of contract shows in review as the expectations it changes, and a test
+asserts it equals what this module generates. Regenerate with
 ``python -m pipelines.quality.contract``.
 
 Severities follow GX: ``critical`` fails the delivery (Dagster ERROR, blocking),
@@ -293,11 +295,6 @@ def _e(
 
 def render(contract: dict[str, Any]) -> str:
     return json.dumps(contract, indent=2, ensure_ascii=False) + "\n"
-
-
-def load_contract(unit: str) -> dict[str, Any]:
-    """The committed suite of a unit (what runs), not the generated one."""
-    return json.loads(suite_path(unit).read_text(encoding="utf-8"))
 
 
 def write_all() -> list[Path]:

@@ -22,8 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.quality.contract import ALL_ROWS, DELIVERY, LOADED_ROWS, PARTS, dated_columns, load_contract
+from pipelines.quality.contract import ALL_ROWS, DELIVERY, LOADED_ROWS, PARTS, build_contract, dated_columns
 from pipelines.quality.frame import delivery_summary
+from pipelines.units.spec import Unit
 
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
 # Which deliveries' summary rows failed: their _delivery. The summary holds counts and date bounds only.
@@ -61,16 +62,20 @@ class Outcome:
 class Validator:
     """One GX ephemeral context with a unit's suites, reused for every delivery of a run.
 
+    The suites are built from the unit's contract as it is now (``contract.build_contract``), so an
+    edited or new contract is checked by its own rules; the committed JSON is their rendering for
+    review, kept equal to it by a test.
+
     With ``docs_dir`` the context has a Data Docs site there; :meth:`build_docs`
     renders what this context validated (so give it only the latest delivery).
     """
 
-    def __init__(self, unit: str, docs_dir: Path | None = None):
+    def __init__(self, unit: Unit, docs_dir: Path | None = None):
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
-        self.unit, self.docs_dir = unit, docs_dir
+        self.unit, self.docs_dir = unit.name, docs_dir
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         if docs_dir is not None:
@@ -85,11 +90,11 @@ class Validator:
                     "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
                 },
             )
-        batches = self.context.data_sources.add_pandas(unit).add_dataframe_asset("delivery")
+        batches = self.context.data_sources.add_pandas(unit.name).add_dataframe_asset("delivery")
         batch = batches.add_batch_definition_whole_dataframe("file")
         self.definitions: dict[tuple[str, str], Any] = {}  # (suite, part) -> definition
         self.dated: dict[str, list[str]] = {}
-        for name, spec in load_contract(unit)["suites"].items():
+        for name, spec in build_contract(unit)["suites"].items():
             self.dated[name] = dated_columns(spec)
             for part in PARTS:
                 self.definitions[(name, part)] = _definition(
