@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -36,15 +37,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @contextlib.contextmanager
 def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[tuple[Path, bool]]:
-    """A folder ``name`` shared by every xdist worker of this test run, and whether this worker is the
-    first to enter (and so must fill it); the others wait on a file lock until it has."""
+    """A folder ``name`` shared by every xdist worker of this test run, and whether this worker must fill
+    it: the first to enter, or the next one if filling it raised (each worker then shows the error
+    itself, not a missing file); the others wait on a file lock until it is filled."""
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     with FileLock(shared / f"{name}.lock"):
-        folder = shared / name
-        first = not folder.exists()
+        folder, filled = shared / name, shared / f"{name}.filled"
+        first = not filled.exists()
+        if first:
+            shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(exist_ok=True)
         yield folder, first
+        filled.touch()
 
 
 @pytest.fixture
@@ -172,7 +177,6 @@ def dashboards_platform(discovery_platform) -> dict:
     service user, which must pass through every folder above the home, and pytest keeps its own
     temporary tree private (0700) to root.
     """
-    import shutil
     import socket
     import tempfile
 
