@@ -128,10 +128,14 @@ class Quarters:
         return out
 
     def month_in(self, rng: np.random.Generator, quarter: np.ndarray, person: np.ndarray) -> np.ndarray:
-        """For each person-quarter, a month of the quarter in which the person is an adult resident."""
-        months = np.stack([np.flatnonzero(self.index == q) for q in range(self.count)])  # (quarters, 3)
+        """For each person-quarter, a month of the quarter in which the person is an adult resident (the
+        period's first and last quarters may hold fewer than three months)."""
+        months = np.full((self.count, 3), -1)
+        for q in range(self.count):
+            inside = np.flatnonzero(self.index == q)
+            months[q, : len(inside)] = inside
         candidates = months[quarter]
-        ok = self.adult_m[candidates, person[:, None]]
+        ok = (candidates >= 0) & self.adult_m[np.maximum(candidates, 0), person[:, None]]
         return candidates[np.arange(len(quarter)), np.argmax(rng.random(ok.shape) * ok, axis=1)]
 
 

@@ -427,3 +427,9 @@ def test_the_manifest_states_each_links_true_odds_ratio_and_lag(defective: tuple
     pairs = [set(p["datasets"]) for p in manifest["patterns"]]
     for other in manifest["null_pairs"] + manifest["confounded_pairs"]:
         assert set(other["datasets"]) not in pairs, other["id"]
+
+
+def test_links_are_planted_when_the_period_ends_inside_a_quarter(tmp_path: Path) -> None:
+    generate(tmp_path, citizens=300, years=1, end_month="2025-11", progress=False)
+    manifest = json.loads((tmp_path / "ground_truth/manifest.json").read_text(encoding="utf-8"))
+    assert {link.id for link in LINKS} <= {p["id"] for p in manifest["patterns"]}
