@@ -211,6 +211,24 @@ def test_findings_say_whether_no_link_was_tested_too_little_data_or_not_shared()
     )
 
 
+def test_child_investigations_are_not_shared_until_a_steward_shares_a_quarterly_flag():
+    rng = np.random.default_rng(18)
+    absence = rng.random((4_000, 8)) < 0.1
+    contact = rng.random((4_000, 8)) < 0.2
+    aggregate = {
+        f.finding_id: f for f in associations.analyse(_panel({"high_absence": absence, "contact": contact}))
+    }
+    row = aggregate["association:child_investigation:high_absence"]
+    assert row.status == associations.NOT_SHARED and row.p_value is None and not row.reported
+    assert "socialtjanst.barnutredningar delas inte" in row.description
+    flag = _odds(rng, 0.01, 6.0, absence)  # a derived per-person quarter flag, as if a steward approved one
+    derived = {
+        f.finding_id: f
+        for f in associations.analyse(_panel({"child_investigation": flag, "high_absence": absence}))
+    }
+    assert derived["association:child_investigation:high_absence"].reported
+
+
 def test_shuffling_one_units_persons_keeps_its_course_and_moves_it_to_others():
     rng = np.random.default_rng(15)
     shape = (3_000, 6)
@@ -324,6 +342,16 @@ def test_shuffling_one_units_persons_leaves_nothing_to_report_about_it(discovery
         units = [{d.split(".")[0] for d in (f.dataset_a, f.dataset_b)} for f in found]
         about = [f.finding_id for f, u in zip(found, units, strict=True) if f.reported and unit in u]
         assert not about, (unit, about)
+
+
+def test_child_investigations_shared_only_as_yearly_counts_are_listed_as_not_shared(discovery_platform):
+    found = _findings(discovery_platform, "associations")
+    about = found.filter(
+        (pl.col("dataset_a") == "socialtjanst.barnutredningar")
+        | (pl.col("dataset_b") == "socialtjanst.barnutredningar")
+    )
+    assert about.height > 0 and (about["status"] == associations.NOT_SHARED).all()
+    assert not about["reported"].any() and about["p_value"].is_null().all()
 
 
 def test_a_planted_strong_association_is_found_with_its_interval(discovery_platform):
