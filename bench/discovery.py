@@ -136,12 +136,18 @@ def timings(warehouse: Warehouse) -> Panel:
 
 def permuted(panel: Panel, manifest: dict) -> None:
     """The false-finding control on data with no link: each unit of a planted association, its persons
-    shuffled (``permute_unit``), must give no reported association with that unit."""
+    shuffled (``permute_unit``), must give no reported association with another unit (its own datasets
+    move together, so a link inside it stays)."""
     units = sorted({u for p in manifest["patterns"] if p["kind"] == "association" for u in p["units"]})
     print()
     for unit in (u for u in units if any(i.unit == u for i in panel.indicators)):
         found = associations.analyse(permute_unit(panel, unit, seed=1))
-        bad = [f.finding_id for f in found if f.reported and unit in _units(f.dataset_a, f.dataset_b)]
+        spans = [_units(f.dataset_a, f.dataset_b) for f in found]
+        bad = [
+            f.finding_id
+            for f, u in zip(found, spans, strict=True)
+            if f.reported and unit in u and u != {unit}
+        ]
         print(
             f"permuted {unit}: {len(bad)} reported association(s) with it{': ' if bad else ''}{', '.join(bad)}"
         )

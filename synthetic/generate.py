@@ -190,6 +190,7 @@ def _simulate(
         raise RuntimeError(f"generator and unit specs disagree: {sorted(set(datasets) ^ expected)}")
     patterns = [
         *school_mod.patterns(school.absence),
+        *care_mod.patterns(pop, care),
         *social.patterns(school.absence, investigations, period.months),
         *contacts.patterns(pop, care, kontakter, inlamningar),
         *cases.patterns(pop, events, permits, aid.frame, care.alarm_m),

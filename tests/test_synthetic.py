@@ -349,7 +349,7 @@ def test_ground_truth_is_outside_landing_and_holds_no_personnummer(defective: tu
     assert not list((out / "landing").rglob("*.json"))
     kinds = {p["kind"] for p in manifest["patterns"]}
     assert kinds == {"association", "precedence", "case_flow"}
-    assert len(manifest["patterns"]) == 5 + len(LINKS) and len(manifest["null_pairs"]) >= 2
+    assert len(manifest["patterns"]) == 7 + len(LINKS) and len(manifest["null_pairs"]) >= 2
     assert [p["kind"] for p in manifest["confounded_pairs"]] == ["confounded"]
     assert manifest["parameters"]["seed"] == SMALL["seed"]
     assert len(manifest["parameters"]["months"]) == 12
