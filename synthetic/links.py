@@ -12,10 +12,11 @@ exposed. Only person-quarters without the effect gain it (one extra row in a mon
 which the person lives here and is an adult), so the conditional odds ratio is the planted one,
 whatever the effect's own course. A lagged link plants nothing in the cause's own quarter.
 
-Causes are services that nothing else planted depends on (economic aid, home care, safety alarms,
-building permits), effects are contacts and submissions, which cause nothing: so no chain of links
-makes a pair linked that is not listed, and the null pairs (building permits with aid and with alarms)
-stay null, since building-permit applicants are still drawn independently of everything.
+Causes are services drawn before the effects (economic aid, home care, safety alarms, building
+permits); effects are contacts and submissions, which cause nothing: so no chain of links makes a pair
+linked that is not listed (two effects of one cause are the declared confounded pair), and the null
+pairs (building permits with aid and with alarms) stay null, since building-permit applicants are
+still drawn independently of everything.
 """
 
 from __future__ import annotations
