@@ -1,4 +1,4 @@
-"""Dataupptäckt scored against what the generator planted: recall and the share of findings not planted.
+"""Dataupptäckt scored against what the generator planted: recall by effect size, findings not planted, coverage.
 
 Generates a fresh municipality (a seed the methods were not tuned on), runs the main job on it (border,
 stewardship, cross-unit zone, dbt, the discovery assets, publish), then reads the findings the
@@ -27,6 +27,11 @@ Matching rules (what counts as planted):
   dataset and direction, or the planted slow case type when the KPI comes from the case hub and is
   the planted förvaltning's. Everything else reported is "not planted". A stricter count where the kind
   must match too is printed beside it.
+- Modest links (``synthetic.links``: a true odds ratio per person and quarter, some only at a lag):
+  recall per true odds ratio (strict, as above; whether the reported lag is the planted one is shown
+  beside it), and CI coverage: whether the interval of the planted hypothesis itself (the indicator
+  the link is planted on, at the planted lag and direction; reported or not) holds the true odds ratio.
+- Null and confounded pairs (``null_pairs``, ``confounded_pairs``): any reported finding on the pair.
 """
 
 from __future__ import annotations
@@ -53,6 +58,15 @@ from warehouse.layout import Warehouse
 
 LINKAGE = "folkbokforing.aviseringar"
 SCORED = ("association", "precedence", "case_flow", "trend", "deviation")
+# The panel indicator of each dataset that synthetic.links plants on (the applicant's own aid, any submission).
+PLANTED_ON = {
+    "socialtjanst.ekonomiskt_bistand": "economic_aid",
+    "vard_omsorg.hemtjanst": "home_care",
+    "vard_omsorg.trygghetslarm": "safety_alarm",
+    "bygg_miljo.bygglov": "building_permit",
+    "kontaktcenter.kontakter": "contact",
+    "e_tjanster.inlamningar": "e_service",
+}
 
 
 def arguments() -> argparse.Namespace:
@@ -86,7 +100,11 @@ def main() -> None:
         panel = timings(warehouse)
         findings = reported(warehouse.cross_unit)
         manifest = json.loads((paths.ground_truth / "manifest.json").read_text(encoding="utf-8"))
-        report(score(findings, manifest))
+        result = score(findings, manifest)
+        report(result)
+        report_links(
+            links(tested(warehouse.cross_unit), manifest, result["planted"]), result["confounded_reported"]
+        )
         permuted(panel, manifest)
         check_published(ServingPaths(warehouse.serving).current, args.threshold)
 
@@ -118,12 +136,18 @@ def timings(warehouse: Warehouse) -> Panel:
 
 def permuted(panel: Panel, manifest: dict) -> None:
     """The false-finding control on data with no link: each unit of a planted association, its persons
-    shuffled (``permute_unit``), must give no reported association with that unit."""
+    shuffled (``permute_unit``), must give no reported association with another unit (its own datasets
+    move together, so a link inside it stays)."""
     units = sorted({u for p in manifest["patterns"] if p["kind"] == "association" for u in p["units"]})
     print()
     for unit in (u for u in units if any(i.unit == u for i in panel.indicators)):
         found = associations.analyse(permute_unit(panel, unit, seed=1))
-        bad = [f.finding_id for f in found if f.reported and unit in _units(f.dataset_a, f.dataset_b)]
+        spans = [_units(f.dataset_a, f.dataset_b) for f in found]
+        bad = [
+            f.finding_id
+            for f, u in zip(found, spans, strict=True)
+            if f.reported and unit in u and u != {unit}
+        ]
         print(
             f"permuted {unit}: {len(bad)} reported association(s) with it{': ' if bad else ''}{', '.join(bad)}"
         )
@@ -133,6 +157,80 @@ def reported(cross_unit: Path) -> pl.DataFrame:
     with duckdb.connect(str(cross_unit), read_only=True) as con:
         union = " UNION ALL BY NAME ".join(f"SELECT * FROM discovery.{t}" for t in TABLES)
         return pl.from_arrow(con.sql(f"SELECT * FROM ({union}) WHERE reported").to_arrow_table())
+
+
+def tested(cross_unit: Path) -> dict[str, dict]:
+    """Every association hypothesis in the zone, reported or not, by finding id."""
+    with duckdb.connect(str(cross_unit), read_only=True) as con:
+        rows = pl.from_arrow(con.sql("SELECT * FROM discovery.associations").to_arrow_table())
+    return {r["finding_id"]: r for r in rows.iter_rows(named=True)}
+
+
+def _hypothesis(pattern: dict, hypotheses: dict[str, dict]) -> dict | None:
+    """The planted link's own hypothesis: its indicators, at its lag, cause first when lagged."""
+    effect = pattern["effect"]
+    cause = PLANTED_ON[effect["first"]]
+    other = PLANTED_ON[next(d for d in pattern["datasets"] if d != effect["first"])]
+    lag = effect["lag_quarters"]
+    orders = [(cause, other)] if lag else [(cause, other), (other, cause)]
+    ids = [f"association:{a}:{b}" + (f":lag{lag}" if lag else "") for a, b in orders]
+    return next((hypotheses[i] for i in ids if i in hypotheses), None)
+
+
+def links(hypotheses: dict[str, dict], manifest: dict, found: dict[str, list[str]]) -> list[dict]:
+    """Per planted link with a true odds ratio: its hypothesis's estimate, coverage, and what was reported."""
+    out = []
+    for pattern in manifest["patterns"]:
+        if "odds_ratio" not in pattern["effect"]:
+            continue
+        row = _hypothesis(pattern, hypotheses)
+        true, lag = pattern["effect"]["odds_ratio"], pattern["effect"]["lag_quarters"]
+        reported = [hypotheses[i] for i in found[pattern["id"]] if i in hypotheses]
+        out.append(
+            {
+                "id": pattern["id"],
+                "odds_ratio": true,
+                "lag": lag,
+                "row": row,
+                "covered": row is not None
+                and row["ci_low"] is not None
+                and row["ci_low"] <= true <= row["ci_high"],
+                "found": bool(found[pattern["id"]]),
+                "lag_as_planted": any(
+                    r["lag_quarters"] == lag and (not lag or r["dataset_a"] == pattern["effect"]["first"])
+                    for r in reported
+                ),
+                "reported_as": [r["finding_id"] for r in reported],
+            }
+        )
+    return out
+
+
+def report_links(rows: list[dict], confounded: list[str]) -> None:
+    print("\nplanted modest links: true OR, lag -> the planted hypothesis: OR [95 % CI], q, status")
+    for r in rows:
+        h = r["row"]
+        estimate = (
+            f"{h['effect']:.2f} [{h['ci_low']:.2f}, {h['ci_high']:.2f}] q {h['q_value']:.1e}, "
+            f"min detectable {h['min_detectable'] or float('nan'):.2f}, {h['status']}"
+            if h and h["effect"] is not None
+            else "not tested"
+        )
+        print(
+            f"  {'FOUND ' if r['found'] else 'MISSED'} {r['id']} (OR {r['odds_ratio']}, lag {r['lag']}): {estimate}"
+            f"; {'covered' if r['covered'] else 'NOT COVERED'}"
+            + (f"; reported as {', '.join(r['reported_as'])}" if r["reported_as"] else "")
+        )
+    print("recall by true odds ratio:")
+    for ratio in sorted({r["odds_ratio"] for r in rows}):
+        some = [r for r in rows if r["odds_ratio"] == ratio]
+        print(f"  OR {ratio}: {sum(r['found'] for r in some)} of {len(some)}")
+    lagged = [r for r in rows if r["lag"] and r["found"]]
+    print(
+        f"lag-only links found at the planted lag and direction: {sum(r['lag_as_planted'] for r in lagged)} of {len(lagged)} found"
+    )
+    print(f"CI coverage of the true odds ratio: {sum(r['covered'] for r in rows)} of {len(rows)}")
+    print(f"confounded pairs reported: {confounded or 'none'}")
 
 
 def _datasets(finding: dict) -> set[str]:
@@ -202,9 +300,10 @@ def score(findings: pl.DataFrame, manifest: dict) -> dict:
     found = {p["id"]: [f["finding_id"] for f in rows if recalls(f, p)] for p in planted}
     lenient = {f["finding_id"]: [p["id"] for p in planted if explains(f, p)] for f in rows}
     strict = {f["finding_id"]: [p["id"] for p in planted if recalls(f, p)] for f in rows}
-    nulls = [
-        f["finding_id"] for f in rows for n in manifest["null_pairs"] if _datasets(f) == _planted_datasets(n)
-    ]
+    nulls, confounded = (
+        [f["finding_id"] for f in rows for n in manifest.get(key, []) if _datasets(f) == _planted_datasets(n)]
+        for key in ("null_pairs", "confounded_pairs")
+    )
     return {
         "planted": found,
         "reported": lenient,
@@ -212,6 +311,7 @@ def score(findings: pl.DataFrame, manifest: dict) -> dict:
         "not_planted": sum(not v for v in lenient.values()) / len(lenient) if lenient else 0.0,
         "not_planted_strict": sum(not v for v in strict.values()) / len(strict) if strict else 0.0,
         "null_pairs_reported": nulls,
+        "confounded_reported": confounded,
         "segments": findings.filter(pl.col("kind") == "segment").height,
         "associations": [
             f"{f['finding_id']}: {f['effect']:.2f} [{f['ci_low']:.2f}, {f['ci_high']:.2f}] q {f['q_value']:.1e}"

@@ -17,12 +17,14 @@ import numpy as np
 import polars as pl
 
 from synthetic import vocabulary as voc
+from synthetic.ground_truth import Pattern, realised
 from synthetic.population import Population
 
 AGE_BANDS = np.array([65, 75, 80, 85, 90])
 HOME_CARE_PREVALENCE = np.array([0.014, 0.035, 0.07, 0.14, 0.23])
 ALARM_PREVALENCE = np.array([0.015, 0.06, 0.13, 0.25, 0.38])
 ALARM_WITH_HOME_CARE = 0.7
+ALARM_ON_HOME_CARE_START = 0.5
 HOME_CARE_MEAN_MONTHS = 16
 ALARM_MEAN_MONTHS = 36
 HOME_CARE_ENDS = 0.01
@@ -82,7 +84,10 @@ def care(rng: np.random.Generator, pop: Population) -> Care:
         alarm |= (
             known
             & ~alarm
-            & ((u[2] < _band(age, ALARM_PREVALENCE) / ALARM_MEAN_MONTHS) | (hc_start & (u[3] < 0.5)))
+            & (
+                (u[2] < _band(age, ALARM_PREVALENCE) / ALARM_MEAN_MONTHS)
+                | (hc_start & (u[3] < ALARM_ON_HOME_CARE_START))
+            )
         )
         to_nursing = (
             known
@@ -143,3 +148,53 @@ def care(rng: np.random.Generator, pop: Population) -> Care:
         home_care_m=home_care_m,
         alarm_m=alarm_m,
     )
+
+
+def patterns(pop: Population, care: Care) -> list[Pattern]:
+    """Ground truth inside vård och omsorg: alarms go with home care, and moves to a nursing home come from it."""
+    M = pop.period.months
+    old = np.stack([pop.resident(m) & (pop.age_end_of_month(m) >= 65) for m in range(M)])
+    hc, alarm = care.home_care_m, care.alarm_m
+    moved = care.placements.filter(pl.col("_month") > 0)
+    before = hc[moved["_month"].to_numpy() - 1, moved["_person"].to_numpy()]
+    hc_months, other_months = int(hc[:-1].sum()), int((old[:-1] & ~hc[:-1]).sum())
+    return [
+        Pattern(
+            id="home_care_safety_alarm",
+            kind="association",
+            units=("vard_omsorg",),
+            datasets=("vard_omsorg.hemtjanst", "vard_omsorg.trygghetslarm"),
+            description=(
+                "Most people with home care also hold a safety alarm: one is given at the start of home "
+                "care to half of the recipients, and to most of those who already had home care when first seen."
+            ),
+            effect={
+                "planted_alarm_share_first_seen_with_home_care": ALARM_WITH_HOME_CARE,
+                "planted_alarm_share_on_home_care_start": ALARM_ON_HOME_CARE_START,
+                "realised_alarm_share_home_care_months": realised(alarm[hc].mean() if hc.any() else None),
+                "realised_alarm_share_other_65_plus_months": realised(
+                    alarm[old & ~hc].mean() if (old & ~hc).any() else None
+                ),
+            },
+        ),
+        Pattern(
+            id="home_care_nursing_home",
+            kind="association",
+            units=("vard_omsorg",),
+            datasets=("vard_omsorg.hemtjanst", "vard_omsorg.sarskilt_boende"),
+            description=(
+                "Moves to a nursing home come mostly from home care (recipients aged 75+ move far more "
+                "often than others aged 80+); home care ends with the move."
+            ),
+            effect={
+                "planted_monthly_move_home_care_75_plus": NURSING_FROM_HOME_CARE,
+                "planted_monthly_move_others_80_plus": NURSING_OTHERS,
+                "realised_moves_per_1000_home_care_months": realised(
+                    1000 * before.sum() / max(hc_months, 1), 2
+                ),
+                "realised_moves_per_1000_other_65_plus_months": realised(
+                    1000 * (~before).sum() / max(other_months, 1), 2
+                ),
+            },
+        ),
+    ]

@@ -4,6 +4,8 @@ Building permits are received at a seasonal rate, decided after a handling
 time, and delivered in the month they are decided. Applicants are drawn
 uniformly among resident adults, independently of every other service: the
 null pairs (bygglov vs economic aid, bygglov vs safety alarms) rely on that.
+Applicants contact the centre and submit e-services later (``synthetic.links``),
+which leaves the null pairs null: neither aid nor alarms depend on those.
 
 The case hub receives status events (mottaget, tilldelat, beslutat, avslutat)
 from every case system; building permits appear there with the same

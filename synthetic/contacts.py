@@ -8,6 +8,10 @@ often (identified contacts), mostly by phone about äldreomsorg.
 E-services: about 0.9 submissions per adult and year, all identified. The
 digital share rises over time. Planted: safety-alarm holders submit more, and
 mostly on paper.
+
+Both also carry the modest links of ``synthetic.links`` (economic aid, safety
+alarms and building permits raise contacts; aid, home care and permits raise
+digital submissions), added as extra rows after the services' own draws.
 """
 
 from __future__ import annotations
@@ -91,10 +95,7 @@ def contact_centre(rng: np.random.Generator, pop: Population, care: Care) -> pl.
                 }
             ).sort("contacted_at", "_person", maintain_order=True)
         )
-    frame = pl.concat(frames)
-    return frame.with_columns(
-        contact_id=pl.lit("KC") + (pl.int_range(pl.len()) + 1).cast(pl.String).str.zfill(8)
-    )
+    return _numbered(pl.concat(frames), "contact_id", "KC")
 
 
 def e_services(rng: np.random.Generator, pop: Population, care: Care) -> pl.DataFrame:
@@ -127,9 +128,70 @@ def e_services(rng: np.random.Generator, pop: Population, care: Care) -> pl.Data
                 }
             ).sort("submitted_at", "_person", maintain_order=True)
         )
-    frame = pl.concat(frames)
+    return _numbered(pl.concat(frames), "submission_id", "ET")
+
+
+def _numbered(frame: pl.DataFrame, column: str, prefix: str) -> pl.DataFrame:
+    """Ids in the order of the rows (by month and time): the source system numbers as it records."""
     return frame.with_columns(
-        submission_id=pl.lit("ET") + (pl.int_range(pl.len()) + 1).cast(pl.String).str.zfill(8)
+        (pl.lit(prefix) + (pl.int_range(pl.len()) + 1).cast(pl.String).str.zfill(8)).alias(column)
+    )
+
+
+def with_planted_contacts(
+    rng: np.random.Generator, pop: Population, contacts: pl.DataFrame, extra: pl.DataFrame
+) -> pl.DataFrame:
+    """The contacts plus one identified contact per planted person-month (``synthetic.links``: _month,
+    _person, topic), by the month's channel mix; renumbered in time order."""
+    period, n = pop.period, extra.height
+    months = extra["_month"].to_numpy()
+    names = ("telefon", *OTHER_CHANNEL_SPLIT)
+    other = 1 + rng.choice(3, n, p=list(OTHER_CHANNEL_SPLIT.values()))
+    channel = np.where(rng.random(n) < phone_share(period.years_elapsed(months)), 0, other)
+    added = pl.DataFrame(
+        {
+            "_month": extra["_month"],
+            "_person": extra["_person"],
+            "contacted_at": period.random_times(rng, months, channel <= 1),
+            "channel": np.asarray(names)[channel],
+            "topic": extra["topic"],
+            "solved_first_contact": rng.random(n)
+            < np.array([SOLVED_FIRST_CONTACT[c] for c in names])[channel],
+        }
+    )
+    merged = pl.concat([contacts.drop("contact_id"), added.select(contacts.drop("contact_id").columns)])
+    return _numbered(
+        merged.sort("_month", "contacted_at", "_person", maintain_order=True), "contact_id", "KC"
+    )
+
+
+def with_planted_submissions(
+    rng: np.random.Generator, pop: Population, care: Care, submissions: pl.DataFrame, extra: pl.DataFrame
+) -> pl.DataFrame:
+    """The submissions plus one digital submission per planted person-month (``synthetic.links``: _month,
+    _person, _elderly: to the e-services alarm holders use); renumbered in time order."""
+    period, n = pop.period, extra.height
+    months, person = extra["_month"].to_numpy(), extra["_person"].to_numpy()
+    service = np.where(
+        extra["_elderly"].to_numpy(),
+        rng.choice(len(voc.E_SERVICES), n, p=voc.E_SERVICE_WEIGHTS_ALARM),
+        rng.choice(len(voc.E_SERVICES), n, p=voc.E_SERVICE_WEIGHTS_ADULTS),
+    )
+    added = pl.DataFrame(
+        {
+            "_month": extra["_month"],
+            "_person": extra["_person"],
+            "e_service": np.asarray(voc.E_SERVICES)[service],
+            "channel": np.full(n, "digital"),
+            "submitted_at": period.random_times(rng, months, np.zeros(n, bool)),
+            "_alarm_holder": care.alarm_m[months, person],
+        }
+    )
+    merged = pl.concat(
+        [submissions.drop("submission_id"), added.select(submissions.drop("submission_id").columns)]
+    )
+    return _numbered(
+        merged.sort("_month", "submitted_at", "_person", maintain_order=True), "submission_id", "ET"
     )
 
 

@@ -41,7 +41,7 @@ from rich.table import Table
 from pipelines.units import UNITS
 from pipelines.units.spec import Dataset, Unit
 from synthetic import care as care_mod
-from synthetic import cases, contacts, defects, economy, social
+from synthetic import cases, contacts, defects, economy, links, social
 from synthetic import school as school_mod
 from synthetic.defects import LATE_DAYS, DeliveryDefects, RowDefect
 from synthetic.ground_truth import Pattern, manifest, write_json
@@ -157,6 +157,15 @@ def _simulate(
     step()
     permits = cases.building_permits(child_rng(seed, "building_permits"), pop)
     events = cases.case_events(child_rng(seed, "case_events"), pop, permits)
+    planted = links.plant_links(
+        child_rng(seed, "links"), pop, care, aid.frame, permits.frame, kontakter, inlamningar
+    )
+    kontakter = contacts.with_planted_contacts(
+        child_rng(seed, "links", "contacts"), pop, kontakter, planted.contacts
+    )
+    inlamningar = contacts.with_planted_submissions(
+        child_rng(seed, "links", "submissions"), pop, care, inlamningar, planted.submissions
+    )
     step()
     utfall, deviations = economy.outcomes(child_rng(seed, "economy"), pop)
     step()
@@ -181,9 +190,12 @@ def _simulate(
         raise RuntimeError(f"generator and unit specs disagree: {sorted(set(datasets) ^ expected)}")
     patterns = [
         *school_mod.patterns(school.absence),
+        *care_mod.patterns(pop, care),
         *social.patterns(school.absence, investigations, period.months),
         *contacts.patterns(pop, care, kontakter, inlamningar),
         *cases.patterns(pop, events, permits, aid.frame, care.alarm_m),
+        *planted.patterns,
+        links.CONFOUNDED,
         *deviations,
     ]
     return pop, datasets, patterns

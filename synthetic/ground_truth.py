@@ -1,8 +1,9 @@
 """What the generator planted, written beside (never inside) the landing area.
 
 `ground_truth/manifest.json` lists the planted patterns (what the data-discovery
-unit should find), the null pairs (what it must not find), trends and budget
-deviations, and the generation parameters. `ground_truth/defects.json` lists
+unit should find; the modest links of `synthetic.links` with their true odds
+ratio and lag), the null pairs and confounded pairs (what it must not find),
+trends and budget deviations, and the generation parameters. `ground_truth/defects.json` lists
 every defect written into the landing files. Neither holds a personnummer or
 any other person identifier: rows are named by unit, month, dataset and line.
 """
@@ -14,12 +15,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Kind = Literal["association", "precedence", "case_flow", "trend", "deviation", "null"]
+Kind = Literal["association", "precedence", "case_flow", "trend", "deviation", "null", "confounded"]
 
 
 @dataclass(frozen=True)
 class Pattern:
-    """One planted structure, or (kind 'null') a pair of services generated independently."""
+    """One planted structure, or (kind 'null') a pair of services generated independently, or (kind
+    'confounded') a pair that co-occurs only through a third unit's services."""
 
     id: str
     kind: Kind
@@ -48,6 +50,7 @@ def manifest(parameters: dict[str, Any], patterns: list[Pattern], background: li
         "trends": ("trend",),
         "deviations": ("deviation",),
         "null_pairs": ("null",),
+        "confounded_pairs": ("confounded",),
     }
     content: dict[str, Any] = {"parameters": parameters}
     for key, kinds in by_kind.items():

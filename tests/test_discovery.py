@@ -182,7 +182,11 @@ def test_two_services_linked_only_through_a_third_unit_are_not_reported():
     assert np.exp(crude["lo"]) > associations.MARGIN, "without the third unit they look linked"
     findings = {f.finding_id: f for f in associations.analyse(panel)}
     reported = {i for i, f in findings.items() if f.reported}
-    assert reported == {"association:home_care:contact", "association:safety_alarm:paper_submission"}
+    assert reported == {
+        "association:home_care:contact",
+        "association:safety_alarm:paper_submission",
+        "association:home_care:safety_alarm",  # inside vård och omsorg: a link of its own
+    }
     assert findings["association:contact:paper_submission"].ci_low < associations.MARGIN
 
 
@@ -206,9 +210,30 @@ def test_findings_say_whether_no_link_was_tested_too_little_data_or_not_shared()
         "association:economic_aid:contact",
     }
     assert all(f.p_value is None and f.q_value is None and not f.reported for f in untested)
-    assert "association:home_care:safety_alarm" not in {f.finding_id for f in untested}, (
-        "one unit: not a pair"
+    assert "association:home_care:safety_alarm" in {f.finding_id for f in untested}, (
+        "two datasets of one unit"
     )
+    assert "association:economic_aid:household_economic_aid" not in {f.finding_id for f in untested}, (
+        "nested indicators: one family, not a pair"
+    )
+
+
+def test_child_investigations_are_not_shared_until_a_steward_shares_a_quarterly_flag():
+    rng = np.random.default_rng(18)
+    absence = rng.random((4_000, 8)) < 0.1
+    contact = rng.random((4_000, 8)) < 0.2
+    aggregate = {
+        f.finding_id: f for f in associations.analyse(_panel({"high_absence": absence, "contact": contact}))
+    }
+    row = aggregate["association:child_investigation:high_absence"]
+    assert row.status == associations.NOT_SHARED and row.p_value is None and not row.reported
+    assert "socialtjanst.barnutredningar delas inte" in row.description
+    flag = _odds(rng, 0.01, 6.0, absence)  # a derived per-person quarter flag, as if a steward approved one
+    derived = {
+        f.finding_id: f
+        for f in associations.analyse(_panel({"child_investigation": flag, "high_absence": absence}))
+    }
+    assert derived["association:child_investigation:high_absence"].reported
 
 
 def test_shuffling_one_units_persons_keeps_its_course_and_moves_it_to_others():
@@ -276,7 +301,8 @@ def test_discovery_assets_ran_with_their_checks_and_the_data_version(discovery_p
 def test_every_cross_unit_pair_is_tested_and_corrected_together(discovery_platform):
     panel = open_panel(discovery_platform["warehouse"].cross_unit)
     expected = associations.pairs(panel)
-    assert len(expected) >= 50 and all(a.unit != b.unit for a, b in expected)
+    assert len(expected) >= 50 and all(a.unit != b.unit or a.dataset != b.dataset for a, b in expected)
+    assert ("home_care", "nursing_home") in [(a.name, b.name) for a, b in expected], "within one unit too"
     hypotheses = len(expected) * (1 + 2 * len(associations.LAGS))  # the same quarter, each lag either way
     for table, tests in (("associations", hypotheses), ("precedence", len(expected))):
         found = _findings(discovery_platform, table).filter(pl.col("status").fill_null("") != "delas inte")
@@ -322,8 +348,22 @@ def test_shuffling_one_units_persons_leaves_nothing_to_report_about_it(discovery
     for unit in ("vard_omsorg", "socialtjanst", "skola", "kontaktcenter", "e_tjanster"):
         found = associations.analyse(permute_unit(panel, unit, seed=7))
         units = [{d.split(".")[0] for d in (f.dataset_a, f.dataset_b)} for f in found]
-        about = [f.finding_id for f, u in zip(found, units, strict=True) if f.reported and unit in u]
+        about = [
+            f.finding_id
+            for f, u in zip(found, units, strict=True)
+            if f.reported and unit in u and u != {unit}
+        ]
         assert not about, (unit, about)
+
+
+def test_child_investigations_shared_only_as_yearly_counts_are_listed_as_not_shared(discovery_platform):
+    found = _findings(discovery_platform, "associations")
+    about = found.filter(
+        (pl.col("dataset_a") == "socialtjanst.barnutredningar")
+        | (pl.col("dataset_b") == "socialtjanst.barnutredningar")
+    )
+    assert about.height > 0 and (about["status"] == associations.NOT_SHARED).all()
+    assert not about["reported"].any() and about["p_value"].is_null().all()
 
 
 def test_a_planted_strong_association_is_found_with_its_interval(discovery_platform):

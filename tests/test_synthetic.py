@@ -23,6 +23,7 @@ from pipelines.units import UNITS
 from pipelines.units.spec import Csv, JsonLines, Parquet, Unit
 from synthetic import all_personnummer, generate
 from synthetic.__main__ import main
+from synthetic.links import LINKS, odds_ratio_in, plant, shifted
 from synthetic.period import Period
 from synthetic.personnummer import draw_serials, luhn_digit, plus_sign, twelve_digit, written
 from synthetic.population import simulate_population
@@ -348,7 +349,8 @@ def test_ground_truth_is_outside_landing_and_holds_no_personnummer(defective: tu
     assert not list((out / "landing").rglob("*.json"))
     kinds = {p["kind"] for p in manifest["patterns"]}
     assert kinds == {"association", "precedence", "case_flow"}
-    assert len(manifest["patterns"]) == 5 and len(manifest["null_pairs"]) >= 2
+    assert len(manifest["patterns"]) == 7 + len(LINKS) and len(manifest["null_pairs"]) >= 2
+    assert [p["kind"] for p in manifest["confounded_pairs"]] == ["confounded"]
     assert manifest["parameters"]["seed"] == SMALL["seed"]
     assert len(manifest["parameters"]["months"]) == 12
     numbers = all_personnummer(out)
@@ -388,3 +390,46 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "folkbokforing.aviseringar" in capsys.readouterr().out
     assert (tmp_path / "ground_truth/manifest.json").exists()
     assert main(args) == 0  # replaces its own earlier output
+
+
+def test_a_planted_link_has_its_odds_ratio_in_every_stratum_and_none_before_its_lag() -> None:
+    """The modest links: the odds among the exposed are the true odds ratio times the others', per stratum."""
+    rng = np.random.default_rng(5)
+    shape = (8, 60_000)  # quarters x persons
+    strata = np.broadcast_to(np.arange(8)[:, None] * 2 + (np.arange(shape[1]) % 2), shape)
+    base = np.where(strata % 2, 0.05, 0.30)  # the effect's own rate differs between strata
+    has = rng.random(shape) < base
+    cause = rng.random(shape) < 0.1
+    eligible = np.ones(shape, bool)
+    for lag in (0, 1):
+        exposed = shifted(cause, lag)
+        gained = plant(rng, exposed, has, eligible, strata, 1.5)
+        assert not (gained & ~exposed).any() and not (gained & has).any()
+        for s in (0, 1):
+            inside = strata % 2 == s
+            assert odds_ratio_in(exposed, has | gained, inside, strata) == pytest.approx(1.5, rel=0.08)
+    same_quarter = odds_ratio_in(
+        cause, has | plant(rng, shifted(cause, 1), has, eligible, strata, 2.5), eligible, strata
+    )
+    assert same_quarter == pytest.approx(1.0, abs=0.08), "a lagged link plants nothing in the cause's quarter"
+
+
+def test_the_manifest_states_each_links_true_odds_ratio_and_lag(defective: tuple[Path, object]) -> None:
+    out, _ = defective
+    manifest = json.loads((out / "ground_truth/manifest.json").read_text(encoding="utf-8"))
+    planted = {p["id"]: p for p in manifest["patterns"]}
+    for link in LINKS:
+        effect = planted[link.id]["effect"]
+        assert (effect["odds_ratio"], effect["lag_quarters"]) == (link.odds_ratio, link.lag)
+        assert effect["first"] == planted[link.id]["datasets"][0] and effect["planted_person_quarters"] > 0
+    assert sorted({link.odds_ratio for link in LINKS}) == [1.3, 1.5, 1.8, 2.5]
+    assert {link.lag for link in LINKS} == {0, 1, 2}
+    pairs = [set(p["datasets"]) for p in manifest["patterns"]]
+    for other in manifest["null_pairs"] + manifest["confounded_pairs"]:
+        assert set(other["datasets"]) not in pairs, other["id"]
+
+
+def test_links_are_planted_when_the_period_ends_inside_a_quarter(tmp_path: Path) -> None:
+    generate(tmp_path, citizens=300, years=1, end_month="2025-11", progress=False)
+    manifest = json.loads((tmp_path / "ground_truth/manifest.json").read_text(encoding="utf-8"))
+    assert {link.id for link in LINKS} <= {p["id"] for p in manifest["patterns"]}

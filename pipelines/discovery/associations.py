@@ -1,6 +1,7 @@
 """Which services of different units go together more than chance, in one quarter or a lag apart.
 
-For every pair of indicators from two different units, over citizen-quarters: the Mantel–Haenszel
+For every pair of indicators from two different units (or from two datasets of one unit, each shared
+under its steward's approval: home care and nursing homes), over citizen-quarters: the Mantel–Haenszel
 odds ratio across strata of age group x district x quarter x the other services of the two units
 (home care and safety alarms go together inside vård och omsorg; without that stratum a safety alarm
 would seem to drive contacts that home care drives). Citizen-quarters of one person are not
@@ -94,15 +95,19 @@ class Hypothesis:
 
 
 def pairs(panel: Panel) -> list[tuple[Indicator, Indicator]]:
-    """Every pair of shared indicators from two different units, except one record seen twice."""
-    return _cross_unit(panel.indicators)
+    """Every pair of shared indicators from two different units, or from two datasets of one unit (home
+    care and nursing homes), except one record seen twice and nested indicators (one family)."""
+    return _pairs(panel.indicators)
 
 
-def _cross_unit(indicators: tuple[Indicator, ...]) -> list[tuple[Indicator, Indicator]]:
+def _pairs(indicators: tuple[Indicator, ...]) -> list[tuple[Indicator, Indicator]]:
+    """A unit's own datasets reach the panel only as its steward approved each of them, so a pair
+    within one unit is tested under the same approvals as a pair across units."""
     return [
         (a, b)
         for a, b in itertools.combinations(indicators, 2)
-        if a.unit != b.unit and frozenset({a.name, b.name}) not in DEFINITIONAL
+        if (a.unit != b.unit or (a.dataset != b.dataset and family(a.name) != family(b.name)))
+        and frozenset({a.name, b.name}) not in DEFINITIONAL
     ]
 
 
@@ -236,7 +241,7 @@ def untestable(panel: Panel, margin: float = MARGIN) -> list[Finding]:
             lag_quarters=0,
             status=NOT_SHARED,
         )
-        for a, b in _cross_unit(INDICATORS)
+        for a, b in _pairs(INDICATORS)
         if a.name not in shared or b.name not in shared
     ]
 

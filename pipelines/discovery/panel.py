@@ -54,6 +54,13 @@ INDICATORS: tuple[Indicator, ...] = (
         "ekonomiskt bistånd i hushållet",
         _has("household_economic_aid"),
     ),
+    Indicator(
+        "child_investigation",
+        "socialtjanst",
+        "barnutredningar",
+        "barnavårdsutredning",
+        _has("child_investigation"),  # strong secrecy: only as a derived quarterly flag, if approved
+    ),
     Indicator("school", "skola", "inskrivning", "inskriven i grundskolan", _has("school")),
     Indicator(
         "high_absence",

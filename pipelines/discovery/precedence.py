@@ -64,7 +64,7 @@ def recorded_from(panel: Panel, name: str) -> int:
 
 
 def analyse(panel: Panel, threshold: int = DEFAULT_THRESHOLD) -> list[Finding]:
-    """Test every cross-unit pair for an asymmetric order of onsets; correct over all pairs."""
+    """Test every pair (``associations.pairs``) for an asymmetric order of onsets; correct over all pairs."""
     start = {i.name: recorded_from(panel, i.name) for i in panel.indicators}
     tested = []
     for a, b in pairs(panel):

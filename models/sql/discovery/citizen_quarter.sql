@@ -14,7 +14,9 @@
 -- HT: Q4), when it is known. has_high_absence: at least 15 % absence in that term (Skolverket's level
 -- for high absence). has_household_economic_aid: someone in the person's household (the citizen
 -- index's latest household key) had economic aid that quarter; the aid contract shares the applicant
--- only, so this is how a pupil's exposure is seen.
+-- only, so this is how a pupil's exposure is seen. has_child_investigation: only where socialtjänst shares
+-- child investigations as a derived per-person quarter flag (strong secrecy); its contract shares yearly
+-- counts, which have no citizen key, so the column stays NULL (not shared) unless a steward approves one.
 {%- set by_delivery = ("strptime(_delivery, '%Y-%m')", ['_delivery']) %}
 {%- set indicators = [
     {'name': 'economic_aid', 'unit': 'socialtjanst', 'dataset': 'ekonomiskt_bistand',
@@ -61,6 +63,10 @@
      'quarter': [('quarter', ['quarter']), ('event_at::date', ['event_at']), by_delivery],
      'has': [('true', [])],
      'measures': [('hub_cases', [('count(distinct case_id)', ['case_id'])])]},
+    {'name': 'child_investigation', 'unit': 'socialtjanst', 'dataset': 'barnutredningar',
+     'quarter': [('quarter', ['quarter'])],
+     'has': [('bool_or(has_child_investigation)', ['has_child_investigation']), ('true', [])],
+     'measures': []},
 ] %}
 {%- set index = panel_relation('main', 'citizen_index') %}
 with quarters as (
