@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.quality import offline_docs
 from pipelines.quality.contract import ALL_ROWS, DELIVERY, LOADED_ROWS, PARTS, build_contract, dated_columns
 from pipelines.quality.frame import delivery_summary
 from pipelines.units.spec import Unit
@@ -80,7 +81,7 @@ class Validator:
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         if docs_dir is not None:
             self.context.add_data_docs_site(
-                site_name=unit,
+                site_name=unit.name,
                 site_config={
                     "class_name": "SiteBuilder",
                     "store_backend": {
@@ -151,6 +152,10 @@ class Validator:
     def build_docs(self) -> Path:
         assert self.docs_dir is not None, "this validator has no Data Docs site"
         self.context.build_data_docs(site_names=[self.unit])
+        if not (self.docs_dir / "index.html").exists():  # GX builds nothing, silently, for an unknown site
+            raise RuntimeError(f"GX wrote no Data Docs for {self.unit} into {self.docs_dir}")
+        if missing := offline_docs.localise(self.docs_dir):
+            log.warning("Data Docs of %s render without %s: run bin/setup", self.unit, ", ".join(missing))
         return self.docs_dir / "index.html"
 
 
