@@ -124,6 +124,8 @@ def test_a_modest_well_measured_link_is_reported_by_its_interval_not_a_fixed_odd
     assert 1.2 < row.ci_low < 1.5 < row.ci_high and row.effect < 2, "the old minimum of 2.0 dropped it"
     assert "KI:s nedre gräns > 1,20" in row.method, "the rule is stated in the findings table"
     assert not _reported(panel, margin=1.6), "a margin above what the interval rules out: not reported"
+    [below] = [f for f in associations.analyse(panel, 1.6) if f.finding_id == "association:home_care:contact"]
+    assert below.status == "samband, men inte säkert över marginalen 1,6", "a link, not 'no link'"
 
 
 def test_a_lagged_link_without_a_same_quarter_link_is_one_finding_with_its_lag():

@@ -29,7 +29,8 @@ others, so one link gives one finding.
 
 Power is stated: every hypothesis carries the smallest odds ratio it would report with probability
 ``POWER`` at its interval's width (``min_detectable``), so its ``status`` tells "tested, no link of
-size ``REFERENCE``" from "too little data to see one"; pairs with an indicator its unit does not share
+size ``REFERENCE``" from "too little data to see one" and from "a link, but not surely above the
+margin" (significant, its interval excludes 1 and not the margin); pairs with an indicator its unit does not share
 are listed as such, untested, rather than left out.
 
 Only positive associations are reported. Negative ones are mostly structure (children do not get
@@ -161,7 +162,9 @@ def analyse(panel: Panel, margin: float = MARGIN) -> list[Finding]:
             replace(
                 finding,
                 min_detectable=least if np.isfinite(least) else None,
-                status=_status(reported, reported_as, least),
+                status=_status(
+                    reported, reported_as, least, below=bool(q[k] < FDR and t["lo"] > 0), margin=margin
+                ),
             )
         )
     return findings + untestable(panel, margin)
@@ -209,11 +212,15 @@ def detectable(se: float, margin: float, alpha: float) -> float:
     return float(np.exp(clear + stats.t.ppf(POWER, df) * se))
 
 
-def _status(reported: bool, reported_as: Hypothesis | None, least: float) -> str:
+def _status(reported: bool, reported_as: Hypothesis | None, least: float, below: bool, margin: float) -> str:
+    """What a hypothesis came to; ``below``: significant and its interval excludes 1, but not the margin
+    (a real link, too weak or too uncertain to report; not "no link")."""
     if reported:
         return "rapporterat"
     if reported_as is not None:
         return "ingår i ett annat fynd"
+    if below:
+        return f"samband, men inte säkert över marginalen {_num(margin)}"
     if least <= REFERENCE:
         return f"testat, inget samband (en oddskvot på {_num(REFERENCE)} hade setts)"
     return f"för lite data för att se en oddskvot på {_num(REFERENCE)}"
