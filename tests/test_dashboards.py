@@ -177,16 +177,19 @@ def test_sql_lab_cannot_read_files_or_write_through_the_snapshot_connection(dash
 def test_a_publish_during_dashboard_queries_fails_neither_and_the_next_query_sees_it(
     dashboards_platform, monkeypatch
 ):
+    from pipelines.defs.anchors import platform_instance
     from pipelines.defs.publish import serving_snapshot
     from pipelines.defs.resources import Platform
 
     # A publish names its snapshot by the sharing state, which it reads from the verified audit log,
-    # whose heads are anchored in the platform's Dagster instance.
+    # whose heads are anchored in the platform's Dagster instance. (On another instance the log does
+    # not verify, the state differs, and the publish removes the snapshot the dashboards are reading.)
     monkeypatch.setenv("DAGSTER_HOME", str(dashboards_platform["paths"].dagster_home))
     monkeypatch.setenv("KNUTPUNKT_KEY_FILE", dashboards_platform["env"]["KNUTPUNKT_KEY_FILE"])
 
     admin = _login(dashboards_platform, "admin")
     before = admin.sql("Knutpunkt", "SELECT published_at FROM _snapshot")
+    pinned = (dashboards_platform["paths"].warehouse / "serving" / "current.duckdb").resolve()
     errors: list[Exception] = []
     answered: list[int] = []
     stop = threading.Event()
@@ -206,14 +209,16 @@ def test_a_publish_during_dashboard_queries_fails_neither_and_the_next_query_see
     for r in readers:
         r.start()
     try:
-        result = dg.materialize(
-            [serving_snapshot()],
-            resources={"platform": Platform(home=str(dashboards_platform["paths"].home))},
-            instance=dg.DagsterInstance.ephemeral(),
-        )
+        with platform_instance(dashboards_platform["paths"]) as instance:  # where the audit heads are
+            result = dg.materialize(
+                [serving_snapshot()],
+                resources={"platform": Platform(home=str(dashboards_platform["paths"].home))},
+                instance=instance,
+            )
     finally:
         stop.set()
         for r in readers:
             r.join()
     assert result.success and errors == [] and answered
+    assert pinned.exists(), "the sharing state did not change: the snapshot being read stays for its readers"
     assert admin.sql("Knutpunkt", "SELECT published_at FROM _snapshot") != before

@@ -354,7 +354,7 @@ def test_a_withdrawal_leaves_no_figures_of_the_dataset_in_any_snapshot(
     import dagster as dg
 
     from pipelines.definitions import defs
-    from pipelines.defs.anchors import platform_anchors
+    from pipelines.defs.anchors import platform_anchors, platform_instance
     from pipelines.defs.publish import serving_snapshot
     from pipelines.defs.resources import Platform
     from pipelines.defs.stewardship import downstream, link_key
@@ -369,9 +369,10 @@ def test_a_withdrawal_leaves_no_figures_of_the_dataset_in_any_snapshot(
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))
     paths = Paths.from_env()
     serving = paths.warehouse / "serving"
-    publish = dg.materialize(
-        [serving_snapshot()], resources={"platform": Platform()}, instance=dg.DagsterInstance.ephemeral()
-    )
+    with platform_instance(
+        paths
+    ) as instance:  # the sharing state as verified: only the revocation changes it
+        publish = dg.materialize([serving_snapshot()], resources={"platform": Platform()}, instance=instance)
     assert publish.success
     assert _withdrawn_anywhere(serving), "the test must see aid figures in the snapshots before"
 
