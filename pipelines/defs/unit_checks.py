@@ -187,7 +187,7 @@ def _reconciliation(
             problems.append(
                 f"{f.source_file}: {records} records by an independent count, the loader read {f.rows_in_file}"
             )
-        problems += control_problems(landing / f.source_file, unit.format, unit.dataset(f.dataset))
+        problems += control_problems(landing / f.source_file, unit.format, unit.dataset(f.dataset), records)
         if f.rows_in_file != (f.rows_loaded or 0) + (f.rows_quarantined or 0):
             problems.append(
                 f"{f.source_file}: {f.rows_in_file} rows in file, "
