@@ -25,6 +25,12 @@ TIER_OF_FIXTURE = {"dashboards_platform": "ui", "main_job": "platform"}
 TIERS = ("ui", "platform", "unit")
 
 
+# bin/test distributes work units to the two xdist workers (``--dist loadgroup``): a unit is a test file,
+# except that every test on the Superset deployment is one unit, so that it is deployed once per run.
+SUPERSET_GROUP = "superset"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         marked = {m.name for m in item.iter_markers()} & set(TIERS)
@@ -32,7 +38,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         tier = next(t for t in TIERS if t in marked | needed | {"unit"})
         if tier not in marked:
             item.add_marker(tier)
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # longest work first
+        group = SUPERSET_GROUP if "dashboards_platform" in item.fixturenames else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
+    # Longest work first (bin/test keeps this order: --no-loadscope-reorder): the chaos test, which
+    # needs no main job, starts on one worker while the other runs the shared main job.
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
 @contextlib.contextmanager
