@@ -15,7 +15,7 @@ import polars as pl
 from pipelines.ingest.delivery import load_delivery
 from pipelines.quality.records import count_records
 from pipelines.units import UNITS
-from pipelines.units.spec import Csv, Parquet, Xlsx
+from pipelines.units.spec import Csv, Parquet, Unit, Xlsx
 from tests.conftest import SOCIAL, write_csv
 from tests.corpus import FILES
 
@@ -287,3 +287,93 @@ def test_excel_sheets_load_with_typed_cells_and_rows_named_by_their_row_number(h
     aid = _aid(load_delivery(other_sheet, "2024-03", home.landing, warehouse, keys))
     assert aid.status == "rejected" and aid.reason.startswith("unreadable_xlsx: "), aid.reason
     assert "Utbetalningar" in aid.reason
+
+
+def _written_as_serials(unit: Unit, dataset: str, *sources: str) -> Unit:
+    """The unit with those date or timestamp columns declared ``format: excel_serial``."""
+    ds = unit.dataset(dataset)
+    columns = tuple(
+        dataclasses.replace(c, format="excel_serial") if c.source in sources else c for c in ds.columns
+    )
+    datasets = tuple(dataclasses.replace(d, columns=columns) if d is ds else d for d in unit.datasets)
+    return dataclasses.replace(unit, datasets=datasets)
+
+
+def test_excel_serial_dates_load_and_bad_serials_are_quarantined_naming_file_line_and_rule(
+    home, warehouse, keys
+):
+    """A case system's CSV whose dates Excel wrote as day numbers: valid serials load as their dates,
+    every other spelling is quarantined as not_a_date at the physical line a steward finds it on."""
+    social = _written_as_serials(SOCIAL, "barnutredningar", "Startdatum", "Avslutsdatum")
+    rows = [
+        ["121212-1212", "45354", "", "Anmälan"],  # line 2: 2024-03-03
+        ["811218-9876", "45356", "45371", "Ansökan"],  # 3: 2024-03-05 to 2024-03-20
+        ["900101-0017", "2024-03-05", "", "Anmälan"],  # 4: ISO where the contract says serials
+        ["811218-9876", "-45356", "", "Anmälan"],  # 5: negative
+        ["900101-0017", "60", "", "Övrigt"],  # 6: Excel's 1900-02-29, which never was
+        ["121212-1212", "45356,5", "", "Övrigt"],  # 7: a time of day is no date
+        ["121212-1212", "9999999", "", "Övrigt"],  # 8: past Excel's last day
+        ["811218-9876", "45355", "tjugo", "Övrigt"],  # 9: text in the end date
+        ["900101-0017", "61", "45352.0", "Övrigt"],  # 10: 1900-03-01, the first serial read; 2024-03-01
+    ]
+    path = write_csv(home, social, "2024-03", "barnutredningar", rows)
+    results = {r.dataset: r for r in load_delivery(social, "2024-03", home.landing, warehouse, keys)}
+    investigations = results["barnutredningar"]
+    assert (investigations.rows_in_file, investigations.rows_loaded, investigations.rows_quarantined) == (
+        9,
+        3,
+        6,
+    )
+    assert _zone(warehouse, "SELECT _source_line, start_date, end_date FROM barnutredningar ORDER BY 1") == [
+        (2, date(2024, 3, 3), None),
+        (3, date(2024, 3, 5), date(2024, 3, 20)),
+        (10, date(1900, 3, 1), date(2024, 3, 1)),
+    ]
+    quarantined = _zone(
+        warehouse,
+        """SELECT _source_file, _source_line, rule, "column", raw_values->>'Startdatum'
+           FROM quarantine WHERE dataset = 'barnutredningar' ORDER BY 2""",
+    )
+    file = "socialtjanst/2024-03/barnutredningar.csv"
+    assert quarantined == [
+        (file, 4, "not_a_date", "Startdatum", "2024-03-05"),
+        (file, 5, "not_a_date", "Startdatum", "-45356"),
+        (file, 6, "not_a_date", "Startdatum", "60"),
+        (file, 7, "not_a_date", "Startdatum", "45356,5"),
+        (file, 8, "not_a_date", "Startdatum", "9999999"),
+        (file, 9, "not_a_date", "Avslutsdatum", "45355"),
+    ]
+    physical = path.read_text(encoding="cp1252").splitlines()
+    for _, line, _, _, start in quarantined:
+        assert physical[line - 1].split(";")[1] == start, (line, physical[line - 1])
+
+
+def test_excel_serial_timestamps_load_as_wall_clock_time_after_quoted_newlines(home, warehouse, keys):
+    """The fraction of a serial is the time of day, written with a point or (quoted, in a comma
+    separated file) Swedish Excel's comma; lines stay physical after a note that spans lines."""
+    unit = _written_as_serials(UNITS["kontaktcenter"], "kontakter", "tidpunkt")
+    header = "kontakt_id,tidpunkt,kanal,amne,personnummer,lost_vid_forsta_kontakt"
+    records = [
+        'K1,45370.302488425924,telefon,"fråga om\r\nbygglov",,true',  # lines 2-3: 2024-03-19 07:15:35
+        'K2,"45370,5",chatt,fråga,,false',  # 4: noon
+        "K3,4.5370e4,chatt,fråga,,false",  # 5: an exponent is no serial
+        "K4,2024-03-19 07:15:35,telefon,fråga,,true",  # 6: ISO where the contract says serials
+        "K5,45370,webb,fråga,,true",  # 7: midnight
+    ]
+    path = home.delivery_dir(unit.name, "2024-03") / "kontakter.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes("".join(f"{line}\r\n" for line in [header, *records]).encode())
+    [result] = load_delivery(unit, "2024-03", home.landing, warehouse, keys)
+    assert (result.rows_in_file, result.rows_loaded, result.rows_quarantined) == (5, 3, 2)
+    loaded = _zone(warehouse, "SELECT _source_line, contacted_at FROM kontakter ORDER BY 1", unit.name)
+    assert loaded == [
+        (2, datetime(2024, 3, 19, 7, 15, 35)),
+        (4, datetime(2024, 3, 19, 12, 0)),
+        (7, datetime(2024, 3, 19)),
+    ]
+    quarantined = _zone(
+        warehouse, 'SELECT _source_line, rule, "column" FROM quarantine ORDER BY 1', unit.name
+    )
+    assert quarantined == [(5, "not_a_timestamp", "tidpunkt"), (6, "not_a_timestamp", "tidpunkt")]
+    physical = path.read_text().splitlines()
+    assert [physical[line - 1][:3] for line, _, _ in quarantined] == ["K3,", "K4,"]
