@@ -16,6 +16,7 @@ from pipelines.ingest.delivery import load_delivery
 from pipelines.quality.records import count_records
 from pipelines.units import UNITS
 from pipelines.units.spec import Csv, Parquet, Unit, Xlsx
+from synthetic.write import encode
 from tests.conftest import SOCIAL, write_csv
 from tests.corpus import FILES
 
@@ -377,3 +378,61 @@ def test_excel_serial_timestamps_load_as_wall_clock_time_after_quoted_newlines(h
     assert quarantined == [(5, "not_a_timestamp", "tidpunkt"), (6, "not_a_timestamp", "tidpunkt")]
     physical = path.read_text().splitlines()
     assert [physical[line - 1][:3] for line, _, _ in quarantined] == ["K3,", "K4,"]
+
+
+def test_the_generator_writes_excel_serials_where_a_contract_says_so_and_the_border_reads_them_back(
+    home, warehouse, keys
+):
+    """A unit whose contract declares serials gets generated files with serials (CSV text with the
+    unit's decimal mark, Parquet numbers), which load as the dates and times they were made from."""
+    social = _written_as_serials(SOCIAL, "barnutredningar", "Startdatum", "Avslutsdatum")
+    starts = [date(2024, 3, 3), date(2024, 2, 29)]
+    investigations = pl.DataFrame(
+        {
+            "person": ["121212-1212", "811218-9876"],
+            "start_date": starts,
+            "end_date": [None, date(2024, 3, 20)],
+        },
+        schema_overrides={"end_date": pl.Date},
+    ).with_columns(reason=pl.lit("Anmälan"))
+    contacts = dataclasses.replace(
+        _written_as_serials(UNITS["kontaktcenter"], "kontakter", "tidpunkt"),
+        format=Csv(encoding="utf-8", separator=";", decimal_comma=True),
+    )
+    stamps = [datetime(2024, 3, 19, 7, 15, 35), datetime(2024, 2, 29, 23, 59, 59, 999000)]
+    calls = pl.DataFrame(
+        {
+            "contact_id": ["K1", "K2"],
+            "contacted_at": stamps,
+            "channel": ["telefon", "chatt"],
+            "topic": ["fråga", "fråga"],
+            "person": [None, None],
+            "solved_first_contact": [True, False],
+        },
+        schema_overrides={"person": pl.String},
+    )
+    parquet = dataclasses.replace(contacts, format=Parquet())
+    for unit, dataset, frame, month in (
+        (social, "barnutredningar", investigations, "2024-03"),
+        (contacts, "kontakter", calls, "2024-03"),
+        (parquet, "kontakter", calls, "2024-04"),
+    ):
+        path = home.delivery_dir(unit.name, month) / unit.dataset(dataset).file_name(unit.format)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode(frame, unit, unit.dataset(dataset)))
+        result = next(
+            r for r in load_delivery(unit, month, home.landing, warehouse, keys) if r.dataset == dataset
+        )
+        assert (result.rows_loaded, result.rows_quarantined) == (2, 0), (unit.format, result)
+    assert (
+        b"\nK2;45351,9999999"
+        in (home.delivery_dir("kontaktcenter", "2024-03") / "kontakter.csv").read_bytes()
+    )
+    assert _zone(warehouse, "SELECT start_date, end_date FROM barnutredningar ORDER BY _source_line") == [
+        (date(2024, 3, 3), None),
+        (date(2024, 2, 29), date(2024, 3, 20)),
+    ]
+    loaded = _zone(
+        warehouse, "SELECT contacted_at FROM kontakter ORDER BY _delivery, _source_line", "kontaktcenter"
+    )
+    assert [t for (t,) in loaded] == stamps * 2
