@@ -188,5 +188,12 @@ def test_random_excel_serial_timestamps_are_the_time_of_day_of_their_fraction():
     for comma in (False, True):
         texts = [f"{s:.17g}".replace(".", "," if comma else ".") for s in serials]
         assert _parse(lambda t: values.timestamp_sql(t, "excel_serial"), texts) == stamps, comma
-    noon = _parse(lambda t: values.timestamp_sql(t, "excel_serial"), ["45292.5", "45292", "60.5", "x"])
-    assert noon == [datetime(2024, 1, 1, 12), datetime(2024, 1, 1), None, None]
+    edges = ["45292.5", "45292", "60.5", "x", "2958465.9999999", "2958465.999999999"]
+    assert _parse(lambda t: values.timestamp_sql(t, "excel_serial"), edges) == [
+        datetime(2024, 1, 1, 12),
+        datetime(2024, 1, 1),
+        None,
+        None,
+        datetime(9999, 12, 31, 23, 59, 59, 991000),
+        None,  # rounds to the millisecond after Excel's last day
+    ]

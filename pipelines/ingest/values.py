@@ -91,7 +91,8 @@ def timestamp_sql(text: str, fmt: DateFormat = "iso") -> str:
     """
     if fmt == "excel_serial":
         milliseconds = f"CAST(round(({_excel_serial(text)} - {_UNIX_DAY}) * {_MS_A_DAY}) AS BIGINT)"
-        return f"epoch_ms({milliseconds})"
+        # a fraction that rounds up to the millisecond after Excel's last day is past it too
+        return f"CASE WHEN {milliseconds} < {(EXCEL_LAST + 1 - _UNIX_DAY) * _MS_A_DAY} THEN epoch_ms({milliseconds}) END"
     with_offset = [f"{f}%z" for f in _NAIVE]
     utc = f"regexp_replace({text}, 'Z$', '+00:00')"
     return (
