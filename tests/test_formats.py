@@ -6,6 +6,7 @@ timestamps, native Parquet types, quoted newlines) and loads it into a real unit
 
 import dataclasses
 import json
+import zipfile
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -13,6 +14,7 @@ import duckdb
 import polars as pl
 
 from pipelines.ingest.delivery import load_delivery
+from pipelines.ingest.read import LINE, read_delivery_file
 from pipelines.quality.records import count_records
 from pipelines.units import UNITS
 from pipelines.units.spec import Csv, Parquet, Unit, Xlsx
@@ -288,6 +290,110 @@ def test_excel_sheets_load_with_typed_cells_and_rows_named_by_their_row_number(h
     aid = _aid(load_delivery(other_sheet, "2024-03", home.landing, warehouse, keys))
     assert aid.status == "rejected" and aid.reason.startswith("unreadable_xlsx: "), aid.reason
     assert "Utbetalningar" in aid.reason
+
+
+def _hand_made_xlsx(path, rows: dict[int, list | None], first_column: str = "A") -> None:
+    """A one-sheet workbook (``Blad1``) as a minimal SpreadsheetML package, cells placed at the given
+    sheet rows from ``first_column``: text as inline strings, numbers as number cells, ``None`` a
+    formatted cell without a value (an empty row where Excel kept the formatting). No xlsx writer is
+    installed (polars' ``write_excel`` needs xlsxwriter), and an untouched row is simply absent."""
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    package = "http://schemas.openxmlformats.org/package/2006/relationships"
+    sheet_rows = []
+    for number, values in sorted(rows.items()):
+        cells = []
+        for offset, value in enumerate(values or [None]):
+            ref = f"{chr(ord(first_column) + offset)}{number}"
+            if value is None:
+                cells.append(f'<c r="{ref}" s="0"/>')
+            elif isinstance(value, str):
+                cells.append(f'<c r="{ref}" t="inlineStr"><is><t>{value}</t></is></c>')
+            else:
+                cells.append(f'<c r="{ref}"><v>{value}</v></c>')
+        sheet_rows.append(f'<row r="{number}">{"".join(cells)}</row>')
+    main = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    with zipfile.ZipFile(path, "w") as book:
+        book.writestr(
+            "[Content_Types].xml",
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            f'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/xl/workbook.xml" ContentType="{main}.sheet.main+xml"/>'
+            f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{main}.worksheet+xml"/></Types>',
+        )
+        book.writestr(
+            "_rels/.rels",
+            f'<Relationships xmlns="{package}">'
+            f'<Relationship Id="rId1" Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        )
+        book.writestr(
+            "xl/workbook.xml",
+            f'<workbook {ns} xmlns:r="{rel}"><sheets><sheet name="Blad1" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        )
+        book.writestr(
+            "xl/_rels/workbook.xml.rels",
+            f'<Relationships xmlns="{package}">'
+            f'<Relationship Id="rId1" Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>',
+        )
+        book.writestr(
+            "xl/worksheets/sheet1.xml",
+            f"<worksheet {ns}><sheetData>{''.join(sheet_rows)}</sheetData></worksheet>",
+        )
+
+
+def test_excel_rows_below_blank_rows_keep_the_row_number_excel_shows(home, warehouse, keys):
+    """A blank row (no value, formatted or not) is not a record, and it does not shift the rows
+    below it, nor do blank rows above a header that is not on row 1 or in column A: a quarantined
+    row is named by the row Excel shows, and rows in file = loaded + quarantined still holds."""
+    excel = dataclasses.replace(SOCIAL, format=Xlsx(sheet="Blad1"))
+    header = ["Personnr", "Månad", "Belopp", "Hushållstyp"]
+    sheets = {
+        # header on row 1; row 3 untouched, row 4 formatted but empty; the bad row is row 5
+        "2024-03": (
+            "A",
+            {
+                1: header,
+                2: ["811218-9876", "2024-03", 9750.68, ALONE],
+                4: None,
+                5: ["811218-9875", "2024-03", 10, ALONE],
+                6: ["900101-0017", "2024-03", 1200, ALONE],
+            },
+        ),
+        # rows 1-2 blank (row 1 formatted), the header on row 3 from column B; the bad row is row 7
+        "2024-04": (
+            "B",
+            {
+                1: None,
+                3: header,
+                4: ["811218-9876", "2024-04", 500, ALONE],
+                5: None,
+                7: ["811218-9875", "2024-04", 10, ALONE],
+                8: ["900101-0017", "2024-04", 7, ALONE],
+            },
+        ),
+    }
+    for month, (column, rows) in sheets.items():
+        path = home.delivery_dir(excel.name, month) / "ekonomiskt_bistand.xlsx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _hand_made_xlsx(path, rows, first_column=column)
+        bad = next(n for n, r in rows.items() if r and r[0] == "811218-9875")
+        frame = read_delivery_file(path, excel.format, excel.dataset("ekonomiskt_bistand"))
+        assert frame[LINE].to_list() == [n for n, r in rows.items() if r and r[0] != "Personnr"]
+        assert frame.filter(pl.col("Personnr") == "811218-9875")[LINE].to_list() == [bad]
+        assert count_records(path, excel.format) == 3, "the independent count skips the blank rows too"
+        aid = _aid(load_delivery(excel, month, home.landing, warehouse, keys))
+        assert (aid.rows_in_file, aid.rows_loaded, aid.rows_quarantined) == (3, 2, 1)
+    assert _zone(warehouse, "SELECT _source_line, rule FROM quarantine ORDER BY 1") == [
+        (5, "invalid_personnummer"),
+        (7, "invalid_personnummer"),
+    ]
+    assert _zone(warehouse, "SELECT _source_line, amount_sek FROM ekonomiskt_bistand ORDER BY 2") == [
+        (8, 7.0),
+        (4, 500.0),
+        (6, 1200.0),
+        (2, 9750.68),
+    ]
 
 
 def _written_as_serials(unit: Unit, dataset: str, *sources: str) -> Unit:
