@@ -6,17 +6,20 @@ renames them to the source system's names (`Column.source`), writes the
 personnummer in the unit's style, and encodes the file as the unit's format
 says: CSV with the unit's encoding, separator and decimal mark; Parquet with
 typed columns (timestamps as text, see `_typed`); JSON lines with strings for
-dates and times.
+dates and times. A date or timestamp column the contract says is written as Excel
+serials (``format: excel_serial``) is written as Excel's day numbers.
 """
 
 from __future__ import annotations
 
 import io
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from pipelines.ingest.values import EXCEL_EPOCH
 from pipelines.units.spec import Column, Csv, Dataset, JsonLines, Parquet, Unit
 from synthetic.personnummer import plus_sign, written
 from synthetic.population import Population
@@ -86,8 +89,18 @@ def _fixed_decimals(expr: pl.Expr, comma: bool) -> pl.Expr:
     return sign + whole + pl.lit("," if comma else ".") + frac
 
 
+def _excel_serial(column: Column) -> pl.Expr:
+    """Excel's day number: whole for a date, with the time of day as a fraction for a timestamp."""
+    since = pl.col(column.name) - pl.lit(datetime.combine(EXCEL_EPOCH, datetime.min.time()))
+    if column.kind == "date":
+        return since.dt.total_days()
+    return since.dt.total_milliseconds() / 86_400_000
+
+
 def _as_text(column: Column, comma: bool) -> pl.Expr:
     c = pl.col(column.name)
+    if column.format == "excel_serial":
+        return _excel_serial(column).cast(pl.String).str.replace(".", "," if comma else ".", literal=True)
     if column.kind == "decimal":
         return _fixed_decimals(c, comma)
     if column.kind == "integer":
@@ -109,6 +122,8 @@ def _typed(column: Column) -> pl.Expr:
     border reads native timestamps too). Dates, numbers and booleans keep their types.
     """
     c = pl.col(column.name)
+    if column.format == "excel_serial":
+        return _excel_serial(column)
     if column.kind == "timestamp":
         return _as_text(column, comma=False)
     types = {"decimal": pl.Float64, "integer": pl.Int64, "date": pl.Date, "boolean": pl.Boolean}

@@ -6,6 +6,7 @@ timestamps, native Parquet types, quoted newlines) and loads it into a real unit
 
 import dataclasses
 import json
+import zipfile
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -13,9 +14,11 @@ import duckdb
 import polars as pl
 
 from pipelines.ingest.delivery import load_delivery
+from pipelines.ingest.read import LINE, read_delivery_file
 from pipelines.quality.records import count_records
 from pipelines.units import UNITS
-from pipelines.units.spec import Csv, Parquet, Xlsx
+from pipelines.units.spec import Csv, Parquet, Unit, Xlsx
+from synthetic.write import encode
 from tests.conftest import SOCIAL, write_csv
 from tests.corpus import FILES
 
@@ -287,3 +290,255 @@ def test_excel_sheets_load_with_typed_cells_and_rows_named_by_their_row_number(h
     aid = _aid(load_delivery(other_sheet, "2024-03", home.landing, warehouse, keys))
     assert aid.status == "rejected" and aid.reason.startswith("unreadable_xlsx: "), aid.reason
     assert "Utbetalningar" in aid.reason
+
+
+def _hand_made_xlsx(path, rows: dict[int, list | None], first_column: str = "A") -> None:
+    """A one-sheet workbook (``Blad1``) as a minimal SpreadsheetML package, cells placed at the given
+    sheet rows from ``first_column``: text as inline strings, numbers as number cells, ``None`` a
+    formatted cell without a value (an empty row where Excel kept the formatting). No xlsx writer is
+    installed (polars' ``write_excel`` needs xlsxwriter), and an untouched row is simply absent."""
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    package = "http://schemas.openxmlformats.org/package/2006/relationships"
+    sheet_rows = []
+    for number, values in sorted(rows.items()):
+        cells = []
+        for offset, value in enumerate(values or [None]):
+            ref = f"{chr(ord(first_column) + offset)}{number}"
+            if value is None:
+                cells.append(f'<c r="{ref}" s="0"/>')
+            elif isinstance(value, str):
+                cells.append(f'<c r="{ref}" t="inlineStr"><is><t>{value}</t></is></c>')
+            else:
+                cells.append(f'<c r="{ref}"><v>{value}</v></c>')
+        sheet_rows.append(f'<row r="{number}">{"".join(cells)}</row>')
+    main = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    with zipfile.ZipFile(path, "w") as book:
+        book.writestr(
+            "[Content_Types].xml",
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            f'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/xl/workbook.xml" ContentType="{main}.sheet.main+xml"/>'
+            f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{main}.worksheet+xml"/></Types>',
+        )
+        book.writestr(
+            "_rels/.rels",
+            f'<Relationships xmlns="{package}">'
+            f'<Relationship Id="rId1" Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        )
+        book.writestr(
+            "xl/workbook.xml",
+            f'<workbook {ns} xmlns:r="{rel}"><sheets><sheet name="Blad1" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        )
+        book.writestr(
+            "xl/_rels/workbook.xml.rels",
+            f'<Relationships xmlns="{package}">'
+            f'<Relationship Id="rId1" Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>',
+        )
+        book.writestr(
+            "xl/worksheets/sheet1.xml",
+            f"<worksheet {ns}><sheetData>{''.join(sheet_rows)}</sheetData></worksheet>",
+        )
+
+
+def test_excel_rows_below_blank_rows_keep_the_row_number_excel_shows(home, warehouse, keys):
+    """A blank row (no value, formatted or not) is not a record, and it does not shift the rows
+    below it, nor do blank rows above a header that is not on row 1 or in column A: a quarantined
+    row is named by the row Excel shows, and rows in file = loaded + quarantined still holds."""
+    excel = dataclasses.replace(SOCIAL, format=Xlsx(sheet="Blad1"))
+    header = ["Personnr", "Månad", "Belopp", "Hushållstyp"]
+    sheets = {
+        # header on row 1; row 3 untouched, row 4 formatted but empty; the bad row is row 5
+        "2024-03": (
+            "A",
+            {
+                1: header,
+                2: ["811218-9876", "2024-03", 9750.68, ALONE],
+                4: None,
+                5: ["811218-9875", "2024-03", 10, ALONE],
+                6: ["900101-0017", "2024-03", 1200, ALONE],
+            },
+        ),
+        # rows 1-2 blank (row 1 formatted), the header on row 3 from column B; the bad row is row 7
+        "2024-04": (
+            "B",
+            {
+                1: None,
+                3: header,
+                4: ["811218-9876", "2024-04", 500, ALONE],
+                5: None,
+                7: ["811218-9875", "2024-04", 10, ALONE],
+                8: ["900101-0017", "2024-04", 7, ALONE],
+            },
+        ),
+    }
+    for month, (column, rows) in sheets.items():
+        path = home.delivery_dir(excel.name, month) / "ekonomiskt_bistand.xlsx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _hand_made_xlsx(path, rows, first_column=column)
+        bad = next(n for n, r in rows.items() if r and r[0] == "811218-9875")
+        frame = read_delivery_file(path, excel.format, excel.dataset("ekonomiskt_bistand"))
+        assert frame[LINE].to_list() == [n for n, r in rows.items() if r and r[0] != "Personnr"]
+        assert frame.filter(pl.col("Personnr") == "811218-9875")[LINE].to_list() == [bad]
+        assert count_records(path, excel.format) == 3, "the independent count skips the blank rows too"
+        aid = _aid(load_delivery(excel, month, home.landing, warehouse, keys))
+        assert (aid.rows_in_file, aid.rows_loaded, aid.rows_quarantined) == (3, 2, 1)
+    assert _zone(warehouse, "SELECT _source_line, rule FROM quarantine ORDER BY 1") == [
+        (5, "invalid_personnummer"),
+        (7, "invalid_personnummer"),
+    ]
+    assert _zone(warehouse, "SELECT _source_line, amount_sek FROM ekonomiskt_bistand ORDER BY 2") == [
+        (8, 7.0),
+        (4, 500.0),
+        (6, 1200.0),
+        (2, 9750.68),
+    ]
+
+
+def _written_as_serials(unit: Unit, dataset: str, *sources: str) -> Unit:
+    """The unit with those date or timestamp columns declared ``format: excel_serial``."""
+    ds = unit.dataset(dataset)
+    columns = tuple(
+        dataclasses.replace(c, format="excel_serial") if c.source in sources else c for c in ds.columns
+    )
+    datasets = tuple(dataclasses.replace(d, columns=columns) if d is ds else d for d in unit.datasets)
+    return dataclasses.replace(unit, datasets=datasets)
+
+
+def test_excel_serial_dates_load_and_bad_serials_are_quarantined_naming_file_line_and_rule(
+    home, warehouse, keys
+):
+    """A case system's CSV whose dates Excel wrote as day numbers: valid serials load as their dates,
+    every other spelling is quarantined as not_a_date at the physical line a steward finds it on."""
+    social = _written_as_serials(SOCIAL, "barnutredningar", "Startdatum", "Avslutsdatum")
+    rows = [
+        ["121212-1212", "45354", "", "Anmälan"],  # line 2: 2024-03-03
+        ["811218-9876", "45356", "45371", "Ansökan"],  # 3: 2024-03-05 to 2024-03-20
+        ["900101-0017", "2024-03-05", "", "Anmälan"],  # 4: ISO where the contract says serials
+        ["811218-9876", "-45356", "", "Anmälan"],  # 5: negative
+        ["900101-0017", "60", "", "Övrigt"],  # 6: Excel's 1900-02-29, which never was
+        ["121212-1212", "45356,5", "", "Övrigt"],  # 7: a time of day is no date
+        ["121212-1212", "9999999", "", "Övrigt"],  # 8: past Excel's last day
+        ["811218-9876", "45355", "tjugo", "Övrigt"],  # 9: text in the end date
+        ["900101-0017", "61", "45352.0", "Övrigt"],  # 10: 1900-03-01, the first serial read; 2024-03-01
+    ]
+    path = write_csv(home, social, "2024-03", "barnutredningar", rows)
+    results = {r.dataset: r for r in load_delivery(social, "2024-03", home.landing, warehouse, keys)}
+    investigations = results["barnutredningar"]
+    assert (investigations.rows_in_file, investigations.rows_loaded, investigations.rows_quarantined) == (
+        9,
+        3,
+        6,
+    )
+    assert _zone(warehouse, "SELECT _source_line, start_date, end_date FROM barnutredningar ORDER BY 1") == [
+        (2, date(2024, 3, 3), None),
+        (3, date(2024, 3, 5), date(2024, 3, 20)),
+        (10, date(1900, 3, 1), date(2024, 3, 1)),
+    ]
+    quarantined = _zone(
+        warehouse,
+        """SELECT _source_file, _source_line, rule, "column", raw_values->>'Startdatum'
+           FROM quarantine WHERE dataset = 'barnutredningar' ORDER BY 2""",
+    )
+    file = "socialtjanst/2024-03/barnutredningar.csv"
+    assert quarantined == [
+        (file, 4, "not_a_date", "Startdatum", "2024-03-05"),
+        (file, 5, "not_a_date", "Startdatum", "-45356"),
+        (file, 6, "not_a_date", "Startdatum", "60"),
+        (file, 7, "not_a_date", "Startdatum", "45356,5"),
+        (file, 8, "not_a_date", "Startdatum", "9999999"),
+        (file, 9, "not_a_date", "Avslutsdatum", "45355"),
+    ]
+    physical = path.read_text(encoding="cp1252").splitlines()
+    for _, line, _, _, start in quarantined:
+        assert physical[line - 1].split(";")[1] == start, (line, physical[line - 1])
+
+
+def test_excel_serial_timestamps_load_as_wall_clock_time_after_quoted_newlines(home, warehouse, keys):
+    """The fraction of a serial is the time of day, written with a point or (quoted, in a comma
+    separated file) Swedish Excel's comma; lines stay physical after a note that spans lines."""
+    unit = _written_as_serials(UNITS["kontaktcenter"], "kontakter", "tidpunkt")
+    header = "kontakt_id,tidpunkt,kanal,amne,personnummer,lost_vid_forsta_kontakt"
+    records = [
+        'K1,45370.302488425924,telefon,"fråga om\r\nbygglov",,true',  # lines 2-3: 2024-03-19 07:15:35
+        'K2,"45370,5",chatt,fråga,,false',  # 4: noon
+        "K3,4.5370e4,chatt,fråga,,false",  # 5: an exponent is no serial
+        "K4,2024-03-19 07:15:35,telefon,fråga,,true",  # 6: ISO where the contract says serials
+        "K5,45370,webb,fråga,,true",  # 7: midnight
+    ]
+    path = home.delivery_dir(unit.name, "2024-03") / "kontakter.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes("".join(f"{line}\r\n" for line in [header, *records]).encode())
+    [result] = load_delivery(unit, "2024-03", home.landing, warehouse, keys)
+    assert (result.rows_in_file, result.rows_loaded, result.rows_quarantined) == (5, 3, 2)
+    loaded = _zone(warehouse, "SELECT _source_line, contacted_at FROM kontakter ORDER BY 1", unit.name)
+    assert loaded == [
+        (2, datetime(2024, 3, 19, 7, 15, 35)),
+        (4, datetime(2024, 3, 19, 12, 0)),
+        (7, datetime(2024, 3, 19)),
+    ]
+    quarantined = _zone(
+        warehouse, 'SELECT _source_line, rule, "column" FROM quarantine ORDER BY 1', unit.name
+    )
+    assert quarantined == [(5, "not_a_timestamp", "tidpunkt"), (6, "not_a_timestamp", "tidpunkt")]
+    physical = path.read_text().splitlines()
+    assert [physical[line - 1][:3] for line, _, _ in quarantined] == ["K3,", "K4,"]
+
+
+def test_the_generator_writes_excel_serials_where_a_contract_says_so_and_the_border_reads_them_back(
+    home, warehouse, keys
+):
+    """A unit whose contract declares serials gets generated files with serials (CSV text with the
+    unit's decimal mark, Parquet numbers), which load as the dates and times they were made from."""
+    social = _written_as_serials(SOCIAL, "barnutredningar", "Startdatum", "Avslutsdatum")
+    starts = [date(2024, 3, 3), date(2024, 2, 29)]
+    investigations = pl.DataFrame(
+        {
+            "person": ["121212-1212", "811218-9876"],
+            "start_date": starts,
+            "end_date": [None, date(2024, 3, 20)],
+        },
+        schema_overrides={"end_date": pl.Date},
+    ).with_columns(reason=pl.lit("Anmälan"))
+    contacts = dataclasses.replace(
+        _written_as_serials(UNITS["kontaktcenter"], "kontakter", "tidpunkt"),
+        format=Csv(encoding="utf-8", separator=";", decimal_comma=True),
+    )
+    stamps = [datetime(2024, 3, 19, 7, 15, 35), datetime(2024, 2, 29, 23, 59, 59, 999000)]
+    calls = pl.DataFrame(
+        {
+            "contact_id": ["K1", "K2"],
+            "contacted_at": stamps,
+            "channel": ["telefon", "chatt"],
+            "topic": ["fråga", "fråga"],
+            "person": [None, None],
+            "solved_first_contact": [True, False],
+        },
+        schema_overrides={"person": pl.String},
+    )
+    parquet = dataclasses.replace(contacts, format=Parquet())
+    for unit, dataset, frame, month in (
+        (social, "barnutredningar", investigations, "2024-03"),
+        (contacts, "kontakter", calls, "2024-03"),
+        (parquet, "kontakter", calls, "2024-04"),
+    ):
+        path = home.delivery_dir(unit.name, month) / unit.dataset(dataset).file_name(unit.format)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode(frame, unit, unit.dataset(dataset)))
+        result = next(
+            r for r in load_delivery(unit, month, home.landing, warehouse, keys) if r.dataset == dataset
+        )
+        assert (result.rows_loaded, result.rows_quarantined) == (2, 0), (unit.format, result)
+    assert (
+        b"\nK2;45351,9999999"
+        in (home.delivery_dir("kontaktcenter", "2024-03") / "kontakter.csv").read_bytes()
+    )
+    assert _zone(warehouse, "SELECT start_date, end_date FROM barnutredningar ORDER BY _source_line") == [
+        (date(2024, 3, 3), None),
+        (date(2024, 2, 29), date(2024, 3, 20)),
+    ]
+    loaded = _zone(
+        warehouse, "SELECT contacted_at FROM kontakter ORDER BY _delivery, _source_line", "kontaktcenter"
+    )
+    assert [t for (t,) in loaded] == stamps * 2

@@ -13,15 +13,17 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
+from pipelines.ingest.delivery import load_delivery
 from pipelines.ingest.read import PERSONNUMMER_LIKE
 from pipelines.onboarding import draft_yaml, dry_run, propose
 from pipelines.stewardship.contracts import load_contract
 from pipelines.units import ContractError
 from pipelines.units.load import read_units
-from pipelines.units.spec import Csv, JsonLines, Parquet, Xlsx
+from pipelines.units.spec import Csv, JsonLines, Parquet, Unit, Xlsx
 from tests.conftest import KNUTPUNKT
 from tests.corpus import FILES
 
@@ -74,6 +76,19 @@ def _jsonl(path: Path) -> Path:
     ]
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     return path
+
+
+SERIAL_HEADER = ["Personnr", "Beslutsdatum", "Registreringstidpunkt", "Belopp"]
+SERIAL_ROWS = [  # Swedish Excel's "CSV (semikolonavgränsad)" of a sheet whose dates are General numbers
+    ["811218-9876", "45292", "45292,302488426", f"1{NBSP}200,50"],  # 2024-01-01, 07:15:35
+    ["900101-0017", "45351", "45351,75", "300,00"],  # 2024-02-29, 18:00
+    ["121212-1212", "45383", "45383", "12 000,00"],  # 2024-04-01, midnight
+]
+SERIAL_LOADED = [
+    (date(2024, 1, 1), datetime(2024, 1, 1, 7, 15, 35)),
+    (date(2024, 2, 29), datetime(2024, 2, 29, 18)),
+    (date(2024, 4, 1), datetime(2024, 4, 1)),
+]
 
 
 def _contacts(path: Path) -> Path:
@@ -158,6 +173,23 @@ SAMPLES = {
         Xlsx(),
         {"Startdatum": "date"},
     ),
+    # the same sheet with its date cells' number format set back to General: the cells hold day numbers
+    "xlsx_serial_dates": (
+        "barnutredningar.xlsx",
+        lambda p: p.write_bytes((FILES / "excel_serial_barnutredningar.xlsx").read_bytes()) and p,
+        Xlsx(),
+        {"Startdatum": "date, format excel_serial", "Avslutsdatum": "date, format excel_serial"},
+    ),
+    "csv_serial_dates": (
+        "beslut.csv",
+        lambda p: _csv(p, [SERIAL_HEADER, *SERIAL_ROWS], "cp1252", ";"),
+        Csv("cp1252", ";", True),
+        {
+            "Beslutsdatum": "date, format excel_serial",
+            "Registreringstidpunkt": "timestamp, format excel_serial",
+            "Belopp": "decimal",
+        },
+    ),
 }
 
 
@@ -167,7 +199,10 @@ def test_onboarding_proposes_a_contract_that_loads_the_sample_with_nothing_quara
     path = write(tmp_path / name)
     proposal = propose(path, "ny_enhet", "data")
     assert proposal.unit.format == fmt, proposal.reasons
-    found = {c.source: c.kind for c in proposal.dataset.columns}
+    found = {
+        c.source: c.kind + ("" if c.format == "iso" else f", format {c.format}")
+        for c in proposal.dataset.columns
+    }
     assert {s: found[s] for s in kinds} == kinds, proposal.reasons
     run = dry_run(path, draft_yaml(proposal), "ny_enhet", "data")
     result = run.result
@@ -221,14 +256,17 @@ def test_names_addresses_and_a_second_personnummer_are_dropped_and_codes_get_an_
         "Bostad": ("identifier", None),
         "Medsökande": ("identifier", None),
         "Status": ("text", ("Avslag", "Beviljad")),
-        "Datum": ("integer", None),
+        "Datum": ("date", None),
     }
     reasons = "\n".join(proposal.reasons)
     assert "Sökande → identifier (dropped at the border) — 4 of 4 values are shaped like names" in reasons
     assert (
         "Medsökande → identifier (dropped at the border) — 4 of 4 values validate as personnummer" in reasons
     )
-    assert "Excel serial dates: not supported" in reasons
+    assert (
+        "Datum → date, format excel_serial — 4 of 4 values are Excel serial dates (day numbers) under a "
+        "date-like header, 2023-03-15 to 2023-03-18"
+    ) in reasons
 
 
 def test_a_handmade_procapita_export_is_onboarded_by_the_console_script(tmp_path):
@@ -283,7 +321,10 @@ def test_point_grouped_amounts_load_and_dates_the_border_cannot_read_are_said(tm
     assert "Belopp → decimal — 3 of 3 values are amounts (3 grouped by '.' in threes)" in reasons
     assert "decimal_comma true — 2 decimal values use a comma, 3 group thousands by '.'" in reasons
     assert "the sample ranges 12000.5 to 1234567" in reasons, "extremes as written: no exponent, no rounding"
-    assert "Beslutsdatum → text — dates written DD.MM.YYYY: the border reads ISO dates only" in reasons
+    assert (
+        "Beslutsdatum → text — dates written DD.MM.YYYY: the border reads ISO dates and Excel serials only"
+        in reasons
+    )
     run = dry_run(path, draft_yaml(proposal), "ny_enhet", "beslut")
     assert (run.result.rows_loaded, run.quarantined) == (3, ())
 
@@ -305,3 +346,80 @@ def test_values_shaped_like_a_personnummer_never_reach_the_draft(tmp_path):
     assert kinds["Referens"] == ("identifier", None), "ten digits shaped like a personnummer are no number"
     assert kinds["Notering"] == ("text", None), "free text: the border masks what it finds"
     assert not PERSONNUMMER_LIKE.search(draft + "\n".join(proposal.reasons)), draft
+
+
+def _draft_unit(tmp_path: Path, proposal) -> Unit:
+    """The draft written as a steward receives it, read back by the platform's contract loader."""
+    contracts = tmp_path / "contracts"
+    contracts.mkdir()
+    draft = draft_yaml(proposal)
+    (contracts / f"{proposal.unit.name}.{proposal.dataset.name}.yaml").write_text(draft, encoding="utf-8")
+    (contracts / "units.yaml").write_text(f"units:\n  {proposal.unit.name}: [{proposal.dataset.name}]\n")
+    return read_units(contracts)[proposal.unit.name]
+
+
+def test_excel_serial_dates_round_trip_from_a_sample_to_the_dates_excel_showed(
+    tmp_path, home, warehouse, keys
+):
+    """A CSV Swedish Excel exported from a sheet whose dates are General numbers, and the Excel-saved
+    sheet with its date cells set to General: onboarded, the draft says ``format: excel_serial``, and
+    the border loads the dates and wall-clock times Excel showed, nothing quarantined. Against the
+    control: the same draft without the format quarantines every row."""
+    sample = _csv(tmp_path / "beslut.csv", [SERIAL_HEADER, *SERIAL_ROWS], "cp1252", ";")
+    proposal = propose(sample, "ny_enhet", "beslut")
+    draft = draft_yaml(proposal)
+    assert "{source: Beslutsdatum, name: beslutsdatum, kind: date, format: excel_serial}" in draft
+    assert "kind: timestamp, format: excel_serial}" in draft
+    unit = _draft_unit(tmp_path, proposal)
+    assert unit == proposal.unit, "the loader reads back what was proposed"
+    target = home.delivery_dir(unit.name, "2024-04") / "beslut.csv"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(sample.read_bytes())
+    [result] = load_delivery(unit, "2024-04", home.landing, warehouse, keys)
+    assert (result.rows_in_file, result.rows_loaded, result.rows_quarantined) == (3, 3, 0)
+    with duckdb.connect(str(warehouse.unit_zone(unit.name)), read_only=True) as con:
+        loaded = con.execute(
+            "SELECT beslutsdatum, registreringstidpunkt FROM beslut ORDER BY _source_line"
+        ).fetchall()
+    assert loaded == SERIAL_LOADED
+
+    iso = draft.replace(", format: excel_serial", "")
+    run = dry_run(sample, iso, "ny_enhet", "beslut")
+    assert (run.result.rows_loaded, run.result.rows_quarantined) == (0, 3), "the control: ISO reads no serial"
+
+
+def test_an_excel_sheet_with_day_numbers_loads_the_dates_its_date_cells_would(
+    tmp_path, home, warehouse, keys
+):
+    """The Excel-saved sheet with date cells and the same sheet with the cells as General numbers
+    load the same dates: one through the ISO text calamine gives a date cell, one as serials."""
+    dates = {}
+    for month, name in (
+        ("2024-03", "excel_barnutredningar.xlsx"),
+        ("2024-04", "excel_serial_barnutredningar.xlsx"),
+    ):
+        sample = tmp_path / month / "barnutredningar.xlsx"
+        sample.parent.mkdir()
+        sample.write_bytes((FILES / name).read_bytes())
+        proposal = propose(sample, "ny_enhet", "barnutredningar")
+        formats = {c.source: c.format for c in proposal.dataset.columns if c.kind == "date"}
+        unit = _draft_unit(tmp_path / month, proposal)
+        target = home.delivery_dir(unit.name, month) / "barnutredningar.xlsx"
+        target.parent.mkdir(parents=True)
+        target.write_bytes(sample.read_bytes())
+        [result] = load_delivery(unit, month, home.landing, warehouse, keys)
+        assert (result.rows_loaded, result.rows_quarantined) == (2, 0), (name, formats)
+        with duckdb.connect(str(warehouse.unit_zone(unit.name)), read_only=True) as con:
+            dates[name] = con.execute(
+                f"SELECT _source_line, startdatum, avslutsdatum FROM barnutredningar WHERE _delivery = '{month}' ORDER BY 1"
+            ).fetchall()
+        expected = "iso" if name == "excel_barnutredningar.xlsx" else "excel_serial"
+        assert formats == {"Startdatum": expected, "Avslutsdatum": expected}
+    assert (
+        dates["excel_barnutredningar.xlsx"]
+        == dates["excel_serial_barnutredningar.xlsx"]
+        == [
+            (2, date(2024, 3, 3), None),
+            (3, date(2024, 3, 5), date(2024, 3, 20)),
+        ]
+    )

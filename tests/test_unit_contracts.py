@@ -181,3 +181,26 @@ def test_the_command_names_a_broken_contract_in_one_line(contracts, tmp_path):
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "skola.meritvarde.yaml: delivery.source_columns[2].kind 'float'" in " ".join(done.stderr.split())
+
+
+def test_a_date_column_written_as_excel_serials_is_read_and_a_bad_format_names_file_and_key(contracts):
+    name = "socialtjanst.barnutredningar.yaml"
+    _edit(contracts, name, "kind: date}", "kind: date, format: excel_serial}")
+    start = read_units(contracts)["socialtjanst"].dataset("barnutredningar").column("start_date")
+    assert start.format == "excel_serial"
+    assert UNITS["socialtjanst"].dataset("barnutredningar").column("start_date").format == "iso", (
+        "the default"
+    )
+
+    _edit(contracts, name, "format: excel_serial", "format: excel")
+    _refused(
+        contracts,
+        f"{name}: delivery.source_columns[1].format 'excel' is not one of iso, excel_serial",
+    )
+    _edit(contracts, name, "format: excel", "format: 45292")
+    _refused(contracts, f"{name}: delivery.source_columns[1].format must be str, not 45292")
+    _edit(contracts, name, ", format: 45292", "")
+    _edit(contracts, name, "kind: text, allowed", "kind: text, format: iso, allowed")
+    _refused(
+        contracts, f"{name}: delivery.source_columns[3] (Anledning): format applies to date and timestamp"
+    )

@@ -113,3 +113,87 @@ def test_dates_and_months():
         None,
     ]
     assert _parse(values.month_sql, ["2024-02", "2024-13"]) == [date(2024, 2, 1), None]
+
+
+def _excel_day(serial: int) -> date:
+    """Excel's 1900 date system counted as Excel counts it, day by day from day 1 = 1900-01-01 with
+    the 29th of February 1900 that never was (Lotus 1-2-3's bug, kept for compatibility): an
+    oracle that shares no constant with the parser's 1899-12-30 epoch."""
+    leap_bug = 1 if serial > 60 else 0
+    return date(1900, 1, 1) + timedelta(days=serial - 1 - leap_bug)
+
+
+EXCEL_ANCHORS = [  # serials whose dates Microsoft's documentation and Excel itself give
+    ("39448", date(2008, 1, 1)),  # "January 1, 2008 is serial number 39448" (Excel's DATEVALUE help)
+    ("45292", date(2024, 1, 1)),
+    ("61", date(1900, 3, 1)),  # the first serial after Excel's fictitious 1900-02-29
+    ("36585", date(2000, 2, 29)),  # a real leap day
+    ("45351", date(2024, 2, 29)),
+    ("2958465", date(9999, 12, 31)),  # Excel's last day
+    ("45292.0", date(2024, 1, 1)),  # a whole number written with a fraction of nothing
+    ("45292,0", date(2024, 1, 1)),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), EXCEL_ANCHORS)
+def test_excel_serial_dates_at_documented_anchors(text: str, expected: date):
+    assert _parse(lambda t: values.date_sql(t, "excel_serial"), [text]) == [expected]
+
+
+NOT_EXCEL_SERIALS = [
+    "60",  # Excel's 1900-02-29, which never was
+    "59",  # 1900-02-28 in Excel: out of range, since reading it right needs Excel's bug copied
+    "1",
+    "0",
+    "-45292",
+    "+45292",
+    "2958466",  # past 9999-12-31
+    "99999999",
+    "4.5292e4",
+    "45 292",
+    "45292.5",  # a time of day is no date
+    "2024-01-01",  # an ISO date in a column the contract says is written as serials
+    "inf",
+    "NaN",
+    "",
+    "45292.",
+]
+
+
+def test_what_is_not_an_excel_serial_date_parses_as_nothing():
+    parsed = _parse(lambda t: values.date_sql(t, "excel_serial"), NOT_EXCEL_SERIALS)
+    assert dict(zip(NOT_EXCEL_SERIALS, parsed, strict=True)) == dict.fromkeys(NOT_EXCEL_SERIALS)
+
+
+def test_every_excel_serial_from_1900_03_01_to_2100_is_the_day_excel_counts():
+    """Each day of two centuries, leap days and 1900-03-01 included, against the day-by-day oracle."""
+    serials = list(range(values.EXCEL_FIRST, 73_051 + 1))  # 73051 = 2099-12-31
+    parsed = _parse(lambda t: values.date_sql(t, "excel_serial"), [str(s) for s in serials])
+    expected = [_excel_day(s) for s in serials]
+    assert parsed == expected
+    assert date(2000, 2, 29) in parsed and date(2100, 2, 28) not in parsed
+    assert expected[0] == date(1900, 3, 1) and _excel_day(59) == date(1900, 2, 28)
+
+
+def test_random_excel_serial_timestamps_are_the_time_of_day_of_their_fraction():
+    """Instants to the millisecond written as Excel writes them (the day plus the fraction of 86,400
+    seconds, printed to 17 significant digits as a double, with a point or Swedish Excel's comma)
+    read back as the same wall-clock time: Excel keeps no time zone."""
+    rng = random.Random(45292)
+    start = datetime(1990, 1, 1)
+    stamps = [start + timedelta(milliseconds=rng.randint(0, 40 * 365 * 86_400_000)) for _ in range(3000)]
+    stamps += [datetime(2024, 2, 29, 23, 59, 59, 999000), datetime(2024, 3, 1), datetime(1900, 3, 1, 12)]
+    day_one = datetime(1900, 1, 1)
+    serials = [(s - day_one) / timedelta(days=1) + 2 for s in stamps]  # + 1 for day 1, + 1 for 1900-02-29
+    for comma in (False, True):
+        texts = [f"{s:.17g}".replace(".", "," if comma else ".") for s in serials]
+        assert _parse(lambda t: values.timestamp_sql(t, "excel_serial"), texts) == stamps, comma
+    edges = ["45292.5", "45292", "60.5", "x", "2958465.9999999", "2958465.999999999"]
+    assert _parse(lambda t: values.timestamp_sql(t, "excel_serial"), edges) == [
+        datetime(2024, 1, 1, 12),
+        datetime(2024, 1, 1),
+        None,
+        None,
+        datetime(9999, 12, 31, 23, 59, 59, 991000),
+        None,  # rounds to the millisecond after Excel's last day
+    ]

@@ -77,9 +77,7 @@ def read_delivery_file(path: Path, fmt: FileFormat, dataset: Dataset) -> pl.Data
         case JsonLines():
             frame = _numbered(_read_json_lines(path), first_line=1)
         case Xlsx(sheet=sheet):
-            frame = _numbered(
-                _read_binary(path, partial(_read_sheet, sheet=sheet), "unreadable_xlsx"), first_line=2
-            )
+            frame = _read_binary(path, partial(_read_sheet, sheet=sheet), "unreadable_xlsx")
     _check_columns(path, frame, dataset)
     schema = frame.schema
     return frame.select(LINE, *(_as_text(c.source, schema[c.source]) for c in dataset.columns))
@@ -101,7 +99,8 @@ def file_columns(path: Path, fmt: FileFormat) -> list[str]:
         case JsonLines():
             return _read_json_lines(path).columns
         case Xlsx(sheet=sheet):
-            return _read_binary(path, partial(_read_sheet, sheet=sheet), "unreadable_xlsx").columns
+            sheet_frame = _read_binary(path, partial(_read_sheet, sheet=sheet), "unreadable_xlsx")
+            return [c for c in sheet_frame.columns if c != LINE]
 
 
 def _numbered(frame: pl.DataFrame, first_line: int) -> pl.DataFrame:
@@ -283,11 +282,52 @@ def _flattened(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _read_sheet(path: Path, sheet: str | None) -> pl.DataFrame:
-    """Every cell as the text calamine (through fastexcel) gives it: a number as written with a
-    decimal point, a date cell as that date at midnight. A source line is the sheet's row number
-    (blank rows are skipped, as the independent count skips them, so rows below a blank row in
-    the middle of a sheet are numbered one too low: not yet handled)."""
-    return pl.read_excel(path, sheet_name=sheet, engine="calamine", infer_schema_length=0)
+    """The sheet's records with ``_source_line`` the row number Excel shows for each (1-based).
+
+    Every cell is the text calamine (through fastexcel) gives it: a number as written with a
+    decimal point, a date cell as that date at midnight. The sheet is read without a header and
+    without skipping rows (``header_row=None, skip_rows=0``), which makes calamine's grid start at
+    the sheet's row 1 even when the first rows are blank, so a record's index in the grid is its
+    row number. The header is the first row that holds a value, as calamine itself would pick it;
+    a blank row (no cell with a value, formatted or not) is not a record: it is skipped, as the
+    independent count (``pipelines/quality/records.py``) skips it, and the rows below it keep
+    their own numbers. Columns are named as fastexcel names them (``name_1`` for a repeated
+    header, ``__UNNAMED__<i>`` for a column without one, dropped when it holds no value).
+    """
+    grid = pl.read_excel(
+        path,
+        sheet_name=sheet,
+        engine="calamine",
+        infer_schema_length=0,
+        read_options={"header_row": None, "skip_rows": 0},
+        drop_empty_rows=False,
+        drop_empty_cols=False,
+    )
+    cells = grid.columns
+    rows = grid.with_row_index(LINE, offset=1).filter(pl.any_horizontal(pl.col(cells).is_not_null()))
+    if rows.is_empty():
+        raise pl.exceptions.NoDataError("empty Excel sheet")
+    names = _header_names(rows.row(0)[1:])
+    records = rows.slice(1).select(
+        pl.col(LINE).cast(pl.Int64), *(pl.col(c).alias(n) for c, n in zip(cells, names, strict=True))
+    )
+    empty = [n for n in names if n.startswith("__UNNAMED__") and records[n].null_count() == records.height]
+    return records.drop(empty)
+
+
+def _header_names(header: tuple[str | None, ...]) -> list[str]:
+    """Column names from the header row's cells, as fastexcel makes them."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for index, cell in enumerate(header):
+        name = cell if cell else f"__UNNAMED__{index}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 0
+        names.append(name)
+    return names
 
 
 def _read_binary(path: Path, reader, rule: str) -> pl.DataFrame:

@@ -102,11 +102,11 @@ def _typed(col: Column, decimal_comma: bool) -> dict[str, str]:
         case "decimal":
             return {col.name: values.amount_sql(raw, decimal_comma)}
         case "date":
-            return {col.name: values.date_sql(raw)}
+            return {col.name: values.date_sql(raw, col.format)}
         case "month":
             return {col.name: values.month_sql(raw)}
         case "timestamp":
-            return {col.name: values.timestamp_sql(raw)}
+            return {col.name: values.timestamp_sql(raw, col.format)}
         case "boolean":
             return {col.name: f"TRY_CAST({raw} AS BOOLEAN)"}
     raise ValueError(f"unknown column kind {col.kind!r} for {col.source}")

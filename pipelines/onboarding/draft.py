@@ -65,6 +65,8 @@ def _column(column: Column) -> dict:
         block["mandatory"] = False
     if column.allowed:
         block["allowed"] = list(column.allowed)
+    if column.format != "iso":
+        block["format"] = column.format
     return block
 
 

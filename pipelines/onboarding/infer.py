@@ -8,9 +8,13 @@ Parquet timestamp or an Excel date cell is the text the border will parse), amou
 timestamps by the SQL of :mod:`pipelines.ingest.values`, personnummer by the macros of
 :mod:`pipelines.border.sql`. A kind proposed here therefore parses at the border as it did here.
 
+Excel serial dates (numbers in Excel's day-number range under a date-like header, as a CSV exported
+from Excel or a sheet's number cells hold them) are proposed as dates, or timestamps where a value
+has a time of day, with ``format: excel_serial``; a sheet's date cells are read as ISO dates.
+
 Not inferred: ``min``/``max`` (ranges are policy, left for the steward; the sample's range is
 shown), ``key`` columns (a household id looks like any other code), dates in other spellings than
-ISO and Excel serial dates (the border does not read them: reported, proposed as text or a number).
+ISO and Excel serials (the border does not read them: reported, proposed as text).
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import polars as pl
@@ -35,8 +40,10 @@ from pipelines.ingest.read import PERSONNUMMER_LIKE, SEPARATORS, file_columns, r
 from pipelines.units.load import NAME
 from pipelines.units.spec import (
     Column,
+    ColumnKind,
     Csv,
     Dataset,
+    DateFormat,
     Encoding,
     FileFormat,
     JsonLines,
@@ -80,7 +87,7 @@ OTHER_DATES = {
 # is a comma (``values.amount_sql``).
 POINT_GROUPED = r"[+-]?[0-9]{1,3}(\.[0-9]{3})+(,[0-9]*)?"
 EXCEL_SERIALS = (20_000, 80_000)  # 1954 to 2119 as Excel's day numbers
-DATE_HEADERS = ("datum", "date", "dag")
+DATE_HEADERS = ("datum", "date", "dag", "tidpunkt", "time")
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,15 @@ class Proposal:
     @property
     def dataset(self) -> Dataset:
         return self.unit.datasets[0]
+
+
+class Judged(NamedTuple):
+    """A column's proposed kind, its allowed codes, how its dates are written, and why."""
+
+    kind: ColumnKind
+    allowed: tuple[str, ...] | None
+    why: str
+    format: DateFormat = "iso"
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,8 @@ class Profile:
     months: int
     timestamps: int
     offsets: int
+    serial_dates: int
+    serial_timestamps: int
     minimum: float | None
     maximum: float | None
 
@@ -273,13 +291,14 @@ def infer_columns(
         for source in sources:
             profile = _profile(con, source, ref_year, text_file)
             has_person = any(c.kind == "personnummer" for c in columns)
-            kind, allowed, why = column_kind(source, frame[source], profile, has_person)
+            kind, allowed, why, fmt = column_kind(source, frame[source], profile, has_person)
             name = "person" if kind == "personnummer" else warehouse_name(source, names)
             names.add(name)
             mandatory = profile.empty == 0 and profile.values > 0
-            columns.append(Column(source, name, kind, mandatory=mandatory, allowed=allowed))
+            columns.append(Column(source, name, kind, mandatory=mandatory, allowed=allowed, format=fmt))
+            shown = f"{kind}, format {fmt}" if fmt != "iso" else kind
             reasons.append(
-                f"{source} → {kind}{' (dropped at the border)' if kind == 'identifier' else ''} — {why}"
+                f"{source} → {shown}{' (dropped at the border)' if kind == 'identifier' else ''} — {why}"
             )
             if not mandatory:
                 reasons.append(f"{source} mandatory false — {profile.empty} of {frame.height} values empty")
@@ -307,45 +326,44 @@ def _profile(con: duckdb.DuckDBPyConnection, source: str, ref_year: int, text_fi
             count(*) FILTER (regexp_full_match(regexp_replace(v, '[ \\x{{00A0}}\\x{{202F}}]', '', 'g'), {point_grouped})),
             count({values.date_sql("v")}), count({values.month_sql("v")}), count({values.timestamp_sql("v")}),
             count(*) FILTER (regexp_matches(v, '[0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}}(\\.[0-9]+)?)?([+-][0-9]{{2}}:?[0-9]{{2}}|Z)$')),
+            count({values.date_sql("v", "excel_serial")}), count({values.timestamp_sql("v", "excel_serial")}),
             min({amount}), max({amount})
         FROM col
     """
     return Profile(*con.execute(sql, {"year": ref_year}).fetchone())
 
 
-def column_kind(
-    source: str, series: pl.Series, p: Profile, has_person: bool
-) -> tuple[str, tuple[str, ...] | None, str]:
-    """(kind, allowed, why): identifiers first (a name loaded by mistake is the costly error), then
-    the narrowest kind every value parses as, then one most values parse as, then text."""
+def column_kind(source: str, series: pl.Series, p: Profile, has_person: bool) -> Judged:
+    """Identifiers first (a name loaded by mistake is the costly error), then Excel serial dates
+    (whose fractions would otherwise look like digits of a personnummer), then the narrowest kind
+    every value parses as, then one most values parse as, then text."""
     header = _plain(source)
     if header in IDENTIFIER_HEADERS or header.endswith(IDENTIFIER_SUFFIXES):
-        return "identifier", None, f"the header {source!r} names a person's name or address"
+        return Judged("identifier", None, f"the header {source!r} names a person's name or address")
     if p.values == 0:
-        return "text", None, "every value is empty in the sample: the steward decides"
+        return Judged("text", None, "every value is empty in the sample: the steward decides")
     if p.pnr_valid >= PERSONNUMMER_SHARE * p.values:
         share = f"{p.pnr_valid} of {p.values} values validate as personnummer ({p.pnr_valid / p.values:.0%}: Luhn, plausible date)"
         if has_person:
-            return "identifier", None, f"{share}; the border pseudonymises one personnummer per dataset"
+            return Judged(
+                "identifier", None, f"{share}; the border pseudonymises one personnummer per dataset"
+            )
         invalid = p.values - p.pnr_valid
-        return "personnummer", None, share + (f"; {invalid} would be quarantined" if invalid else "")
+        return Judged("personnummer", None, share + (f"; {invalid} would be quarantined" if invalid else ""))
+    if serials := excel_serials(source, p):
+        return serials
     texts = [t for t in series.drop_nulls().str.strip_chars().to_list() if t]
     if shaped := _personnummer_shaped(texts):
         return shaped
     if why := _person_shaped(texts, p):
-        return "identifier", None, why
-    exact = _exact_kind(p)
-    if exact and exact[0] in ("integer", "decimal") and (serials := excel_serials(source, p)):
-        return exact[0], None, f"{exact[1]}; {serials}"
+        return Judged("identifier", None, why)
+    exact = _exact_kind(p) or _near_kind(p)
     if exact:
-        return exact[0], None, exact[1]
-    near = _near_kind(p)
-    if near:
-        return near[0], None, near[1]
+        return Judged(exact[0], None, exact[1])
     return _text(source, texts, p)
 
 
-def _personnummer_shaped(texts: list[str]) -> tuple[str, None, str] | None:
+def _personnummer_shaped(texts: list[str]) -> Judged | None:
     """Values shaped like a personnummer that did not validate (typos, test numbers, another id):
     never a code with an allowed set or a number, which would copy them into the contract or load
     them unscanned. Mostly such values: dropped; a few among other text: free text, masked at the border."""
@@ -353,7 +371,7 @@ def _personnummer_shaped(texts: list[str]) -> tuple[str, None, str] | None:
     if not shaped:
         return None
     if shaped >= MOSTLY * len(texts):
-        return (
+        return Judged(
             "identifier",
             None,
             (
@@ -361,7 +379,7 @@ def _personnummer_shaped(texts: list[str]) -> tuple[str, None, str] | None:
                 "the border (ask the unit what they are)"
             ),
         )
-    return (
+    return Judged(
         "text",
         None,
         (
@@ -417,24 +435,28 @@ def _grouping(p: Profile) -> str:
     return f" ({', '.join(kinds)})" if kinds else ""
 
 
-def _text(source: str, texts: list[str], p: Profile) -> tuple[str, tuple[str, ...] | None, str]:
+def _text(source: str, texts: list[str], p: Profile) -> Judged:
     """A code with an allowed set, or free text; says so where the values are dates in a spelling
     the border cannot read (31.12.2024), so the steward asks the unit for ISO dates."""
     for spelling, pattern in OTHER_DATES.items():
         if sum(1 for t in texts if pattern.fullmatch(t)) >= MOSTLY * len(texts):
-            return "text", None, f"dates written {spelling}: the border reads ISO dates only (ask for ISO)"
+            return Judged(
+                "text",
+                None,
+                f"dates written {spelling}: the border reads ISO dates and Excel serials only (ask for ISO)",
+            )
     if p.leading_zero and p.integers == p.values:
         why = f"{p.leading_zero} values have leading zeros: a code, not a number"
     else:
         why = "neither numbers nor dates"
     if p.distinct <= MAX_CODES and p.values >= 2 * p.distinct:
         allowed = tuple(sorted(set(texts)))
-        return (
+        return Judged(
             "text",
             allowed,
             f"{why}; {p.distinct} distinct values in {p.values}: a code with an allowed set (the sample's; the steward adds codes it lacks)",
         )
-    return (
+    return Judged(
         "text",
         None,
         f"{why}; {p.distinct} distinct values in {p.values}: free text (scanned for personnummer)",
@@ -453,15 +475,29 @@ def _person_shaped(texts: list[str], p: Profile) -> str | None:
     return None
 
 
-def excel_serials(source: str, p: Profile) -> str | None:
-    """Numbers in Excel's day-number range under a date-like header: probably serial dates, which the
-    border does not read (an Excel date cell is read as a date; a number cell stays a number)."""
+def excel_serials(source: str, p: Profile) -> Judged | None:
+    """Numbers in Excel's day-number range (1954 to 2119) under a date-like header, most of which the
+    border reads as Excel serials: dates when none has a time of day, else timestamps. (A sheet's
+    date cell is read as an ISO date; a number cell, or a CSV Excel exported, holds the serial.)
+    The header and the range are what tell a serial from an amount: 45292 kronor is no date."""
     if not any(h in _plain(source) for h in DATE_HEADERS) or p.minimum is None:
         return None
     low, high = EXCEL_SERIALS
-    if low <= p.minimum and p.maximum <= high:
-        return "values look like Excel serial dates: not supported, the border reads ISO dates (ask for ISO)"
-    return None
+    if not (low <= p.minimum and p.maximum <= high) or p.serial_timestamps < MOSTLY * p.values:
+        return None
+    kind, parsed = (
+        ("date", p.serial_dates)
+        if p.serial_dates == p.serial_timestamps
+        else ("timestamp", p.serial_timestamps)
+    )
+    first, last = (values.EXCEL_EPOCH + timedelta(days=int(d)) for d in (p.minimum, p.maximum))
+    why = (
+        f"{parsed} of {p.values} values are Excel serial {kind}s (day numbers{', with the time of day as a fraction' if kind == 'timestamp' else ''}) "
+        f"under a date-like header, {first} to {last}"
+    )
+    if parsed < p.values:
+        why += f"; {p.values - parsed} would be quarantined as not_a_{kind}"
+    return Judged(kind, None, why, "excel_serial")
 
 
 def warehouse_name(source: str, taken: set[str]) -> str:

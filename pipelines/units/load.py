@@ -29,6 +29,7 @@ from pipelines.units.spec import (
     ControlTotals,
     Csv,
     Dataset,
+    DateFormat,
     Encoding,
     FileFormat,
     JsonLines,
@@ -46,6 +47,8 @@ DELIVERY_KEYS = ("unit", "delivery")
 FORMATS: dict[str, type[FileFormat]] = {"csv": Csv, "parquet": Parquet, "jsonl": JsonLines, "xlsx": Xlsx}
 KINDS: tuple[str, ...] = get_args(ColumnKind)
 NUMERIC = ("integer", "decimal")  # the kinds min and max apply to
+DATED = ("date", "timestamp")  # the kinds a format (how the values are written) applies to
+DATE_FORMATS: tuple[str, ...] = get_args(DateFormat)
 STYLES: tuple[str, ...] = get_args(PersonnummerStyle)
 ENCODINGS: tuple[str, ...] = get_args(Encoding)
 # Unit, dataset and warehouse column names become paths, asset keys, tables and SQL identifiers.
@@ -232,6 +235,7 @@ def _column(raw: Any, path: Path, where: str) -> Column:
         minimum=block.take("min", (int, float), None),
         maximum=block.take("max", (int, float), None),
         allowed=_allowed(block.take("allowed", list, None), path, where),
+        format=block.take("format", str, "iso", choices=DATE_FORMATS),
         on_identifier=block.take("on_identifier", str, "mask", choices=("mask", "drop")),
         scan_contacts=block.take("scan_contacts", bool, False),
     )
@@ -241,6 +245,8 @@ def _column(raw: Any, path: Path, where: str) -> Column:
         raise ContractError(f"{where}: name {column.name!r} must be lower-case letters, digits and _")
     if (column.minimum is not None or column.maximum is not None) and column.kind not in NUMERIC:
         raise ContractError(f"{where}: min and max apply to integer and decimal columns, not {column.kind}")
+    if "format" in raw and column.kind not in DATED:
+        raise ContractError(f"{where}: format applies to date and timestamp columns, not {column.kind}")
     if column.allowed is not None and column.kind != "text":
         raise ContractError(f"{where}: allowed applies to text columns, not {column.kind}")
     if (column.on_identifier != "mask" or column.scan_contacts) and not column.free_text:

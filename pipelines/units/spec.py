@@ -16,14 +16,17 @@ ColumnKind = Literal[
     "text",
     "integer",
     "decimal",
-    "date",  # ISO date, YYYY-MM-DD
+    "date",  # ISO date, YYYY-MM-DD, or an Excel serial number (Column.format)
     "month",  # YYYY-MM
-    "timestamp",  # ISO timestamp, naive (Swedish local time) or with an offset (see ingest/values.py)
+    "timestamp",  # ISO timestamp, naive (Swedish local time) or with an offset, or an Excel serial (see ingest/values.py)
     "boolean",
     "key",  # a source identifier that is not a personnummer (household id): pseudonymised
     "identifier",  # free text that identifies a person (name, address): never loaded
 ]
 
+# How a date or timestamp column is written: ISO 8601, or the day numbers of Excel's 1900 date system
+# (45292 is 2024-01-01, a fraction the time of day), as Excel exports a cell without a date format.
+DateFormat = Literal["iso", "excel_serial"]
 
 # utf-16: with a byte-order mark, as Excel writes "Unicode text" (usually tab separated)
 Encoding = Literal["utf-8", "utf-8-sig", "cp1252", "utf-16"]
@@ -70,6 +73,7 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     allowed: tuple[str, ...] | None = None
+    format: DateFormat = "iso"  # date and timestamp columns: how the values are written
     # Free text (a text column without an allowed set) is scanned at the border for personnummer and
     # samordningsnummer in every written form; a hit is masked in place, or the whole value dropped.
     on_identifier: Literal["mask", "drop"] = "mask"
