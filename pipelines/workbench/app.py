@@ -214,11 +214,30 @@ def _dataset_context(wb: Workbench, contract: Contract) -> dict:
         "r": built,
         "changes": approvals.changes_since_approval(contract, entries, wb.paths) if not broken else None,
         "ever_approved": approvals.last_approval(contract, entries) is not None,
-        "docs": sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")) if site.is_dir() else [],
+        "docs": _docs(site, contract),
         "held": overview.held_deliveries(wh, contract.unit)[0],
         "default_expiry": (date.today() + timedelta(days=365)).isoformat(),
         "today": date.today().isoformat(),
     }
+
+
+def _docs(site: Path, contract: Contract) -> list[tuple[str, str]]:
+    """Links into the unit's Data Docs for this dataset: the index, its latest validations (one per part
+    of the suite: the delivery, the loaded rows, all rows) and its expectation suites."""
+    if not (site / "index.html").is_file():
+        return []
+    links = [("översikt", "index.html")]
+    for kind, label in (("validations", "validering"), ("expectations", "förväntningar")):
+        for page in sorted((site / kind / contract.unit / contract.dataset).rglob("*.html")):
+            part = page.relative_to(site / kind / contract.unit / contract.dataset).parts
+            name = f"{label}: {views.SUITE_PART.get(part[0].removesuffix('.html'), part[0])}"
+            links.append(
+                (
+                    name + (f" ({part[1].removeprefix('delivery-')})" if len(part) > 2 else ""),
+                    page.relative_to(site).as_posix(),
+                )
+            )
+    return links
 
 
 async def dataset_page(
