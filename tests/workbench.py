@@ -26,9 +26,8 @@ import requests
 from pipelines.settings import REPO_ROOT, Paths
 from pipelines.stewardship.contracts import DEFAULT_DIR
 from pipelines.workbench.accounts import Accounts
-from tests.conftest import KNUTPUNKT, load_checked, once_per_run
+from tests.conftest import KNUTPUNKT, load_small_municipality, once_per_run
 
-LOADED = ("folkbokforing", "socialtjanst", "skola")
 REGISTRAR = "Registeransvarig, Kommunledningsförvaltningen"  # folkbokforing.aviseringar
 SCHOOL = "Verksamhetscontroller, Utbildningsförvaltningen"  # skola.*
 AID_STEWARD = "Enhetschef ekonomiskt bistånd, Socialförvaltningen"  # socialtjanst.ekonomiskt_bistand
@@ -42,22 +41,9 @@ def artifacts() -> Path:
 
 def loaded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder holding ``home`` and ``secrets`` of the shared small loaded platform."""
-    from pipelines.border.keys import keyring_from_env
-    from pipelines.units import UNITS
-    from synthetic.generate import generate
-
     with once_per_run(tmp_path_factory, "workbench-home") as (root, first):
         if first:
-            with pytest.MonkeyPatch.context() as mp:
-                mp.setenv("KNUTPUNKT_HOME", str(root / "home"))
-                mp.setenv("KNUTPUNKT_KEY_FILE", str(root / "secrets" / "pseudonym.key"))
-                mp.delenv("KNUTPUNKT_PSEUDONYM_KEY", raising=False)
-                paths = Paths.from_env()
-                generate(paths.home, citizens=300, years=1, seed=11, progress=False)
-                keys = keyring_from_env()
-                for unit in LOADED:
-                    months = sorted(p.name for p in (paths.landing / unit).iterdir())
-                    load_checked(UNITS[unit], months, paths, keys)
+            load_small_municipality(root)
     return root
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.border.keys import key_file_path
+from pipelines.border.keys import key_file_path, write_private
 
 SECRETS_ENV = "KNUTPUNKT_WORKBENCH_SECRETS"
 
@@ -56,7 +56,7 @@ class Accounts:
             accounts.setdefault(
                 username(steward), {"steward": steward, "password": secrets.token_urlsafe(18)}
             )
-        self._write_private(self.credentials, json.dumps(accounts, indent=2, ensure_ascii=False))
+        write_private(self.credentials, json.dumps(accounts, indent=2, ensure_ascii=False))
         return accounts
 
     def steward(self, user: str, password: str) -> str | None:
@@ -75,14 +75,5 @@ class Accounts:
         """The key that signs session cookies: generated once, 0600."""
         path = self.folder / "session.key"
         if not path.exists():
-            self._write_private(path, secrets.token_hex(32))
+            write_private(path, secrets.token_hex(32))
         return bytes.fromhex(path.read_text().strip())
-
-    def _write_private(self, path: Path, text: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
