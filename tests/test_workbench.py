@@ -272,3 +272,30 @@ def test_the_cli_and_the_workbench_give_the_same_decisions_on_the_same_log(platf
     done = knutpunkt(platform.env, *approve, "--expires", "2021-06-30")
     assert done.returncode == 1 and "in the past" in done.stdout
     assert _log(platform) == before
+
+
+def test_a_log_that_does_not_verify_shows_no_status_and_says_why(platform, url):
+    """A log edited by hand: the list shows no approval read from it, the audit page says it does not
+    verify, as `steward list` and `audit verify` refuse it; no decision can be added to it."""
+    school = log_in(url, platform, SCHOOL)
+    assert knutpunkt(platform.env, "steward", "approve", "skola.franvaro", "--steward", SCHOOL, "--purpose",
+                     "tidiga_insatser", "--expires", LATER).returncode == 0  # fmt: skip
+    log = audit.log_path(platform.paths)
+    original = log.read_text()
+    try:
+        log.write_text(original.replace('"purpose":"tidiga_insatser"', '"purpose":"annat"').replace(
+            '"purpose": "tidiga_insatser"', '"purpose": "annat"'))  # fmt: skip
+        assert log.read_text() != original
+        listed = school.get(f"{url}/").text
+        assert 'id="broken"' in listed and states(listed) == {
+            k: "unknown" for k in ("skola.franvaro", "skola.inskrivning", "skola.meritvarde")
+        }
+        assert "Loggen verifierar INTE" in school.get(f"{url}/logg").text
+        assert knutpunkt(platform.env, "steward", "list").returncode == 1
+        page, tampered = school.get(f"{url}/datamangd/skola.meritvarde").text, log.read_text()
+        data = {"csrf": csrf(page), "andamal": "tidiga_insatser", "slutdatum": LATER}
+        refused = _post(school, url, "/datamangd/skola.meritvarde/godkann", data)
+        assert refused.status_code == 400 and "kunde inte registreras" in refused.text
+        assert log.read_text() == tampered, "nothing is appended to a log that does not verify"
+    finally:
+        log.write_text(original)
