@@ -299,3 +299,32 @@ def test_a_log_that_does_not_verify_shows_no_status_and_says_why(platform, url):
         assert log.read_text() == tampered, "nothing is appended to a log that does not verify"
     finally:
         log.write_text(original)
+
+
+def test_no_page_shows_a_personnummer_or_a_pseudonym(platform, url):
+    """Every page a steward of the loaded units can open, scanned for the personnummer in landing (every
+    form) and for the pseudonyms and linkage tokens in the unit zones and vaults."""
+    import duckdb
+
+    from tests.leaks import forms_in_landing
+    from warehouse.layout import Warehouse
+
+    pages = []
+    for steward in (REGISTRAR, SCHOOL, AID_STEWARD):
+        client = log_in(url, platform, steward)
+        listed = client.get(f"{url}/").text
+        pages += [listed, client.get(f"{url}/logg").text]
+        pages += [client.get(f"{url}/datamangd/{key}").text for key in states(listed)]
+    text = "\n".join(pages)
+    assert "Risk för återidentifiering" in text and "Rader som skulle delas" in text
+    forms = forms_in_landing(platform.paths.landing)
+    assert forms and not {f for f in forms if f in text}
+    wh, keys = Warehouse(platform.paths.warehouse), set()
+    for unit in ("folkbokforing", "socialtjanst", "skola"):
+        with duckdb.connect(str(wh.vault(unit)), read_only=True) as con:
+            keys |= {
+                k
+                for row in con.execute("SELECT person_pseudonym, link_token FROM link").fetchall()
+                for k in row
+            }
+    assert keys and not {k for k in keys if k in text}
