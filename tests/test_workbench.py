@@ -139,6 +139,8 @@ def test_a_post_without_its_sessions_csrf_token_is_refused(platform, url):
         answer = _post(school, url, f"/datamangd/{ENROLMENT}/godkann", data)
         assert answer.status_code == 403 and "giltig session" in answer.text, token
     assert _post(school, url, "/logout", {}).status_code == 403, "logging out takes the token too"
+    flood = form | {"csrf": csrf(school.get(f"{url}/").text), "anteckning": "x" * 100_000}
+    assert _post(school, url, f"/datamangd/{ENROLMENT}/godkann", flood).status_code == 413
     assert _log(platform) == before
 
 

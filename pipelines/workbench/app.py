@@ -106,7 +106,9 @@ async def _http_error(wb: Workbench, request: Request, exc: HTTPException) -> Re
     return _refusal(wb, exc.detail, exc.status_code)
 
 
+Form = dict[str, str]
 Handler = Callable[..., object]
+MAX_FORM = 64 * 1024  # a form here is a few fields: a larger body is refused unread
 
 
 def _handler(wb: Workbench, page: Handler, public: bool = False) -> Callable:
@@ -117,6 +119,8 @@ def _handler(wb: Workbench, page: Handler, public: bool = False) -> Callable:
         session = wb.signer.load(request.cookies.get(COOKIE))
         form: dict[str, str] = {}
         if request.method == "POST":
+            if int(request.headers.get("content-length") or MAX_FORM + 1) > MAX_FORM:
+                return _refusal(wb, "Formuläret är för stort eller saknar längd.", 413)
             body = (await request.body()).decode("utf-8", "replace")
             form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
             if not csrf_ok(session, form.get("csrf")):
@@ -153,12 +157,14 @@ def _mine_or_403(wb: Workbench, steward: str, key: str) -> Contract:
 
 
 async def login_page(
-    wb: Workbench, request: Request, session: Session, steward: str | None, form
+    wb: Workbench, request: Request, session: Session, steward: str | None, form: Form
 ) -> Response:
     return wb.render("login.html", session, error=None)
 
 
-async def login(wb: Workbench, request: Request, session: Session, steward: str | None, form) -> Response:
+async def login(
+    wb: Workbench, request: Request, session: Session, steward: str | None, form: Form
+) -> Response:
     user = form.get("anvandare", "").strip()
     who = wb.accounts.steward(user, form.get("losenord", ""))
     if who is None:
@@ -172,7 +178,9 @@ async def login(wb: Workbench, request: Request, session: Session, steward: str 
     return response
 
 
-async def logout(wb: Workbench, request: Request, session: Session, steward: str | None, form) -> Response:
+async def logout(
+    wb: Workbench, request: Request, session: Session, steward: str | None, form: Form
+) -> Response:
     wb.signer.ended.add(session.sid)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
@@ -195,7 +203,8 @@ def _states(
     return overview.overview(contracts, entries, Warehouse(wb.paths.warehouse)), entries, None
 
 
-async def list_page(wb: Workbench, request: Request, session: Session, steward: str, form) -> Response:
+async def list_page(wb: Workbench, request: Request, session: Session, steward: str, form: Form) -> Response:
+    """The steward's datasets with their state and why (the log verified first, as ``steward list``)."""
     mine = wb.mine(steward)
     states, _, broken = await run_in_threadpool(_states, wb, mine)
     return wb.render("list.html", session, contracts=mine, states=states, broken=broken)
@@ -241,7 +250,7 @@ def _docs(site: Path, contract: Contract) -> list[tuple[str, str]]:
 
 
 async def dataset_page(
-    wb: Workbench, request: Request, session: Session, steward: str, form, **extra
+    wb: Workbench, request: Request, session: Session, steward: str, form: Form, **extra
 ) -> Response:
     contract = _mine_or_403(wb, steward, request.path_params["key"])
     context = await run_in_threadpool(_dataset_context, wb, contract)
@@ -250,7 +259,9 @@ async def dataset_page(
     return wb.render("dataset.html", session, status=400 if context["error"] else 200, **context)
 
 
-async def approve(wb: Workbench, request: Request, session: Session, steward: str, form) -> Response:
+async def approve(wb: Workbench, request: Request, session: Session, steward: str, form: Form) -> Response:
+    """Approve the contract version on the page, signed as the logged-in steward (never a name the
+    form could carry), with the checks of ``knutpunkt steward approve``."""
     contract = _mine_or_403(wb, steward, request.path_params["key"])
     try:
         expires = date.fromisoformat(form.get("slutdatum", ""))
@@ -267,7 +278,8 @@ async def approve(wb: Workbench, request: Request, session: Session, steward: st
     return await _decision(wb, request, session, steward, form, decide, "godkand")
 
 
-async def revoke(wb: Workbench, request: Request, session: Session, steward: str, form) -> Response:
+async def revoke(wb: Workbench, request: Request, session: Session, steward: str, form: Form) -> Response:
+    """Revoke, signed as the logged-in steward; the next link run withdraws the dataset."""
     contract = _mine_or_403(wb, steward, request.path_params["key"])
 
     def decide() -> audit.Entry:
@@ -278,7 +290,13 @@ async def revoke(wb: Workbench, request: Request, session: Session, steward: str
 
 
 async def _decision(
-    wb, request, session, steward, form, decide: Callable[[], audit.Entry], what: str
+    wb: Workbench,
+    request: Request,
+    session: Session,
+    steward: str,
+    form: Form,
+    decide: Callable[[], audit.Entry],
+    what: str,
 ) -> Response:
     """Record the decision; on a refused one, the dataset page again with why (400), nothing recorded."""
     try:
@@ -295,7 +313,9 @@ async def _decision(
     return RedirectResponse(f"/datamangd/{key}?beslut={what}-{entry.seq}", status_code=303)
 
 
-async def _refused_decision(wb, request, session, steward, form, message: str) -> Response:
+async def _refused_decision(
+    wb: Workbench, request: Request, session: Session, steward: str, form: Form, message: str
+) -> Response:
     return await dataset_page(wb, request, session, steward, {}, error=message, filled=form)
 
 
@@ -312,12 +332,12 @@ def _audit_context(wb: Workbench, steward: str) -> dict:
     return {"entries": [e for e in reversed(entries) if e.dataset in mine], "verdict": verdict, "ok": ok}
 
 
-async def audit_page(wb: Workbench, request: Request, session: Session, steward: str, form) -> Response:
+async def audit_page(wb: Workbench, request: Request, session: Session, steward: str, form: Form) -> Response:
     context = await run_in_threadpool(_audit_context, wb, steward)
     return wb.render("audit.html", session, **context)
 
 
-async def data_docs(wb: Workbench, request: Request, session: Session, steward: str, form) -> Response:
+async def data_docs(wb: Workbench, request: Request, session: Session, steward: str, form: Form) -> Response:
     """A file of a unit's Data Docs site (or the shared vendored assets), for a steward of that unit."""
     unit, path = request.path_params["unit"], request.path_params["path"]
     if unit != "vendor" and unit not in {c.unit for c in wb.mine(steward).values()}:
