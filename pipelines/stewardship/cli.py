@@ -178,7 +178,13 @@ def _show(out: Console, c: Contract, paths: Paths, anchors: audit.AnchorStore) -
 
     out.rule("Re-identification risk")
     for key, value in r.risk.items():
-        out.print(f"  {key}: {value}")
+        if key != "risky_combinations":
+            out.print(f"  {key}: {value}")
+    for c in r.risk.get("risky_combinations", []):
+        out.print(
+            f"  risky: {' + '.join(c['combination'])}: smallest group {c['k_min']}, "
+            f"{c['classes']} groups under the risk k with {c['persons']} persons"
+        )
     return 0
 
 
