@@ -32,6 +32,7 @@ from tests.workbench import (
     loaded_home,
     log_in,
     states,
+    version,
     workbench,
 )
 
@@ -186,7 +187,7 @@ def test_an_approval_and_a_revocation_through_the_pages_are_signed_and_audited(p
     registrar = log_in(url, platform, REGISTRAR)
     page = registrar.get(f"{url}/datamangd/{REGISTER}").text
     purpose = re.search(r'<option value="([^"]+)"', page).group(1)
-    past = {"csrf": csrf(page), "andamal": purpose, "slutdatum": "2020-01-01"}
+    past = {"csrf": csrf(page), "version": version(page), "andamal": purpose, "slutdatum": "2020-01-01"}
     before = _log(platform)
     refused = _post(registrar, url, f"/datamangd/{REGISTER}/godkann", past)
     assert refused.status_code == 400 and "Slutdatumet har redan passerat" in refused.text
@@ -212,11 +213,11 @@ def test_an_approval_and_a_revocation_through_the_pages_are_signed_and_audited(p
     assert "Loggen verifierar:" in registrar.get(f"{url}/logg").text
 
 
-def test_a_changed_contract_shows_its_diff_since_the_approval(platform, url):
+def test_a_changed_contract_shows_its_diff_and_an_approval_binds_the_version_read(platform, url):
     school = log_in(url, platform, SCHOOL)
     page = school.get(f"{url}/datamangd/skola.franvaro").text
     purpose = re.search(r'<option value="([^"]+)"', page).group(1)
-    data = {"csrf": csrf(page), "andamal": purpose, "slutdatum": LATER}
+    data = {"csrf": csrf(page), "version": version(page), "andamal": purpose, "slutdatum": LATER}
     assert _post(school, url, "/datamangd/skola.franvaro/godkann", data).status_code == 303
     contract = platform.root / "contracts" / "skola.franvaro.yaml"
     original = contract.read_text()
@@ -228,6 +229,15 @@ def test_a_changed_contract_shows_its_diff_since_the_approval(platform, url):
         assert re.search(r'class="del">-\s+months: \d+', diff) and re.search(
             r'class="add">\+\s+months: 1\d+', diff
         )
+        before = _log(platform)  # a form read before the edit approves nothing
+        stale = _post(school, url, "/datamangd/skola.franvaro/godkann", data | {"csrf": csrf(page)})
+        assert stale.status_code == 400 and "har ändrats sedan sidan visades" in stale.text
+        unsaid = {k: v for k, v in data.items() if k != "version"} | {"csrf": csrf(page)}
+        assert _post(school, url, "/datamangd/skola.franvaro/godkann", unsaid).status_code == 400
+        assert _log(platform) == before
+        fresh = data | {"csrf": csrf(page), "version": version(page)}
+        assert _post(school, url, "/datamangd/skola.franvaro/godkann", fresh).status_code == 303
+        assert "Inga ändringar" in school.get(f"{url}/datamangd/skola.franvaro").text
     finally:
         contract.write_text(original)
 
@@ -249,6 +259,7 @@ def test_the_cli_and_the_workbench_give_the_same_decisions_on_the_same_log(platf
     page = aid.get(f"{url}/datamangd/{AID}").text
     data = {
         "csrf": csrf(page),
+        "version": version(page),
         "andamal": "tidiga_insatser",
         "slutdatum": (date.today() + timedelta(days=10)).isoformat(),
     }
@@ -268,7 +279,12 @@ def test_the_cli_and_the_workbench_give_the_same_decisions_on_the_same_log(platf
 
     # The same refusal both ways: an expiry in the past records nothing through either.
     before = _log(platform)
-    past = {"csrf": csrf(page), "andamal": "tidiga_insatser", "slutdatum": "2021-06-30"}
+    past = {
+        "csrf": csrf(page),
+        "version": version(page),
+        "andamal": "tidiga_insatser",
+        "slutdatum": "2021-06-30",
+    }
     assert _post(aid, url, f"/datamangd/{AID}/godkann", past).status_code == 400
     approve = ["steward", "approve", AID, "--steward", AID_STEWARD, "--purpose", "tidiga_insatser"]
     done = knutpunkt(platform.env, *approve, "--expires", "2021-06-30")
@@ -295,7 +311,12 @@ def test_a_log_that_does_not_verify_shows_no_status_and_says_why(platform, url):
         assert "Loggen verifierar INTE" in school.get(f"{url}/logg").text
         assert knutpunkt(platform.env, "steward", "list").returncode == 1
         page, tampered = school.get(f"{url}/datamangd/skola.meritvarde").text, log.read_text()
-        data = {"csrf": csrf(page), "andamal": "tidiga_insatser", "slutdatum": LATER}
+        data = {
+            "csrf": csrf(page),
+            "version": version(page),
+            "andamal": "tidiga_insatser",
+            "slutdatum": LATER,
+        }
         refused = _post(school, url, "/datamangd/skola.meritvarde/godkann", data)
         assert refused.status_code == 400 and "kunde inte registreras" in refused.text
         assert log.read_text() == tampered, "nothing is appended to a log that does not verify"

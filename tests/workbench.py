@@ -136,6 +136,11 @@ def csrf(html: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
 
 
+def version(html: str) -> str:
+    """The contract version a dataset page's approval form says the steward read."""
+    return re.search(r'name="version" value="([^"]+)"', html).group(1)
+
+
 def log_in(url: str, platform: Platform, steward: str) -> requests.Session:
     """A logged-in HTTP session of a steward, as a browser's login form would make it."""
     client = requests.Session()

@@ -151,10 +151,16 @@ def approve_reviewed(
     *,
     anchors: audit.AnchorStore,
     today: date | None = None,
+    seen_version: str | None = None,
 ) -> audit.Entry:
     """An approval as a steward gives it (``knutpunkt steward approve``, the workbench): refused for an
-    expiry date already past, or a contract whose shared output ``steward show`` cannot build (the
-    gate would refuse the same output)."""
+    expiry date already past, a contract whose shared output ``steward show`` cannot build (the gate
+    would refuse the same output), or, given the version the steward read (``seen_version``), a
+    contract changed since: an approval binds the version read, not one edited meanwhile."""
+    if seen_version is not None and seen_version != contract.version:
+        raise audit.Refused(
+            "changed", f"the contract of {contract.key} changed since version {seen_version[:12]}"
+        )
     if expires < (today or date.today()):
         raise audit.Refused("past", f"expiry {expires} is in the past")
     wh = Warehouse((paths or Paths.from_env()).warehouse)

@@ -156,6 +156,9 @@ def keep_text(contract: Contract, folder: Path) -> Path:
     if not kept.exists():
         tmp = kept.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(contract.path.read_text(encoding="utf-8"), encoding="utf-8")
+        if contract_version(read_yaml(tmp)) != contract.version:  # edited since it was loaded
+            tmp.unlink()
+            return kept
         tmp.replace(kept)
     return kept
 

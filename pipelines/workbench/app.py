@@ -272,7 +272,7 @@ async def approve(wb: Workbench, request: Request, session: Session, steward: st
         with wb.open_anchors() as anchors:
             return approvals.approve_reviewed(
                 contract, steward, form.get("andamal", ""), expires, form.get("anteckning", ""),
-                wb.paths, anchors=anchors,
+                wb.paths, anchors=anchors, seen_version=form.get("version", ""),
             )  # fmt: skip
 
     return await _decision(wb, request, session, steward, form, decide, "godkand")

@@ -55,6 +55,7 @@ REFUSED = {
     "steward": "Beslutet saknar förvaltarens namn.",
     "purpose": "Ändamålet finns inte i datamängdens kontrakt.",
     "past": "Slutdatumet har redan passerat.",
+    "changed": "Kontraktet har ändrats sedan sidan visades. Läs ändringarna och godkänn igen.",
     "output": "Kontraktets utdata kan inte byggas, så grinden skulle vägra den",
     "reason": "Ange ett skäl till återkallelsen.",
     "personnummer": "Texten ser ut att innehålla ett personnummer; sådant får inte stå i granskningsloggen.",
