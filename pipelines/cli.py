@@ -67,6 +67,11 @@ def _command(argv: list[str] | None) -> int:
         "--port", type=int, default=3000
     )
     stewardship.add_commands(sub)
+    workbench = sub.add_parser(
+        "workbench", help="the stewards' web workbench, in Swedish (pipelines/workbench/)"
+    )
+    workbench.add_argument("--port", type=int, default=8089)
+    workbench.add_argument("--host", default="127.0.0.1", help="listen address (default: this machine only)")
     dashboards = sub.add_parser("dashboards", help="deploy or serve the Superset dashboards (dashboards/)")
     dashboards.add_argument("action", choices=("deploy", "serve"))
     dashboards.add_argument("--port", type=int, default=8088)
@@ -104,6 +109,11 @@ def _command(argv: list[str] | None) -> int:
             from pipelines.defs.anchors import platform_anchors
 
             return stewardship.dispatch(args, paths, partial(platform_anchors, paths))
+        case "workbench":
+            from pipelines.defs.anchors import platform_anchors
+            from pipelines.workbench.app import serve
+
+            serve(paths, partial(platform_anchors, paths), args.host, args.port)
         case "dashboards":
             return run_dashboards(paths, args.action, args.port)
         case "notebooks":

@@ -110,6 +110,27 @@ def load_checked(unit: Unit, deliveries: list[str], paths: Paths, keys) -> None:
     check_deliveries(unit, deliveries, paths, wh)
 
 
+SMALL_LOADED = ("folkbokforing", "socialtjanst", "skola")
+
+
+def load_small_municipality(root: Path) -> Paths:
+    """A small municipality (300 citizens, one year, seed 11) generated under ``root/home`` and loaded
+    with its checks for folkbokföring, socialtjänst and skola, key file in ``root/secrets``; no steward
+    decision yet. The stewardship and workbench tests work on copies of it."""
+    from synthetic.generate import generate
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KNUTPUNKT_HOME", str(root / "home"))
+        mp.setenv("KNUTPUNKT_KEY_FILE", str(root / "secrets" / "pseudonym.key"))
+        mp.delenv("KNUTPUNKT_PSEUDONYM_KEY", raising=False)
+        paths = Paths.from_env()
+        generate(paths.home, citizens=300, years=1, seed=11, progress=False)
+        keys = keyring_from_env()
+        for unit in SMALL_LOADED:
+            load_checked(UNITS[unit], sorted(p.name for p in (paths.landing / unit).iterdir()), paths, keys)
+    return paths
+
+
 # The installed console script, run from a folder outside the repository as a user runs it: a package
 # missing from pyproject's package list, or an import that works only from the repository root, fails here.
 KNUTPUNKT = Path(sys.executable).with_name("knutpunkt")

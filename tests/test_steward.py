@@ -30,12 +30,11 @@ from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit, signing
 from pipelines.stewardship.contracts import DEFAULT_DIR, LINEAGE_COLUMNS, load_contracts
 from pipelines.units import UNITS
-from synthetic.generate import generate
-from tests.conftest import load_checked
+from tests.conftest import SMALL_LOADED, load_checked, load_small_municipality
 from tests.leaks import forms_in_landing, hits_in_duckdb, hits_in_files
 from warehouse.layout import Warehouse
 
-LOADED = ("folkbokforing", "socialtjanst", "skola")
+LOADED = SMALL_LOADED
 AID = "socialtjanst.ekonomiskt_bistand"
 REGISTER = "folkbokforing.aviseringar"
 LATER = str(date.today() + timedelta(days=90))
@@ -46,15 +45,7 @@ ZONE_COLUMNS = {"citizen_key", "known_to_folkbokforing", "_delivery"}
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("steward")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KNUTPUNKT_HOME", str(root / "home"))
-        mp.setenv("KNUTPUNKT_KEY_FILE", str(root / "secrets" / "pseudonym.key"))
-        mp.delenv("KNUTPUNKT_PSEUDONYM_KEY", raising=False)
-        paths = Paths.from_env()
-        generate(paths.home, citizens=300, years=1, seed=11, progress=False)
-        keys = keyring_from_env()
-        for unit in LOADED:
-            load_checked(UNITS[unit], sorted(p.name for p in (paths.landing / unit).iterdir()), paths, keys)
+    load_small_municipality(root)
     return root
 
 

@@ -100,6 +100,18 @@ def keyring_from_env(env: Mapping[str, str] = os.environ) -> Keyring:
     return load_keyring(key_file_path(env), hex_key=env.get(KEY_ENV), version=env.get(KEY_VERSION_ENV, "v1"))
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a secret beside the key file: 0600 from its first byte, in a 0700 folder, swapped in whole
+    (a reader never sees half a file). For generated passwords and session keys."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
 def _create_key_file(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Literal
 
 from pipelines.settings import Paths
-from pipelines.stewardship import audit, signing
-from pipelines.stewardship.contracts import Contract
+from pipelines.stewardship import audit, report, signing
+from pipelines.stewardship.contracts import Contract, diff, keep_text, kept_text
+from warehouse.layout import Warehouse
 
 State = Literal["pending", "approved", "expired", "revoked"]
 DEMO_STEWARD = "demo-steward (synthetic demo, not a real decision)"
@@ -122,10 +124,13 @@ def approve(
     record an approval that has already run out to exercise expiry.
     """
     if not steward.strip():
-        raise ValueError("an approval needs the steward's name")
+        raise audit.Refused("steward", "an approval needs the steward's name")
     if purpose not in {p.name for p in contract.purposes}:
         allowed = ", ".join(p.name for p in contract.purposes)
-        raise ValueError(f"purpose {purpose!r} is not in the contract of {contract.key} (allowed: {allowed})")
+        raise audit.Refused(
+            "purpose", f"purpose {purpose!r} is not in the contract of {contract.key} (allowed: {allowed})"
+        )
+    keep_text(contract, approved_texts(paths))
     details = {
         "steward": steward,
         "purpose": purpose,
@@ -136,12 +141,64 @@ def approve(
     return _decide("approve", contract, steward, details, paths, anchors)
 
 
+def approve_reviewed(
+    contract: Contract,
+    steward: str,
+    purpose: str,
+    expires: date,
+    note: str = "",
+    paths: Paths | None = None,
+    *,
+    anchors: audit.AnchorStore,
+    today: date | None = None,
+    seen_version: str | None = None,
+) -> audit.Entry:
+    """An approval as a steward gives it (``knutpunkt steward approve``, the workbench): refused for an
+    expiry date already past, a contract whose shared output ``steward show`` cannot build (the gate
+    would refuse the same output), or, given the version the steward read (``seen_version``), a
+    contract changed since: an approval binds the version read, not one edited meanwhile."""
+    if seen_version is not None and seen_version != contract.version:
+        raise audit.Refused(
+            "changed", f"the contract of {contract.key} changed since version {seen_version[:12]}"
+        )
+    if expires < (today or date.today()):
+        raise audit.Refused("past", f"expiry {expires} is in the past")
+    wh = Warehouse((paths or Paths.from_env()).warehouse)
+    if wh.unit_zone(contract.unit).exists() and (problem := report.build(contract, wh).problem):
+        raise audit.Refused("output", f"not approved: {problem}")
+    return approve(contract, steward, purpose, expires, note, paths, anchors=anchors)
+
+
+def approved_texts(paths: Paths | None = None) -> Path:
+    """Where the text of each approved contract version is kept (beside the audit log)."""
+    return audit.folder(paths) / "approved_contracts"
+
+
+def last_approval(contract: Contract, entries: list[audit.Entry]) -> audit.Entry | None:
+    """The dataset's latest approval in the (verified) log, whatever came after it."""
+    return next((e for e in reversed(entries) if e.dataset == contract.key and e.action == "approve"), None)
+
+
+def changes_since_approval(
+    contract: Contract, entries: list[audit.Entry], paths: Paths | None = None
+) -> list[str] | None:
+    """The diff of the contract since the version its latest approval bound, [] if unchanged; None
+    if it was never approved or the approved text was not kept (an approval made before texts were)."""
+    last = last_approval(contract, entries)
+    if last is None:
+        return None
+    if last.contract_version == contract.version:
+        return []
+    old = kept_text(last.contract_version or "", approved_texts(paths))
+    return None if old is None else diff(old, contract.path.read_text(encoding="utf-8"))
+
+
 def revoke(
     contract: Contract, steward: str, reason: str, paths: Paths | None = None, *, anchors: audit.AnchorStore
 ) -> audit.Entry:
     """Record a revocation: the next link run removes the dataset from the cross-unit zone."""
     if not steward.strip() or not reason.strip():
-        raise ValueError("a revocation needs the steward's name and a reason")
+        raise audit.Refused("reason", "a revocation needs the steward's name and a reason")
     details = {"steward": steward, "reason": reason}
     return _decide("revoke", contract, steward, details, paths, anchors)
 

@@ -40,6 +40,14 @@ FREE_TEXT = ("steward", "purpose", "reason", "note")  # what people type; checke
 _PERSONNUMMER_LIKE = re.compile(r"\d{6,8}[-+]?\d{4}")
 
 
+class Refused(ValueError):
+    """A decision refused by a rule, with a ``code`` a user interface can word in its own language."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class AuditError(RuntimeError):
     """The audit log does not verify: it was edited, truncated or extended outside Knutpunkt."""
 
@@ -204,7 +212,9 @@ def _refuse_personnummer(*texts: str) -> None:
     """What a person typed (a name, a reason) must never carry a personnummer into the log."""
     for text in texts:
         if _PERSONNUMMER_LIKE.search(text):
-            raise ValueError("audit entries must not contain anything that looks like a personnummer")
+            raise Refused(
+                "personnummer", "audit entries must not contain anything that looks like a personnummer"
+            )
 
 
 Anchor = tuple[int, str, str]  # a head recorded elsewhere: sequence number, hash, where it was recorded

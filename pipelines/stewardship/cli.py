@@ -18,11 +18,18 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.settings import Paths, knutpunkt_command
-from pipelines.stewardship import approvals, audit, report, signing
+from pipelines.stewardship import approvals, audit, overview, report, signing
 from pipelines.stewardship.contracts import Contract, ContractError, load_contracts
 from warehouse.layout import Warehouse
 
-STATE_STYLE = {"approved": "green", "pending": "yellow", "expired": "red", "revoked": "red"}
+STATE_STYLE = {
+    "approved": "green",
+    "expiring": "yellow",
+    "pending": "yellow",
+    "expired": "red",
+    "revoked": "red",
+    "withheld": "red",
+}
 # Opens the platform's anchor store (Dagster's event log) only for the commands that read or anchor heads.
 OpenAnchors = Callable[[], AbstractContextManager[audit.AnchorStore]]
 
@@ -96,7 +103,8 @@ def _pick(contracts: dict[str, Contract], key: str) -> Contract:
 
 
 def _list(out: Console, contracts: dict[str, Contract], paths: Paths, anchors: audit.AnchorStore) -> int:
-    states = approvals.statuses(contracts, paths, anchors=anchors)
+    entries = audit.verify_anchored(anchors, paths)
+    states = overview.overview(contracts, entries, Warehouse(paths.warehouse))
     table = Table(title="Datasets and their sharing status")
     for col in ("dataset", "classification", "sharing", "status", "why", "contract"):
         table.add_column(col, no_wrap=col in ("dataset", "contract"))
@@ -110,7 +118,8 @@ def _list(out: Console, contracts: dict[str, Contract], paths: Paths, anchors: a
 
 
 def _show(out: Console, c: Contract, paths: Paths, anchors: audit.AnchorStore) -> int:
-    s = approvals.statuses({c.key: c}, paths, anchors=anchors)[c.key]
+    entries = audit.verify_anchored(anchors, paths)
+    s = approvals.status(c, entries)
     out.rule(f"{c.key}: {c.title}")
     out.print(c.description)
     out.print(f"Owner (informationsägare): {c.owner}    Steward: {c.steward}")
@@ -122,6 +131,10 @@ def _show(out: Console, c: Contract, paths: Paths, anchors: audit.AnchorStore) -
     out.print(f"Contract version: {c.version}  ({c.path})")
     style = STATE_STYLE[s.state]
     out.print(f"Status: [{style}]{s.state}[/{style}], {s.reason}")
+    changes = approvals.changes_since_approval(c, entries, paths)
+    if changes:
+        out.rule("Changed since the last approval")
+        out.print("\n".join(changes), markup=False, highlight=False)
 
     out.rule("What would be shared")
     sh = c.sharing
@@ -165,20 +178,22 @@ def _show(out: Console, c: Contract, paths: Paths, anchors: audit.AnchorStore) -
 
     out.rule("Re-identification risk")
     for key, value in r.risk.items():
-        out.print(f"  {key}: {value}")
+        if key != "risky_combinations":
+            out.print(f"  {key}: {value}")
+    for c in r.risk.get("risky_combinations", []):
+        out.print(
+            f"  risky: {' + '.join(c['combination'])}: smallest group {c['k_min']}, "
+            f"{c['classes']} groups under the risk k with {c['persons']} persons"
+        )
     return 0
 
 
 def _approve(
     out: Console, c: Contract, paths: Paths, args: argparse.Namespace, anchors: audit.AnchorStore
 ) -> int:
-    if args.expires < date.today():
-        raise ValueError(f"expiry {args.expires} is in the past")
-    if Warehouse(paths.warehouse).unit_zone(c.unit).exists() and (
-        problem := report.build(c, Warehouse(paths.warehouse)).problem
-    ):
-        raise ValueError(f"not approved: {problem}")
-    entry = approvals.approve(c, args.steward, args.purpose, args.expires, args.note, paths, anchors=anchors)
+    entry = approvals.approve_reviewed(
+        c, args.steward, args.purpose, args.expires, args.note, paths, anchors=anchors
+    )
     out.print(
         f"Approved {c.key} ({c.sharing.level}) for {args.purpose} until {args.expires}, contract version "
         f"{c.short_version}; audit entry {entry.seq}. The next link run shares it."

@@ -12,11 +12,15 @@ Contracts live in the repository (``pipelines/units/contracts/<unit>.<dataset>.y
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+import yaml
 
 from pipelines.disclosure.policy import MIN_COUNT
 from pipelines.units.load import (
@@ -139,6 +143,48 @@ def contract_version(raw: dict) -> str:
     """SHA-256 of the parsed contract in canonical JSON: comments and layout do not count, content does."""
     canonical = json.dumps(raw, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def keep_text(contract: Contract, folder: Path) -> Path:
+    """Keep the text of the contract version being approved, so a later change can be shown as a diff.
+
+    The audit log holds only the version (a hash); the text is kept under its version and trusted only
+    if it still hashes to it (:func:`kept_text`), so whoever writes the folder cannot alter what it shows.
+    """
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    kept = folder / f"{contract.version}.yaml"
+    if not kept.exists():
+        tmp = kept.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(contract.path.read_text(encoding="utf-8"), encoding="utf-8")
+        if contract_version(read_yaml(tmp)) != contract.version:  # edited since it was loaded
+            tmp.unlink()
+            return kept
+        tmp.replace(kept)
+    return kept
+
+
+def kept_text(version: str, folder: Path) -> str | None:
+    """The kept text of a contract version, or None if it was not kept or no longer hashes to ``version``."""
+    kept = folder / f"{version}.yaml"
+    if not kept.is_file():
+        return None
+    try:
+        matches = contract_version(read_yaml(kept)) == version
+    except ContractError:
+        return None
+    return kept.read_text(encoding="utf-8") if matches else None
+
+
+def rendered(text: str) -> list[str]:
+    """A contract's parsed content as YAML lines: what the version covers, without comments or layout."""
+    return yaml.safe_dump(yaml.safe_load(text), sort_keys=False, allow_unicode=True, width=100).splitlines()
+
+
+def diff(old_text: str, new_text: str) -> list[str]:
+    """A unified diff of two contract texts as parsed (so a comment or a re-indent is no change)."""
+    return list(
+        difflib.unified_diff(rendered(old_text), rendered(new_text), "approved", "now", n=2, lineterm="")
+    )
 
 
 def _parse(raw: dict, path: Path) -> Contract:

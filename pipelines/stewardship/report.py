@@ -10,6 +10,7 @@ the size of the smallest group of shared persons who look alike on them.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -30,6 +31,7 @@ class Report:
     columns: list[str] = field(default_factory=list)  # as the cross-unit table will have them
     quality: dict = field(default_factory=dict)
     quarantine_rules: list[tuple[str, int]] = field(default_factory=list)
+    recent: list[dict] = field(default_factory=list)  # the latest deliveries, one per month, newest first
     risk: dict = field(default_factory=dict)
     problem: str | None = None  # why the report is incomplete (zone not loaded, contract output wrong)
 
@@ -51,6 +53,7 @@ def build(contract: Contract, wh: Warehouse, today: date | None = None) -> Repor
             con, f"SELECT count(*) FROM {ds} WHERE _delivery >= $cutoff", {"cutoff": bound["cutoff"]}
         )[0][0]
         report.quality, report.quarantine_rules = _quality(con, contract.dataset)
+        report.recent = _recent(con, contract.dataset)
         if contract.sharing.target == "citizen_index":
             report.columns = ["citizen_key", *contract.sharing.output_columns]
             report.rows_shared = report.persons_shared = _register_persons(con, bound)
@@ -112,18 +115,15 @@ def _k_anonymity(
         )
         district = "r.district"
     sql = f"""
+        CREATE OR REPLACE TEMP TABLE qi AS
         WITH persons AS ({persons}),
         own AS (SELECT person_pseudonym, any_value(birth_year) AS birth_year, any_value(sex) AS sex
-                FROM unit.{contract.dataset} GROUP BY person_pseudonym),
-        qi AS (SELECT own.birth_year, own.sex, {district} AS district
-               FROM persons JOIN own USING (person_pseudonym) {joins}),
-        classes AS (SELECT {", ".join(qis)}, count(*) AS k FROM qi GROUP BY ALL)
-        SELECT count(*), coalesce(sum(k), 0), min(k), median(k),
-            count(*) FILTER (k < {RISKY_K}), coalesce(sum(k) FILTER (k < {RISKY_K}), 0),
-            count(*) FILTER (k = 1)
-        FROM classes
+                FROM unit.{contract.dataset} GROUP BY person_pseudonym)
+        SELECT own.birth_year, own.sex, {district} AS district
+        FROM persons JOIN own USING (person_pseudonym) {joins}
     """
-    classes, persons_n, k_min, k_median, risky, risky_persons, unique = run(con, sql, used(sql, bound))[0]
+    run(con, sql, used(sql, bound))
+    classes, persons_n, k_min, k_median, risky, risky_persons, unique = _classes(con, qis)
     return {
         "quasi_identifiers": qis,
         "district_from_register": register is not None,
@@ -134,7 +134,40 @@ def _k_anonymity(
         f"classes_k_below_{RISKY_K}": risky,
         f"persons_in_classes_k_below_{RISKY_K}": risky_persons,
         "unique_persons": unique,
+        "risky_combinations": _risky_combinations(con, qis),
     }
+
+
+def _classes(con: duckdb.DuckDBPyConnection, columns: list[str]) -> tuple:
+    """Equivalence classes of the shared persons (table ``qi``) over ``columns``, summed up."""
+    sql = f"""
+        WITH classes AS (SELECT {", ".join(columns)}, count(*) AS k FROM qi GROUP BY ALL)
+        SELECT count(*), coalesce(sum(k), 0), min(k), median(k),
+            count(*) FILTER (k < {RISKY_K}), coalesce(sum(k) FILTER (k < {RISKY_K}), 0),
+            count(*) FILTER (k = 1)
+        FROM classes
+    """
+    return run(con, sql)[0]
+
+
+def _risky_combinations(con: duckdb.DuckDBPyConnection, qis: list[str]) -> list[dict]:
+    """Which combinations of quasi-identifiers single persons out: for every combination with a class
+    under the risk k, its smallest class and how many classes and persons are under it (group sizes
+    only, never the values that describe a group)."""
+    found = []
+    for size in range(1, len(qis) + 1):
+        for combination in itertools.combinations(qis, size):
+            _, _, k_min, _, risky, risky_persons, _ = _classes(con, list(combination))
+            if risky:
+                found.append(
+                    {
+                        "combination": list(combination),
+                        "k_min": k_min,
+                        "classes": risky,
+                        "persons": risky_persons,
+                    }
+                )
+    return found
 
 
 def _cells(con: duckdb.DuckDBPyConnection, contract: Contract, bound: dict) -> dict:
@@ -175,6 +208,21 @@ def _quality(con: duckdb.DuckDBPyConnection, dataset: str) -> tuple[dict, list[t
         {"d": dataset},
     )
     return quality, [(r, n) for r, n in rules]
+
+
+def _recent(con: duckdb.DuckDBPyConnection, dataset: str, months: int = 12) -> list[dict]:
+    """Per delivery month: files, rows in them, loaded, quarantined, and the checks holding it, if any."""
+    rows = run(
+        con,
+        """SELECT r._delivery, count(*), coalesce(sum(rows_in_file), 0), coalesce(sum(rows_loaded), 0),
+               coalesce(sum(rows_quarantined), 0), count(*) FILTER (status <> 'loaded'),
+               any_value(h.checks), any_value(h.reason)
+           FROM unit.reconciliation r LEFT JOIN unit.held_deliveries h USING (_delivery)
+           WHERE dataset = $d GROUP BY r._delivery ORDER BY r._delivery DESC LIMIT $n""",
+        {"d": dataset, "n": months},
+    )
+    keys = ("delivery", "files", "rows_in_files", "rows_loaded", "rows_quarantined", "files_not_loaded")
+    return [dict(zip((*keys, "held_by", "held_reason"), row, strict=True)) for row in rows]
 
 
 def _as_linked(output: list[str]) -> list[str]:
