@@ -131,6 +131,15 @@ def load_small_municipality(root: Path) -> Paths:
     return paths
 
 
+def small_municipality(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder holding ``home`` and ``secrets`` of :func:`load_small_municipality`, built once per
+    test run and shared by the xdist workers; tests work on copies of it."""
+    with once_per_run(tmp_path_factory, "small-municipality") as (root, first):
+        if first:
+            load_small_municipality(root)
+    return root
+
+
 # The installed console script, run from a folder outside the repository as a user runs it: a package
 # missing from pyproject's package list, or an import that works only from the repository root, fails here.
 KNUTPUNKT = Path(sys.executable).with_name("knutpunkt")

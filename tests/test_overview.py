@@ -14,7 +14,8 @@ from pipelines.cli import main
 from pipelines.defs.anchors import DagsterAnchors, platform_anchors
 from pipelines.stewardship import approvals, audit, overview, signing
 from pipelines.stewardship.contracts import load_contracts
-from tests.workbench import AID_STEWARD, REGISTRAR, SCHOOL, Platform, copy_platform, loaded_home
+from tests.conftest import small_municipality
+from tests.workbench import AID_STEWARD, REGISTRAR, SCHOOL, Platform, copy_platform
 from warehouse.layout import Warehouse, connect, run
 
 CHILDREN = "Enhetschef barn och unga, Socialförvaltningen"  # socialtjanst.barnutredningar
@@ -23,7 +24,7 @@ SOON, LATER = date.today() + timedelta(days=20), date.today() + timedelta(days=3
 
 @pytest.fixture
 def platform(tmp_path_factory, tmp_path) -> Iterator[Platform]:
-    with copy_platform(loaded_home(tmp_path_factory), tmp_path / "platform") as platform:
+    with copy_platform(small_municipality(tmp_path_factory), tmp_path / "platform") as platform:
         for steward in (REGISTRAR, SCHOOL, AID_STEWARD, CHILDREN):
             signing.create_key(steward)
         yield platform

@@ -30,7 +30,7 @@ from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit, signing
 from pipelines.stewardship.contracts import DEFAULT_DIR, LINEAGE_COLUMNS, load_contracts
 from pipelines.units import UNITS
-from tests.conftest import SMALL_LOADED, load_checked, load_small_municipality
+from tests.conftest import SMALL_LOADED, load_checked, small_municipality
 from tests.leaks import forms_in_landing, hits_in_duckdb, hits_in_files
 from warehouse.layout import Warehouse
 
@@ -44,18 +44,17 @@ ZONE_COLUMNS = {"citizen_key", "known_to_folkbokforing", "_delivery"}
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("steward")
-    load_small_municipality(root)
-    return root
+    return small_municipality(tmp_path_factory)
 
 
 @pytest.fixture
 def paths(base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
     """A fresh copy of the loaded home and of the contracts, and no steward decisions yet."""
     shutil.copytree(base / "home", tmp_path / "home")
+    shutil.copytree(base / "secrets", tmp_path / "secrets")  # steward keys are made beside the key file
     shutil.copytree(DEFAULT_DIR, tmp_path / "contracts")
     monkeypatch.setenv("KNUTPUNKT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KNUTPUNKT_KEY_FILE", str(base / "secrets" / "pseudonym.key"))
+    monkeypatch.setenv("KNUTPUNKT_KEY_FILE", str(tmp_path / "secrets" / "pseudonym.key"))
     monkeypatch.setenv("KNUTPUNKT_CONTRACTS", str(tmp_path / "contracts"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))  # the CLI sets it
     (tmp_path / "home" / "dagster").mkdir(exist_ok=True)

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from pipelines.stewardship import audit
-from tests.conftest import knutpunkt
+from tests.conftest import knutpunkt, small_municipality
 from tests.workbench import (
     AID_STEWARD,
     REGISTRAR,
@@ -29,7 +29,6 @@ from tests.workbench import (
     Platform,
     copy_platform,
     csrf,
-    loaded_home,
     log_in,
     states,
     version,
@@ -45,7 +44,9 @@ LATER = (date.today() + timedelta(days=200)).isoformat()
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory) -> Iterator[Platform]:
-    with copy_platform(loaded_home(tmp_path_factory), tmp_path_factory.mktemp("workbench-http")) as platform:
+    with copy_platform(
+        small_municipality(tmp_path_factory), tmp_path_factory.mktemp("workbench-http")
+    ) as platform:
         yield platform
 
 

@@ -21,7 +21,8 @@ from pipelines.defs.anchors import platform_instance
 from pipelines.defs.cross_unit import citizen_index
 from pipelines.stewardship import audit
 from tests.chromium import Browser
-from tests.workbench import REGISTRAR, SCHOOL, Platform, artifacts, copy_platform, loaded_home, workbench
+from tests.conftest import small_municipality
+from tests.workbench import REGISTRAR, SCHOOL, Platform, artifacts, copy_platform, workbench
 from warehouse.layout import Warehouse
 
 pytestmark = [pytest.mark.ui, pytest.mark.platform]  # a server, a browser and Dagster link runs
@@ -32,7 +33,7 @@ STEWARDS = {REGISTRAR: ("registeransvarig", REGISTER), SCHOOL: ("skola", ENROLME
 
 @pytest.fixture
 def platform(tmp_path_factory, tmp_path) -> Iterator[Platform]:
-    with copy_platform(loaded_home(tmp_path_factory), tmp_path / "platform") as platform:
+    with copy_platform(small_municipality(tmp_path_factory), tmp_path / "platform") as platform:
         yield platform
 
 

@@ -26,7 +26,7 @@ import requests
 from pipelines.settings import REPO_ROOT, Paths
 from pipelines.stewardship.contracts import DEFAULT_DIR
 from pipelines.workbench.accounts import Accounts
-from tests.conftest import KNUTPUNKT, load_small_municipality, once_per_run
+from tests.conftest import KNUTPUNKT
 
 REGISTRAR = "Registeransvarig, Kommunledningsförvaltningen"  # folkbokforing.aviseringar
 SCHOOL = "Verksamhetscontroller, Utbildningsförvaltningen"  # skola.*
@@ -37,14 +37,6 @@ def artifacts() -> Path:
     """Where the browser tests keep their screenshots (as tests/test_dashboards_browser.py)."""
     root = Path(os.environ.get("KNUTPUNKT_ARTIFACTS", REPO_ROOT / "test-artifacts"))
     return root / "workbench"
-
-
-def loaded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder holding ``home`` and ``secrets`` of the shared small loaded platform."""
-    with once_per_run(tmp_path_factory, "workbench-home") as (root, first):
-        if first:
-            load_small_municipality(root)
-    return root
 
 
 @dataclass
