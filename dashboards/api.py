@@ -6,6 +6,7 @@ the status and the start of the body instead of failing later on a missing key.
 
 from __future__ import annotations
 
+import json
 import secrets
 
 import requests
@@ -52,6 +53,25 @@ class Superset:
     def chart_data(self, chart_id: int, force: bool = True) -> list[dict]:
         """The rows of a chart's saved query (``force`` bypasses any cache)."""
         body = self._json("GET", f"/api/v1/chart/{chart_id}/data/?force={str(force).lower()}")
+        return [row for result in body["result"] for row in result["data"]]
+
+    def chart(self, chart_id: int) -> dict:
+        """A chart's saved definition: ``form_data`` (its params) and ``query_context``, parsed."""
+        result = self._json("GET", f"/api/v1/chart/{chart_id}")["result"]
+        return {
+            "name": result["slice_name"],
+            "form_data": json.loads(result["params"] or "{}"),
+            "query_context": json.loads(result["query_context"] or "{}"),
+        }
+
+    def filtered_data(self, chart_id: int, filters: list[dict]) -> list[dict]:
+        """The rows of a chart's saved query with dashboard filters added (``{"col", "op", "val"}``), as a
+        native filter adds them: the chart-data API alone runs the saved query without any."""
+        context = self.chart(chart_id)["query_context"]
+        for query in context["queries"]:
+            query["filters"] = [*query.get("filters", []), *filters]
+        context["force"] = True
+        body = self._json("POST", "/api/v1/chart/data", json=context)
         return [row for result in body["result"] for row in result["data"]]
 
     def chart_csv(self, chart_id: int) -> str:

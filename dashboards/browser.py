@@ -1,10 +1,12 @@
 """Render every dashboard in headless Chromium and report charts in error (run in .venv-superset).
 
-``python -m dashboards.browser --url URL --out DIR`` logs in as the admin from ``credentials.json``,
-opens each dashboard, waits until every chart has rendered, saves a screenshot per dashboard in
-``DIR`` and prints a JSON report; it exits 1 if any chart failed. A chart counts as failed if its
-data request answered an HTTP error or its box shows an error alert or "No results". Selenium runs
-Debian's chromium and chromedriver with the flags from the stack notes (no downloads, no network).
+``python -m dashboards.browser --url URL --out DIR [--manager FÖRVALTNING ...]`` logs in as the admin
+from ``credentials.json`` and as each named förvaltning's manager, opens each dashboard that user may
+list, waits until every chart has rendered, saves a screenshot per user and dashboard in
+``DIR/<user>/`` and prints a JSON report; it exits 1 if any chart failed. A chart counts as failed if
+its data request answered an HTTP error or its box shows an error alert, Superset's "Data error" or
+"No results". Selenium runs Debian's chromium and chromedriver with the flags from the stack notes
+(no downloads, no network).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ FLAGS = (
     "--disable-dev-shm-usage", "--window-size=1600,3000", "--lang=sv-SE",
 )  # fmt: skip
 CHART_HOLDER = "[data-test='dashboard-component-chart-holder']"
+ERROR_TEXTS = ("Data error", "This endpoint requires", "Unexpected error")  # Superset's raw error panels
 
 
 def chromium(profile: Path) -> webdriver.Chrome:
@@ -104,7 +107,9 @@ def render(driver: webdriver.Chrome, url: str, dashboard: dict, expected: int, o
     errors += failed_data_requests(driver)
     for holder in driver.find_elements(By.CSS_SELECTOR, CHART_HOLDER):
         text = holder.text.strip().split("\n")[0][:80]
-        if holder.find_elements(By.CSS_SELECTOR, "[role='alert'], .ant-alert-error"):
+        if holder.find_elements(By.CSS_SELECTOR, "[role='alert'], .ant-alert-error") or any(
+            e in holder.text for e in ERROR_TEXTS
+        ):
             errors.append(f"error in chart '{text}'")
         elif "No results" in holder.text:
             errors.append(f"no data in chart '{text}'")
@@ -118,14 +123,14 @@ def render(driver: webdriver.Chrome, url: str, dashboard: dict, expected: int, o
     }
 
 
-def check_all(url: str, out: Path) -> dict[str, dict]:
-    creds = SupersetHome.from_env().read_credentials()["admin"]
-    api = Superset(url, creds["username"], creds["password"])
+def check_user(url: str, username: str, password: str, out: Path) -> dict[str, dict]:
+    """Render every dashboard this user may list, in a browser profile of its own."""
+    api = Superset(url, username, password)
     out.mkdir(parents=True, exist_ok=True)
     profile = Path(tempfile.mkdtemp(prefix="knutpunkt-chromium-"))
     driver = chromium(profile)
     try:
-        log_in(driver, url, creds["username"], creds["password"])
+        log_in(driver, url, username, password)
         report = {}
         for dashboard in sorted(api.list("dashboard"), key=lambda d: d["id"]):
             n = len(api.request("GET", f"/api/v1/dashboard/{dashboard['id']}/charts").json()["result"])
@@ -136,14 +141,26 @@ def check_all(url: str, out: Path) -> dict[str, dict]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def check_all(url: str, out: Path, managers: list[str] = ()) -> dict[str, dict[str, dict]]:
+    """The admin's and each named manager's dashboards: user -> dashboard slug -> result."""
+    creds = SupersetHome.from_env().read_credentials()
+    users = {"admin": creds["admin"]} | {m: creds["managers"][m] for m in managers}
+    return {
+        who: check_user(url, cred["username"], cred["password"], out / cred["username"])
+        for who, cred in users.items()
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--out", type=Path, required=True, help="folder for the screenshots")
+    parser.add_argument("--manager", action="append", default=[], help="also as this förvaltning's manager")
     args = parser.parse_args()
-    report = check_all(args.url.rstrip("/"), args.out)
+    report = check_all(args.url.rstrip("/"), args.out, args.manager)
     print(json.dumps(report, ensure_ascii=False, indent=2))
-    return 0 if report and not any(r["errors"] for r in report.values()) else 1
+    results = [r for dashboards in report.values() for r in dashboards.values()]
+    return 0 if results and not any(r["errors"] for r in results) else 1
 
 
 if __name__ == "__main__":

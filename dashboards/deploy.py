@@ -8,7 +8,8 @@
    platform's ``warehouse/serving/current.duckdb`` (read-only, no file access from SQL);
 4. per förvaltning a role that may read only datasets with a ``forvaltning`` column, and a
    row-level-security filter ``forvaltning = '<its förvaltning>'`` on each of them, so a manager's
-   charts and CSV exports hold only the förvaltning's own rows (not the kommun-wide ``Totalt``).
+   charts and CSV exports hold only the förvaltning's own rows (not the kommun-wide ``Totalt``);
+5. a dashboard with a chart on any other dataset is given the Admin role, so only admins list it.
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def deploy(home: SupersetHome) -> dict:
         with override_user(admin):
             import_bundle(home)
         fix_query_contexts()
+        fix_filter_scopes()
         grant_managers(creds["managers"])
+        restrict_dashboards(restricted_datasets())
     return creds
 
 
@@ -133,6 +136,26 @@ def fix_query_contexts() -> None:
     db.session.commit()
 
 
+def fix_filter_scopes() -> None:
+    """Give each native filter the ids of the charts in its scope in this Superset.
+
+    The import maps the chart ids a filter's scope excludes, but not its ``chartsInScope`` list, which
+    then names the bundle's placeholders (1000, 1001, ...): the charts in scope are every chart on the
+    dashboard that the scope does not exclude.
+    """
+    from superset.extensions import db
+    from superset.models.dashboard import Dashboard
+
+    for dashboard in db.session.query(Dashboard).all():
+        metadata = json.loads(dashboard.json_metadata or "{}")
+        charts = sorted(chart.id for chart in dashboard.slices)
+        for native in metadata.get("native_filter_configuration", []):
+            excluded = set(native.get("scope", {}).get("excluded", []))
+            native["chartsInScope"] = [c for c in charts if c not in excluded]
+        dashboard.json_metadata = json.dumps(metadata)
+    db.session.commit()
+
+
 def restricted_datasets() -> list:
     """Datasets a manager may read: those with a ``forvaltning`` column (each gets an RLS filter)."""
     from superset.connectors.sqla.models import SqlaTable
@@ -162,6 +185,25 @@ def grant_managers(managers: dict[str, dict]) -> None:
         rls.roles = [role]
         db.session.commit()
         ensure_user(cred, ["Gamma", role.name])
+
+
+def restrict_dashboards(readable: list) -> None:
+    """A dashboard with a chart on a dataset managers may not read is the admin's view only.
+
+    With ``DASHBOARD_RBAC`` a dashboard that has roles is listed to those roles alone, so a manager never
+    opens one whose panels Superset would answer with a raw "This endpoint requires the datasource"
+    error; found from the charts' datasets, so a new dashboard is placed on the next deploy.
+    """
+    from superset import security_manager as sm
+    from superset.extensions import db
+    from superset.models.dashboard import Dashboard
+
+    readable_ids = {t.id for t in readable}
+    admin = sm.find_role("Admin")
+    for dashboard in db.session.query(Dashboard).all():
+        closed = any(chart.datasource_id not in readable_ids for chart in dashboard.slices)
+        dashboard.roles = [admin] if closed else []
+    db.session.commit()
 
 
 def main() -> int:

@@ -66,6 +66,10 @@ D3_FORMAT = {"decimal": ",", "thousands": "\u00a0", "grouping": [3], "currency":
 FEATURE_FLAGS = {
     "ALERT_REPORTS": False,
     "EMBEDDED_SUPERSET": False,
+    # A dashboard with roles is listed only to those roles: deploy gives a dashboard that shows data
+    # managers may not read (Dataupptäckt's cross-unit aggregates) the Admin role, so no manager opens
+    # a dashboard whose panels would answer "This endpoint requires the datasource ...".
+    "DASHBOARD_RBAC": True,
 }
 # Row-level security filters apply to charts and exports; SQL Lab is for admins only (managers get
 # no SQL Lab permission), so RLS_IN_SQLLAB stays off.

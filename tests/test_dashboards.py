@@ -8,6 +8,8 @@ Superset's REST API as its users would.
 
 import csv
 import io
+import json
+import re
 import subprocess
 import sys
 import threading
@@ -22,6 +24,8 @@ from dashboards.home import BUNDLE, REPO_ROOT, SupersetHome, role_name
 
 MANAGERS = ("Socialförvaltningen", "Vård- och omsorgsförvaltningen")
 DASHBOARDS = {"Chefsöversikt", "Ärendeflöde (Visuell styrning)", "Nyttorealisering", "Dataupptäckt"}
+# Dataupptäckt shows cross-unit aggregates no RLS filter restricts: it is the discovery unit's (admin's) view
+MANAGER_DASHBOARDS = DASHBOARDS - {"Dataupptäckt"}
 
 
 def _bundle(folder: str) -> dict[str, dict]:
@@ -74,6 +78,239 @@ def test_one_command_deploys_four_dashboards_whose_charts_all_return_real_data(d
     assert set(charts) == {c["slice_name"] for c in _bundle("charts").values()}
     for name, chart_id in charts.items():
         assert admin.chart_data(chart_id), f"no rows in '{name}'"
+
+
+# A period label: a year, with a tertial (T), quarter (K) or month number after it or before it (2024,
+# 2024 T1, T1 2024, 2024 K3, 2024-05); temporal columns come as epoch milliseconds. A label with the
+# period first is recognised too, so that it is caught (it sorts as text out of time), not skipped.
+PERIOD = re.compile(r"(?P<year>\d{4})(?:(?: T| K|-)(?P<after>\d{1,2}))?|[TK](?P<before>\d) (?P<year2>\d{4})")
+DIMENSIONS = ("x_axis", "groupby", "groupbyRows", "groupbyColumns")
+
+
+def _time_key(value: object) -> tuple[int, int] | None:
+    """Where a dimension value lies in time, or None if it is not a period (a name, a category)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return (int(value), 0) if 1900 <= value <= 2100 or value >= 1e11 else None
+    match = PERIOD.fullmatch(str(value))
+    if not match:
+        return None
+    return int(match["year"] or match["year2"]), int(match["after"] or match["before"] or 0)
+
+
+def _dimensions(form_data: dict) -> list[str]:
+    """The columns a chart lays out along an axis, a series or a pivot's rows and columns."""
+    found = []
+    for key in DIMENSIONS:
+        value = form_data.get(key) or []
+        found += [c for c in ([value] if isinstance(value, str) else value) if isinstance(c, str)]
+    return found
+
+
+def _time_order_problems(form_data: dict, rows: list[dict]) -> dict[str, str]:
+    """Per time dimension of a chart, why its payload or its display would not run in time order.
+
+    A dimension is time if every value is a period. Its values must come in time order in the payload
+    (the query sorts by it) and also where the browser sorts them itself: a categorical axis sorted by
+    its label, a pivot's keys a to z. So a label must sort as text in time order ("2024 T1", not "T1 2024").
+    """
+    problems = {}
+    for column in _dimensions(form_data):
+        values = list(dict.fromkeys(row[column] for row in rows if row.get(column) is not None))
+        keys = [_time_key(v) for v in values]
+        if not values or None in keys:
+            continue
+        in_time = [v for _, v in sorted(zip(keys, values, strict=True))]
+        if values != in_time:
+            problems[column] = f"payload order {values[:6]}"
+        elif sorted(values) != in_time:
+            problems[column] = f"sorted as labels {sorted(values)[:6]}"
+        elif form_data.get("x_axis") == column and not form_data.get("time_grain_sqla"):
+            if not form_data.get("x_axis_sort_asc") or form_data.get("x_axis_sort") not in (None, column):
+                problems[column] = "the axis is not sorted by its label, ascending"
+        elif column in form_data.get("groupbyColumns", []) + form_data.get("groupbyRows", []):
+            side = "colOrder" if column in form_data.get("groupbyColumns", []) else "rowOrder"
+            if form_data.get(side, "key_a_to_z") != "key_a_to_z":
+                problems[column] = f"the pivot's {side} is {form_data[side]}"
+    return problems
+
+
+def test_the_time_order_check_rejects_labels_that_sort_out_of_time():
+    """The check below can fail: tertials labelled as the snapshot once did sort 2023, 2024, 2023."""
+    form_data = {"x_axis": "tertial_label", "x_axis_sort_asc": True, "groupby": ["forvaltning"]}
+    old = [{"tertial_label": f"T{t} {y}", "forvaltning": "Social"} for y in (2023, 2024) for t in (1, 2, 3)]
+    new = [{"tertial_label": f"{y} T{t}", "forvaltning": "Social"} for y in (2023, 2024) for t in (1, 2, 3)]
+    assert "tertial_label" in _time_order_problems(form_data, sorted(old, key=lambda r: r["tertial_label"]))
+    assert "tertial_label" in _time_order_problems(form_data, old), "in time in the payload, not as labels"
+    assert _time_order_problems(form_data, new) == {}
+    assert _time_order_problems(form_data | {"x_axis_sort_asc": False}, new)
+    assert _time_order_problems(form_data, new[::-1])
+
+
+def test_every_time_axis_and_pivot_of_every_chart_runs_in_time_order(dashboards_platform):
+    """Walks every chart, so a new chart with a period axis is checked without being named here."""
+    admin = _login(dashboards_platform, "admin")
+    checked, problems = set(), {}
+    for name, chart_id in admin.charts().items():
+        form_data = admin.chart(chart_id)["form_data"]
+        rows = admin.chart_data(chart_id)
+        problems |= {f"{name}: {c}": why for c, why in _time_order_problems(form_data, rows).items()}
+        checked |= {(name, c) for c in _dimensions(form_data) if rows and _time_key(rows[0].get(c))}
+    assert problems == {}
+    assert {
+        ("Inkomna ärenden per tertial", "tertial_label"),
+        ("Ledtid per steg: median dagar per tertial", "tertial_label"),
+        ("Kontakter med kontaktcenter per åldersgrupp och kvartal", "kvartal"),
+    } <= checked, checked
+
+
+# Chefsöversikt's traffic lights: each tile's colour, the same as the KPI table's for that status
+TILES = {
+    "Röda nyckeltal (senaste månad)": ("röd", 1),
+    "Gula nyckeltal (senaste månad)": ("gul", 2),
+    "Gröna nyckeltal (senaste månad)": ("grön", 3),
+}
+KPI_TABLE = "Nyckeltal mot mål (trafikljus, senaste månad)"
+DEVIATIONS = "Avvikelser: röda och gula nyckeltal (senaste månad)"
+FORECAST = "Helårsprognos mot årsbudget: de fem största avvikelserna (mnkr, senaste månad)"
+WHOLE_FORVALTNING = [{"col": "enhet", "op": "IN", "val": ["Totalt"]}]  # the Enhet filter's default
+
+
+def _colour(rules: list[dict], column: str, value: float) -> str | None:
+    """The colour Superset's conditional formatting gives ``value`` in ``column`` (the last rule that
+    matches wins, as in Superset; a Big Number of 0 is never coloured)."""
+    tests = {
+        ">": lambda r: value > r["targetValue"],
+        ">=": lambda r: value >= r["targetValue"],
+        "<": lambda r: value < r["targetValue"],
+        "<=": lambda r: value <= r["targetValue"],
+        "==": lambda r: value == r["targetValue"],
+        "< x <": lambda r: r["targetValueLeft"] < value < r["targetValueRight"],
+    }
+    matching = [r["colorScheme"] for r in rules if r["column"] == column and tests[r["operator"]](r)]
+    return matching[-1] if matching else None
+
+
+def test_the_traffic_light_tiles_are_red_yellow_and_green_like_the_kpi_table(dashboards_platform):
+    admin = _login(dashboards_platform, "admin")
+    charts = admin.charts()
+    table_rules = admin.chart(charts[KPI_TABLE])["form_data"]["conditional_formatting"]
+    colours = {}
+    for name, (status, points) in TILES.items():
+        form_data = admin.chart(charts[name])["form_data"]
+        label = form_data["metric"]["label"]
+        [row] = admin.chart_data(charts[name])
+        assert row[label] > 0, f"{name}: this run has {status} KPIs to colour"
+        colours[status] = _colour(form_data["conditional_formatting"], label, row[label])
+        assert colours[status] == _colour(table_rules, "status_poang", points), name
+        assert _colour(form_data["conditional_formatting"], label, 0) is None, "nothing to flag: grey"
+        assert form_data["subtitle"].lower().startswith(status), "the tile says what its colour means"
+    assert colours == {"röd": "#E04355", "gul": "#FCC700", "grön": "#5AC189"}
+
+
+UNITS = r"(mnkr|tkr|%|dagar|st|meritpoäng)"
+SWEDISH_NUMBER = re.compile(rf"[-−]?\d{{1,3}}( \d{{3}})*(,\d)? {UNITS}")
+
+
+def test_every_kpi_value_is_shown_with_its_unit_in_swedish_format(dashboards_platform):
+    admin = _login(dashboards_platform, "admin")
+    charts = admin.charts()
+    rows = admin.chart_data(charts[KPI_TABLE])
+    units = set()
+    for row in rows:
+        for column in ("utfall", "mal", "avvikelse", "prognos"):
+            if row[column] is not None:
+                assert SWEDISH_NUMBER.fullmatch(row[column]), f"{row['title']}: {column} {row[column]!r}"
+                units.add(row[column].rsplit(" ", 1)[1])
+        if row["title"].startswith("Nettokostnad") and row["utfall"]:
+            assert row["utfall"].endswith("kr"), row
+    assert {"mnkr", "tkr", "%", "dagar"} <= units
+    assert not any(isinstance(v, float) for row in rows for k, v in row.items() if k != "month")
+
+
+def test_the_forecast_names_the_largest_deviations_in_mnkr_and_the_rest_together(dashboards_platform):
+    admin = _login(dashboards_platform, "admin")
+    chart_id = admin.charts()[FORECAST]
+    rows = admin.filtered_data(chart_id, WHOLE_FORVALTNING)
+    values = [next(v for k, v in r.items() if k != "prognos_serie") for r in rows]
+    assert 1 < len(rows) <= 6 and all(abs(v) < 1000 for v in values), "mnkr, not kronor"
+    assert values == sorted(values, reverse=True), "largest first"
+    unfiltered = [r["prognos_serie"] for r in admin.chart_data(chart_id)]  # förvaltningar and enheter
+    assert "Övriga enheter" in unfiltered, "enheter beyond the five largest go together"
+    assert len(unfiltered) <= 2 * 6
+
+
+@pytest.mark.parametrize("forvaltning", MANAGERS)
+def test_the_deviation_list_counts_what_the_tiles_count_under_the_same_filters(
+    dashboards_platform, forvaltning
+):
+    """The issue: the Social manager's tiles said gula 0 while the list beside them held a yellow row."""
+    manager = _login(dashboards_platform, forvaltning)
+    charts = manager.charts()
+    listed = [r["status"] for r in manager.filtered_data(charts[DEVIATIONS], WHOLE_FORVALTNING)]
+    assert listed, f"{forvaltning} has deviations to compare"
+    for name, (status, _) in TILES.items():
+        [tile] = manager.filtered_data(charts[name], WHOLE_FORVALTNING)
+        if status != "grön":  # the list holds the red and yellow ones
+            assert next(iter(tile.values())) == listed.count(status), f"{name} against the list"
+    dashboard = manager.request("GET", "/api/v1/dashboard/chefsoversikt").json()["result"]
+    kpi_charts = {
+        c["id"] for c in manager.list("chart") if c["slice_name"] in {*TILES, KPI_TABLE, DEVIATIONS}
+    }
+    for native in json.loads(dashboard["json_metadata"])["native_filter_configuration"]:
+        assert kpi_charts <= set(native["chartsInScope"]), f"filter {native['name']} misses a KPI chart"
+        assert kpi_charts.isdisjoint(native["scope"]["excluded"]), native["name"]
+
+
+def _dashboard_charts(user: Superset) -> dict[str, list[dict]]:
+    """Every dashboard this user may list, with its charts."""
+    return {
+        d["dashboard_title"]: user.request("GET", f"/api/v1/dashboard/{d['id']}/charts").json()["result"]
+        for d in user.list("dashboard")
+    }
+
+
+def test_no_role_meets_an_error_or_an_empty_panel_on_any_dashboard_it_can_open(dashboards_platform):
+    """Admin and every förvaltning's manager: every chart of every dashboard they can list answers with
+    rows; a manager without data for a panel gets a Swedish line saying so, never an error."""
+    creds = dashboards_platform["credentials"]
+    for who in ["admin", *creds["managers"]]:
+        user = _login(dashboards_platform, who)
+        dashboards = _dashboard_charts(user)
+        assert set(dashboards) == (DASHBOARDS if who == "admin" else MANAGER_DASHBOARDS), who
+        for title, charts in dashboards.items():
+            for chart in charts:
+                try:
+                    rows = user.chart_data(chart["id"])
+                except SupersetError as e:
+                    pytest.fail(f"{who}, {title}, {chart['slice_name']}: {e}")
+                assert rows, f"{who}, {title}, {chart['slice_name']}: no rows and no line saying why"
+    social = _login(dashboards_platform, "Socialförvaltningen")
+    initiatives = social.chart_data(social.charts()["Initiativ: nuläge → mål → utfall"])
+    assert [r["title"] for r in initiatives] == ["Inga initiativ för Socialförvaltningen"]
+
+
+TECHNICAL = {"q_value", "p_value", "ci_low", "ci_high", "method", "data_version", "detail", "measure"}
+HOW_SURE = re.compile(r"(mycket säkert|säkert|troligt|osäkert|inte prövat)\b.*")
+
+
+@pytest.mark.parametrize("forvaltning", MANAGERS)
+def test_a_manager_reads_findings_in_plain_swedish_without_statistics(dashboards_platform, forvaltning):
+    manager = _login(dashboards_platform, forvaltning)
+    findings = []
+    for charts in _dashboard_charts(manager).values():
+        for chart in charts:
+            rows = manager.chart_data(chart["id"])
+            assert not TECHNICAL & {k for row in rows for k in row}, f"{chart['slice_name']} shows statistics"
+            findings += [r for r in rows if "hur_sakert" in r]
+    assert findings, "Chefsöversikt holds the analysis' findings in plain Swedish"
+    for row in findings:
+        assert row["hur_sakert"] is None or HOW_SURE.fullmatch(row["hur_sakert"]), row
+        assert not re.search(r"\de-\d|[pq] ?[<=]", f"{row['vad']} {row['hur_stort']}"), row
+    admin = _login(dashboards_platform, "admin")
+    detail = admin.chart_data(admin.charts()["Avvikelser som analysen hittat (nyckeltal och ärendeflöde)"])
+    assert {"q_value", "data_version"} <= set(detail[0]), "the discovery unit's view keeps the statistics"
 
 
 def test_credentials_are_generated_and_kept_private_outside_the_repository(dashboards_platform):

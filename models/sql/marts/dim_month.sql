@@ -21,7 +21,8 @@ select
     ['januari', 'februari', 'mars', 'april', 'maj', 'juni', 'juli', 'augusti', 'september',
      'oktober', 'november', 'december'][month(month)] as month_name,
     (month(month) - 1) // 4 + 1 as tertial,
-    'T' || ((month(month) - 1) // 4 + 1) || ' ' || year(month) as tertial_label,
+    -- year first, so that the label sorts as time wherever it is sorted as text (chart axes, pivots)
+    year(month) || ' T' || ((month(month) - 1) // 4 + 1) as tertial_label,
     date_trunc('quarter', month)::date as quarter,
     year(month) || ' K' || quarter(month) as quarter_label,
     month(month) in (4, 8, 12) as closes_tertial,
