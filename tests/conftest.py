@@ -38,8 +38,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         tier = next(t for t in TIERS if t in marked | needed | {"unit"})
         if tier not in marked:
             item.add_marker(tier)
-        group = SUPERSET_GROUP if "dashboards_platform" in item.fixturenames else item.path.name
-        item.add_marker(pytest.mark.xdist_group(group))
+        on_superset = "dashboards_platform" in item.fixturenames
+        item.add_marker(pytest.mark.xdist_group(SUPERSET_GROUP if on_superset else item.path.name))
+        if on_superset:
+            item.add_marker("long")  # the group as a whole: minutes of deploy, API and browser tests
     # Longest work first (bin/test keeps this order: --no-loadscope-reorder): the chaos test, which
     # needs no main job, starts on one worker while the other runs the shared main job.
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
