@@ -66,6 +66,42 @@ def test_a_removed_tail_is_caught_by_the_head(home):
         audit.verify(home)
 
 
+def test_a_writer_killed_between_its_entry_and_the_head_leaves_a_log_that_verifies_and_goes_on(home):
+    """``record`` appends, then moves the head: a kill between the two (the chaos test hit it) leaves the
+    head one entry behind. The entry is whole and chained, so the log verifies and the next entry follows."""
+    _fill(home)
+    head = audit.head_path(home).read_text()
+    audit.record("withdraw", dataset="skola.inskrivning", paths=home)
+    audit.head_path(home).write_text(head)  # the head as the killed writer left it
+    assert [e.seq for e in audit.verify(home)] == [1, 2, 3, 4, 5, 6, 7]
+    assert audit.record("export", dataset="skola.inskrivning", paths=home).seq == 8
+    assert audit.head_path(home).read_text().startswith("8 ")
+
+
+def test_a_writer_killed_before_the_first_head_leaves_a_log_that_verifies(home):
+    audit.record("publish", dataset="skola.inskrivning", paths=home)
+    audit.head_path(home).unlink()
+    assert [e.seq for e in audit.verify(home)] == [1]
+
+
+def test_a_head_two_entries_behind_or_ahead_is_caught(home):
+    lines = _fill(home)
+    audit.head_path(home).write_text(f"4 {json.loads(lines[3])['hash']}\n")
+    with pytest.raises(audit.AuditError, match="ends at entry 6 but its head says 4"):
+        audit.verify(home)
+    _rewrite(home, lines[:4])
+    audit.head_path(home).write_text(f"5 {json.loads(lines[4])['hash']}\n")
+    with pytest.raises(audit.AuditError, match="ends at entry 4 but its head says 5"):
+        audit.verify(home)
+
+
+def test_a_missing_head_is_caught_when_more_than_one_entry_lacks_it(home):
+    _fill(home, 2)
+    audit.head_path(home).unlink()
+    with pytest.raises(audit.AuditError, match="is missing while the log has 2 entries"):
+        audit.verify(home)
+
+
 def test_a_tampered_log_refuses_new_entries(home):
     lines = _fill(home)
     _rewrite(home, lines[:2] + lines[3:])

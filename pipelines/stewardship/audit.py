@@ -177,17 +177,33 @@ def verify(paths: Paths | None = None) -> list[Entry]:
                 raise AuditError(f"entry {n} ({e.action} {e.dataset}): {bad}") from None
         prev = e.hash
     head = head_path(paths)
-    if not head.exists():
-        if entries:
-            raise AuditError(f"{head} is missing while the log has {len(entries)} entries")
+    seq, last = _head(head)
+    if (seq, last) in _ends(entries):
         return entries
+    if seq == 0:
+        raise AuditError(f"{head} is missing while the log has {len(entries)} entries")
+    raise AuditError(
+        f"the log ends at entry {len(entries)} but its head says {seq} (entries were removed or appended "
+        "outside Knutpunkt)"
+    )
+
+
+def _head(head: Path) -> tuple[int, str]:
+    """The head file's sequence number and hash; (0, GENESIS) before the first entry."""
+    if not head.exists():
+        return 0, GENESIS
     seq, _, last = head.read_text().strip().partition(" ")
-    if int(seq) != len(entries) or last != prev:
-        raise AuditError(
-            f"the log ends at entry {len(entries)} but its head says {seq} (entries were removed or appended "
-            "outside Knutpunkt)"
-        )
-    return entries
+    return int(seq), last
+
+
+def _ends(entries: list[Entry]) -> set[tuple[int, str]]:
+    """The heads a whole log may have: its last entry's, or the one before it. ``record`` appends the entry
+    and then moves the head, so a writer killed between the two leaves the head one entry behind; that
+    entry has passed every check of the chain, and a head behind by more, or ahead, is still caught. (The
+    head guards against a lost tail; whoever can append to the log can also rewrite the head, which is
+    why decisions are signed and heads anchored outside the folder.)"""
+    hashes = [GENESIS] + [e.hash for e in entries]
+    return {(n, hashes[n]) for n in (len(entries), len(entries) - 1) if n >= 0}
 
 
 @contextmanager
