@@ -129,6 +129,10 @@ def publishable(findings: pl.DataFrame, threshold: int) -> pl.DataFrame:
     return out.filter(~pl.col("_small")).drop("_small", "reported")
 
 
+NOT_SHARED = "delas inte"  # the status of a pair whose unit does not share an indicator: untested
+PART_OF_ANOTHER = "ingår i ett annat fynd"  # holds, and its family reports a more specific hypothesis
+
+
 _NEEDS = {  # which groups each kind about persons rests on
     "n_a": ("association", "precedence", "segment", "case_flow"),
     "n_b": ("association", "precedence", "case_flow"),
