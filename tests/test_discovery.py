@@ -20,7 +20,7 @@ from scipy import stats
 from pipelines.defs.discovery import ANALYSES, _corrected
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.discovery import associations, merit, precedence
-from pipelines.discovery.findings import FDR, TABLES, benjamini_hochberg, publishable
+from pipelines.discovery.findings import FDR, TABLES, benjamini_hochberg, publishable, publishable_statuses
 from pipelines.discovery.panel import BY_NAME, JACKKNIFE_GROUPS, Panel, open_panel, permute_unit, rekeyed
 
 THRESHOLD = DEFAULT_THRESHOLD
@@ -312,6 +312,42 @@ def test_a_finding_with_a_small_group_is_withheld_whole_and_a_lone_small_segment
     assert kept == ["association:a:c", "segment:1", "kpi_deviation:U90001:x"]
 
 
+def test_statuses_are_published_without_what_a_small_group_would_give_away():
+    base = {
+        "measure": "oddskvot (Mantel–Haenszel)",
+        "n_a": 400,
+        "n_b": 300,
+        "detail": None,
+        "reported": False,
+    }
+    rows = [
+        {**base, "finding_id": "association:a:b", "n_both": 3, "reported": True, "status": "rapporterat",
+         "min_detectable": 3.14159},
+        {**base, "finding_id": "association:a2:b", "n_both": 40, "status": "ingår i ett annat fynd",
+         "detail": "ingår i fyndet association:a:b", "min_detectable": 1.61803},
+        {**base, "finding_id": "association:c:d", "n_both": 90, "status": "testat, inget samband",
+         "min_detectable": 1.41421},
+        {**base, "finding_id": "association:e:f", "n_both": None, "n_a": None, "n_b": None,
+         "status": "delas inte", "min_detectable": None},
+        {**base, "finding_id": "association:g:merit", "measure": "skillnad i medelvärde (meritpoäng)",
+         "n_both": 30, "n_b": 4, "status": "testat, inget samband", "min_detectable": 12.345},
+    ]  # fmt: skip
+    out = {
+        r["finding_id"]: r for r in publishable_statuses(pl.DataFrame(rows), THRESHOLD).iter_rows(named=True)
+    }
+    small = f"för lite data (en grupp har färre än {THRESHOLD} personer)"
+    assert out["association:a:b"]["status"] == small and out["association:a:b"]["min_detectable"] is None
+    assert out["association:a2:b"]["status"].startswith("samband, men fyndet det ingår i visas inte")
+    assert (
+        out["association:c:d"]["min_detectable"] == 1.41
+        and out["association:c:d"]["status"] == rows[2]["status"]
+    )
+    assert out["association:e:f"]["status"] == "delas inte"
+    merit_row = out["association:g:merit"]
+    assert merit_row["status"] == small and merit_row["min_detectable"] is None, "the pupils without it are 4"
+    assert not {"reported", "detail"} & set(out["association:c:d"])
+
+
 # --- the platform: one small main-job run -----------------------------------------------------------
 
 
@@ -499,6 +535,27 @@ def test_no_published_finding_rests_on_a_group_below_the_threshold(discovery_pla
     zone = pl.concat([_findings(discovery_platform, t) for t in TABLES], how="diagonal_relaxed")
     small = zone.filter(pl.col("reported") & (pl.col("n_both") < threshold))
     assert not set(small["finding_id"].to_list()) & set(published["finding_id"].to_list())
+
+
+def test_every_tested_pair_is_published_with_its_status_and_no_count(discovery_platform):
+    with duckdb.connect(str(discovery_platform["current"]), read_only=True) as con:
+        published = pl.from_arrow(con.sql("SELECT * FROM discovery_tested").to_arrow_table())
+    zone = _findings(discovery_platform, "associations")
+    assert sorted(published["finding_id"].to_list()) == sorted(zone["finding_id"].to_list())
+    assert not {"n_a", "n_b", "n_both", "n_population", "p_value", "reported"} & set(published.columns)
+    statuses = set(published["status"].to_list())
+    assert associations.NOT_SHARED in statuses and "rapporterat" in statuses
+    assert any(s.startswith("testat, inget samband") for s in statuses)
+    joined = published.join(zone.select("finding_id", "n_a", "n_b", "n_both"), on="finding_id")
+    small = joined.filter(pl.min_horizontal("n_a", "n_b", "n_both") < THRESHOLD)
+    assert small["min_detectable"].is_null().all() and small["status"].str.starts_with("för lite data").all()
+    shown = joined.filter(pl.col("min_detectable").is_not_null())
+    assert (
+        shown.height > 0
+        and (pl.min_horizontal(shown["n_a"], shown["n_b"], shown["n_both"]) >= THRESHOLD).all()
+    )
+    merit_rows = published.filter(pl.col("finding_id").str.ends_with(":merit"))
+    assert merit_rows.height > 0 and (merit_rows["measure"] == "skillnad i medelvärde (meritpoäng)").all()
 
 
 def test_nothing_person_level_reaches_the_snapshot(discovery_platform):
