@@ -385,7 +385,7 @@ def test_every_cross_unit_pair_is_tested_and_corrected_together(discovery_platfo
     assert ("home_care", "nursing_home") in [(a.name, b.name) for a, b in expected], "within one unit too"
     hypotheses = len(expected) * (1 + 2 * len(associations.LAGS))  # the same quarter, each lag either way
     compared = merit.comparisons(panel, merit.pupils(panel)[1])  # year-9 merit value: a difference in means
-    assert {c.indicator.name for c in compared} >= {"high_absence", "household_economic_aid", "contact"}
+    assert {c.indicator.name for c in compared} >= {"high_absence", "household_economic_aid"}
     for table, tests in (("associations", hypotheses + len(compared)), ("precedence", len(expected))):
         found = _findings(discovery_platform, table).filter(pl.col("status").fill_null("") != "delas inte")
         assert found.height == tests, table
@@ -463,7 +463,8 @@ def _no_more_than_chance(runs: dict) -> list[str]:
     uniform (no more than 2.5 % below 0.01), and the findings about it no more than the false discovery
     rate allows: at most 5 % of everything reported, and in at most one run in five (a run reports a
     false pair now and then: FDR control is a rate, measured here as 2 of 120 shuffles of skola at this
-    size, against 6 of 120 when the correction counted each lag and nested form as a discovery)."""
+    size, against 6 of 120 when the correction counted each lag and nested form as a discovery, and
+    2 of 60 over every unit with the merit value tested too)."""
     p = np.array(runs["p"])
     problems = []
     if not len(p) or (p < 0.01).mean() > 0.025:
@@ -552,7 +553,7 @@ def test_every_tested_pair_is_published_with_its_status_and_no_count(discovery_p
     shown = joined.filter(pl.col("min_detectable").is_not_null())
     assert (
         shown.height > 0
-        and (pl.min_horizontal(shown["n_a"], shown["n_b"], shown["n_both"]) >= THRESHOLD).all()
+        and (shown.select(pl.min_horizontal("n_a", "n_b", "n_both")).to_series() >= THRESHOLD).all()
     )
     merit_rows = published.filter(pl.col("finding_id").str.ends_with(":merit"))
     assert merit_rows.height > 0 and (merit_rows["measure"] == "skillnad i medelvärde (meritpoäng)").all()

@@ -212,7 +212,7 @@ def _with_power(
         wording = (f"oddskvot på {_num(REFERENCE)}", f"marginalen {_num(margin)}")
         fits, below = least <= REFERENCE, significant and t["lo"] > 0
     else:
-        least = merit.detectable(t["se"], alpha, POWER)
+        least = merit.detectable(t["se"], t["df"], alpha, POWER)
         wording = (
             f"skillnad på {_num(merit.REFERENCE, 0)} meritpoäng",
             f"marginalen {_num(merit.MARGIN, 0)} meritpoäng",
