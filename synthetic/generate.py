@@ -189,7 +189,7 @@ def _simulate(
     if set(datasets) != expected:
         raise RuntimeError(f"generator and unit specs disagree: {sorted(set(datasets) ^ expected)}")
     patterns = [
-        *school_mod.patterns(school.absence),
+        *school_mod.patterns(school.absence, school.merit),
         *care_mod.patterns(pop, care),
         *social.patterns(school.absence, investigations, period.months),
         *contacts.patterns(pop, care, kontakter, inlamningar),

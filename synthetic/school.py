@@ -119,7 +119,9 @@ def school(rng: np.random.Generator, pop: Population, aid: Aid) -> School:
         if cal in merit_months and label.startswith("VT"):
             nine = grade == 9
             year = period.year(m)
-            value = rng.normal(232, 42, int(nine.sum())) - 2.0 * (pct[nine] - ABSENCE_MEAN_PCT)
+            value = rng.normal(232, 42, int(nine.sum())) + MERIT_POINTS_PER_ABSENCE_PCT * (
+                pct[nine] - ABSENCE_MEAN_PCT
+            )
             merit.append(
                 pl.DataFrame(
                     {
@@ -133,8 +135,11 @@ def school(rng: np.random.Generator, pop: Population, aid: Aid) -> School:
     return School(enrolment=pl.concat(enrol), absence=pl.concat(absence), merit=pl.concat(merit))
 
 
-def patterns(absence: pl.DataFrame) -> list[Pattern]:
-    """Ground truth for economic aid in the household → school absence."""
+MERIT_POINTS_PER_ABSENCE_PCT = -2.0  # year-9 merit value per percentage point of spring-term absence
+
+
+def patterns(absence: pl.DataFrame, merit: pl.DataFrame) -> list[Pattern]:
+    """Ground truth for economic aid in the household → school absence → year-9 merit value."""
     measured = absence.group_by("_aid_exposed").agg(
         pl.col("absence_pct").mean(),
         (pl.col("unexcused_absence_pct").sum() / pl.col("absence_pct").sum()).alias("unexcused_share"),
@@ -165,7 +170,50 @@ def patterns(absence: pl.DataFrame) -> list[Pattern]:
                 "realised_pupil_terms_exposed": exposed.get("len", 0),
                 "realised_pupil_terms_not_exposed": other.get("len", 0),
             },
-        )
+        ),
+        *_merit_patterns(absence, merit),
+    ]
+
+
+def _merit_patterns(absence: pl.DataFrame, merit: pl.DataFrame) -> list[Pattern]:
+    """The merit value falls with spring-term absence, so with high absence and (through it) with aid in
+    the household: both are links discovery may find, declared so a finding of them counts as planted."""
+    spring = merit.join(absence, on=["_month", "_person"], how="inner")
+
+    def means(by: pl.Expr) -> dict[bool, float | None]:
+        rows = spring.group_by(by.alias("_by")).agg(pl.col("merit_value").mean())
+        found = {r["_by"]: r["merit_value"] for r in rows.iter_rows(named=True)}
+        return {k: realised(found.get(k), 1) for k in (True, False)}
+
+    high, aid = means(pl.col("absence_pct") >= 15), means(pl.col("_aid_exposed"))
+    slope = {"planted_merit_points_per_absence_pct": MERIT_POINTS_PER_ABSENCE_PCT}
+    return [
+        Pattern(
+            id="merit_falls_with_absence",
+            kind="association",
+            units=("skola",),
+            datasets=("skola.franvaro", "skola.meritvarde"),
+            description="Year-9 merit value falls with the spring term's absence: pupils with high absence "
+            "(15 % or more) have a markedly lower merit value.",
+            effect={
+                **slope,
+                "realised_mean_merit_high_absence": high[True],
+                "realised_mean_merit_other": high[False],
+            },
+        ),
+        Pattern(
+            id="aid_household_merit",
+            kind="association",
+            units=("socialtjanst", "skola", "folkbokforing"),
+            datasets=("socialtjanst.ekonomiskt_bistand", "skola.meritvarde", "folkbokforing.aviseringar"),
+            description="Through absence, pupils whose household received economic aid in the spring term "
+            "have a lower year-9 merit value (about 2 x 7.5 points on average).",
+            effect={
+                **slope,
+                "realised_mean_merit_aid_exposed": aid[True],
+                "realised_mean_merit_not_exposed": aid[False],
+            },
+        ),
     ]
 
 

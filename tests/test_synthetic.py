@@ -349,7 +349,7 @@ def test_ground_truth_is_outside_landing_and_holds_no_personnummer(defective: tu
     assert not list((out / "landing").rglob("*.json"))
     kinds = {p["kind"] for p in manifest["patterns"]}
     assert kinds == {"association", "precedence", "case_flow"}
-    assert len(manifest["patterns"]) == 7 + len(LINKS) and len(manifest["null_pairs"]) >= 2
+    assert len(manifest["patterns"]) == 9 + len(LINKS) and len(manifest["null_pairs"]) >= 2
     assert [p["kind"] for p in manifest["confounded_pairs"]] == ["confounded"]
     assert manifest["parameters"]["seed"] == SMALL["seed"]
     assert len(manifest["parameters"]["months"]) == 12
@@ -367,6 +367,8 @@ def test_planted_effects_are_large(defective: tuple[Path, object]) -> None:
     effect = {p["id"]: p["effect"] for p in manifest["patterns"]}
     aid = effect["aid_household_school_absence"]
     assert aid["realised_mean_absence_pct_exposed"] > 1.6 * aid["realised_mean_absence_pct_not_exposed"]
+    merit = effect["merit_falls_with_absence"]
+    assert merit["realised_mean_merit_high_absence"] < merit["realised_mean_merit_other"] - 10
     slow = effect["slow_case_type"]
     medians = slow["realised_median_days_mottaget_to_beslutat"]
     assert medians[slow["forvaltning"]] > 4 * max(v for k, v in medians.items() if k != slow["forvaltning"])

@@ -18,14 +18,20 @@ care, paper forms with safety alarms, home care with safety alarms). So where bo
 hypothesis hold a same-quarter link with the same third unit, it is tested again, stratified on that
 unit's services too, and the correction is made over the final tests.
 
-Benjamini–Hochberg controls the false discovery rate over every hypothesis, every lag included. A
-hypothesis holds by evidence, not by a fixed minimum odds ratio: q below the FDR and the interval's
-lower bound above a practical-significance margin (``MARGIN``, set by the discovery unit), so a
-modest, well-measured link holds and a large, poorly measured one does not. Nested indicators
-(household aid holds own aid: ``panel.family``) and the lags of a pair are one family: of the
-hypotheses that hold in a family, the most specific is reported (among equals, the one whose interval
-rules out the most: a link with a delay also shows, diluted, in the same quarter) and names the
-others, so one link gives one finding.
+Nested indicators (household aid holds own aid: ``panel.family``) and the lags of a pair are one
+family, and a family gives at most one finding, so the false discovery rate is controlled over families,
+not hypotheses: a family's p is the Simes combination of its hypotheses', Benjamini–Hochberg runs over
+every family, and inside a selected family a hypothesis must reach the level of the selection (FDR x
+selected / families; Benjamini and Bogomolov 2014). Counting one link's lags and nested forms as five or
+ten discoveries, as a correction over hypotheses does, loosens the cut-off for every other pair while
+the report collapses them into one finding: on shuffled data (``panel.permute_unit``) that let a
+pair with no link through about three times as often. A hypothesis holds by evidence, not by a fixed
+minimum odds ratio: its family's q below the FDR, its own p within the level and its interval's lower
+bound above a practical-significance margin (``MARGIN``, set by the discovery unit), so a modest,
+well-measured link holds and a large, poorly measured one does not. Of the hypotheses that hold in a
+family, the most specific is reported (among equals, the one whose interval rules out the most: a link
+with a delay also shows, diluted, in the same quarter) and names the others, so one link gives one
+finding.
 
 Power is stated: every hypothesis carries the smallest odds ratio it would report with probability
 ``POWER`` at its interval's width (``min_detectable``), so its ``status`` tells "tested, no link of
@@ -45,22 +51,32 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats
 
-from pipelines.discovery.findings import FDR, Finding, benjamini_hochberg, forvaltning_or_total
+from pipelines.discovery import merit
+from pipelines.discovery.findings import (
+    FDR,
+    NOT_SHARED,
+    PART_OF_ANOTHER,
+    Finding,
+    benjamini_hochberg,
+    forvaltning_or_total,
+)
 from pipelines.discovery.panel import (
     DEFINITIONAL,
     INDICATORS,
     JACKKNIFE_GROUPS,
+    MERIT_DATASET,
+    MERIT_UNIT,
     Indicator,
     Panel,
     depth,
     family,
+    jackknife,
 )
 
 MARGIN = 1.2  # odds ratio: a link weaker than this does not matter to a service, however certain
 LAGS = (1, 2)  # quarters between A and B in the lagged hypotheses
 POWER = 0.8  # for the smallest detectable effect
 REFERENCE = 1.5  # odds ratio: "no link" means one this large would have been seen
-NOT_SHARED = "delas inte"
 
 
 def method(margin: float = MARGIN) -> str:
@@ -71,10 +87,14 @@ def method(margin: float = MARGIN) -> str:
         f"{' eller '.join(str(k) for k in LAGS)} kvartals fördröjning åt båda hållen (fördröjda även "
         "stratifierade på båda insatserna vid start och slut); par vars båda insatser hänger ihop med en "
         "tredje verksamhet testas om, stratifierade även på dess insatser; 95 % KI med jackknife över personer "
-        f"(20 grupper); Benjamini–Hochberg (FDR {FDR:.0%}) över alla testade hypoteser. "
-        f"Regel: rapporteras när q < {_num(FDR, 2)} och KI:s nedre gräns > {_num(margin, 2)} "
-        "(praktisk signifikans); av kapslade indikatorer och fördröjningar för samma par rapporteras "
-        "den mest specifika som håller."
+        f"(20 grupper); Benjamini–Hochberg (FDR {FDR:.0%}) över alla testade par, där ett pars p "
+        "kombinerar dess fördröjningar och kapslade indikatorer (Simes) och q är parets. "
+        f"Regel: rapporteras när q < {_num(FDR, 2)}, hypotesens eget p klarar nivån FDR × valda par / "
+        f"alla par och KI:s nedre gräns > {_num(margin, 2)} (praktisk signifikans); av kapslade "
+        "indikatorer och fördröjningar för samma par rapporteras den mest specifika som håller. "
+        "Meritvärde i årskurs 9: skillnad i medelvärde mellan elever med och utan insatsen under de "
+        f"{merit.WINDOW} kvartalen före, inom läsår, med samma jackknife och i samma korrigering; "
+        f"rapporteras när KI ligger utanför ±{_num(merit.MARGIN, 0)} meritpoäng."
     )
 
 
@@ -135,49 +155,120 @@ def adjusters(panel: Panel, a: Indicator, b: Indicator, units: tuple[str, ...] =
 
 
 def analyse(panel: Panel, margin: float = MARGIN) -> list[Finding]:
-    """Test every hypothesis, correct over all of them, and report the most specific that holds per family."""
+    """Test every hypothesis (odds ratios, and differences in year-9 merit value: ``merit``), correct over
+    all of them together, and report the most specific that holds per family."""
     aligned = {lag: Aligned.of(panel, lag) for lag in (0, *LAGS)}
-    tested = [(h, test_pair(panel, h.first, h.second, h.lag, (), aligned[h.lag])) for h in hypotheses(panel)]
-    q, holding = _holding(tested, margin)
+    tested: list[tuple[Hypothesis | merit.Comparison, dict]] = [
+        (h, test_pair(panel, h.first, h.second, h.lag, (), aligned[h.lag])) for h in hypotheses(panel)
+    ]
+    rows, had = merit.pupils(panel)
+    tested += [
+        (c, merit.test(panel, rows, had[:, panel.indicators.index(c.indicator)]))
+        for c in merit.comparisons(panel, had)
+    ]
+    q, alpha, holding = _holding(tested, margin)
     third = _linked_to_both(tested, holding)
     if third:  # test those pairs again, within the third unit's services too; then correct again
         tested = [
             (h, test_pair(panel, h.first, h.second, h.lag, third[h], aligned[h.lag]) if h in third else t)
             for h, t in tested
         ]
-        q, holding = _holding(tested, margin)
+        q, alpha, holding = _holding(tested, margin)
     holds = set(holding)
     chosen: dict[frozenset[str], int] = {}  # family -> its reported hypothesis
-    for k in sorted(holding, key=lambda k: (-tested[k][0].specificity, -tested[k][1]["lo"], q[k])):
+    for k in sorted(holding, key=lambda k: (-tested[k][0].specificity, -_clearance(*tested[k]), q[k])):
         chosen.setdefault(tested[k][0].family, k)
-    alpha = FDR * max(int((q < FDR).sum()), 1) / max(len(q), 1)  # the BH cut-off at these discoveries
     findings = []
     for k, (h, t) in enumerate(tested):
         reported = chosen.get(h.family) == k
         also = [tested[j][0] for j in holding if reported and j != k and tested[j][0].family == h.family]
         reported_as = tested[chosen[h.family]][0] if k in holds and not reported else None
-        finding = _finding(panel, h, t, float(q[k]), margin, reported, also, reported_as)
-        least = detectable(t["se"], margin, alpha)
-        findings.append(
-            replace(
-                finding,
-                min_detectable=least if np.isfinite(least) else None,
-                status=_status(
-                    reported, reported_as, least, below=bool(q[k] < FDR and t["lo"] > 0), margin=margin
-                ),
-            )
-        )
+        args = (panel, h, t, float(q[k]), margin, reported, also, reported_as)
+        finding = _finding(*args) if isinstance(h, Hypothesis) else _merit_finding(*args)
+        significant = bool(q[k] < FDR and t["p"] <= alpha)
+        findings.append(_with_power(finding, h, t, alpha, margin, significant, reported_as is not None))
     return findings + untestable(panel, margin)
 
 
-def _holding(tested: list[tuple[Hypothesis, dict]], margin: float) -> tuple[np.ndarray, list[int]]:
-    """(q over every hypothesis, those that hold: q below the FDR and the interval above the margin)."""
-    q = benjamini_hochberg(np.array([t["p"] for _, t in tested]))
-    return q, [k for k, (_, t) in enumerate(tested) if q[k] < FDR and t["lo"] > np.log(margin)]
+def _clearance(h: Hypothesis | merit.Comparison, t: dict) -> float:
+    """How far the interval is from no effect: its lower bound (log odds), or its bound nearer zero
+    either way (merit points); among equally specific hypotheses of a family, the larger is reported."""
+    return t["lo"] if isinstance(h, Hypothesis) else max(t["lo"], -t["hi"])
+
+
+def _with_power(
+    finding: Finding,
+    h: Hypothesis | merit.Comparison,
+    t: dict,
+    alpha: float,
+    margin: float,
+    significant: bool,
+    part_of_another: bool,
+) -> Finding:
+    """The finding with its smallest detectable effect and its status; ``significant``: its family
+    selected and its p within the level, whether or not its interval clears the margin."""
+    if isinstance(h, Hypothesis):
+        least = detectable(t["se"], margin, alpha)
+        wording = (f"oddskvot på {_num(REFERENCE)}", f"marginalen {_num(margin)}")
+        fits, below = least <= REFERENCE, significant and t["lo"] > 0
+    else:
+        least = merit.detectable(t["se"], t["df"], alpha, POWER)
+        wording = (
+            f"skillnad på {_num(merit.REFERENCE, 0)} meritpoäng",
+            f"marginalen {_num(merit.MARGIN, 0)} meritpoäng",
+        )
+        fits, below = least <= merit.REFERENCE, significant and (t["lo"] > 0 or t["hi"] < 0)
+    return replace(
+        finding,
+        min_detectable=least if np.isfinite(least) else None,
+        status=_status(finding.reported, part_of_another, fits, below, *wording),
+    )
+
+
+def _holding(
+    tested: list[tuple[Hypothesis | merit.Comparison, dict]], margin: float
+) -> tuple[np.ndarray, float, list[int]]:
+    """(each hypothesis's family q, the level inside selected families, the hypotheses that hold: their
+    family selected, their own p within the level, their interval beyond the margin)."""
+    p = np.array([t["p"] for _, t in tested], dtype=float)
+    q, level = family_q([h.family for h, _ in tested], p)
+    holding = [k for k, (h, t) in enumerate(tested) if q[k] < FDR and p[k] <= level and _beyond(h, t, margin)]
+    return q, level, holding
+
+
+def _beyond(h: Hypothesis | merit.Comparison, t: dict, margin: float) -> bool:
+    return t["lo"] > np.log(margin) if isinstance(h, Hypothesis) else merit.holds(t)
+
+
+def family_q(families: list[frozenset[str]], p: np.ndarray) -> tuple[np.ndarray, float]:
+    """(per hypothesis, its family's Benjamini–Hochberg q over every family; the level a hypothesis of a
+    selected family must reach: FDR x selected / families).
+
+    A family's p is the Simes combination of its hypotheses' (valid for the positively dependent lags
+    and nested forms of one pair); an untestable hypothesis counts as p = 1.
+    """
+    keys = sorted(set(families), key=sorted)
+    index = np.array([keys.index(f) for f in families], dtype=np.int64)
+    p = np.where(np.isnan(p), 1.0, p)
+    combined = np.array([_simes(p[index == j]) for j in range(len(keys))])
+    q = benjamini_hochberg(combined)
+    level = FDR * max(int((q < FDR).sum()), 1) / max(len(keys), 1)  # at least one: for the power too
+    return q[index], level
+
+
+def families_of(finding_ids: list[str]) -> list[frozenset[str]]:
+    """The family of each association by its id ('association:<first>:<second>[:lag<k>]'), for checks that
+    recompute the correction from the stored findings."""
+    return [frozenset(family(name) for name in i.split(":")[1:3]) for i in finding_ids]
+
+
+def _simes(p: np.ndarray) -> float:
+    ranked = np.sort(p)
+    return float(min(1.0, (ranked * len(ranked) / np.arange(1, len(ranked) + 1)).min()))
 
 
 def _linked_to_both(
-    tested: list[tuple[Hypothesis, dict]], holding: list[int]
+    tested: list[tuple[Hypothesis | merit.Comparison, dict]], holding: list[int]
 ) -> dict[Hypothesis, tuple[str, ...]]:
     """Hypotheses whose two services each hold a same-quarter link with a third unit, and those units.
 
@@ -188,11 +279,13 @@ def _linked_to_both(
     units: dict[str, set[str]] = {}
     for k in holding:
         h = tested[k][0]
-        if h.lag == 0:
+        if isinstance(h, Hypothesis) and h.lag == 0:
             units.setdefault(family(h.first.name), set()).add(h.second.unit)
             units.setdefault(family(h.second.name), set()).add(h.first.unit)
     out = {}
     for h, _ in tested:
+        if not isinstance(h, Hypothesis):
+            continue
         both = units.get(family(h.first.name), set()) & units.get(family(h.second.name), set())
         if both - {h.first.unit, h.second.unit}:
             out[h] = tuple(sorted(both - {h.first.unit, h.second.unit}))
@@ -202,8 +295,8 @@ def _linked_to_both(
 def detectable(se: float, margin: float, alpha: float) -> float:
     """The smallest odds ratio reported with probability ``POWER`` at this standard error (log scale).
 
-    Its interval must clear the margin and its p the Benjamini–Hochberg cut-off ``alpha`` (the level at
-    the number of discoveries made); infinite when nothing could be estimated.
+    Its interval must clear the margin and its p the level ``alpha`` inside selected families (at the
+    number of families selected); infinite when nothing could be estimated.
     """
     if not np.isfinite(se):
         return float("inf")
@@ -212,34 +305,45 @@ def detectable(se: float, margin: float, alpha: float) -> float:
     return float(np.exp(clear + stats.t.ppf(POWER, df) * se))
 
 
-def _status(reported: bool, reported_as: Hypothesis | None, least: float, below: bool, margin: float) -> str:
-    """What a hypothesis came to; ``below``: significant and its interval excludes 1, but not the margin
-    (a real link, too weak or too uncertain to report; not "no link")."""
+def _status(reported: bool, part_of_another: bool, fits: bool, below: bool, size: str, margin: str) -> str:
+    """What a hypothesis came to. ``fits``: an effect of the reference ``size`` would have been reported;
+    ``below``: significant and its interval excludes no effect, but not the ``margin`` (a real link, too
+    weak or too uncertain to report; not "no link")."""
     if reported:
         return "rapporterat"
-    if reported_as is not None:
-        return "ingår i ett annat fynd"
+    if part_of_another:
+        return PART_OF_ANOTHER
     if below:
-        return f"samband, men inte säkert över marginalen {_num(margin)}"
-    if least <= REFERENCE:
-        return f"testat, inget samband (en oddskvot på {_num(REFERENCE)} hade setts)"
-    return f"för lite data för att se en oddskvot på {_num(REFERENCE)}"
+        return f"samband, men inte säkert över {margin}"
+    if fits:
+        return f"testat, inget samband (en {size} hade setts)"
+    return f"för lite data för att se en {size}"
 
 
 def untestable(panel: Panel, margin: float = MARGIN) -> list[Finding]:
-    """Pairs with an indicator its unit does not share: listed as not shared, untested (no p, no q)."""
-    shared = {i.name for i in panel.indicators}
+    """Pairs with an indicator (or the merit value) its unit does not share: listed as not shared,
+    untested (no p, no q)."""
+    shared = {i.name for i in panel.indicators} | ({merit.NAME} if panel.merit is not None else set())
+    merit_source = f"{MERIT_UNIT}.{MERIT_DATASET}"
+    pairs = [(a.name, a.label, a.source, b.name, b.label, b.source) for a, b in _pairs(INDICATORS)]
+    pairs += [
+        (i.name, i.label, i.source, merit.NAME, merit.LABEL, merit_source)
+        for i in INDICATORS
+        if i.source != merit_source and i.name != "school"  # every pupil with a merit value is enrolled
+    ]
     return [
         Finding(
-            finding_id=f"association:{a.name}:{b.name}",
+            finding_id=f"association:{a}:{b}",
             kind="association",
-            title=f"{a.label.capitalize()} och {b.label} kan inte testas",
-            description=" och ".join(i.source for i in (a, b) if i.name not in shared)
+            title=f"{a_label.capitalize()} och {b_label} kan inte testas",
+            description=" och ".join(
+                src for name, src in ((a, a_source), (b, b_source)) if name not in shared
+            )
             + " delas inte till den gemensamma zonen: ett samband kan varken ses eller uteslutas.",
             forvaltning=forvaltning_or_total(None),
-            dataset_a=a.source,
-            dataset_b=b.source,
-            measure="oddskvot (Mantel–Haenszel)",
+            dataset_a=a_source,
+            dataset_b=b_source,
+            measure="skillnad i medelvärde (meritpoäng)" if b == merit.NAME else "oddskvot (Mantel–Haenszel)",
             reported=False,
             n_population=panel.persons,
             about_persons=True,
@@ -248,8 +352,8 @@ def untestable(panel: Panel, margin: float = MARGIN) -> list[Finding]:
             lag_quarters=0,
             status=NOT_SHARED,
         )
-        for a, b in _pairs(INDICATORS)
-        if a.name not in shared or b.name not in shared
+        for a, a_label, a_source, b, b_label, b_source in pairs
+        if a not in shared or b not in shared
     ]
 
 
@@ -319,26 +423,15 @@ def test_pair(
     log_or, observed, expected = mantel_haenszel(total)
     leave_out, _, _ = mantel_haenszel(total[None] - counts)
     person = rows.person
-    result = {
+    return {  # not estimable (a group without the services): NaN, tested with p = 1
         "log_or": float(log_or),
         "lift": float(observed / expected) if expected > 0 else float("nan"),
         "n_a": _persons(person[fa], panel.persons),
         "n_b": _persons(person[fb], panel.persons),
         "n_both": _persons(person[fa & fb], panel.persons),
         "n_population": panel.persons,
-        "p": float("nan"),
-        "lo": float("nan"),
-        "hi": float("nan"),
-        "se": float("nan"),
+        **jackknife(float(log_or), leave_out),
     }
-    if not (np.isfinite(log_or) and np.all(np.isfinite(leave_out))):
-        return result  # not estimable (a group without the services): tested, p = 1
-    g = JACKKNIFE_GROUPS
-    se = float(np.sqrt((g - 1) / g * ((leave_out - leave_out.mean()) ** 2).sum()))
-    t = stats.t.ppf(0.975, g - 1)
-    result["lo"], result["hi"], result["se"] = log_or - t * se, log_or + t * se, se
-    result["p"] = float(2 * stats.t.sf(abs(log_or) / se, g - 1)) if se > 0 else 0.0
-    return result
 
 
 def _dense(strata: np.ndarray) -> tuple[np.ndarray, int]:
@@ -354,12 +447,16 @@ def _persons(person: np.ndarray, persons: int) -> int:
     return int(np.count_nonzero(np.bincount(person, minlength=persons)))
 
 
-def _id(h: Hypothesis) -> str:
+def _id(h: Hypothesis | merit.Comparison) -> str:
+    if isinstance(h, merit.Comparison):
+        return h.finding_id
     return f"association:{h.first.name}:{h.second.name}" + (f":lag{h.lag}" if h.lag else "")
 
 
-def _phrase(h: Hypothesis) -> str:
+def _phrase(h: Hypothesis | merit.Comparison) -> str:
     """'hemtjänst och kontakt med kontaktcenter samma kvartal', as a reader sees another form of a finding."""
+    if isinstance(h, merit.Comparison):
+        return f"{h.indicator.label} under läsåret och {merit.LABEL}"
     when = "samma kvartal" if h.lag == 0 else f"{_quarters(h.lag)} senare"
     return f"{h.first.label} och {h.second.label} {when}"
 
@@ -420,6 +517,57 @@ def _finding(
         method=method(margin),
         data_version=panel.data_version,
         lag_quarters=h.lag,
+    )
+
+
+def _merit_finding(
+    panel: Panel,
+    c: merit.Comparison,
+    t: dict,
+    q: float,
+    margin: float,
+    reported: bool,
+    also: list[merit.Comparison],
+    reported_as: merit.Comparison | None,
+) -> Finding:
+    """A difference in mean merit value as a finding. Its groups: pupils with the service in the school
+    year (``n_a``, also ``n_both``: with the service and a merit value) and pupils without it (``n_b``),
+    so publishing needs both to reach the threshold, or a small group's mean would follow from the
+    published yearly mean."""
+    a = c.indicator
+    effect = t["effect"] if np.isfinite(t["effect"]) else None
+    direction = "lägre" if (effect or 0) < 0 else "högre"
+    description = (
+        f"Elever som haft {a.label} under läsåret före sitt meritvärde i årskurs 9 har i genomsnitt "
+        + (f"{_num(abs(effect))} meritpoäng {direction}" if effect is not None else "okänt")
+        + f" meritvärde än elever samma läsår utan {a.label}."
+    )
+    if also:
+        description += " Skillnaden syns också som " + "; ".join(_phrase(o) for o in also) + "."
+    return Finding(
+        finding_id=c.finding_id,
+        kind="association",
+        title=f"{a.label.capitalize()} under läsåret och {direction} {merit.LABEL}",
+        description=description,
+        forvaltning=forvaltning_or_total(None),
+        dataset_a=a.source,
+        dataset_b=f"{MERIT_UNIT}.{MERIT_DATASET}",
+        measure="skillnad i medelvärde (meritpoäng)",
+        effect=effect,
+        ci_low=t["lo"] if np.isfinite(t["lo"]) else None,
+        ci_high=t["hi"] if np.isfinite(t["hi"]) else None,
+        p_value=t["p"] if np.isfinite(t["p"]) else None,
+        q_value=q,
+        reported=reported,
+        n_a=t["n_a"],
+        n_b=t["n_b"],
+        n_both=t["n_a"],
+        n_population=panel.persons,
+        about_persons=True,
+        detail=f"ingår i fyndet {_id(reported_as)}" if reported_as else None,
+        method=method(margin),
+        data_version=panel.data_version,
+        lag_quarters=0,
     )
 
 

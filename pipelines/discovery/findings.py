@@ -129,6 +129,47 @@ def publishable(findings: pl.DataFrame, threshold: int) -> pl.DataFrame:
     return out.filter(~pl.col("_small")).drop("_small", "reported")
 
 
+def publishable_statuses(tested: pl.DataFrame, threshold: int) -> pl.DataFrame:
+    """What every tested pair came to, as it may be published: its Swedish status and smallest detectable
+    effect, where every group it rests on reaches ``threshold``.
+
+    A hypothesis with a small group says only that (its status would tell a link among a few persons,
+    and its smallest detectable effect, computed from their counts, their number); one that is part of
+    a finding withheld so says that the finding is not shown. Not shared pairs have no groups and stay.
+    The counts go on to primary suppression, which withholds ``min_detectable`` with them, and are then
+    dropped: none is published. The effect is rounded (two decimals for an odds ratio, one for points).
+    """
+    small = pl.lit(False)
+    for c in ("n_a", "n_b", "n_both"):
+        small = small | pl.col(c).is_null() | (pl.col(c) < threshold)
+    shown = pl.col("status") == NOT_SHARED
+    out = tested.with_columns(_small=small & ~shown)
+    withheld = set(out.filter(pl.col("_small") & pl.col("reported"))["finding_id"].to_list())
+    part_of_withheld = pl.col("detail").str.strip_prefix("ingår i fyndet ").is_in(sorted(withheld))
+    status = (
+        pl.when(pl.col("_small"))
+        .then(pl.lit(f"för lite data (en grupp har färre än {threshold} personer)"))
+        .when(part_of_withheld & (pl.col("status") == PART_OF_ANOTHER))
+        .then(
+            pl.lit(f"samband, men fyndet det ingår i visas inte (en grupp har färre än {threshold} personer)")
+        )
+        .otherwise(pl.col("status"))
+    )
+    rounded = (
+        pl.when(pl.col("measure").str.starts_with("oddskvot"))
+        .then(pl.col("min_detectable").round(2))
+        .otherwise(pl.col("min_detectable").round(1))
+    )
+    return out.with_columns(
+        status=status,
+        min_detectable=pl.when(pl.col("_small")).then(None).otherwise(rounded),
+    ).drop("_small", "reported", "detail")
+
+
+NOT_SHARED = "delas inte"  # the status of a pair whose unit does not share an indicator: untested
+PART_OF_ANOTHER = "ingår i ett annat fynd"  # holds, and its family reports a more specific hypothesis
+
+
 _NEEDS = {  # which groups each kind about persons rests on
     "n_a": ("association", "precedence", "segment", "case_flow"),
     "n_b": ("association", "precedence", "case_flow"),

@@ -13,11 +13,26 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+from scipy import stats
 
 from warehouse.layout import run
 
 PANEL = "discovery.citizen_quarter"
+MERIT_UNIT, MERIT_DATASET = "skola", "meritvarde"  # the year-9 merit value: a measure, not a yes/no
 JACKKNIFE_GROUPS = 20  # persons are split into this many groups for cluster-robust intervals
+
+
+def jackknife(estimate: float, leave_out: np.ndarray) -> dict[str, float]:
+    """{lo, hi, se, p} of an estimate from its delete-a-group jackknife (``JACKKNIFE_GROUPS`` leave-one-group-out
+    estimates): 95 % interval and two-sided p on t with groups - 1 degrees of freedom. One person's
+    quarters are not independent, so the groups are of persons; every analysis of the panel uses this."""
+    if not (np.isfinite(estimate) and np.all(np.isfinite(leave_out))):
+        return {"lo": float("nan"), "hi": float("nan"), "se": float("nan"), "p": float("nan")}
+    g = JACKKNIFE_GROUPS
+    se = float(np.sqrt((g - 1) / g * ((leave_out - leave_out.mean()) ** 2).sum()))
+    t = stats.t.ppf(0.975, g - 1)
+    p = float(2 * stats.t.sf(abs(estimate) / se, g - 1)) if se > 0 else 0.0
+    return {"lo": estimate - t * se, "hi": estimate + t * se, "se": se, "p": p}
 
 
 @dataclass(frozen=True)
@@ -94,15 +109,16 @@ BY_NAME = {i.name: i for i in INDICATORS}
 
 
 def family(name: str) -> str:
-    """The broadest indicator that contains this one: nested indicators are one hypothesis family."""
-    while BY_NAME[name].within is not None:
+    """The broadest indicator that contains this one: nested indicators are one hypothesis family (a
+    measure that is no indicator, the merit value, is a family of its own)."""
+    while name in BY_NAME and BY_NAME[name].within is not None:
         name = BY_NAME[name].within
     return name
 
 
 def depth(name: str) -> int:
     """How many broader indicators contain this one (0: the broadest of its family); more is more specific."""
-    return 0 if BY_NAME[name].within is None else 1 + depth(BY_NAME[name].within)
+    return 0 if name not in BY_NAME or BY_NAME[name].within is None else 1 + depth(BY_NAME[name].within)
 
 
 # Pairs that are one record seen twice, not two services: the case hub mirrors every case system,
@@ -135,6 +151,9 @@ class Panel:
     quarters: tuple[str, ...]  # 'YYYY-MM-DD' of each quarter's first day
     not_shared: tuple[str, ...]  # indicator names whose unit does not share them
     data_version: str
+    merit: np.ndarray | None = (
+        None  # float, the year-9 merit value in its quarter, NaN elsewhere; None: not shared
+    )
 
     @property
     def rows(self) -> int:
@@ -185,7 +204,31 @@ def permute_unit(panel: Panel, unit: str, seed: int) -> Panel:
     columns = [j for j, i in enumerate(panel.indicators) if i.unit == unit]
     flags = panel.flags.copy()
     flags[:, columns] = panel.flags[source][:, columns]
-    return replace(panel, flags=flags, data_version=f"{panel.data_version}:permuted:{unit}:{seed}")
+    merit = panel.merit[source] if panel.merit is not None and unit == MERIT_UNIT else panel.merit
+    return replace(
+        panel, flags=flags, merit=merit, data_version=f"{panel.data_version}:permuted:{unit}:{seed}"
+    )
+
+
+def rekeyed(panel: Panel, seed: int) -> Panel:
+    """The panel as another central citizen key would order it: persons renumbered, jackknife groups drawn
+    anew. What discovery finds must not depend on the key; tests and the bench repeat a check under
+    several keys without another run of the pipeline."""
+    rng = np.random.default_rng(seed)
+    person = rng.permutation(panel.persons)[panel.person]
+    order = np.lexsort((panel.quarter, person))  # rows by person and quarter, as load_panel gives them
+    group = rng.integers(0, JACKKNIFE_GROUPS, panel.persons)[person[order]]
+    return replace(
+        panel,
+        person=person[order],
+        quarter=panel.quarter[order],
+        age_group=panel.age_group[order],
+        district=panel.district[order],
+        group=group,
+        flags=panel.flags[order],
+        merit=None if panel.merit is None else panel.merit[order],
+        data_version=f"{panel.data_version}:rekeyed:{seed}",
+    )
 
 
 def has_panel(con: duckdb.DuckDBPyConnection) -> bool:
@@ -213,11 +256,15 @@ def load_panel(con: duckdb.DuckDBPyConnection) -> Panel:
     shared_counts = run(con, f"SELECT {', '.join(f'count({i.expression})' for i in usable)} FROM {PANEL}")[0]
     shared = [i for i, n in zip(usable, shared_counts, strict=True) if n > 0]
     flags = ", ".join(f"coalesce({i.expression}, false) AS f{j}" for j, i in enumerate(shared))
+    merit = {"has_merit", "merit_value"} <= columns and bool(
+        run(con, f"SELECT count(has_merit) FROM {PANEL}")[0][0]
+    )
     sql = f"""
         SELECT dense_rank() OVER (ORDER BY citizen_key) - 1 AS person,
             dense_rank() OVER (ORDER BY quarter) - 1 AS quarter_index,
             {AGE_GROUP} AS age_group, coalesce(district, 'Okänt') AS district_name,
-            hash(citizen_key) % {JACKKNIFE_GROUPS} AS jk{", " + flags if flags else ""}
+            hash(citizen_key) % {JACKKNIFE_GROUPS} AS jk{", " + flags if flags else ""},
+            {"CASE WHEN has_merit THEN merit_value END" if merit else "NULL::DOUBLE"} AS merit
         FROM {PANEL} WHERE age IS NOT NULL AND age >= 0
         ORDER BY person, quarter_index
     """
@@ -239,6 +286,7 @@ def load_panel(con: duckdb.DuckDBPyConnection) -> Panel:
         quarters=quarters,
         not_shared=tuple(i.name for i in INDICATORS if i not in shared),
         data_version=data_version(con),
+        merit=table.column("merit").to_numpy().astype(float) if merit else None,
     )
 
 

@@ -21,9 +21,9 @@ from pipelines.disclosure import DEFAULT_THRESHOLD, TOTAL, TableSpec, audit, pro
 from pipelines.disclosure.joint import moved, secure
 from pipelines.disclosure.spec import protection_width
 from pipelines.discovery.findings import TABLES as FINDING_TABLES
-from pipelines.discovery.findings import publishable
+from pipelines.discovery.findings import publishable, publishable_statuses
 from pipelines.discovery.precedence import lag_distribution
-from pipelines.serving.tables import FINDINGS, PROTECTED, REFERENCE, Published, findings_sql
+from pipelines.serving.tables import FINDINGS, PROTECTED, REFERENCE, TESTED, Published, findings_sql
 
 # Tables whose counts are published, by name: what the bounds audit attacks (lead times show statistics
 # only; their case counts are not published, so there is nothing to narrow).
@@ -90,6 +90,7 @@ def build_tables(
         }
         found = _finding_tables(con) if has_panel else []
         findings = _frame(con, findings_sql(found)) if found else None
+        tested = _frame(con, TESTED.sql) if "associations" in found else None
     finally:
         con.close()
     stats = Stats()
@@ -108,12 +109,15 @@ def build_tables(
         tables[FINDINGS.spec.name] = _protect(frame, FINDINGS, threshold, stats)
         stats.primary[FINDINGS.spec.name] += findings.height - frame.height  # whole findings withheld
         comments[FINDINGS.spec.name] = FINDINGS.description
+    if tested is not None:
+        tables[TESTED.spec.name] = _protect(publishable_statuses(tested, threshold), TESTED, threshold, stats)
+        comments[TESTED.spec.name] = TESTED.description
     if bounds:
         _secure(tables, threshold, stats, read_published(previous) if previous else None)
-    for table in (*PROTECTED, FINDINGS):
+    for table in (*PROTECTED, FINDINGS, TESTED):
         if table.spec.name in tables:
             tables[table.spec.name] = _finish(tables[table.spec.name], table, threshold)
-    published = [t for t in (*PROTECTED, FINDINGS) if t.spec.name in tables]
+    published = [t for t in (*PROTECTED, FINDINGS, TESTED) if t.spec.name in tables]
     tables["_disclosure"] = _disclosure_table(published, threshold)
     tables["_snapshot"] = pl.DataFrame(
         {

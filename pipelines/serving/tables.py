@@ -250,6 +250,31 @@ FINDINGS = Published(
 )
 
 
+# What every tested association came to (pipelines/discovery/associations.py): tested without a link, too
+# little data for an effect of the reference size (with the smallest effect it would report), a link
+# below the margin, reported, or not shared. The counts protect the smallest detectable effect (it is
+# computed from them) and are not published; publishable_statuses says only "too little data" for a
+# hypothesis with a small group, whatever it came to.
+TESTED_COUNTS = ("n_a", "n_b", "n_both")
+TESTED = Published(
+    TableSpec(
+        "discovery_tested",
+        dimensions=("finding_id",),
+        counts=TESTED_COUNTS,
+        derived={"min_detectable": TESTED_COUNTS},
+    ),
+    "SELECT finding_id, dataset_a, dataset_b, measure, lag_quarters, status, min_detectable, n_a, n_b, "
+    "n_both, reported, detail, data_version FROM cu.discovery.associations ORDER BY finding_id",
+    "Dataupptäckt: varje testat par av insatser (samma kvartal och med fördröjning, och meritvärde i "
+    "årskurs 9) och vad testet gav: rapporterat, testat utan samband, för lite data för en effekt av "
+    "referensstorleken (med den minsta effekt som hade rapporterats, min_detectable: oddskvot eller "
+    "meritpoäng), samband under marginalen, eller delas inte (kan inte testas). Gruppstorlekar visas "
+    "inte; där en grupp understiger tröskeln står bara att det är för lite data.",
+    unpublished=TESTED_COUNTS,
+    needs_panel=True,
+)
+
+
 def findings_sql(tables: list[str]) -> str:
     """The reported findings of every analysis table present in the cross-unit zone's discovery schema."""
     columns = ", ".join((*FINDING_COLUMNS, "reported", "lag_counts"))  # the last two are not published

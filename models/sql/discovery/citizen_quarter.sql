@@ -12,7 +12,9 @@
 -- depends_on: {{ source('cross_arendehandelser', 'statushandelser') }}
 -- School absence is measured per term: a term's absence sits on the quarter the term ends in (VT: Q2,
 -- HT: Q4), when it is known. has_high_absence: at least 15 % absence in that term (Skolverket's level
--- for high absence). has_household_economic_aid: someone in the person's household (the citizen
+-- for high absence). has_merit, merit_value: the year-9 merit value (0-340) on the quarter it is delivered
+-- in (July: the quarter after the school year); merit_value is 0 where has_merit is false, not a value.
+-- has_household_economic_aid: someone in the person's household (the citizen
 -- index's latest household key) had economic aid that quarter; the aid contract shares the applicant
 -- only, so this is how a pupil's exposure is seen. has_child_investigation: only where socialtjänst shares
 -- child investigations as a derived per-person quarter flag (strong secrecy); its contract shares yearly
@@ -29,6 +31,10 @@
                  ("make_date(substr(term, 3, 4)::int, case when term like 'VT%' then 4 else 10 end, 1)", ['term'])],
      'has': [('bool_or(absence_pct >= 15)', ['absence_pct'])],
      'measures': [('absence_pct', [('max(absence_pct)', ['absence_pct'])])]},
+    {'name': 'merit', 'unit': 'skola', 'dataset': 'meritvarde',
+     'quarter': [('quarter', ['quarter']), by_delivery],
+     'has': [('true', [])],
+     'measures': [('merit_value', [('max(merit_value::decimal(38, 6))', ['merit_value'])])]},
     {'name': 'school', 'unit': 'skola', 'dataset': 'inskrivning',
      'quarter': [('quarter', ['quarter']), by_delivery],
      'has': [('bool_or(enrolled)', ['enrolled']), ('true', [])],
