@@ -20,7 +20,7 @@ from pathlib import Path
 
 # The platform's own answers to "where is the home" and "where are the secrets": both modules use the
 # standard library only, so Superset's environment can import them (tests/test_dashboards.py runs it).
-from pipelines.border.keys import KEY_ENV, key_file_path
+from pipelines.border.keys import KEY_ENV, key_file_path, write_private
 from pipelines.settings import REPO_ROOT, Paths
 
 SUPERSET_VENV = REPO_ROOT / ".venv-superset"
@@ -84,17 +84,8 @@ class SupersetHome:
                 forvaltning,
                 {"username": manager_username(forvaltning), "password": secrets.token_urlsafe(18)},
             )
-        self._write_private(self.credentials, json.dumps(creds, indent=2, ensure_ascii=False))
+        write_private(self.credentials, json.dumps(creds, indent=2, ensure_ascii=False))
         return creds
-
-    def _write_private(self, path: Path, text: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
 
 
 def manager_username(forvaltning: str) -> str:
