@@ -313,6 +313,37 @@ def test_a_manager_reads_findings_in_plain_swedish_without_statistics(dashboards
     assert {"q_value", "data_version"} <= set(detail[0]), "the discovery unit's view keeps the statistics"
 
 
+TESTED_PAIRS = "Prövade samband"
+FINDINGS = "Publicerade fynd: samband, ordning i tid och segment"
+# issue 16 point 5: what a pair that gave no finding came to, as the statuses begin
+NOT_FOUND = ("testat, inget samband", "för lite data", "delas inte")
+
+
+def test_dataupptackt_tells_no_link_from_too_little_data_and_not_shared_and_names_each_measure(
+    dashboards_platform,
+):
+    """Every tested hypothesis with its status, reported ones first, no group sizes; each finding's
+    effect with its own measure (merit points are a difference in means, not an odds ratio)."""
+    admin = _login(dashboards_platform, "admin")
+    charts = admin.charts()
+    rows = admin.chart_data(charts[TESTED_PAIRS])
+    current = dashboards_platform["paths"].warehouse / "serving" / "current.duckdb"
+    with duckdb.connect(str(current), read_only=True) as con:
+        statuses = sorted(s for (s,) in con.execute("SELECT status FROM discovery_tested").fetchall())
+        measures = {m for (m,) in con.execute("SELECT DISTINCT measure FROM discovery_findings").fetchall()}
+    assert sorted(r["status"] for r in rows) == statuses, "every tested hypothesis, as published"
+    for kind in NOT_FOUND:
+        assert any(s.startswith(kind) for s in statuses), f"this run has pairs that came to '{kind}'"
+    assert not {k for row in rows for k in row} & {"n_a", "n_b", "n_both", "n_population"}, "no group sizes"
+    reported = [r["status"] == "rapporterat" for r in rows]
+    assert reported == sorted(reported, reverse=True) and reported[0], "reported findings first"
+    assert {r["fordrojning"] for r in rows} >= {"samma kvartal", "1", "2"}
+
+    effects = [r["effekt_med_matt"] for r in admin.chart_data(charts[FINDINGS])]
+    named = {next((m for m in measures if e.endswith(f" {m}")), None) for e in effects}
+    assert None not in named and len(named - {"oddskvot (Mantel–Haenszel)"}) > 0, named
+
+
 def test_credentials_are_generated_and_kept_private_outside_the_repository(dashboards_platform):
     home = dashboards_platform["home"]
     assert home.credentials.stat().st_mode & 0o077 == 0
