@@ -51,9 +51,12 @@ class Superset:
         return {c["slice_name"]: c["id"] for c in self.list("chart")}
 
     def chart_data(self, chart_id: int, force: bool = True) -> list[dict]:
-        """The rows of a chart's saved query (``force`` bypasses any cache)."""
-        body = self._json("GET", f"/api/v1/chart/{chart_id}/data/?force={str(force).lower()}")
-        return [row for result in body["result"] for row in result["data"]]
+        """The rows of a chart's saved query (``force`` bypasses the cache)."""
+        return [row for result in self.chart_results(chart_id, force) for row in result["data"]]
+
+    def chart_results(self, chart_id: int, force: bool = True) -> list[dict]:
+        """The query results of a chart's saved query as Superset answers them (``data``, ``is_cached``, ...)."""
+        return self._json("GET", f"/api/v1/chart/{chart_id}/data/?force={str(force).lower()}")["result"]
 
     def chart(self, chart_id: int) -> dict:
         """A chart's saved definition: ``form_data`` (its params) and ``query_context``, parsed."""

@@ -54,9 +54,15 @@ GLOBAL_ASYNC_QUERIES_JWT_SECRET = _secret("async_jwt_secret")
 HOME.root.mkdir(parents=True, exist_ok=True, mode=0o700)
 SQLALCHEMY_DATABASE_URI = f"sqlite:///{HOME.root / 'superset.db'}?check_same_thread=false"
 
-# The snapshot is small and DuckDB answers in milliseconds: no result cache, so a new publish is
-# visible to the next query (a cache would serve the previous snapshot until it expired).
-DATA_CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
+# Chart results are cached in Superset's home, shared by its workers, keyed on the snapshot file as well as the query and the user's
+# row-level security (``dashboards/cache.py``): a repeat view costs no query, and the first query after a
+# publish reads the new snapshot. (API clients can still pass ``force=true``.)
+DATA_CACHE_CONFIG = {
+    "CACHE_TYPE": "dashboards.cache.SnapshotCache",
+    "CACHE_DIR": str(HOME.root / "chart_cache"),
+    "CACHE_DEFAULT_TIMEOUT": 24 * 3600,
+    "CACHE_THRESHOLD": 5000,
+}
 CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 300}
 
 # Superset ships no Swedish UI translation: titles and labels in the bundle are Swedish, and numbers

@@ -9,6 +9,7 @@ Superset's REST API as its users would.
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import pytest
 import yaml
 
 from dashboards.api import Superset, SupersetError
-from dashboards.home import BUNDLE, REPO_ROOT, SupersetHome, role_name
+from dashboards.home import BUNDLE, REPO_ROOT, SUPERSET_VENV, SupersetHome, role_name
 
 MANAGERS = ("Socialförvaltningen", "Vård- och omsorgsförvaltningen")
 DASHBOARDS = {"Chefsöversikt", "Ärendeflöde (Visuell styrning)", "Nyttorealisering", "Dataupptäckt"}
@@ -355,6 +356,72 @@ def test_credentials_are_generated_and_kept_private_outside_the_repository(dashb
     assert len(set(passwords)) == len(passwords) and min(map(len, passwords)) >= 20
     with pytest.raises(SupersetError):
         Superset(dashboards_platform["url"], "admin", "admin")
+
+
+def _rows(results: list[dict]) -> list[list[str]]:
+    """Each result's rows, in an order of their own (a query without ORDER BY may return them in any), sums
+    to 10 significant digits (DuckDB adds a column's doubles in whatever order its threads finish)."""
+
+    def canonical(row: dict) -> str:
+        rounded = {k: float(f"{v:.10g}") if isinstance(v, float) else v for k, v in row.items()}
+        return json.dumps(rounded, sort_keys=True, default=str)
+
+    return [sorted(canonical(row) for row in r["data"]) for r in results]
+
+
+SCOPED_CACHE_PROBE = """
+import os, sys
+from dashboards.cache import SnapshotCache
+serving = os.environ["KNUTPUNKT_HOME"] + "/warehouse/serving"
+os.makedirs(serving)
+link = serving + "/current.duckdb"
+os.symlink("first.db", link)
+cache = SnapshotCache(sys.argv[1], threshold=100)
+cache.set("chart-7", ["rows of the first snapshot"])
+hit = cache.get("chart-7")
+os.symlink("second.db", link + ".new")
+os.replace(link + ".new", link)  # as a publish moves the link
+after_publish = cache.get("chart-7")
+cache.set("chart-7", ["rows of the second snapshot"])
+print(hit, after_publish, cache.get("chart-7"), cache.has("chart-7"), cache.delete("chart-7"), cache.get("chart-7"))
+"""
+
+
+def test_the_chart_cache_is_scoped_to_the_snapshot_so_a_publish_is_never_served_stale(tmp_path):
+    """The cache class as Superset loads it, in Superset's environment, on a real link and cache folder."""
+    env = os.environ | {"KNUTPUNKT_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(
+        [str(SUPERSET_VENV / "bin" / "python"), "-c", SCOPED_CACHE_PROBE, str(tmp_path / "cache")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[0] == (
+        "['rows of the first snapshot'] None ['rows of the second snapshot'] True True None"
+    )
+
+
+def test_a_repeat_view_comes_from_the_cache_and_never_from_another_user_s(dashboards_platform):
+    """Chart results are cached (``dashboards/cache.py``): the admin's second view of a chart is a cache
+    hit with the same rows, and a manager viewing the same chart right after gets their own rows, not the
+    admin's cached ones (Superset's key holds the user's row-level security), as a forced query gives them."""
+    admin = _login(dashboards_platform, "admin")
+    manager = _login(dashboards_platform, MANAGERS[0])
+    own = _own_organisations(dashboards_platform, MANAGERS[0])
+    charts = set(manager.charts().values())
+    assert len(charts) > 10
+    for chart_id in charts:
+        first = admin.chart_results(chart_id, force=False)
+        again = admin.chart_results(chart_id, force=False)
+        assert all(r["is_cached"] for r in again) and _rows(again) == _rows(first), chart_id
+        seen = manager.chart_results(chart_id, force=False)
+        assert _rows(seen) == _rows(manager.chart_results(chart_id, force=True)), chart_id
+        shown = {
+            row[c] for r in seen for row in r["data"] for c in ("forvaltning", "organisation") if c in row
+        }
+        assert shown <= own, f"chart {chart_id} shows {shown - own} to {MANAGERS[0]}'s manager"
 
 
 @pytest.mark.parametrize("forvaltning", MANAGERS)

@@ -308,6 +308,8 @@ AID_MARKS = ("economic_aid", "ekonomiskt_bistand", "ekonomiskt bistånd")
 # Socialtjänst's own reporting (case types, the KPI read from its own zone) names aid too, and is not
 # shared across units: only cross-unit tables (discovery_*) may not mention it after a withdrawal.
 CROSS_UNIT_TABLES = "discovery"
+# What discovery tested may name a withdrawn dataset in one way only: as not shared, with no figure.
+NOT_SHARED = {"discovery_tested": "status = 'delas inte' AND min_detectable IS NULL"}
 
 
 def _aid_figures(path: Path) -> list[str]:
@@ -326,7 +328,8 @@ def _aid_figures(path: Path) -> list[str]:
                     found.append(f"{path.name}: {table}.{column} ({n} values)")
             elif dtype == "VARCHAR" and table.startswith(CROSS_UNIT_TABLES):
                 like = " OR ".join(f"lower(\"{column}\") LIKE '%{m}%'" for m in AID_MARKS)
-                n = con.execute(f'SELECT count(*) FROM "{table}" WHERE {like}').fetchall()[0][0]
+                allowed = f" AND NOT ({NOT_SHARED[table]})" if table in NOT_SHARED else ""
+                n = con.execute(f'SELECT count(*) FROM "{table}" WHERE ({like}){allowed}').fetchall()[0][0]
                 if n:
                     found.append(f"{path.name}: {table}.{column} names aid in {n} rows")
     return found
