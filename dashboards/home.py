@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 # standard library only, so Superset's environment can import them (tests/test_dashboards.py runs it).
 from pipelines.border.keys import KEY_ENV, key_file_path, write_private
 from pipelines.settings import REPO_ROOT, Paths
+from pipelines.workbench.accounts import username
 
 SUPERSET_VENV = REPO_ROOT / ".venv-superset"
 CONFIG = REPO_ROOT / "dashboards" / "superset_config.py"
@@ -89,9 +88,9 @@ class SupersetHome:
 
 
 def manager_username(forvaltning: str) -> str:
-    """'Vård- och omsorgsförvaltningen' -> 'chef.vard-och-omsorgsforvaltningen' (ASCII, stable)."""
-    ascii_ = unicodedata.normalize("NFKD", forvaltning).encode("ascii", "ignore").decode()
-    return "chef." + re.sub(r"[^a-z0-9]+", "-", ascii_.lower()).strip("-")
+    """'Vård- och omsorgsförvaltningen' -> 'chef.vard-och-omsorgsforvaltningen' (ASCII, stable), made
+    as the workbench makes a steward's username."""
+    return "chef." + username(forvaltning)
 
 
 def role_name(forvaltning: str) -> str:

@@ -180,10 +180,10 @@ def _show(out: Console, c: Contract, paths: Paths, anchors: audit.AnchorStore) -
     for key, value in r.risk.items():
         if key != "risky_combinations":
             out.print(f"  {key}: {value}")
-    for c in r.risk.get("risky_combinations", []):
+    for risky in r.risk.get("risky_combinations", []):
         out.print(
-            f"  risky: {' + '.join(c['combination'])}: smallest group {c['k_min']}, "
-            f"{c['classes']} groups under the risk k with {c['persons']} persons"
+            f"  risky: {' + '.join(risky['combination'])}: smallest group {risky['k_min']}, "
+            f"{risky['classes']} groups under the risk k with {risky['persons']} persons"
         )
     return 0
 

@@ -14,7 +14,7 @@ the same audit log.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Literal
 
@@ -80,13 +80,13 @@ def _judge(
     refused = _refused_since(contract, status.decision, entries)
     if refused is not None:
         why = f"{status.reason}, but the gate refused its output on {refused.at[:10]}"
-        return Overview(contract, status, "withheld", why, held, refused, all_held)
+        return replace(base, state="withheld", reason=why, refused=refused)
     if all_held:
         why = f"{status.reason}, but every delivery is held by its quality checks"
-        return Overview(contract, status, "withheld", why, held, None, all_held)
+        return replace(base, state="withheld", reason=why)
     if status.expires is not None and status.expires <= today + timedelta(days=EXPIRING_DAYS):
         why = f"{status.reason} (expires within {EXPIRING_DAYS} days)"
-        return Overview(contract, status, "expiring", why, held, None, all_held)
+        return replace(base, state="expiring", reason=why)
     return base
 
 
