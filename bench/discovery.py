@@ -116,9 +116,11 @@ def timings(warehouse: Warehouse) -> Panel:
         t = time.perf_counter()
         panel = load_panel(con)
         print(f"panel: {panel.rows:,} citizen-quarters, {panel.persons:,} persons, loaded in {_since(t)}")
+        t = time.perf_counter()
+        linked = associations.analyse(panel)
+        print(f"associations: {_since(t)}")
         for name, run in (
-            ("associations", lambda: associations.analyse(panel)),
-            ("precedence", lambda: precedence.analyse(panel)),
+            ("precedence", lambda: precedence.analyse(panel, linked)),
             ("segments", lambda: segments.analyse(panel)),
         ):
             t = time.perf_counter()

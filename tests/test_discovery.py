@@ -19,8 +19,15 @@ from scipy import stats
 
 from pipelines.defs.discovery import ANALYSES, _corrected
 from pipelines.disclosure import DEFAULT_THRESHOLD
-from pipelines.discovery import associations, merit, precedence
-from pipelines.discovery.findings import FDR, TABLES, benjamini_hochberg, publishable, publishable_statuses
+from pipelines.discovery import associations, kpi, merit, precedence
+from pipelines.discovery.findings import (
+    FDR,
+    TABLES,
+    Finding,
+    benjamini_hochberg,
+    publishable,
+    publishable_statuses,
+)
 from pipelines.discovery.panel import BY_NAME, JACKKNIFE_GROUPS, Panel, open_panel, permute_unit, rekeyed
 
 THRESHOLD = DEFAULT_THRESHOLD
@@ -155,6 +162,77 @@ def test_a_same_quarter_link_of_lasting_services_does_not_come_back_at_a_lag():
             assert findings[k].ci_low < associations.MARGIN, k
 
 
+def test_a_service_that_ends_another_does_not_make_a_lagged_link_out_of_nothing():
+    rng = np.random.default_rng(21)
+    shape = (20_000, 10)
+    home = np.zeros(shape, bool)  # nursing home: moves in at random, whatever the alarm, and stays
+    home[:, 0] = rng.random(shape[0]) < 0.02
+    for t in range(1, shape[1]):
+        home[:, t] = home[:, t - 1] | (rng.random(shape[0]) < 0.02)
+    alarm = _lasting(rng, shape, 0.05, 0.8) & ~home  # the move ends the safety alarm
+    findings = {
+        f.finding_id: f for f in associations.analyse(_panel({"safety_alarm": alarm, "nursing_home": home}))
+    }
+    conditioned = associations.test_pair(
+        _panel({"safety_alarm": alarm, "nursing_home": home}),
+        BY_NAME["safety_alarm"],
+        BY_NAME["nursing_home"],
+        1,
+    )
+    assert not [i for i, f in findings.items() if f.reported], "no link was planted"
+    assert findings["association:safety_alarm:nursing_home:lag1"].ci_low < associations.MARGIN
+    assert np.exp(conditioned["lo"]) < associations.MARGIN
+
+
+def test_the_order_of_a_reported_link_is_told_in_that_finding_not_as_a_second_one():
+    rng = np.random.default_rng(22)
+    persons, quarters = 8_000, 10
+    start = np.where(rng.random(persons) < 0.3, rng.integers(3, 8, persons), quarters)
+    care = np.arange(quarters)[None, :] >= start[:, None]
+    follows = rng.random(persons) < 0.5  # half of those with care get contacts from the next quarter
+    contact = (np.arange(quarters)[None, :] > start[:, None]) & follows[:, None]
+    contact |= np.arange(quarters)[None, :] >= rng.integers(3, 3 * quarters, persons)[:, None]
+    panel = _panel({"home_care": care, "contact": contact})
+    linked = associations.analyse(panel)
+    assert [f.finding_id for f in linked if f.reported] and all(
+        associations.families_of([f.finding_id])[0] == {"home_care", "contact"} for f in linked if f.reported
+    )
+    [order] = precedence.analyse(panel, linked)
+    assert order.finding_id == "precedence:home_care:contact" and order.effect >= precedence.MIN_RATIO
+    assert not order.reported and order.status == associations.PART_OF_ANOTHER
+    assert "Ordningen ingår i fyndet association:home_care:contact" in order.description
+    unreported = [replace(f, reported=False) for f in linked]  # linked, but no association finding
+    assert precedence.analyse(panel, unreported)[0].reported
+    not_linked = [replace(f, ci_low=0.9) for f in unreported]
+    assert not precedence.analyse(panel, not_linked)[0].reported, "an order of services not linked"
+
+
+def test_a_trend_of_a_reported_deviation_is_told_in_that_deviation():
+    def finding(kind: str, org: str, reported: bool) -> Finding:
+        return Finding(
+            finding_id=f"{kind}:U90001:{org}",
+            kind=kind,
+            title=kind,
+            description=f"{kind} {org}.",
+            forvaltning="Socialförvaltningen",
+            measure="m",
+            reported=reported,
+            about_persons=False,
+            method="m",
+            data_version="v",
+        )
+
+    deviations = [finding("kpi_deviation", "A", True), finding("kpi_deviation", "B", False)]
+    trends = [finding("kpi_trend", "A", True), finding("kpi_trend", "B", True)]
+    out = {f.finding_id: f for f in kpi.folded(deviations, trends)}
+    assert (
+        out["kpi_deviation:U90001:A"].reported and "kpi_trend A." in out["kpi_deviation:U90001:A"].description
+    )
+    assert not out["kpi_trend:U90001:A"].reported
+    assert out["kpi_trend:U90001:A"].detail == "ingår i fyndet kpi_deviation:U90001:A"
+    assert out["kpi_trend:U90001:B"].reported, "a trend without a reported deviation is a finding of its own"
+
+
 def test_nested_indicators_give_one_finding_for_the_most_specific_and_mention_the_other():
     rng = np.random.default_rng(14)
     shape = (8_000, 6)
@@ -260,6 +338,30 @@ def test_year_nine_merit_value_is_compared_by_a_difference_in_means_beyond_a_mar
         if f.finding_id == "association:high_absence:merit"
     )
     assert not weak.reported and abs(weak.effect) < merit.MARGIN
+
+
+def test_a_merit_difference_among_a_handful_of_pupils_is_too_little_data_not_a_finding():
+    rng = np.random.default_rng(23)
+    persons, quarters = 3_000, 6
+    alarm = np.zeros((persons, quarters), bool)
+    alarm[: merit.MIN_PUPILS - 1, 2] = True  # a few pupils with a safety alarm, all without grades
+    value = np.clip(230 + rng.normal(0, 40, persons), 0, 340)
+    value[: merit.MIN_PUPILS - 1] = 0
+    contact = rng.random((persons, quarters)) < 0.2
+    found = {
+        f.finding_id: f
+        for f in associations.analyse(_with_merit(_panel({"safety_alarm": alarm, "contact": contact}), value))
+    }
+    few = found["association:safety_alarm:merit"]
+    assert not few.reported and few.p_value is None and few.status.startswith("för lite data"), few.status
+    alarm[: merit.MIN_PUPILS, 2] = True
+    value[: merit.MIN_PUPILS] = 0
+    enough = next(
+        f
+        for f in associations.analyse(_with_merit(_panel({"safety_alarm": alarm, "contact": contact}), value))
+        if f.finding_id == "association:safety_alarm:merit"
+    )
+    assert enough.reported, "at the minimum the same difference is tested and found"
 
 
 def test_child_investigations_are_not_shared_until_a_steward_shares_a_quarterly_flag():
@@ -423,11 +525,18 @@ def test_planted_null_pairs_and_confounded_pairs_are_not_reported(discovery_plat
 
 
 def test_one_planted_link_gives_one_finding(discovery_platform):
-    reported = _findings(discovery_platform, "associations").filter(pl.col("reported"))
+    reported = pl.concat(
+        [_findings(discovery_platform, t).filter(pl.col("reported")) for t in ("associations", "precedence")]
+    )
     for pattern in discovery_platform["manifest"]["patterns"]:
         planted = set(pattern["datasets"]) - {"folkbokforing.aviseringar"}
         same = [r["finding_id"] for r in reported.iter_rows(named=True) if _pair(r) == planted]
         assert len(same) <= 1, same
+    kpi_found = _findings(discovery_platform, "kpi_deviations").filter(pl.col("reported"))
+    series = [
+        i.split(":", 1)[1] for i in kpi_found["finding_id"] if i.startswith(("kpi_deviation:", "kpi_trend:"))
+    ]
+    assert len(series) == len(set(series)), "a deviation and a trend of one series are one finding"
 
 
 SHUFFLED_UNITS = ("vard_omsorg", "socialtjanst", "skola", "kontaktcenter", "e_tjanster")

@@ -18,7 +18,7 @@ import polars as pl
 from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.discovery import associations, kpi, precedence, segments
-from pipelines.discovery.findings import FDR, TABLES, Finding, benjamini_hochberg, write
+from pipelines.discovery.findings import FDR, TABLES, Finding, benjamini_hochberg, read, write
 from pipelines.discovery.panel import PANEL, has_panel, load_panel
 from warehouse.layout import connect
 
@@ -61,8 +61,9 @@ ANALYSES = (
     Analysis(
         "precedence",
         "Which service comes first (sequence symmetry analysis on incident onsets), with the lag "
-        "distribution in quarters; Benjamini–Hochberg over every pair.",
-        [PANEL_KEY],
+        "distribution in quarters; Benjamini–Hochberg over every pair. Reads the associations: an order "
+        "is reported only for a linked pair, and as part of the pair's association finding where it has one.",
+        [PANEL_KEY, dg.AssetKey(["cross_unit", "discovery", "associations"])],
         True,
     ),
     Analysis(
@@ -102,7 +103,7 @@ def _run(analysis: Analysis, con: duckdb.DuckDBPyConnection, platform: Platform,
     panel = load_panel(con)
     compute: dict[str, Callable[[], list[Finding]]] = {
         "associations": lambda: associations.analyse(panel, margin),
-        "precedence": lambda: precedence.analyse(panel, DEFAULT_THRESHOLD),
+        "precedence": lambda: precedence.analyse(panel, read(con, "associations"), DEFAULT_THRESHOLD),
         "segments": lambda: segments.analyse(panel),
     }
     return compute[analysis.name](), panel.data_version

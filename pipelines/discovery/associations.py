@@ -9,9 +9,11 @@ independent, so the interval is a delete-a-group jackknife over persons (20 grou
 degrees of freedom), not the textbook variance.
 
 Lagged links are hypotheses of their own: A in one quarter and B ``LAGS`` quarters later, each way.
-They are stratified also on B in A's quarter and on A in B's quarter, so that a same-quarter link of
-two services that last does not come back as a lagged one: the lagged odds ratio is what A adds to B
-later beyond where both services already were (a link that exists only with a delay is found here).
+They are stratified also on B in A's quarter (what A adds to B later beyond where B already was), and
+must hold both with and without A in B's quarter as a further stratum (``test_pair`` says why: without
+it a same-quarter link of two lasting services comes back as a lagged one; with it alone a service
+that ends the other, a nursing home ending a safety alarm, makes a lagged link out of nothing). A link
+that exists only with a delay is found here.
 
 A third unit can link two services that have nothing to do with each other (contacts go with home
 care, paper forms with safety alarms, home care with safety alarms). So where both services of a
@@ -85,7 +87,8 @@ def method(margin: float = MARGIN) -> str:
         "Mantel–Haenszel-oddskvot över medborgarkvartal, stratifierad på åldersgrupp × distrikt × kvartal × "
         "övriga insatser i samma verksamheter, samma kvartal och med "
         f"{' eller '.join(str(k) for k in LAGS)} kvartals fördröjning åt båda hållen (fördröjda även "
-        "stratifierade på båda insatserna vid start och slut); par vars båda insatser hänger ihop med en "
+        "stratifierade på den senare insatsen vid start, och de måste hålla både med och utan den första "
+        "insatsen vid slut som stratum); par vars båda insatser hänger ihop med en "
         "tredje verksamhet testas om, stratifierade även på dess insatser; 95 % KI med jackknife över personer "
         f"(20 grupper); Benjamini–Hochberg (FDR {FDR:.0%}) över alla testade par, där ett pars p "
         "kombinerar dess fördröjningar och kapslade indikatorer (Simes) och q är parets. "
@@ -93,7 +96,8 @@ def method(margin: float = MARGIN) -> str:
         f"alla par och KI:s nedre gräns > {_num(margin, 2)} (praktisk signifikans); av kapslade "
         "indikatorer och fördröjningar för samma par rapporteras den mest specifika som håller. "
         "Meritvärde i årskurs 9: skillnad i medelvärde mellan elever med och utan insatsen under de "
-        f"{merit.WINDOW} kvartalen före, inom läsår, med samma jackknife och i samma korrigering; "
+        f"{merit.WINDOW} kvartalen före, inom läsår (t-test med poolad varians, minst "
+        f"{merit.MIN_PUPILS} elever per grupp), i samma korrigering; "
         f"rapporteras när KI ligger utanför ±{_num(merit.MARGIN, 0)} meritpoäng."
     )
 
@@ -407,14 +411,31 @@ def test_pair(
 ) -> dict:
     """Adjusted odds ratio of A and B ``lag`` quarters later, its jackknife interval (log scale), lift, groups;
     stratified on the services of ``units`` too (third units linked to both). ``aligned``: ``Aligned.of``
-    the panel at this lag, when the caller tests many pairs."""
+    the panel at this lag, when the caller tests many pairs.
+
+    A lagged link must hold under two stratifications (an intersection–union test: the weaker of the two
+    is the result). Both take B in A's quarter (what A adds to B beyond where B already was). One also
+    takes A in B's quarter: else a same-quarter link of two lasting services, or one carried by another
+    service of A's unit, comes back as a lagged one. The other does not: where B ends A (a move to a
+    nursing home ends the safety alarm), A in B's quarter is a common effect, and stratifying on it alone
+    makes a link out of nothing.
+    """
     rows = aligned or Aligned.of(panel, lag)
-    fa, fb = rows.flag(a.name), rows.flag(b.name, later=True)
     strata = rows.strata
     for adj in adjusters(panel, a, b, units):
         strata = strata * 2 + rows.flag(adj.name)
-    if lag:  # where both services already were: what A adds to B later beyond their own course
-        strata = (strata * 2 + rows.flag(b.name)) * 2 + rows.flag(a.name, later=True)
+    if not lag:
+        return _odds_ratio(panel, rows, a, b, strata)
+    strata = strata * 2 + rows.flag(b.name)
+    both = (
+        _odds_ratio(panel, rows, a, b, strata),
+        _odds_ratio(panel, rows, a, b, strata * 2 + rows.flag(a.name, later=True)),
+    )
+    return min(both, key=lambda t: t["lo"] if np.isfinite(t["lo"]) else -np.inf)
+
+
+def _odds_ratio(panel: Panel, rows: Aligned, a: Indicator, b: Indicator, strata: np.ndarray) -> dict:
+    fa, fb = rows.flag(a.name), rows.flag(b.name, later=True)
     strata, s = _dense(strata)
     cell = fa.astype(np.int64) * 2 + fb
     counts = np.bincount((rows.group * s + strata) * 4 + cell, minlength=JACKKNIFE_GROUPS * s * 4)

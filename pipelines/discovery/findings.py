@@ -88,6 +88,13 @@ def write(con: duckdb.DuckDBPyConnection, table: str, findings: list[Finding]) -
     return out
 
 
+def read(con: duckdb.DuckDBPyConnection, table: str) -> list[Finding]:
+    """The findings an analysis wrote into ``discovery.<table>`` (for an analysis that builds on another's)."""
+    names = [f.name for f in fields(Finding)]
+    rows = con.sql(f"SELECT {', '.join(names)} FROM {SCHEMA}.{table}").fetchall()
+    return [Finding(**dict(zip(names, row, strict=True))) for row in rows]
+
+
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     """Adjusted p-values (q) controlling the false discovery rate over all of ``p`` (NaN counts as 1)."""
     p = np.where(np.isnan(p), 1.0, np.asarray(p, dtype=float))

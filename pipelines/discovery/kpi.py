@@ -14,17 +14,26 @@ Three detectors over the marts (aggregates only; no person data):
   reported at a ratio of at least ``MIN_SLOWDOWN`` and ``MIN_EXTRA_DAYS`` more days.
 
 Benjamini–Hochberg within each detector over every series tested. Each KPI is analysed at its finest
-level only, so one deviating enhet is not reported again as its förvaltning and the kommun.
+level only, so one deviating enhet is not reported again as its förvaltning and the kommun; and a trend
+of a series whose deviation is reported is told in that deviation, not as a finding of its own.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import duckdb
 import numpy as np
 import polars as pl
 from scipy import stats
 
-from pipelines.discovery.findings import FDR, Finding, benjamini_hochberg, forvaltning_or_total
+from pipelines.discovery.findings import (
+    FDR,
+    PART_OF_ANOTHER,
+    Finding,
+    benjamini_hochberg,
+    forvaltning_or_total,
+)
 
 MIN_PEERS = 4
 MIN_Z = 3.5
@@ -83,7 +92,31 @@ def data_version(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def analyse(series: pl.DataFrame, cases: pl.DataFrame, version: str) -> list[Finding]:
-    return [*deviations(series, version), *trends(series, version), *case_flow(cases, version)]
+    return [*folded(deviations(series, version), trends(series, version)), *case_flow(cases, version)]
+
+
+def folded(deviations: list[Finding], trends: list[Finding]) -> list[Finding]:
+    """One finding per deviating series: a reported trend of a KPI and org unit whose deviation from its
+    peers is reported is that deviation seen over time (a budget overrun that grows), so the deviation
+    says it and the trend is kept, unreported, as part of it."""
+    deviating = {f.finding_id.removeprefix("kpi_deviation:"): f for f in deviations if f.reported}
+    growing = {
+        key: t for t in trends if t.reported and (key := t.finding_id.removeprefix("kpi_trend:")) in deviating
+    }
+    return [
+        *(
+            replace(f, description=f"{f.description} {growing[key].description}")
+            if (key := f.finding_id.removeprefix("kpi_deviation:")) in growing
+            else f
+            for f in deviations
+        ),
+        *(
+            replace(t, reported=False, status=PART_OF_ANOTHER, detail=f"ingår i fyndet kpi_deviation:{key}")
+            if (key := t.finding_id.removeprefix("kpi_trend:")) in growing
+            else t
+            for t in trends
+        ),
+    ]
 
 
 # --- deviation from peers ----------------------------------------------------------------------------

@@ -13,9 +13,11 @@ adjusted ratio is at least ``MIN_RATIO`` either way. The lag distribution is giv
 A sequence can also come from a third service that drives both: a safety alarm brings paper forms
 soon and a nursing home later, so paper forms "precede" nursing homes. The sequence analysis cannot
 see that (the confounder changes over time), so an order is reported only for a pair that is linked
-after adjustment: the association analysis's odds ratio, adjusted for age group, district, quarter
-and the units' other services, has a 95 % interval above 1, in the same quarter or with the first
-service one or two quarters before the second (a purely lagged link counts).
+after adjustment: the association analysis's odds ratio (its findings are read, not recomputed),
+adjusted for age group, district, quarter and the units' other services, has a 95 % interval above 1,
+in the same quarter or with the first service one or two quarters before the second (a purely lagged
+link counts). Where the association analysis reports a finding on the pair, the order is part of that
+link, not a second discovery: it is kept, unreported, as part of that finding.
 """
 
 from __future__ import annotations
@@ -24,9 +26,15 @@ import numpy as np
 from scipy import stats
 
 from pipelines.disclosure import DEFAULT_THRESHOLD
-from pipelines.discovery.associations import LAGS, pairs, test_pair
-from pipelines.discovery.findings import FDR, Finding, benjamini_hochberg, forvaltning_or_total
-from pipelines.discovery.panel import Indicator, Panel
+from pipelines.discovery.associations import LAGS, families_of, pairs
+from pipelines.discovery.findings import (
+    FDR,
+    PART_OF_ANOTHER,
+    Finding,
+    benjamini_hochberg,
+    forvaltning_or_total,
+)
+from pipelines.discovery.panel import Indicator, Panel, family
 
 WASHOUT = 2  # quarters in the panel without the service before an onset counts
 WINDOW = 4  # quarters: onsets further apart are not a sequence
@@ -63,8 +71,9 @@ def recorded_from(panel: Panel, name: str) -> int:
     return int(quarters.min()) if len(quarters) else len(panel.quarters)
 
 
-def analyse(panel: Panel, threshold: int = DEFAULT_THRESHOLD) -> list[Finding]:
-    """Test every pair (``associations.pairs``) for an asymmetric order of onsets; correct over all pairs."""
+def analyse(panel: Panel, associations: list[Finding], threshold: int = DEFAULT_THRESHOLD) -> list[Finding]:
+    """Test every pair (``associations.pairs``) for an asymmetric order of onsets; correct over all pairs.
+    ``associations``: the association analysis's findings on the same panel."""
     start = {i.name: recorded_from(panel, i.name) for i in panel.indicators}
     tested = []
     for a, b in pairs(panel):
@@ -72,21 +81,37 @@ def analyse(panel: Panel, threshold: int = DEFAULT_THRESHOLD) -> list[Finding]:
         oa, ob = onsets(panel, a.name, since), onsets(panel, b.name, since)
         tested.append((a, b, _test(oa, ob, len(panel.quarters))))
     q = benjamini_hochberg(np.array([t["p"] for _, _, t in tested]))
+    bounds = {f.finding_id: f.ci_low for f in associations}
+    reported = {
+        pair: f
+        for pair, f in zip(families_of([f.finding_id for f in associations]), associations, strict=True)
+        if f.reported
+    }
     return [
-        _finding(panel, a, b, t | {"linked": linked(panel, a, b, t, float(qv))}, float(qv), threshold)
+        _finding(
+            panel,
+            a,
+            b,
+            t | {"linked": linked(bounds, a, b, t, float(qv))},
+            float(qv),
+            threshold,
+            reported.get(frozenset({family(a.name), family(b.name)})),
+        )
         for (a, b, t), qv in zip(tested, q, strict=True)
     ]
 
 
-def linked(panel: Panel, a: Indicator, b: Indicator, t: dict, q: float) -> bool:
-    """Whether the two services go together after adjustment, at once or in the order found (asked only
-    where an order was found)."""
+def linked(bounds: dict[str, float | None], a: Indicator, b: Indicator, t: dict, q: float) -> bool:
+    """Whether the two services go together after adjustment (an association's 95 % interval above 1,
+    ``bounds`` by finding id), at once or in the order found (asked only where an order was found)."""
     if not (q < FDR and np.isfinite(t["asr"])):
         return False
     first, second = (a, b) if t["asr"] >= 1 else (b, a)
-    return any(  # log odds ratio's lower 95 % bound above 0
-        test_pair(panel, first, second, lag)["lo"] > 0 for lag in (0, *LAGS)
-    )
+    ids = [
+        f"association:{a.name}:{b.name}",
+        *(f"association:{first.name}:{second.name}:lag{k}" for k in LAGS),
+    ]
+    return any((bounds.get(i) or 0.0) > 1 for i in ids)
 
 
 def null_effect_ratio(a_onsets: np.ndarray, b_onsets: np.ndarray, quarters: int) -> float:
@@ -131,7 +156,15 @@ def _test(oa: np.ndarray, ob: np.ndarray, quarters: int) -> dict:
     return out
 
 
-def _finding(panel: Panel, a: Indicator, b: Indicator, t: dict, q: float, threshold: int) -> Finding:
+def _finding(
+    panel: Panel,
+    a: Indicator,
+    b: Indicator,
+    t: dict,
+    q: float,
+    threshold: int,
+    association: Finding | None,  # the association finding reported on the pair, if one is
+) -> Finding:
     asr, lo, hi, lags = t["asr"], t["lo"], t["hi"], t["lags"]
     first, second = (a, b) if not np.isfinite(asr) or asr >= 1 else (b, a)
     if np.isfinite(asr) and asr < 1:  # state it the way round it goes: the first service first
@@ -141,7 +174,7 @@ def _finding(panel: Panel, a: Indicator, b: Indicator, t: dict, q: float, thresh
             1 / lo if lo > 0 else float("inf"),
             -lags,
         )
-    reported = bool(q < FDR and np.isfinite(asr) and asr >= MIN_RATIO and t["linked"])
+    holds = bool(q < FDR and np.isfinite(asr) and asr >= MIN_RATIO and t["linked"])
     ordered = lags[lags > 0]
     return Finding(
         finding_id=f"precedence:{first.name}:{second.name}",
@@ -151,6 +184,7 @@ def _finding(panel: Panel, a: Indicator, b: Indicator, t: dict, q: float, thresh
             f"Bland personer som fått både {first.label} och {second.label} inom {WINDOW} kvartal kom "
             f"{first.label} först {_num(asr)} gånger så ofta som väntat utifrån hur ofta insatserna startar; "
             f"median {_median(ordered)} kvartal emellan."
+            + (f" Ordningen ingår i fyndet {association.finding_id}." if holds and association else "")
         ),
         forvaltning=forvaltning_or_total(None),
         dataset_a=first.source,
@@ -161,7 +195,7 @@ def _finding(panel: Panel, a: Indicator, b: Indicator, t: dict, q: float, thresh
         ci_high=float(hi) if np.isfinite(hi) else None,
         p_value=t["p"] if np.isfinite(t["p"]) else None,
         q_value=q,
-        reported=reported,
+        reported=holds and association is None,
         n_a=t["n_a"] if first is a else t["n_b"],
         n_b=t["n_b"] if first is a else t["n_a"],
         n_both=int(len(ordered)),
@@ -171,6 +205,7 @@ def _finding(panel: Panel, a: Indicator, b: Indicator, t: dict, q: float, thresh
         method=METHOD,
         data_version=panel.data_version,
         lag_counts=",".join(str(c) for c in lag_counts(ordered)),
+        status=PART_OF_ANOTHER if holds and association else None,
     )
 
 
