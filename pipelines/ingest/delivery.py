@@ -53,9 +53,14 @@ class FileResult:
     rows_in_file: int | None
     rows_loaded: int
     rows_quarantined: int | None
-    status: str  # loaded | rejected | missing
+    status: str  # loaded | rejected | missing | misnamed (a daily file named for no day of its month)
     reason: str | None = None
     identifiers_masked: int = 0  # personnummer (and contacts) typed into free text, masked at the border
+    staged: str = ""  # the temp table holding the file's rows after the border query
+
+    @property
+    def table(self) -> str:
+        return self.staged or f"staged_{self.dataset}"
 
 
 def load_delivery(
@@ -96,9 +101,8 @@ def load_deliveries(
 def _load(con, unit: Unit, delivery: str, landing: Path, params: dict) -> list[FileResult]:
     loaded_at = datetime.now()
     folder = fingerprint(landing / unit.name / delivery)  # before reading: a file changing now reloads
-    results = [_stage(con, unit, ds, delivery, landing, params) for ds in _expected(unit, delivery)]
-    staged = [unit.dataset(r.dataset) for r in results if r.status == "loaded"]
-    _write_vault(con, staged)
+    results = [r for ds in _expected(unit, delivery) for r in _stage_files(con, unit, ds, delivery, landing, params)]
+    _write_vault(con, unit, results)
     _replace_partition(con, unit, delivery, results, loaded_at, folder)
     return results
 
@@ -167,9 +171,36 @@ def _expected(unit: Unit, delivery: str) -> list[Dataset]:
     return [d for d in unit.datasets if month in d.delivered_in_months]
 
 
-def _stage(con, unit: Unit, dataset: Dataset, delivery: str, landing: Path, params: dict) -> FileResult:
-    """Run the border query into a temp table ``staged_<dataset>`` (pseudonyms only)."""
-    path = landing / unit.name / delivery / dataset.file_name(unit.format)
+def _stage_files(
+    con, unit: Unit, dataset: Dataset, delivery: str, landing: Path, params: dict
+) -> list[FileResult]:
+    """Stage every file of the dataset in the delivery: its one file, or each day's file of a daily
+    dataset (a file named for no day of the month is ``misnamed``, which holds the delivery)."""
+    folder = landing / unit.name / delivery
+    files = [p for p in dataset.files(folder, unit.format) if p.exists() or not dataset.daily]
+    stray = [
+        FileResult(
+            dataset.name, str(p.relative_to(landing)), None, 0, None, "misnamed",
+            f"not_a_day_of_the_month: the file name names no day of {delivery} "
+            f"(expected {dataset.name}_{delivery}-DD.{unit.format.extension})",
+        )
+        for p in dataset.stray_files(folder, unit.format)
+    ]
+    if dataset.daily and not files:
+        source = str((folder / f"{dataset.name}_{delivery}-DD.{unit.format.extension}").relative_to(landing))
+        return [*stray, FileResult(dataset.name, source, 0, 0, 0, "missing", "no day's file delivered")]
+    table = f"staged_{dataset.name}"
+    staged = [
+        _stage(con, dataset, unit, path, landing, f"{table}_{i}" if dataset.daily else table, params)
+        for i, path in enumerate(files)
+    ]
+    return staged + stray
+
+
+def _stage(
+    con, dataset: Dataset, unit: Unit, path: Path, landing: Path, table: str, params: dict
+) -> FileResult:
+    """Run the border query over one file into the temp table ``table`` (pseudonyms only)."""
     source = str(path.relative_to(landing))
     query = border_query(dataset, unit.format)
     if not path.exists():
@@ -177,22 +208,18 @@ def _stage(con, unit: Unit, dataset: Dataset, delivery: str, landing: Path, para
     try:
         raw = read_delivery_file(path, unit.format, dataset)
     except DeliveryError as e:
-        run(
-            con,
-            f"CREATE OR REPLACE TEMP TABLE staged_{dataset.name} AS SELECT $line AS line",
-            {"line": e.line},
-        )
+        run(con, f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT $line AS line", {"line": e.line})
         where = f" (line {e.line})" if e.line else ""
-        return FileResult(dataset.name, source, e.rows, 0, e.rows, "rejected", f"{e.rule}: {e.detail}{where}")
+        reason = f"{e.rule}: {e.detail}{where}"
+        return FileResult(dataset.name, source, e.rows, 0, e.rows, "rejected", reason, staged=table)
     con.register("raw", raw)
-    run(con, f"CREATE OR REPLACE TEMP TABLE staged_{dataset.name} AS {query.sql}", used(query.sql, params))
+    run(con, f"CREATE OR REPLACE TEMP TABLE {table} AS {query.sql}", used(query.sql, params))
     con.unregister("raw")
     quarantined, masked = run(
-        con,
-        f"SELECT count(*) FILTER (_rule IS NOT NULL), coalesce(sum({IDENTIFIERS}), 0) FROM staged_{dataset.name}",
+        con, f"SELECT count(*) FILTER (_rule IS NOT NULL), coalesce(sum({IDENTIFIERS}), 0) FROM {table}"
     )[0]
     return FileResult(
-        dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded", None, masked
+        dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded", None, masked, table
     )
 
 
@@ -229,15 +256,17 @@ def _vault(con, unit: Unit, vault_path: Path) -> Iterator[None]:
         run(con, "DETACH vault")
 
 
-def _write_vault(con, datasets: list[Dataset]) -> None:
+def _write_vault(con, unit: Unit, results: list[FileResult]) -> None:
     """Record each new pseudonym's linkage token; idempotent, so a killed load leaves nothing wrong."""
-    with_person = [d.name for d in datasets if d.person_column]
+    with_person = [
+        r.table for r in results if r.status == "loaded" and unit.dataset(r.dataset).person_column
+    ]
     if not with_person:
         return
     union = " UNION ".join(
-        f"SELECT person_pseudonym, {LINK_TOKEN} AS link_token, key_version FROM staged_{d} "
+        f"SELECT person_pseudonym, {LINK_TOKEN} AS link_token, key_version FROM {t} "
         "WHERE person_pseudonym IS NOT NULL AND _rule IS NULL"
-        for d in with_person
+        for t in with_person
     )
     run(con, f"INSERT OR IGNORE INTO vault.link SELECT DISTINCT * FROM ({union})")
 
@@ -266,7 +295,7 @@ def _replace_partition(
 
 def _insert_file(con, dataset: Dataset, r: FileResult, delivery: str, loaded_at: datetime) -> None:
     lineage = {"f": r.source_file, "d": delivery, "t": loaded_at}
-    staged = f"staged_{r.dataset}"
+    staged = r.table
     if r.status == "loaded":
         exclude = f"{BORDER_ONLY}{_link_exclude(dataset)}"
         run(
