@@ -20,23 +20,23 @@ from synthetic.population import Population
 # (unit key of the förvaltning, enhet, service, ratings a day per 1,000 citizens); enheter as in
 # vocabulary.ENHETER, so every rating belongs to an enhet of the organisation tree.
 SERVICES: tuple[tuple[str, str, str, float], ...] = (
-    ("ekonomi", "Kontaktcenter", "Telefon", 1.2),
-    ("ekonomi", "Kontaktcenter", "Chatt", 0.5),
-    ("bygg_miljo", "Bygglovsenheten", "Bygglov", 0.3),
-    ("bygg_miljo", "Bygglovsenheten", "Bygglovsrådgivning", 0.2),
-    ("bygg_miljo", "Miljö och hälsa", "Tillsynsbesök", 0.12),
+    ("ekonomi", "Kontaktcenter", "Telefon", 3.0),
+    ("ekonomi", "Kontaktcenter", "Chatt", 1.2),
+    ("bygg_miljo", "Bygglovsenheten", "Bygglov", 0.6),
+    ("bygg_miljo", "Bygglovsenheten", "Bygglovsrådgivning", 0.5),
+    ("bygg_miljo", "Miljö och hälsa", "Tillsynsbesök", 0.3),
     ("bygg_miljo", "Gata och park", "Felanmälan", 0.04),  # rarely rated: months under the threshold
-    ("vard_omsorg", "Hemtjänst Norr", "Hemtjänstbesök", 0.4),
-    ("vard_omsorg", "Hemtjänst Söder", "Hemtjänstbesök", 0.4),
-    ("socialtjanst", "Försörjningsstöd", "Besök i receptionen", 0.15),
-    ("skola", "Förskola", "Förskoleplacering", 0.1),
+    ("vard_omsorg", "Hemtjänst Norr", "Hemtjänstbesök", 1.0),
+    ("vard_omsorg", "Hemtjänst Söder", "Hemtjänstbesök", 1.0),
+    ("socialtjanst", "Försörjningsstöd", "Besök i receptionen", 0.5),
+    ("skola", "Förskola", "Förskoleplacering", 0.4),
 )
 RATING_SHARES = np.array([0.03, 0.04, 0.13, 0.35, 0.45])  # ratings 1..5: mean about 4.1, 7 % low
 LOW_ENHET = ("vard_omsorg", "Hemtjänst Söder")
 LOW_RATING_SHARES = np.array([0.15, 0.17, 0.23, 0.25, 0.20])  # mean about 3.2, 32 % low
 WEEKEND_FACTOR = 0.5
 COMMENT_SHARE = 0.15
-PERSONNUMMER_SHARE = 0.004  # of ratings: a comment with the citizen's personnummer typed in
+PERSONNUMMER_SHARE = 0.002  # of ratings: a comment with the citizen's personnummer typed in
 GOOD_COMMENTS = (
     "Trevligt bemötande",
     "Snabb och tydlig hjälp",
