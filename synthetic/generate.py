@@ -247,17 +247,17 @@ class _Writer:
                 os.utime(path, (mtime, mtime))
             for dataset in unit.datasets:
                 if dataset.daily:
-                    self._write_days(unit, dataset, m, parts[dataset.name].get((m,)), mtime_rng)
+                    month = parts[dataset.name].get((m,), prepared[dataset.name].clear())
+                    self._write_days(unit, dataset, m, month, mtime_rng)
             done()
 
-    def _write_days(
-        self, unit: Unit, dataset: Dataset, m: int, part: pl.DataFrame | None, rng: np.random.Generator
-    ) -> None:
-        """A daily dataset: one file per day with rows, written the night after (its mtime)."""
-        if part is None:
-            return
-        for (day,), rows in part.partition_by("_day", as_dict=True, maintain_order=True).items():
-            path = self._write_file(unit, dataset, m, rows, day)
+    def _write_days(self, unit: Unit, dataset: Dataset, m: int, part: pl.DataFrame, rng: np.random.Generator) -> None:
+        """A daily dataset: a file for every day of the month (only its header on a day without
+        records), written the night after (its mtime)."""
+        by_day = part.partition_by("_day", as_dict=True, maintain_order=True)
+        first = date.fromisoformat(f"{self.pop.period.label(m)}-01")
+        for day in [first + timedelta(days=d) for d in range(32) if (first + timedelta(days=d)).month == first.month]:
+            path = self._write_file(unit, dataset, m, by_day.get((day,), part.clear()), day)
             night = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1, hours=1)
             mtime = (night + timedelta(seconds=int(rng.integers(0, 3600)))).timestamp()
             os.utime(path, (mtime, mtime))

@@ -5,11 +5,14 @@ personnummer is dropped at the border and counted; no comment leaves the unit zo
 snapshot with their targets, withheld where too few ratings lie behind them.
 """
 
-import os
+import json
+import re
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import duckdb
+import polars as pl
 import pytest
 from personnummer import personnummer as oracle
 
@@ -19,9 +22,11 @@ from pipelines.defs.unit_checks import RECONCILIATION, check_deliveries
 from pipelines.defs.units import new_deliveries
 from pipelines.disclosure.policy import DEFAULT_THRESHOLD as THRESHOLD
 from pipelines.ingest.delivery import load_deliveries
+from pipelines.ingest.months import Delivery
 from pipelines.settings import Paths
 from pipelines.units import UNITS
 from synthetic import feedback
+from synthetic.generate import generate
 from warehouse.layout import Warehouse
 
 FEEDBACK = UNITS["direkt_feedback"]
@@ -44,13 +49,22 @@ def _row(i: int, day: date, rating: int = 4, comment: str = "", enhet: str = "Ko
     ]
 
 
-def _write_day(home: Paths, day: date, rows: list[list[str]]) -> os.PathLike:
+def _write_day(home: Paths, day: date, rows: list[list[str]]) -> Path:
     """One day's export, as the feedback platform writes it (UTF-8 CSV, quoted where needed)."""
     path = home.delivery_dir(FEEDBACK.name, f"{day:%Y-%m}") / BETYG.file_name(FEEDBACK.format, day)
     path.parent.mkdir(parents=True, exist_ok=True)
     quoted = [[f'"{v}"' if "," in v else v for v in line] for line in [HEADER, *rows]]
     path.write_text("".join(",".join(line) + "\r\n" for line in quoted), encoding="utf-8")
     return path
+
+
+def _write_month(
+    home: Paths, month: str, rows: dict[date, list[list[str]]], skip: tuple[date, ...] = ()
+) -> None:
+    """Every day's export of the month (only the header on a day without ratings), but the days skipped."""
+    for day in Delivery.parse(month).days_before(date.max):
+        if day not in skip:
+            _write_day(home, day, rows.get(day, []))
 
 
 def _zone(home: Paths, sql: str, params: dict | None = None) -> list[tuple]:
@@ -79,35 +93,48 @@ def test_a_comment_with_a_personnummer_is_dropped_and_counted_and_the_rest_kept(
     day = date(2024, 1, 9)
     typed = [_row(i, day, 2, f"Ring mig, mitt personnummer är {n}") for i, n in enumerate(TYPED)]
     kept = [_row(10, day, 5, "Trevligt bemötande"), _row(11, day, 3, "Ärende 2024-1234, tack")]
-    _write_day(home, day, typed + kept + [_row(12, day, 4)])
+    _write_month(home, "2024-01", {day: typed + kept + [_row(12, day, 4)]})
     _load(home, keys, ["2024-01"])
     comments = dict(_zone(home, "SELECT rating_id, comment FROM betyg"))
     assert len(comments) == len(TYPED) + 3, "every rating is loaded, its comment dropped or not"
     assert [comments[r[0]] for r in typed] == [None] * len(TYPED)
     assert [comments[r[0]] for r in kept] == ["Trevligt bemötande", "Ärende 2024-1234, tack"]
-    [(masked, status)] = _zone(home, "SELECT identifiers_masked, status FROM reconciliation")
-    assert (masked, status) == (len(TYPED), "loaded")
+    masked = _zone(
+        home, "SELECT _source_file, identifiers_masked FROM reconciliation WHERE identifiers_masked > 0"
+    )
+    assert masked == [("direkt_feedback/2024-01/betyg_2024-01-09.csv", len(TYPED))]
     everything = _zone(home, "SELECT * FROM betyg UNION ALL BY NAME SELECT * FROM quarantine")
     assert not any(n.replace("-", "").replace("+", "") in str(everything).replace("-", "") for n in TYPED)
 
 
-def test_each_days_file_is_reconciled_and_a_file_named_for_another_month_holds_the_delivery(home, keys):
-    for d in (3, 4):
-        _write_day(home, date(2024, 1, d), [_row(i, date(2024, 1, d)) for i in range(d)])
-    evaluations = _load(home, keys, ["2024-01"])
-    files = _zone(home, "SELECT _source_file, rows_in_file, rows_loaded FROM reconciliation ORDER BY 1")
-    assert files == [
-        ("direkt_feedback/2024-01/betyg_2024-01-03.csv", 3, 3),
-        ("direkt_feedback/2024-01/betyg_2024-01-04.csv", 4, 4),
-    ]
-    assert all(e.passed for e in evaluations if e.check_name == RECONCILIATION)
+def _reconciliation(home: Paths, keys, month: str):
+    [check] = [e for e in _load(home, keys, [month]) if e.check_name == RECONCILIATION]
+    return check
 
-    stray = _write_day(home, date(2024, 2, 1), [_row(1, date(2024, 2, 1))])
-    stray.rename(home.delivery_dir(FEEDBACK.name, "2024-01") / stray.name)
-    evaluations = _load(home, keys, ["2024-01"])
-    [check] = [e for e in evaluations if e.check_name == RECONCILIATION]
-    assert not check.passed
-    assert "betyg_2024-02-01.csv: not_a_day_of_the_month" in check.description
+
+def test_each_days_file_is_reconciled_and_a_lost_or_misnamed_day_holds_the_month(home, keys):
+    rows = {date(2024, 2, d): [_row(i, date(2024, 2, d)) for i in range(d)] for d in (3, 4)}
+    _write_month(home, "2024-02", rows)
+    assert _reconciliation(home, keys, "2024-02").passed, "quiet days are files with only a header"
+    files = _zone(
+        home, "SELECT _source_file, rows_in_file, rows_loaded FROM reconciliation WHERE rows_in_file > 0"
+    )
+    assert sorted(files) == [
+        ("direkt_feedback/2024-02/betyg_2024-02-03.csv", 3, 3),
+        ("direkt_feedback/2024-02/betyg_2024-02-04.csv", 4, 4),
+    ]
+    assert _zone(home, "SELECT count(*) FROM reconciliation") == [(29,)], "a leap year's February"
+
+    lost = home.delivery_dir(FEEDBACK.name, "2024-02") / BETYG.file_name(FEEDBACK.format, date(2024, 2, 20))
+    lost.unlink()
+    check = _reconciliation(home, keys, "2024-02")
+    assert not check.passed and "betyg_2024-02-20.csv: not delivered" in check.description
+
+    _write_day(home, date(2024, 2, 20), [])
+    stray = _write_day(home, date(2024, 3, 1), [_row(1, date(2024, 3, 1))])
+    stray.rename(home.delivery_dir(FEEDBACK.name, "2024-02") / stray.name)
+    check = _reconciliation(home, keys, "2024-02")
+    assert not check.passed and "betyg_2024-03-01.csv: not_a_day_of_the_month" in check.description
     assert _zone(home, "SELECT count(*) FROM betyg") == [(7,)], "the month's good days still load"
 
 
@@ -133,32 +160,55 @@ def _run_requested(instance, result: dg.SensorResult) -> list[str]:
 
 @pytest.mark.platform
 def test_a_new_days_file_is_loaded_by_the_sensor_and_a_rerun_changes_nothing(home):
-    monday, tuesday = date(2024, 1, 8), date(2024, 1, 9)
-    _write_day(home, monday, [_row(i, monday) for i in range(6)])
+    last = date(2024, 1, 31)
+    rows = {date(2024, 1, 8): [_row(i, date(2024, 1, 8)) for i in range(6)]}
+    _write_month(home, "2024-01", rows, skip=(last,))
     with dg.instance_for_test() as instance:
         first = _tick(instance, None)
         assert _run_requested(instance, first) == ["direkt_feedback/2024-01"]
         assert _tick(instance, first.cursor).run_requests == [], "a loaded day is not asked for again"
         assert _zone(home, "SELECT count(*) FROM betyg") == [(6,)]
+        held = _zone(home, "SELECT _delivery, reason FROM held_deliveries")
+        assert held == [("2024-01", "direkt_feedback/2024-01/betyg_2024-01-31.csv: not delivered")]
 
-        path = _write_day(home, tuesday, [_row(i, tuesday, 1) for i in range(3)])
-        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+        _write_day(home, last, [_row(i, last, 1) for i in range(3)])
         second = _tick(instance, first.cursor)
         assert _run_requested(instance, second) == ["direkt_feedback/2024-01"]
         assert second.run_requests[0].run_key != first.run_requests[0].run_key
         assert _zone(home, "SELECT _source_file, count(*) FROM betyg GROUP BY 1 ORDER BY 1") == [
             ("direkt_feedback/2024-01/betyg_2024-01-08.csv", 6),
-            ("direkt_feedback/2024-01/betyg_2024-01-09.csv", 3),
+            ("direkt_feedback/2024-01/betyg_2024-01-31.csv", 3),
         ]
         assert _zone(home, "SELECT count(*) FROM held_deliveries") == [(0,)], "released by its checks"
         before = _zone(home, "SELECT * EXCLUDE (_loaded_at) FROM betyg ORDER BY rating_id")
 
-        # A rerun of the month (as a re-sent or replayed request would do) gives the same rows.
+        # A rerun of the month (as a replayed request would do) gives the same rows.
         job = defs().resolve_job_def("ingest_direkt_feedback")
         assert job.execute_in_process(instance=instance, partition_key="2024-01").success
         assert _zone(home, "SELECT * EXCLUDE (_loaded_at) FROM betyg ORDER BY rating_id") == before
-        assert _zone(home, "SELECT count(*) FROM reconciliation") == [(2,)]
+        assert _zone(home, "SELECT count(*), sum(rows_loaded) FROM reconciliation") == [(31, 9)]
         assert _tick(instance, second.cursor).run_requests == []
+
+
+def test_the_generator_writes_every_day_plants_low_ratings_and_typed_personnummer(tmp_path):
+    generate(tmp_path, citizens=400, years=1, seed=3, defect_rate=0, progress=False)
+    folder = tmp_path / "landing" / "direkt_feedback"
+    files = sorted(folder.glob("*/betyg_*.csv"))
+    assert len(files) == 365 and all(BETYG.day_of(f, FEEDBACK.format) for f in files)
+    frame = pl.concat([pl.read_csv(f, infer_schema=False) for f in files])
+    low = dict(frame.group_by("enhet").agg((pl.col("betyg").cast(pl.Int64) <= 2).mean()).iter_rows())
+    planted = feedback.LOW_ENHET[1]
+    assert low[planted] > 0.25 and max(v for e, v in low.items() if e != planted) < 0.12
+    typed = [
+        n
+        for c in frame["kommentar"].drop_nulls()
+        for n in re.findall(r"\d{6,8}[-+]?\d{4}", c)
+        if oracle.valid(n)
+    ]
+    assert len(typed) >= 3 and len({len(n) for n in typed}) >= 2, "several numbers, in several forms"
+    manifest = json.loads((tmp_path / "ground_truth" / "manifest.json").read_text(encoding="utf-8"))
+    [pattern] = [d for d in manifest["deviations"] if d["units"] == ["direkt_feedback"]]
+    assert pattern["effect"]["enhet"] == planted
 
 
 # What the main job published, read from its zones: a comment stays in the unit zone.
@@ -210,7 +260,10 @@ def test_feedback_kpis_are_published_with_targets_and_withheld_over_few_ratings(
                WHERE kpi_id LIKE 'U9008%'"""
         ).fetchall()
     assert targets == KPIS
-    assert titles == {"U90080": "Genomsnittligt betyg, Direkt feedback", "U90081": "Andel låga betyg, Direkt feedback"}
+    assert titles == {
+        "U90080": "Genomsnittligt betyg, Direkt feedback",
+        "U90081": "Andel låga betyg, Direkt feedback",
+    }
     assert {(kpi, level) for kpi, _, level, *_ in rows} >= {
         (k, level) for k in KPIS for level in ("kommun", "förvaltning", "enhet")
     }

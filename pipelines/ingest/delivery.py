@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -175,26 +175,39 @@ def _stage_files(
     con, unit: Unit, dataset: Dataset, delivery: str, landing: Path, params: dict
 ) -> list[FileResult]:
     """Stage every file of the dataset in the delivery: its one file, or each day's file of a daily
-    dataset (a file named for no day of the month is ``misnamed``, which holds the delivery)."""
+    dataset, with the days that have passed without a file and the files named for no day."""
     folder = landing / unit.name / delivery
-    files = [p for p in dataset.files(folder, unit.format) if p.exists() or not dataset.daily]
-    stray = [
-        FileResult(
-            dataset.name, str(p.relative_to(landing)), None, 0, None, "misnamed",
-            f"not_a_day_of_the_month: the file name names no day of {delivery} "
-            f"(expected {dataset.name}_{delivery}-DD.{unit.format.extension})",
-        )
-        for p in dataset.stray_files(folder, unit.format)
-    ]
-    if dataset.daily and not files:
-        source = str((folder / f"{dataset.name}_{delivery}-DD.{unit.format.extension}").relative_to(landing))
-        return [*stray, FileResult(dataset.name, source, 0, 0, 0, "missing", "no day's file delivered")]
     table = f"staged_{dataset.name}"
-    staged = [
-        _stage(con, dataset, unit, path, landing, f"{table}_{i}" if dataset.daily else table, params)
-        for i, path in enumerate(files)
-    ]
-    return staged + stray
+    if not dataset.daily:
+        return [_stage(con, dataset, unit, folder / dataset.file_name(unit.format), landing, table, params)]
+    files = dataset.files(folder, unit.format)
+    staged = [_stage(con, dataset, unit, p, landing, f"{table}_{i}", params) for i, p in enumerate(files)]
+    return staged + _unaccounted(unit, dataset, delivery, landing, files)
+
+
+def _unaccounted(unit: Unit, dataset: Dataset, delivery: str, landing: Path, files: list[Path]) -> list[FileResult]:
+    """A daily dataset's days that have ended without a file (``missing``: the source exports every day,
+    an empty file for a day without records) and files named for no day of the month (``misnamed``);
+    either holds the delivery, so a lost day is not published as a quiet one."""
+    folder = landing / unit.name / delivery
+    present = {dataset.day_of(p, unit.format) for p in files}
+    missing = [
+        FileResult(dataset.name, _source(folder / dataset.file_name(unit.format, day), landing), 0, 0, 0,
+                   "missing", "file not delivered")
+        for day in Delivery.parse(delivery).days_before(date.today())
+        if day not in present
+    ]  # fmt: skip
+    misnamed = [
+        FileResult(dataset.name, _source(p, landing), None, 0, None, "misnamed",
+                   f"not_a_day_of_the_month: the file name names no day of {delivery} "
+                   f"(expected {dataset.name}_{delivery}-DD.{unit.format.extension})")
+        for p in dataset.stray_files(folder, unit.format)
+    ]  # fmt: skip
+    return missing + misnamed
+
+
+def _source(path: Path, landing: Path) -> str:
+    return str(path.relative_to(landing))
 
 
 def _stage(

@@ -72,7 +72,7 @@ merit as (
         {{ exact_sum('merit_value') }}, count(*)::double, null, count(*), null, null, null
     from {{ ref('stg_skola__meritvarde') }}
     group by month
-)
+),
 feedback as (
     -- Direkt feedback per enhet, förvaltning and kommun: the mean rating and the share of low ones
     -- (1-2). n_basis counts the ratings (for the share: the low ones), so disclosure control withholds
