@@ -72,11 +72,12 @@ def ratings(rng: np.random.Generator, pop: Population) -> tuple[pl.DataFrame, li
         shares = LOW_RATING_SHARES if (key, enhet) == LOW_ENHET else RATING_SHARES
         rating = rng.choice(np.arange(1, 6), size=len(day), p=shares)
         seconds = rng.integers(8 * 3600, 17 * 3600, len(day))
+        rated_at = day.astype("datetime64[D]").astype("datetime64[ms]") + seconds.astype("timedelta64[s]")
         frames.append(
             pl.DataFrame(
                 {
                     "_day": day.astype("datetime64[D]"),
-                    "rated_at": (day.astype("datetime64[D]") + seconds.astype("timedelta64[s]")).astype("datetime64[ms]"),
+                    "rated_at": rated_at,
                     "forvaltning": UNITS[key].forvaltning,
                     "enhet": enhet,
                     "service": service,

@@ -39,6 +39,7 @@ import polars as pl
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipelines.ingest.months import Delivery
 from pipelines.units import UNITS
 from pipelines.units.spec import Dataset, Unit
 from synthetic import care as care_mod
@@ -251,12 +252,13 @@ class _Writer:
                     self._write_days(unit, dataset, m, month, mtime_rng)
             done()
 
-    def _write_days(self, unit: Unit, dataset: Dataset, m: int, part: pl.DataFrame, rng: np.random.Generator) -> None:
+    def _write_days(
+        self, unit: Unit, dataset: Dataset, m: int, part: pl.DataFrame, rng: np.random.Generator
+    ) -> None:
         """A daily dataset: a file for every day of the month (only its header on a day without
         records), written the night after (its mtime)."""
         by_day = part.partition_by("_day", as_dict=True, maintain_order=True)
-        first = date.fromisoformat(f"{self.pop.period.label(m)}-01")
-        for day in [first + timedelta(days=d) for d in range(32) if (first + timedelta(days=d)).month == first.month]:
+        for day in Delivery.parse(self.pop.period.label(m)).days_before(date.max):
             path = self._write_file(unit, dataset, m, by_day.get((day,), part.clear()), day)
             night = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1, hours=1)
             mtime = (night + timedelta(seconds=int(rng.integers(0, 3600)))).timestamp()

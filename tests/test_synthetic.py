@@ -231,7 +231,11 @@ def test_clean_municipality_has_no_defects(clean: Path) -> None:
         delay = datetime.fromtimestamp(path.stat().st_mtime, UTC) - month_start
         if any(d.daily for d in UNITS[path.parent.parent.name].datasets):  # the night after its day
             day = datetime.fromisoformat(path.stem.split("_")[-1]).replace(tzinfo=UTC)
-            assert timedelta(days=1) < datetime.fromtimestamp(path.stat().st_mtime, UTC) - day < timedelta(days=2)
+            assert (
+                timedelta(days=1)
+                < datetime.fromtimestamp(path.stat().st_mtime, UTC) - day
+                < timedelta(days=2)
+            )
             continue
         assert 30 <= delay.days < 40, path  # a few days after the month ended
 

@@ -101,7 +101,9 @@ def load_deliveries(
 def _load(con, unit: Unit, delivery: str, landing: Path, params: dict) -> list[FileResult]:
     loaded_at = datetime.now()
     folder = fingerprint(landing / unit.name / delivery)  # before reading: a file changing now reloads
-    results = [r for ds in _expected(unit, delivery) for r in _stage_files(con, unit, ds, delivery, landing, params)]
+    results = [
+        r for ds in _expected(unit, delivery) for r in _stage_files(con, unit, ds, delivery, landing, params)
+    ]
     _write_vault(con, unit, results)
     _replace_partition(con, unit, delivery, results, loaded_at, folder)
     return results
@@ -185,7 +187,9 @@ def _stage_files(
     return staged + _unaccounted(unit, dataset, delivery, landing, files)
 
 
-def _unaccounted(unit: Unit, dataset: Dataset, delivery: str, landing: Path, files: list[Path]) -> list[FileResult]:
+def _unaccounted(
+    unit: Unit, dataset: Dataset, delivery: str, landing: Path, files: list[Path]
+) -> list[FileResult]:
     """A daily dataset's days that have ended without a file (``missing``: the source exports every day,
     an empty file for a day without records) and files named for no day of the month (``misnamed``);
     either holds the delivery, so a lost day is not published as a quiet one."""
@@ -271,9 +275,7 @@ def _vault(con, unit: Unit, vault_path: Path) -> Iterator[None]:
 
 def _write_vault(con, unit: Unit, results: list[FileResult]) -> None:
     """Record each new pseudonym's linkage token; idempotent, so a killed load leaves nothing wrong."""
-    with_person = [
-        r.table for r in results if r.status == "loaded" and unit.dataset(r.dataset).person_column
-    ]
+    with_person = [r.table for r in results if r.status == "loaded" and unit.dataset(r.dataset).person_column]
     if not with_person:
         return
     union = " UNION ".join(
