@@ -286,3 +286,18 @@ def test_the_planted_enhet_with_many_low_ratings_is_red(main_job):
         )
     assert status[planted["effect"]["enhet"]] >= 0.8
     assert max(v for e, v in status.items() if e != planted["effect"]["enhet"]) <= 0.2
+
+
+def test_retention_removes_every_days_file_and_row_of_a_month_past_its_retention(home, keys):
+    from pipelines.stewardship.retention import thin_unit
+
+    old, kept = "2024-01", "2026-01"  # 24 months' retention, counted from December 2026
+    for month in (old, kept):
+        day = date.fromisoformat(f"{month}-05")
+        _write_month(home, month, {day: [_row(1, day, 5, "Bra")]})
+    _load(home, keys, [old, kept])
+    removed = thin_unit(FEEDBACK, home, today=date(2026, 12, 2))
+    assert removed["betyg"]["landing_files"] == 31 and removed["betyg"]["rows"] == 1
+    assert not (home.landing / FEEDBACK.name / old).exists()
+    assert len(list((home.landing / FEEDBACK.name / kept).iterdir())) == 31
+    assert _zone(home, "SELECT DISTINCT _delivery FROM betyg") == [(kept,)]
