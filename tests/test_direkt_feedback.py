@@ -305,3 +305,38 @@ def test_retention_removes_every_days_file_and_row_of_a_month_past_its_retention
     assert not (home.landing / FEEDBACK.name / old).exists()
     assert len(list((home.landing / FEEDBACK.name / kept).iterdir())) == 31
     assert _zone(home, "SELECT DISTINCT _delivery FROM betyg") == [(kept,)]
+
+
+def test_days_staged_together_keep_each_files_own_verdicts(home, keys):
+    """The month's files go through one border query: a broken file is still rejected alone, a
+    duplicate is one within its file, and every row keeps its own file and line."""
+    rows = {date(2024, 3, d): [_row(1, date(2024, 3, d)), _row(2, date(2024, 3, d), 9)] for d in (4, 5)}
+    rows[date(2024, 3, 5)].append(rows[date(2024, 3, 5)][0])  # exported twice in one file
+    rows[date(2024, 3, 4)].append(rows[date(2024, 3, 5)][0])  # and once in another: not a duplicate there
+    _write_month(home, "2024-03", rows)
+    broken = home.delivery_dir(FEEDBACK.name, "2024-03") / BETYG.file_name(FEEDBACK.format, date(2024, 3, 6))
+    broken.write_text("svar_id,betyg\nDF-1,4\n", encoding="utf-8")
+    _load(home, keys, ["2024-03"])
+    per_file = _zone(
+        home,
+        """SELECT _source_file, status, rows_in_file, rows_loaded, rows_quarantined FROM reconciliation
+           WHERE rows_in_file > 0 ORDER BY 1""",
+    )
+    assert [(f.rsplit("_", 1)[-1], *rest) for f, *rest in per_file] == [
+        ("2024-03-04.csv", "loaded", 3, 2, 1),
+        ("2024-03-05.csv", "loaded", 3, 1, 2),
+        ("2024-03-06.csv", "rejected", 1, 0, 1),
+    ]
+    quarantined = _zone(home, "SELECT _source_file, _source_line, rule FROM quarantine ORDER BY 1, 2")
+    assert [(f.rsplit("_", 1)[-1], line, rule) for f, line, rule in quarantined] == [
+        ("2024-03-04.csv", 3, "above_maximum"),
+        ("2024-03-05.csv", 3, "above_maximum"),
+        ("2024-03-05.csv", 4, "duplicate_row"),
+        ("2024-03-06.csv", 1, "columns_differ_from_contract"),
+    ]
+    loaded = _zone(home, "SELECT _source_file, _source_line FROM betyg ORDER BY 1, 2")
+    assert [(f.rsplit("_", 1)[-1], line) for f, line in loaded] == [
+        ("2024-03-04.csv", 2),
+        ("2024-03-04.csv", 4),
+        ("2024-03-05.csv", 2),
+    ]

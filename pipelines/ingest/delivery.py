@@ -23,7 +23,7 @@ from pipelines.border.keys import Keyring
 from pipelines.border.sql import hmac_params, install_macros
 from pipelines.ingest.months import Delivery, fingerprint
 from pipelines.ingest.read import LINE, DeliveryError, read_delivery_file
-from pipelines.ingest.transform import BORDER_ONLY, IDENTIFIERS, LINK_TOKEN, border_query
+from pipelines.ingest.transform import BORDER_ONLY, FILE, IDENTIFIERS, LINK_TOKEN, border_query
 from pipelines.quality import gate
 from pipelines.units.spec import Dataset, Unit
 from warehouse.layout import Warehouse, connect, run, used
@@ -183,8 +183,52 @@ def _stage_files(
     if not dataset.daily:
         return [_stage(con, dataset, unit, folder / dataset.file_name(unit.format), landing, table, params)]
     files = dataset.files(folder, unit.format)
-    staged = [_stage(con, dataset, unit, p, landing, f"{table}_{i}", params) for i, p in enumerate(files)]
-    return staged + _unaccounted(unit, dataset, delivery, landing, files)
+    return _stage_days(con, dataset, unit, files, landing, table, params) + _unaccounted(
+        unit, dataset, delivery, landing, files
+    )
+
+
+def _stage_days(
+    con, dataset: Dataset, unit: Unit, files: list[Path], landing: Path, table: str, params: dict
+) -> list[FileResult]:
+    """A daily dataset's files through one border query (planned per file it cost about 50 ms a day),
+    then each file's rows as a view of their own, so each file is reconciled as a single file is."""
+    read = {
+        i: _read(con, dataset, unit, path, landing, f"{table}_rejected_{i}") for i, path in enumerate(files)
+    }
+    frames = [
+        raw.with_columns(pl.lit(i, pl.Int64).alias(FILE)) for i, raw in read.items() if not _rejected(raw)
+    ]
+    counts = {}
+    if frames:
+        query = border_query(dataset, unit.format, by_file=True)
+        con.register("raw", pl.concat(frames))
+        run(con, f"CREATE OR REPLACE TEMP TABLE {table} AS {query.sql}", used(query.sql, params))
+        con.unregister("raw")
+        counted = f"""SELECT {FILE}, count(*) FILTER (_rule IS NOT NULL), coalesce(sum({IDENTIFIERS}), 0)
+                      FROM {table} GROUP BY 1"""
+        counts = {i: (quarantined, masked) for i, quarantined, masked in run(con, counted)}
+    results = []
+    for i, raw in read.items():
+        if _rejected(raw):
+            results.append(raw)
+            continue
+        view = f"{table}_{i}"
+        run(
+            con,
+            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * EXCLUDE ({FILE}) FROM {table} WHERE {FILE} = {i}",
+        )
+        quarantined, masked = counts.get(i, (0, 0))
+        source = _source(files[i], landing)
+        results.append(
+            FileResult(dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded", None,
+                       masked, view)
+        )  # fmt: skip
+    return results
+
+
+def _rejected(read: pl.DataFrame | FileResult) -> bool:
+    return isinstance(read, FileResult)
 
 
 def _unaccounted(
@@ -218,17 +262,13 @@ def _stage(
     con, dataset: Dataset, unit: Unit, path: Path, landing: Path, table: str, params: dict
 ) -> FileResult:
     """Run the border query over one file into the temp table ``table`` (pseudonyms only)."""
-    source = str(path.relative_to(landing))
-    query = border_query(dataset, unit.format)
+    source = _source(path, landing)
     if not path.exists():
         return FileResult(dataset.name, source, 0, 0, 0, "missing", "file not delivered")
-    try:
-        raw = read_delivery_file(path, unit.format, dataset)
-    except DeliveryError as e:
-        run(con, f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT $line AS line", {"line": e.line})
-        where = f" (line {e.line})" if e.line else ""
-        reason = f"{e.rule}: {e.detail}{where}"
-        return FileResult(dataset.name, source, e.rows, 0, e.rows, "rejected", reason, staged=table)
+    raw = _read(con, dataset, unit, path, landing, table)
+    if _rejected(raw):
+        return raw
+    query = border_query(dataset, unit.format)
     con.register("raw", raw)
     run(con, f"CREATE OR REPLACE TEMP TABLE {table} AS {query.sql}", used(query.sql, params))
     con.unregister("raw")
@@ -238,6 +278,22 @@ def _stage(
     return FileResult(
         dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded", None, masked, table
     )
+
+
+def _read(
+    con, dataset: Dataset, unit: Unit, path: Path, landing: Path, table: str
+) -> pl.DataFrame | FileResult:
+    """The file's rows as text, or the file rejected whole (the line it failed on kept in ``table``, from
+    which quarantine takes it)."""
+    try:
+        return read_delivery_file(path, unit.format, dataset)
+    except DeliveryError as e:
+        run(con, f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT $line AS line", {"line": e.line})
+        where = f" (line {e.line})" if e.line else ""
+        reason = f"{e.rule}: {e.detail}{where}"
+        return FileResult(
+            dataset.name, _source(path, landing), e.rows, 0, e.rows, "rejected", reason, staged=table
+        )
 
 
 def _ensure_table(con, dataset: Dataset, sql: str, params: dict) -> None:
