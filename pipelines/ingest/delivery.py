@@ -1,5 +1,7 @@
 """Load one unit's monthly delivery into its zone: every row loaded or quarantined, atomically.
 
+A daily dataset's delivery is its month's folder with a file per day; the month is loaded whole.
+
 A delivery (``landing/<unit>/<YYYY-MM>/``) replaces its partition in one DuckDB
 transaction, so a rerun gives the same tables and a killed load leaves the
 previous state. Per file, ``reconciliation`` records rows in the file = rows
@@ -56,11 +58,7 @@ class FileResult:
     status: str  # loaded | rejected | missing | misnamed (a daily file named for no day of its month)
     reason: str | None = None
     identifiers_masked: int = 0  # personnummer (and contacts) typed into free text, masked at the border
-    staged: str = ""  # the temp table holding the file's rows after the border query
-
-    @property
-    def table(self) -> str:
-        return self.staged or f"staged_{self.dataset}"
+    staged: str = ""  # the temp table (or view) holding the file's rows after the border query
 
 
 def load_delivery(
@@ -331,7 +329,9 @@ def _vault(con, unit: Unit, vault_path: Path) -> Iterator[None]:
 
 def _write_vault(con, unit: Unit, results: list[FileResult]) -> None:
     """Record each new pseudonym's linkage token; idempotent, so a killed load leaves nothing wrong."""
-    with_person = [r.table for r in results if r.status == "loaded" and unit.dataset(r.dataset).person_column]
+    with_person = [
+        r.staged for r in results if r.status == "loaded" and unit.dataset(r.dataset).person_column
+    ]
     if not with_person:
         return
     union = " UNION ".join(
@@ -366,7 +366,7 @@ def _replace_partition(
 
 def _insert_file(con, dataset: Dataset, r: FileResult, delivery: str, loaded_at: datetime) -> None:
     lineage = {"f": r.source_file, "d": delivery, "t": loaded_at}
-    staged = r.table
+    staged = r.staged
     if r.status == "loaded":
         exclude = f"{BORDER_ONLY}{_link_exclude(dataset)}"
         run(
