@@ -161,7 +161,8 @@ def plan_delivery_defects(rng: np.random.Generator, months: int, rate: float) ->
     """Pick the late delivery and the renamed-column delivery (none of either when rate is 0)."""
     if rate <= 0:
         return DeliveryDefects(late=None, renamed=None)
-    units = list(UNITS)
+    # A late month is a monthly delivery's defect: a daily source's month has a file per day.
+    units = [name for name, unit in UNITS.items() if not any(d.daily for d in unit.datasets)]
     late = (units[int(rng.integers(0, len(units)))], int(rng.integers(0, months)))
     candidates = [d.name for d in UNITS[RENAMED_UNIT].datasets if d.person_column is not None]
     renamed = (

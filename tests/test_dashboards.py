@@ -210,7 +210,7 @@ def test_the_traffic_light_tiles_are_red_yellow_and_green_like_the_kpi_table(das
     assert colours == {"röd": "#E04355", "gul": "#FCC700", "grön": "#5AC189"}
 
 
-UNITS = r"(mnkr|tkr|%|dagar|st|meritpoäng)"
+UNITS = r"(mnkr|tkr|%|dagar|st|meritpoäng|betyg)"
 SWEDISH_NUMBER = re.compile(rf"[-−]?\d{{1,3}}( \d{{3}})*(,\d)? {UNITS}")
 
 

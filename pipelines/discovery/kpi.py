@@ -56,6 +56,8 @@ SOURCES = {
     "U90040": "e_tjanster.inlamningar",
     "U90050": "vard_omsorg.hemtjanst",
     "U90060": "skola.meritvarde",
+    "U90080": "direkt_feedback.betyg",
+    "U90081": "direkt_feedback.betyg",
 }
 SERIES_SQL = """
     WITH finest AS (

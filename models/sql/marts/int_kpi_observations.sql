@@ -72,6 +72,21 @@ merit as (
         {{ exact_sum('merit_value') }}, count(*)::double, null, count(*), null, null, null
     from {{ ref('stg_skola__meritvarde') }}
     group by month
+),
+feedback as (
+    -- Direkt feedback per enhet, förvaltning and kommun: the mean rating and the share of low ones
+    -- (1-2). n_basis counts the ratings (for the share: the low ones), so disclosure control withholds
+    -- a mean or share resting on fewer ratings than the threshold.
+    select 'U90080', forvaltning, enhet, month,
+        sum(rating)::double, count(*)::double, null, count(*), null, null, null
+    from {{ ref('stg_direkt_feedback__betyg') }}
+    group by grouping sets ((forvaltning, enhet, month), (forvaltning, month), (month))
+    union all
+    select 'U90081', forvaltning, enhet, month,
+        count(*) filter (rating <= 2)::double, count(*)::double, null,
+        count(*) filter (rating <= 2), count(*) filter (rating > 2), null, null
+    from {{ ref('stg_direkt_feedback__betyg') }}
+    group by grouping sets ((forvaltning, enhet, month), (forvaltning, month), (month))
 )
 select * from economy
 union all select * from economic_aid
@@ -82,3 +97,4 @@ union all select * from solved
 union all select * from digital
 union all select * from home_care
 union all select * from merit
+union all select * from feedback
