@@ -41,7 +41,7 @@ from rich.table import Table
 from pipelines.units import UNITS
 from pipelines.units.spec import Dataset, Unit
 from synthetic import care as care_mod
-from synthetic import cases, contacts, defects, economy, links, social
+from synthetic import cases, contacts, defects, economy, links, personnel, social
 from synthetic import school as school_mod
 from synthetic.defects import LATE_DAYS, DeliveryDefects, RowDefect
 from synthetic.ground_truth import Pattern, manifest, write_json
@@ -168,6 +168,7 @@ def _simulate(
     )
     step()
     utfall, deviations = economy.outcomes(child_rng(seed, "economy"), pop)
+    nyckeltal, personnel_patterns = personnel.personnel(child_rng(seed, "personnel"), pop)
     step()
     datasets = {
         ("folkbokforing", "aviseringar"): pop.events,
@@ -184,6 +185,7 @@ def _simulate(
         ("e_tjanster", "inlamningar"): inlamningar,
         ("arendehandelser", "statushandelser"): events,
         ("ekonomi", "utfall"): utfall,
+        ("personal", "nyckeltal"): nyckeltal,
     }
     expected = {(u.name, d.name) for u in UNITS.values() for d in u.datasets}
     if set(datasets) != expected:
@@ -197,6 +199,7 @@ def _simulate(
         *planted.patterns,
         links.CONFOUNDED,
         *deviations,
+        *personnel_patterns,
     ]
     return pop, datasets, patterns
 
