@@ -73,6 +73,51 @@ merit as (
     from {{ ref('stg_skola__meritvarde') }}
     group by month
 )
+personnel_month as (
+    -- Personal: per enhet, förvaltning and kommun and month. The share KPIs rest on the employees
+    -- (n_basis = headcount), so publishing withholds an enhet with too few of them (and what would reveal it).
+    select forvaltning, enhet, month,
+        sum(headcount)::bigint as headcount, sum(leavers)::bigint as leavers,
+        {{ exact_sum('scheduled_hours') }} as scheduled_hours, {{ exact_sum('sick_short_hours') }} as sick_short_hours,
+        {{ exact_sum('sick_long_hours') }} as sick_long_hours, {{ exact_sum('worked_hours') }} as worked_hours,
+        {{ exact_sum('overtime_hours') }} as overtime_hours, {{ exact_sum('hourly_paid_hours') }} as hourly_paid_hours,
+        {{ exact_sum('cost_sek') }} as cost_sek, {{ exact_sum('cost_budget_sek') }} as cost_budget_sek
+    from {{ ref('stg_personal__nyckeltal') }}
+    group by grouping sets ((forvaltning, enhet, month), (forvaltning, month), (month))
+),
+personnel_turnover as (
+    -- Personalomsättning, rolling 12 months: leavers in the 12 months up to the month over the average
+    -- headcount in them; with fewer months delivered, leavers are annualised (x 12 / months).
+    select *,
+        sum(leavers) over w * 12.0 / count(*) over w as leavers_12m,
+        avg(headcount) over w as headcount_12m
+    from personnel_month
+    window w as (partition by forvaltning, enhet order by month range between interval 11 month preceding
+                 and current row)
+),
+personnel as (
+    select 'U90070', forvaltning, enhet, month, headcount::double, 1.0::double, null::double, headcount,
+        null::bigint, null::double, null::double
+    from personnel_turnover
+    union all select 'U90071', forvaltning, enhet, month, sick_short_hours, scheduled_hours, null, headcount,
+        null, null, null
+    from personnel_turnover
+    union all select 'U90072', forvaltning, enhet, month, sick_long_hours, scheduled_hours, null, headcount,
+        null, null, null
+    from personnel_turnover
+    union all select 'U90073', forvaltning, enhet, month, leavers_12m, headcount_12m, null, headcount,
+        null, null, null
+    from personnel_turnover
+    union all select 'U90074', forvaltning, enhet, month, overtime_hours, worked_hours, null, headcount,
+        null, null, null
+    from personnel_turnover
+    union all select 'U90075', forvaltning, enhet, month, hourly_paid_hours, worked_hours, null, headcount,
+        null, null, null
+    from personnel_turnover
+    union all select 'U90076', forvaltning, enhet, month, cost_sek, null, null, headcount, null,
+        cost_budget_sek, null
+    from personnel_turnover
+)
 select * from economy
 union all select * from economic_aid
 union all select * from permits
@@ -82,3 +127,4 @@ union all select * from solved
 union all select * from digital
 union all select * from home_care
 union all select * from merit
+union all select * from personnel
