@@ -160,10 +160,11 @@ def delivery(dataset: Dataset) -> list[dict[str, Any]]:
         _e(
             "expect_column_values_to_be_between",
             {"column": "rows_quarantined", "min_value": 0, "max_value": 0},
-            "warning",
+            "critical" if dataset.quarantine_holds else "warning",
             "rows_quarantined",
             "No row quarantined (mandatory, type, range, value set, personnummer, duplicate); "
-            "which rule and line: the quarantine table and the check's metadata.",
+            "which rule and line: the quarantine table and the check's metadata."
+            + (" A quarantined row holds the delivery (quarantine_holds)." if dataset.quarantine_holds else ""),
         ),
         _pair(
             "rows",

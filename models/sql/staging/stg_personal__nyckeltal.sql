@@ -1,5 +1,8 @@
 -- Personal: the payroll system's figures per förvaltning, enhet and month (no person data). Shares are
 -- turned back into hours here, so every level above the enhet is a weighted sum, never a mean of shares.
+-- A held delivery (a quarantined row holds the whole month: quarantine_holds) stays out, so no förvaltning
+-- or kommun total is summed over a month with an enhet missing. held_deliveries is read by its attached
+-- name: Dagster takes one source table per unit asset.
 select
     month::date as month,
     forvaltning,
@@ -16,3 +19,4 @@ select
     cost_budget_sek,
     _delivery
 from {{ source('personal', 'nyckeltal') }}
+where _delivery not in (select _delivery from unit_personal.main.held_deliveries)
