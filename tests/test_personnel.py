@@ -39,7 +39,9 @@ def test_the_contract_knows_every_enhet_and_shares_only_aggregates_of_enough_emp
     s = contract.sharing
     assert (s.level, s.count_column, s.min_count) == ("aggregate", "headcount", MIN_COUNT)
     assert not contract.has_persons and contract.classification == "internal"
-    assert NYCKELTAL.person_column is None, "the payroll system aggregates; no personnummer reaches the border"
+    assert NYCKELTAL.person_column is None, (
+        "the payroll system aggregates; no personnummer reaches the border"
+    )
     assert set(NYCKELTAL.column("enhet").allowed) == ENHETER, "every enhet of the org tree, and only those"
     assert set(NYCKELTAL.column("forvaltning").allowed) == {UNITS[k].forvaltning for k in voc.ENHETER}
     for share in SHARES:
@@ -74,7 +76,7 @@ def test_synthetic_deliveries_pass_the_border_and_the_gates_and_small_enheter_ar
         "SELECT min(least(sick_short_pct, sick_long_pct, overtime_pct, hourly_paid_pct)), "
         "max(greatest(sick_short_pct, sick_long_pct, overtime_pct, hourly_paid_pct)) FROM nyckeltal",
     )
-    assert 0 <= low and high < 50, "plausible shares (the most: hourly-paid cover in a care July)"
+    assert low >= 0 and high < 50, "plausible shares (the most: hourly-paid cover in a care July)"
 
     _, tiny, staff = personnel.TINY
     assert staff < MIN_COUNT

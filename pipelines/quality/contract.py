@@ -47,6 +47,7 @@ ALL_ROWS, LOADED_ROWS, DELIVERY = "all_rows", "loaded_rows", "delivery"
 PARTS = (ALL_ROWS, LOADED_ROWS, DELIVERY)
 PSEUDONYM = r"^[0-9a-f]{64}$"
 SYSTEMATIC_SHARE = 0.5  # more than half of a file's rows broken: the file is wrong, not the rows
+HOLDS = " A quarantined row holds the delivery (quarantine_holds)."
 
 
 def suite_name(unit: Unit, dataset: Dataset) -> str:
@@ -164,7 +165,8 @@ def delivery(dataset: Dataset) -> list[dict[str, Any]]:
             "rows_quarantined",
             "No row quarantined (mandatory, type, range, value set, personnummer, duplicate); "
             "which rule and line: the quarantine table and the check's metadata."
-            + (" A quarantined row holds the delivery (quarantine_holds)." if dataset.quarantine_holds else ""),
+            + HOLDS
+            * dataset.quarantine_holds,
         ),
         _pair(
             "rows",
