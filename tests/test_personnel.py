@@ -112,3 +112,48 @@ def test_a_clean_month_is_released(home, warehouse, keys):
     load_checked(PERSONAL, ["2024-03"], home, keys)
     assert _zone(warehouse, "SELECT count(*) FROM held_deliveries") == [(0,)]
     assert _zone(warehouse, "SELECT count(*) FROM nyckeltal") == [(len(ENHETER),)]
+
+
+HR_KPIS = ("U90070", "U90071", "U90072", "U90073", "U90074", "U90075", "U90076")
+
+
+@pytest.mark.platform
+def test_hr_kpis_reach_the_kpi_fact_with_targets_and_small_enheter_are_withheld_when_published(main_job):
+    """The main job's marts and serving snapshot: every HR KPI at kommun, förvaltning and enhet level,
+    targets where the catalogue has them, the planted long sick leave red, and the enhet of four employees
+    withheld in every month (with whatever would reveal it)."""
+    from pipelines.disclosure.policy import DEFAULT_THRESHOLD
+
+    assert main_job["returncode"] == 0, main_job["output"][-4000:]
+    with duckdb.connect(str(main_job["marts"]), read_only=True) as con:
+        levels = con.execute(
+            "SELECT kpi_id, list(DISTINCT level ORDER BY level), count(target) > 0 FROM fct_kpi "
+            "WHERE kpi_id LIKE 'U9007%' GROUP BY kpi_id ORDER BY kpi_id"
+        ).fetchall()
+    assert [k for k, _, _ in levels] == list(HR_KPIS)
+    assert all(lv == ["enhet", "förvaltning", "kommun"] for _, lv, _ in levels)
+    assert [k for k, _, targeted in levels if targeted] == list(HR_KPIS[1:]), "headcount has no target"
+
+    _, tiny, _ = personnel.TINY
+    with duckdb.connect(str(main_job["current"]), read_only=True) as con:
+        shown = con.execute(
+            "SELECT count(*) FROM kpi_value WHERE kpi_id LIKE 'U9007%' AND enhet = ? AND actual IS NOT NULL",
+            [tiny],
+        ).fetchone()[0]
+        small = con.execute(
+            "SELECT count(*) FROM kpi_value WHERE kpi_id LIKE 'U9007%' AND actual IS NOT NULL "
+            "AND (n_underlag IS NULL OR n_underlag < ?)",
+            [DEFAULT_THRESHOLD],
+        ).fetchone()[0]
+        rows_tiny = con.execute(
+            "SELECT count(*) FROM kpi_value WHERE kpi_id LIKE 'U9007%' AND enhet = ?", [tiny]
+        ).fetchone()[0]
+        [(status, actual)] = con.execute(
+            "SELECT status, actual FROM kpi_value WHERE kpi_id = 'U90072' AND enhet = 'Hemtjänst Norr' "
+            "ORDER BY month DESC LIMIT 1"
+        ).fetchall()
+        targets = dict(con.execute("SELECT kpi_id, target_value FROM kpi_target").fetchall())
+    assert rows_tiny > 0 and shown == 0, f"{tiny} ({rows_tiny} rows) is never shown"
+    assert small == 0, "no HR value rests on fewer employees than the threshold"
+    assert status == "röd" and actual > 3.5 + 1, "the planted long sick leave is a deviation"
+    assert targets["U90071"] == 2.5 and targets["U90072"] == 3.5 and targets["U90073"] == 10
