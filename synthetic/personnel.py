@@ -4,8 +4,10 @@ Every enhet of the org tree (``vocabulary.ENHETER``) gets a staff in proportion 
 budget (about one employee per 13 residents, at least ``MIN_STAFF``), which moves by leavers and
 hires. Sick leave follows the Swedish municipal pattern: short spells peak in winter, long spells are
 higher in care and school; July is the holiday month (fewer scheduled hours, more hourly-paid cover).
-A few enheter deviate on purpose (``DEVIATIONS``), and one staff unit is smaller than the disclosure
-threshold (``TINY``) so that its figures must never be published.
+Personnel costs follow headcount and pay (a yearly rise in April) against a budget for the full staff;
+long sick leave beyond the usual level costs substitutes. A few enheter deviate on purpose
+(``DEVIATIONS``: Hemtjänst Norr's long sick leave, and with it its costs), and one staff unit is smaller
+than the disclosure threshold (``TINY``) so that its figures must never be published.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ HOURS_PER_EMPLOYEE = 150.0  # scheduled hours a month at an average employment d
 MONTHLY_COST_PER_EMPLOYEE = 52_000.0  # pay about 36,000 kr plus social charges (PO), 2024 level
 PAY_RISE = 0.03  # yearly, from April (lönerevision)
 ANNUAL_TURNOVER = 0.10
+BUDGETED_OVERTIME = 1.015
 CARE = ("vard_omsorg",)
 # Short sick leave (days 1-14) by calendar month, % of scheduled hours: a winter peak.
 SICK_SHORT = np.array([3.4, 3.6, 3.0, 2.6, 2.3, 2.0, 1.2, 1.8, 2.5, 2.8, 3.0, 3.2])
@@ -88,14 +91,17 @@ def _enhet_months(
     holiday = np.where(cal == 7, 0.55, np.where(np.isin(cal, (6, 8)), 0.85, 1.0))
     scheduled = np.round(headcount * HOURS_PER_EMPLOYEE * holiday * rng.normal(1, 0.02, n), 1)
     sick_short = SICK_SHORT[cal - 1] * (1.2 if care else 1.0) * rng.normal(1, 0.12, n)
-    sick_long = planted.get("sick_long_pct", 4.2 if care else 3.0) * rng.normal(1, 0.1, n)
+    usual_long = 4.2 if care else 3.0
+    sick_long = planted.get("sick_long_pct", usual_long) * rng.normal(1, 0.1, n)
     absent = (sick_short + sick_long) / 100 + 0.08  # vacation, parental leave and other absence
     overtime = (2.6 if care else 1.4) * rng.normal(1, 0.15, n) * np.where(cal == 7, 1.5, 1.0)
     hourly = planted.get("hourly_paid_pct", 7.0 if care else 2.5) * np.where(cal == 7, 2.0, 1.0)
     hourly = hourly * rng.normal(1, 0.1, n)
     worked = np.round(scheduled * (1 - absent) * (1 + (overtime + hourly) / 100), 1)
-    budget = np.round(staff * MONTHLY_COST_PER_EMPLOYEE * pay_level, -3)
-    cost = np.round(headcount * MONTHLY_COST_PER_EMPLOYEE * pay_level * (1 + overtime / 100), 0)
+    # The budget allows for the usual overtime; long sick leave beyond the usual costs substitutes.
+    budget = np.round(staff * MONTHLY_COST_PER_EMPLOYEE * pay_level * BUDGETED_OVERTIME, -3)
+    substitutes = np.clip(sick_long - usual_long, 0, None) / 100
+    cost = headcount * MONTHLY_COST_PER_EMPLOYEE * pay_level * (1 + overtime / 100) * (1 + substitutes)
     cost *= rng.normal(1, 0.01, n)
     return pl.DataFrame(
         {

@@ -155,5 +155,5 @@ def test_hr_kpis_reach_the_kpi_fact_with_targets_and_small_enheter_are_withheld_
         targets = dict(con.execute("SELECT kpi_id, target_value FROM kpi_target").fetchall())
     assert rows_tiny > 0 and shown == 0, f"{tiny} ({rows_tiny} rows) is never shown"
     assert small == 0, "no HR value rests on fewer employees than the threshold"
-    assert status == "röd" and actual > 3.5 + 1, "the planted long sick leave is a deviation"
-    assert targets["U90071"] == 2.5 and targets["U90072"] == 3.5 and targets["U90073"] == 10
+    assert status == "röd" and actual > targets["U90072"] + 1, "the planted long sick leave is a deviation"
+    assert targets.keys() >= set(HR_KPIS[1:])

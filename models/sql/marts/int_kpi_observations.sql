@@ -72,7 +72,7 @@ merit as (
         {{ exact_sum('merit_value') }}, count(*)::double, null, count(*), null, null, null
     from {{ ref('stg_skola__meritvarde') }}
     group by month
-)
+),
 personnel_month as (
     -- Personal: per enhet, förvaltning and kommun and month. The share KPIs rest on the employees
     -- (n_basis = headcount), so publishing withholds an enhet with too few of them (and what would reveal it).
@@ -96,27 +96,19 @@ personnel_turnover as (
                  and current row)
 ),
 personnel as (
-    select 'U90070', forvaltning, enhet, month, headcount::double, 1.0::double, null::double, headcount,
-        null::bigint, null::double, null::double
-    from personnel_turnover
-    union all select 'U90071', forvaltning, enhet, month, sick_short_hours, scheduled_hours, null, headcount,
-        null, null, null
-    from personnel_turnover
-    union all select 'U90072', forvaltning, enhet, month, sick_long_hours, scheduled_hours, null, headcount,
-        null, null, null
-    from personnel_turnover
-    union all select 'U90073', forvaltning, enhet, month, leavers_12m, headcount_12m, null, headcount,
-        null, null, null
-    from personnel_turnover
-    union all select 'U90074', forvaltning, enhet, month, overtime_hours, worked_hours, null, headcount,
-        null, null, null
-    from personnel_turnover
-    union all select 'U90075', forvaltning, enhet, month, hourly_paid_hours, worked_hours, null, headcount,
-        null, null, null
-    from personnel_turnover
-    union all select 'U90076', forvaltning, enhet, month, cost_sek, null, null, headcount, null,
-        cost_budget_sek, null
-    from personnel_turnover
+    -- One row per HR KPI and org unit and month: what it is a share, sum or mean of.
+    select k.kpi_id, t.forvaltning, t.enhet, t.month,
+        case k.kpi_id when 'U90070' then t.headcount::double when 'U90071' then t.sick_short_hours
+            when 'U90072' then t.sick_long_hours when 'U90073' then t.leavers_12m
+            when 'U90074' then t.overtime_hours when 'U90075' then t.hourly_paid_hours else t.cost_sek end,
+        case k.kpi_id when 'U90070' then 1.0 when 'U90071' then t.scheduled_hours
+            when 'U90072' then t.scheduled_hours when 'U90073' then t.headcount_12m
+            when 'U90076' then null else t.worked_hours end,
+        null::double, t.headcount, null::bigint,
+        case when k.kpi_id = 'U90076' then t.cost_budget_sek end, null::double
+    from personnel_turnover t
+    cross join (values ('U90070'), ('U90071'), ('U90072'), ('U90073'), ('U90074'), ('U90075'), ('U90076'))
+        k(kpi_id)
 )
 select * from economy
 union all select * from economic_aid
