@@ -87,10 +87,11 @@ personnel_month as (
 ),
 personnel_turnover as (
     -- Personalomsättning, rolling 12 months: leavers in the 12 months up to the month over the average
-    -- headcount in them; with fewer months delivered, leavers are annualised (x 12 / months).
+    -- headcount in them, given only where all 12 months are delivered (and not held).
     select *,
-        sum(leavers) over w * 12.0 / count(*) over w as leavers_12m,
-        avg(headcount) over w as headcount_12m
+        sum(leavers) over w as leavers_12m,
+        avg(headcount) over w as headcount_12m,
+        count(*) over w as months_12m
     from personnel_month
     window w as (partition by forvaltning, enhet order by month range between interval 11 month preceding
                  and current row)
@@ -109,6 +110,7 @@ personnel as (
     from personnel_turnover t
     cross join (values ('U90070'), ('U90071'), ('U90072'), ('U90073'), ('U90074'), ('U90075'), ('U90076'))
         k(kpi_id)
+    where k.kpi_id <> 'U90073' or t.months_12m = 12
 )
 select * from economy
 union all select * from economic_aid
