@@ -416,4 +416,4 @@ def test_generated_defects_are_all_caught_and_every_delivery_reconciles(home, wa
         ("socialtjanst", renamed["month"], "expectations", "ERROR")
     } | held_by_rows
     assert not {f for f in failed if f[2] == "reconciliation"}
-    assert len([e for e in evaluations if e.check_name == "reconciliation"]) == 9 * 12
+    assert len([e for e in evaluations if e.check_name == "reconciliation"]) == 10 * 12
