@@ -43,7 +43,7 @@ from pipelines.ingest.months import Delivery
 from pipelines.units import UNITS
 from pipelines.units.spec import Dataset, Unit
 from synthetic import care as care_mod
-from synthetic import cases, contacts, defects, economy, feedback, links, social
+from synthetic import cases, contacts, defects, economy, feedback, links, personnel, social
 from synthetic import school as school_mod
 from synthetic.defects import LATE_DAYS, DeliveryDefects, RowDefect
 from synthetic.ground_truth import Pattern, manifest, write_json
@@ -171,6 +171,7 @@ def _simulate(
     step()
     utfall, deviations = economy.outcomes(child_rng(seed, "economy"), pop)
     betyg, low_ratings = feedback.ratings(child_rng(seed, "feedback"), pop)
+    nyckeltal, personnel_patterns = personnel.personnel(child_rng(seed, "personnel"), pop)
     step()
     datasets = {
         ("folkbokforing", "aviseringar"): pop.events,
@@ -188,6 +189,7 @@ def _simulate(
         ("arendehandelser", "statushandelser"): events,
         ("ekonomi", "utfall"): utfall,
         ("direkt_feedback", "betyg"): betyg,
+        ("personal", "nyckeltal"): nyckeltal,
     }
     expected = {(u.name, d.name) for u in UNITS.values() for d in u.datasets}
     if set(datasets) != expected:
@@ -202,6 +204,7 @@ def _simulate(
         links.CONFOUNDED,
         *deviations,
         *low_ratings,
+        *personnel_patterns,
     ]
     return pop, datasets, patterns
 

@@ -264,6 +264,29 @@ def test_the_deviation_list_counts_what_the_tiles_count_under_the_same_filters(
         assert kpi_charts.isdisjoint(native["scope"]["excluded"]), native["name"]
 
 
+PERSONNEL = "Personal: nyckeltal mot mål (senaste månad)"
+SICK_LEAVE = "Långtidssjukfrånvaro (dag 15–) per månad, % av schemalagd tid"
+
+
+@pytest.mark.parametrize("who", ["admin", *MANAGERS])
+def test_the_personnel_panel_shows_hr_kpis_against_target_within_what_the_user_may_see(
+    dashboards_platform, who
+):
+    from synthetic.personnel import TINY
+
+    user = _login(dashboards_platform, who)
+    charts = user.charts()
+    rows = user.chart_data(charts[PERSONNEL])
+    assert rows, f"{who}: the personnel panel has rows"
+    assert {r["status"] for r in rows} <= {"grön", "gul", "röd"}
+    assert all(SWEDISH_NUMBER.fullmatch(r["utfall"]) for r in rows), rows[:3]
+    organisations = {r["organisation"] for r in rows}
+    assert TINY[1] not in organisations, "an enhet of four employees is never shown"
+    if who != "admin":
+        assert organisations <= _own_organisations(dashboards_platform, who) | {"Kommunen"}, organisations
+    assert user.filtered_data(charts[SICK_LEAVE], WHOLE_FORVALTNING), f"{who}: sick leave per month"
+
+
 def _dashboard_charts(user: Superset) -> dict[str, list[dict]]:
     """Every dashboard this user may list, with its charts."""
     return {

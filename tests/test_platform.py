@@ -274,7 +274,7 @@ def _holds(zone: Path, values: set[str]) -> bool:
 
 
 def test_main_job_shares_only_what_its_demo_steward_approved_and_the_audit_verifies(platform):
-    assert "Stewardship: 15 approved" in platform["output"]
+    assert "Stewardship: 16 approved" in platform["output"]
     aid = _query(platform["warehouse"].cross_unit, "DESCRIBE socialtjanst.ekonomiskt_bistand")
     shared = ["citizen_key", "quarter", "has_economic_aid", "months_with_aid", "known_to_folkbokforing"]
     assert [r[0] for r in aid] == shared

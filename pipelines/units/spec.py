@@ -111,6 +111,9 @@ class Dataset:
     # A file with no records (only its header) is an empty delivery and holds the delivery, unless the
     # dataset records rare events, where a month without any is a real answer (investigations opened).
     may_be_empty: bool = False
+    # Rows that are figures per org unit rather than events: a quarantined row would leave every total
+    # above it wrong, so it holds the whole delivery instead of letting the rest through.
+    quarantine_holds: bool = False
     control_totals: ControlTotals | None = None
     # At most one loaded row per key and delivery (warehouse column names, as the border writes them).
     natural_key: tuple[str, ...] = ()
