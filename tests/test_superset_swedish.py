@@ -55,6 +55,8 @@ def test_english_finds_whole_phrases_only():
 def test_every_message_is_one_superset_asks_for_and_is_translated_with_its_placeholders():
     messages = _messages()
     assert len(messages) > 250
+    po = (language.SOURCE / "sv" / "LC_MESSAGES" / "messages.po").read_text()
+    assert len(re.findall(r"^msgid ", po, re.M)) == len(messages) + 1, "a message is in the file twice"
     known = _superset_msgids()
     assert "Apply filters" in known and "%s record..." in known  # the scan finds t() and tn()
     unknown = [m.id for m in messages if (m.id[0] if isinstance(m.id, tuple) else m.id) not in known]
