@@ -25,6 +25,7 @@ from pathlib import Path
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
@@ -110,7 +111,8 @@ for (const e of document.querySelectorAll('[placeholder], [title], [aria-label]'
     if (shown(e) && e.getAttribute(a) && e.getAttribute(a).trim()) texts.add(e.getAttribute(a).trim());
 return [...texts];
 """
-# The menus a manager opens on a dashboard: the dashboard's own (⋯) and the first chart's (⋮).
+# The menus a manager opens on a dashboard: the dashboard's own (⋯) and the first chart's (⋮), with
+# their submenus.
 MENUS = ("[data-test='actions-trigger']", f"{CHART_HOLDER} [data-test='slice-header'] .ant-dropdown-trigger")
 
 
@@ -124,6 +126,11 @@ def interface_texts(driver: webdriver.Chrome) -> set[str]:
         triggers[0].click()
         time.sleep(1)
         texts |= set(driver.execute_script(VISIBLE_TEXTS))
+        for submenu in driver.find_elements(By.CSS_SELECTOR, ".ant-dropdown-menu-submenu-title"):
+            if submenu.is_displayed():  # Download and Share open on hover
+                ActionChains(driver).move_to_element(submenu).perform()
+                time.sleep(1)
+                texts |= set(driver.execute_script(VISIBLE_TEXTS))
         driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
         time.sleep(0.5)
     return texts

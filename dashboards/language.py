@@ -40,6 +40,7 @@ ENGLISH_UI = (
     "entries", "Previous", "Next", "Dashboards", "Charts", "Settings", "Refresh dashboard",
     "Force refresh", "View query", "Drill to detail", "Save as", "Enter fullscreen", "records",
     "Select page size", "No results", "Unexpected error", "Filters and controls", "More Options",
+    "Export to .CSV", "Export to Excel", "Export to PDF", "Download as Image", "Copy permalink to clipboard",
 )  # fmt: skip
 _ENGLISH = re.compile(rf"(?<![\w-])({'|'.join(re.escape(p) for p in ENGLISH_UI)})(?![\w-])")
 

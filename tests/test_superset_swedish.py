@@ -96,6 +96,36 @@ def test_superset_serves_the_swedish_pack_to_anyone_and_keeps_english_in_the_men
     assert requests.get(f"{url}/lang/en", timeout=30, allow_redirects=False).status_code == 302
 
 
+def test_the_server_renders_its_menus_from_the_swedish_catalogue(dashboards_platform):
+    """The navigation menu is labelled by the server (Flask-Babel, the compiled ``.mo``), not the front end."""
+    url, cred = (
+        dashboards_platform["url"],
+        dashboards_platform["credentials"]["managers"]["Socialförvaltningen"],
+    )
+    session = requests.Session()
+    form = html.unescape(session.get(f"{url}/login/", timeout=30).text)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form)
+    assert token, "the login form's CSRF token"
+    logged_in = session.post(
+        f"{url}/login/", data={"username": cred["username"], "password": cred["password"], "csrf_token": token[1]},
+        allow_redirects=False, timeout=30,
+    )  # fmt: skip
+    assert logged_in.status_code == 302 and "/login" not in logged_in.headers["Location"]
+    page = session.get(f"{url}/dashboard/list/", timeout=30).text
+    labels = {item["name"]: item["label"] for item in _menu(page)}
+    assert labels["Dashboards"] == "Översikter" and labels["Charts"] == "Diagram", labels
+    session.get(f"{url}/lang/en", timeout=30)
+    page = session.get(f"{url}/dashboard/list/", timeout=30).text
+    assert {item["name"]: item["label"] for item in _menu(page)}["Dashboards"] == "Dashboards"
+
+
+def _menu(page: str) -> list[dict]:
+    """The navigation menu in a page's bootstrap data (the data-bootstrap attribute's JSON)."""
+    bootstrap = re.search(r'data-bootstrap="([^"]*)"', page)
+    assert bootstrap, page[:500]
+    return json.loads(html.unescape(bootstrap[1]))["common"]["menu_data"]["menu"]
+
+
 def test_the_english_check_finds_superset_english_when_a_user_picks_english(dashboards_platform):
     """The control for the browser test's Swedish check: the same pages, switched to English through
     Superset's language menu (``/lang/en``), show the English the check looks for."""
