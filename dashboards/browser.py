@@ -5,7 +5,7 @@ from ``credentials.json`` and as each named förvaltning's manager, opens each d
 list, waits until every chart has rendered, saves a screenshot per user and dashboard in
 ``DIR/<user>/`` and prints a JSON report; it exits 1 if any chart failed. A chart counts as failed if
 its data request answered an HTTP error or its box shows an error alert, Superset's "Data error" or
-"No results". Each dashboard's report also lists the texts that hold Superset's English
+"No results" (in English or as our language packs say them: the pages are Swedish). Each dashboard's report also lists the texts that hold Superset's English
 (``language.ENGLISH_UI``), read from the page and from its menus opened; ``--language en`` switches each
 user to English first, as Superset's language menu does. Selenium runs Debian's chromium and
 chromedriver with the flags from the stack notes (no downloads, no network).
@@ -41,7 +41,9 @@ FLAGS = (
     "--disable-dev-shm-usage", "--window-size=1600,3000", "--lang=sv-SE",
 )  # fmt: skip
 CHART_HOLDER = "[data-test='dashboard-component-chart-holder']"
-ERROR_TEXTS = ("Data error", "This endpoint requires", "Unexpected error")  # Superset's raw error panels
+# Superset's raw error panels and its empty chart, in English and as our language packs say them
+ERROR_TEXTS = language.in_every_language("Data error", "This endpoint requires", "Unexpected error")
+NO_RESULTS = language.in_every_language("No results")
 
 
 def chromium(profile: Path) -> webdriver.Chrome:
@@ -155,7 +157,7 @@ def render(driver: webdriver.Chrome, url: str, dashboard: dict, expected: int, o
             e in holder.text for e in ERROR_TEXTS
         ):
             errors.append(f"error in chart '{text}'")
-        elif "No results" in holder.text:
+        elif any(e in holder.text for e in NO_RESULTS):
             errors.append(f"no data in chart '{text}'")
     shot = out / f"{dashboard['slug'] or dashboard['id']}.png"
     driver.save_screenshot(str(shot))

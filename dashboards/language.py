@@ -71,6 +71,16 @@ def catalogue(lang: str) -> Catalog:
         return read_po(po, locale=lang, abort_invalid=True)
 
 
+def in_every_language(*english: str) -> tuple[str, ...]:
+    """The English texts and their translations in each of our packs: what a check reading the page
+    looks for (an error panel's title, say), whichever language the page is in."""
+    packs = [
+        catalogue(p.name) for p in sorted(SOURCE.iterdir()) if (p / "LC_MESSAGES" / "messages.po").exists()
+    ]
+    found = (m.string for pack in packs for text in english if (m := pack.get(text)) and m.string)
+    return tuple(dict.fromkeys([*english, *found]))
+
+
 def jed(catalog: Catalog) -> dict[str, Any]:
     """The front end's language pack: Jed's ``locale_data``, as Superset's ``po2json`` writes it.
 

@@ -52,6 +52,12 @@ def test_english_finds_whole_phrases_only():
     assert language.english(texts) == ["Search", "Search 12 records"]
 
 
+def test_the_browser_check_knows_an_error_or_empty_panel_in_swedish():
+    """dashboards/browser.py finds failed charts by their text: in Swedish too, or it would pass them."""
+    assert language.in_every_language("No results") == ("No results", "Inga resultat")
+    assert "Oväntat fel" in language.in_every_language("Data error", "Unexpected error")
+
+
 def test_every_message_is_one_superset_asks_for_and_is_translated_with_its_placeholders():
     messages = _messages()
     assert len(messages) > 250
