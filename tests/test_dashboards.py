@@ -221,7 +221,8 @@ def test_every_kpi_value_is_shown_with_its_unit_in_swedish_format(dashboards_pla
     units = set()
     for row in rows:
         for column in ("utfall", "mal", "avvikelse", "prognos"):
-            if row[column] is not None:
+            assert row[column] is not None, f"{row['title']}: {column} is empty, not a dash"
+            if row[column] != "–":
                 assert SWEDISH_NUMBER.fullmatch(row[column]), f"{row['title']}: {column} {row[column]!r}"
                 units.add(row[column].rsplit(" ", 1)[1])
         if row["title"].startswith("Nettokostnad") and row["utfall"]:
