@@ -9,6 +9,7 @@ no finding that rests on a group below the threshold.
 
 import re
 from dataclasses import replace
+from datetime import date
 
 import dagster as dg
 import duckdb
@@ -231,6 +232,35 @@ def test_a_trend_of_a_reported_deviation_is_told_in_that_deviation():
     assert not out["kpi_trend:U90001:A"].reported
     assert out["kpi_trend:U90001:A"].detail == "ingår i fyndet kpi_deviation:U90001:A"
     assert out["kpi_trend:U90001:B"].reported, "a trend without a reported deviation is a finding of its own"
+
+
+def test_a_unit_of_fewer_persons_than_may_be_published_is_no_peer_on_a_person_based_kpi():
+    rng = np.random.default_rng(24)
+    months = [date(2024, m, 1) for m in range(1, 13)]
+
+    def unit(name: str, deviation: float, persons: int) -> list[dict]:
+        return [
+            {
+                "kpi_id": "U90073",
+                "title": "Personalomsättning",
+                "person_based": True,
+                "org_unit_id": name,
+                "forvaltning": "F",
+                "enhet": name,
+                "month": m,
+                "deviation_pct": deviation + rng.normal(0, 2),
+                "n": persons,
+            }
+            for m in months
+        ]
+
+    peers = [row for k in range(8) for row in unit(f"E{k}", rng.normal(0, 3), 80)]
+    tiny = unit("Stab", -95.0, DEFAULT_THRESHOLD - 1)  # four employees: nobody left, 95 % under target
+    series = pl.DataFrame(peers + tiny)
+    found = {f.org_unit: f for f in kpi.deviations(series, "v")}
+    assert "Stab" not in found, "a series that could never be shown is not compared"
+    enough = pl.DataFrame(peers + unit("Stab", -95.0, DEFAULT_THRESHOLD))
+    assert {f.org_unit: f for f in kpi.deviations(enough, "v")}["Stab"].reported, "the probe can fail"
 
 
 def test_nested_indicators_give_one_finding_for_the_most_specific_and_mention_the_other():

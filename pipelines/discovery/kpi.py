@@ -4,7 +4,9 @@ Three detectors over the marts (aggregates only; no person data):
 
 - ``kpi_deviation``: an org unit whose mean deviation from target is far from its peers' (same KPI,
   same level, at least ``MIN_PEERS`` units): robust z-score (median and MAD), reported at
-  |z| >= ``MIN_Z`` and a material deviation of at least ``MIN_DEVIATION_PCT`` percent of target.
+  |z| >= ``MIN_Z`` and a material deviation of at least ``MIN_DEVIATION_PCT`` percent of target. A
+  person-based series with fewer persons a month than the disclosure threshold is no peer (its share
+  swings by chance, and it could never be shown).
 - ``kpi_trend``: a series that keeps moving: Mann–Kendall (Kendall's tau against time) on the
   series with its month-of-year pattern removed, Theil–Sen slope with its interval; reported when
   the change is material (``MIN_TREND_REL`` of the level per year, or ``MIN_TREND_PP`` percentage
@@ -28,6 +30,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.discovery.findings import (
     FDR,
     PART_OF_ANOTHER,
@@ -129,7 +132,8 @@ def folded(deviations: list[Finding], trends: list[Finding]) -> list[Finding]:
 # --- deviation from peers ----------------------------------------------------------------------------
 
 
-def deviations(series: pl.DataFrame, version: str) -> list[Finding]:
+def deviations(series: pl.DataFrame, version: str, threshold: int = DEFAULT_THRESHOLD) -> list[Finding]:
+    """Org units far from their peers on a KPI (robust z over the units' mean deviation from target)."""
     per_unit = (
         series.drop_nulls("deviation_pct")
         .group_by(
@@ -143,6 +147,9 @@ def deviations(series: pl.DataFrame, version: str) -> list[Finding]:
             first=pl.col("month").min(),
             last=pl.col("month").max(),
         )
+        # a person-based series of fewer persons a month than may be published is no peer: its share
+        # swings by chance (four employees: a turnover of 0 or 25 %), and it could never be shown
+        .filter(~pl.col("person_based") | (pl.col("n") >= threshold * pl.col("months")))
     )
     rows = []
     for _, group in per_unit.group_by("kpi_id", maintain_order=True):
