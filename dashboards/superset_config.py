@@ -171,6 +171,14 @@ def guard_saved_connections(app: Any) -> None:
         event.listen(Database, "before_update", _check_stored)
 
 
+def on_app(app: Any) -> None:
+    """Superset's hook once the app exists: the connection guard, and cheap metadata commits."""
+    from dashboards.metadata import cheap_commits
+
+    guard_saved_connections(app)
+    cheap_commits(app)
+
+
 DB_SQLA_URI_VALIDATOR = validate_uri
 DB_CONNECTION_MUTATOR = lock_connection
-FLASK_APP_MUTATOR = guard_saved_connections
+FLASK_APP_MUTATOR = on_app

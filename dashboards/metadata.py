@@ -1,0 +1,43 @@
+"""Superset's metadata database (SQLite) in write-ahead-log mode, so a request's commits cost no fsync.
+
+Superset's event logger commits a row to its ``logs`` table for every chart-data request (three per
+request: the request, its JSON serialisation and its response), and in SQLite's default rollback-
+journal mode each commit waits for the disk: about 15 ms each on a busy machine, three times the
+rest of a repeat view. In WAL mode with ``synchronous=NORMAL`` a commit is an append to the log:
+a crash of Superset loses nothing, a power cut may lose the last commits but never corrupts the
+file (SQLite's documented guarantee), and the events stay where Superset's own views read them.
+Readers no longer block the writer either, which the two gunicorn workers share.
+
+WAL's side files (``superset.db-wal``, ``-shm``) are created next to the database with its owner
+even by a root process (SQLite chowns them), so the service user Superset runs as keeps them.
+
+Loaded by Superset (``FLASK_APP_MUTATOR`` in ``superset_config.py``), inside ``.venv-superset``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+
+
+def _set_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    """On every new SQLite connection (the metadata engine opens one per checkout)."""
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def cheap_commits(app: Any) -> None:
+    """Put the metadata engine's connections in WAL mode (an SQLite metadata database only)."""
+    from sqlalchemy import event
+    from superset import db
+
+    engine = db.engine
+    if engine.dialect.name != "sqlite" or event.contains(engine, "connect", _set_pragmas):
+        return
+    event.listen(engine, "connect", _set_pragmas)
+    engine.dispose()  # a connection opened before the listener would keep the old journal
