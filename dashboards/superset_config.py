@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboards.home import SupersetHome
+from dashboards.snapshot_db import connector
 
 HOME = SupersetHome.from_env()
 
@@ -144,7 +145,13 @@ def lock_connection(uri: Any, params: dict, username: str | None, security_manag
     validate_uri(uri)
     agent = params.get("connect_args", {}).get("config", {}).get("custom_user_agent")
     config = dict(SERVING_CONNECT_ARGS["config"]) | ({"custom_user_agent": agent} if agent else {})
-    return uri, dict(params) | {"connect_args": {**SERVING_CONNECT_ARGS, "config": config}}
+    # Connections go to the file the link points at as they open, through the worker's open database
+    # of that file rather than opening it again (``dashboards/snapshot_db.py``).
+    creator = connector(HOME.serving, SERVING_CONNECT_ARGS["config"])
+    return uri, dict(params) | {
+        "connect_args": {**SERVING_CONNECT_ARGS, "config": config},
+        "creator": creator,
+    }
 
 
 def _check_stored(mapper: Any, connection: Any, database: Any) -> None:

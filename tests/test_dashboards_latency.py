@@ -6,9 +6,11 @@ The figures themselves come from ``bench/dashboards.py``; these tests hold the m
 
 import os
 import sqlite3
+import subprocess
 from contextlib import closing
 
 from dashboards.api import Superset
+from dashboards.home import REPO_ROOT, SUPERSET_VENV
 
 
 def _admin(platform: dict) -> Superset:
@@ -43,3 +45,52 @@ def test_superset_commits_to_a_write_ahead_log_and_still_records_every_chart_vie
     for side in ("-wal", "-shm"):
         path = database.with_name(database.name + side)
         assert not path.exists() or path.stat().st_uid == owner, f"{path.name} is not the server's to write"
+
+
+ANCHORED_CONNECTION_PROBE = """
+import os, sys, time, duckdb
+from dashboards.snapshot_db import connector
+folder = sys.argv[1]
+for name in ("first", "second"):
+    with duckdb.connect(f"{folder}/{name}.db") as con:
+        con.execute("CREATE TABLE t AS SELECT ? AS snapshot", [name])
+link = f"{folder}/current.duckdb"
+os.symlink("first.db", link)
+connect = connector(link, {"enable_external_access": False, "lock_configuration": True})
+def read(con):
+    return con.execute("SELECT snapshot FROM t").fetchone()[0]
+before = connect()
+os.symlink("second.db", link + ".new")
+os.replace(link + ".new", link)  # as a publish moves the link
+in_flight = read(before)
+before.close()
+time.sleep(2.5)  # no connection now: the watcher closes the process's database of first.db
+fds = [os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")]
+held = any(f.endswith("first.db") for f in fds)
+after = connect()
+refused = []
+for sql in ("SELECT * FROM read_csv('/etc/passwd')", "SET enable_external_access = true",
+            "CREATE TABLE u (x INT)", f"ATTACH '{folder}/first.db' AS old"):
+    try:
+        after.execute(sql)
+    except duckdb.Error as error:
+        refused.append(type(error).__name__)
+print(in_flight, read(after), read(connect()), len(refused), held)
+"""
+
+
+def test_a_connection_opened_after_a_publish_reads_the_new_snapshot_and_stays_locked(tmp_path):
+    """``dashboards/snapshot_db.py`` in Superset's environment on real files: a connection opened before
+    a publish keeps reading its snapshot (a query in flight finishes), every one opened after reads the
+    new one although the process keeps a database open, the process lets go of the old file without
+    another connection (an idle worker holds no withdrawn snapshot), and each connection refuses files,
+    settings, writes and attaching another file."""
+    done = subprocess.run(
+        [str(SUPERSET_VENV / "bin" / "python"), "-c", ANCHORED_CONNECTION_PROBE, str(tmp_path)],
+        env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[0] == "first second second 4 False"
