@@ -24,6 +24,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from dashboards import metadata
 from dashboards.home import SupersetHome
 from dashboards.snapshot_db import connector
 
@@ -54,6 +55,10 @@ SECRET_KEY = _secret("secret_key")
 GLOBAL_ASYNC_QUERIES_JWT_SECRET = _secret("async_jwt_secret")
 HOME.root.mkdir(parents=True, exist_ok=True, mode=0o700)
 SQLALCHEMY_DATABASE_URI = f"sqlite:///{HOME.root / 'superset.db'}?check_same_thread=false"
+# A cached chart view is mostly metadata work: pooled SQLite connections in WAL mode, and one event row
+# per request rather than one per step of it (``dashboards/metadata.py``).
+SQLALCHEMY_ENGINE_OPTIONS = metadata.engine_options()
+EVENT_LOGGER = metadata.event_logger()
 
 # Chart results are cached in Superset's home, shared by its workers, keyed on the snapshot file as well as the query and the user's
 # row-level security (``dashboards/cache.py``): a repeat view costs no query, and the first query after a
@@ -180,10 +185,8 @@ def guard_saved_connections(app: Any) -> None:
 
 def on_app(app: Any) -> None:
     """Superset's hook once the app exists: the connection guard, and cheap metadata commits."""
-    from dashboards.metadata import cheap_commits
-
     guard_saved_connections(app)
-    cheap_commits(app)
+    metadata.cheap_commits(app)
 
 
 DB_SQLA_URI_VALIDATOR = validate_uri
