@@ -4,7 +4,7 @@ Superset's metadata (SQLite) lives under ``$KNUTPUNKT_HOME/superset``; its secre
 platform's key file, outside the repository (``dashboards.home``). The secret key is generated on
 first use (0600) rather than shipped: a default key would let anyone forge session cookies. This file
 runs in Superset's own environment: of the pipeline code it reaches only the standard-library modules
-``dashboards.home`` imports.
+``dashboards.home`` imports, and ``dashboards.language`` (Babel, which Superset brings).
 
 Superset may open one database only: the serving snapshot, read-only, with DuckDB's file access off
 and its configuration locked, whoever is logged in (admins included, who could otherwise add a
@@ -24,7 +24,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from dashboards import metadata
+from dashboards import language, metadata
 from dashboards.home import SupersetHome
 from dashboards.snapshot_db import connector
 
@@ -71,9 +71,16 @@ DATA_CACHE_CONFIG = {
 }
 CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 300}
 
-# Superset ships no Swedish UI translation: titles and labels in the bundle are Swedish, and numbers
-# use Swedish separators.
+# Superset in Swedish for everyone (English stays in the language menu): our language pack, compiled
+# from dashboards/translations into Superset's home (dashboards/language.py). Numbers, dates and month
+# names are Swedish too.
+TRANSLATIONS = HOME.root / "translations"
+LANGUAGE_PACKS = language.compile_language_packs(TRANSLATIONS)
+BABEL_DEFAULT_LOCALE = "sv"
+BABEL_TRANSLATION_DIRECTORIES = f"translations;{TRANSLATIONS}"  # Superset's own, then ours
+LANGUAGES = {"sv": {"flag": "se", "name": "Svenska"}, "en": {"flag": "us", "name": "English"}}
 D3_FORMAT = {"decimal": ",", "thousands": "\u00a0", "grouping": [3], "currency": ["", " kr"]}
+D3_TIME_FORMAT = language.D3_TIME_FORMAT_SV
 
 FEATURE_FLAGS = {
     "ALERT_REPORTS": False,
@@ -183,12 +190,15 @@ def guard_saved_connections(app: Any) -> None:
         event.listen(Database, "before_update", _check_stored)
 
 
-def on_app(app: Any) -> None:
-    """Superset's hook once the app exists: the connection guard, and cheap metadata commits."""
+DB_SQLA_URI_VALIDATOR = validate_uri
+DB_CONNECTION_MUTATOR = lock_connection
+
+
+def mutate_app(app: Any) -> None:
+    """Superset's hook on the app: the connection guard, our language packs, cheap metadata commits."""
     guard_saved_connections(app)
+    language.serve_language_packs(app, TRANSLATIONS, LANGUAGE_PACKS)
     metadata.cheap_commits(app)
 
 
-DB_SQLA_URI_VALIDATOR = validate_uri
-DB_CONNECTION_MUTATOR = lock_connection
-FLASK_APP_MUTATOR = on_app
+FLASK_APP_MUTATOR = mutate_app

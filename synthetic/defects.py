@@ -13,7 +13,10 @@ Delivery defects (only when rate > 0): exactly one delivery arrives late (file
 mtime about 40 days after the month ended), and exactly one socialtjänst
 delivery names the personnummer column differently. The renamed delivery gets
 no row defects, so a reader that rejects the whole file still quarantines
-exactly the listed rows elsewhere.
+exactly the listed rows elsewhere. Neither does a dataset whose quarantined row holds
+the whole delivery (``quarantine_holds``: personal's figures per enhet): at the
+default rate a few of its months a year would be held, and the demo's managers would
+see gaps in every HR series; its gate is tested on a forged delivery instead.
 
 Line numbers count the header as line 1 in CSV files (first data row = 2);
 in Parquet and JSON lines files they are row numbers starting at 1.
@@ -51,7 +54,7 @@ def inject(
 ) -> tuple[pl.DataFrame, list[RowDefect]]:
     """Return the frame with row defects (logical values, warehouse names) and the list of them."""
     n = frame.height
-    if rate <= 0 or n == 0:
+    if rate <= 0 or n == 0 or dataset.quarantine_holds:
         return frame, []
     person = dataset.person_column
     mandatory = [c for c in dataset.columns if c.mandatory]
@@ -161,7 +164,8 @@ def plan_delivery_defects(rng: np.random.Generator, months: int, rate: float) ->
     """Pick the late delivery and the renamed-column delivery (none of either when rate is 0)."""
     if rate <= 0:
         return DeliveryDefects(late=None, renamed=None)
-    units = list(UNITS)
+    # A late month is a monthly delivery's defect: a daily source's month has a file per day.
+    units = [name for name, unit in UNITS.items() if not any(d.daily for d in unit.datasets)]
     late = (units[int(rng.integers(0, len(units)))], int(rng.integers(0, months)))
     candidates = [d.name for d in UNITS[RENAMED_UNIT].datasets if d.person_column is not None]
     renamed = (

@@ -31,17 +31,19 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipelines.ingest.months import Delivery
 from pipelines.units import UNITS
 from pipelines.units.spec import Dataset, Unit
 from synthetic import care as care_mod
-from synthetic import cases, contacts, defects, economy, links, social
+from synthetic import cases, contacts, defects, economy, feedback, links, personnel, social
 from synthetic import school as school_mod
 from synthetic.defects import LATE_DAYS, DeliveryDefects, RowDefect
 from synthetic.ground_truth import Pattern, manifest, write_json
@@ -168,6 +170,8 @@ def _simulate(
     )
     step()
     utfall, deviations = economy.outcomes(child_rng(seed, "economy"), pop)
+    betyg, low_ratings = feedback.ratings(child_rng(seed, "feedback"), pop)
+    nyckeltal, personnel_patterns = personnel.personnel(child_rng(seed, "personnel"), pop)
     step()
     datasets = {
         ("folkbokforing", "aviseringar"): pop.events,
@@ -184,6 +188,8 @@ def _simulate(
         ("e_tjanster", "inlamningar"): inlamningar,
         ("arendehandelser", "statushandelser"): events,
         ("ekonomi", "utfall"): utfall,
+        ("direkt_feedback", "betyg"): betyg,
+        ("personal", "nyckeltal"): nyckeltal,
     }
     expected = {(u.name, d.name) for u in UNITS.values() for d in u.datasets}
     if set(datasets) != expected:
@@ -197,6 +203,8 @@ def _simulate(
         *planted.patterns,
         links.CONFOUNDED,
         *deviations,
+        *low_ratings,
+        *personnel_patterns,
     ]
     return pop, datasets, patterns
 
@@ -229,30 +237,51 @@ class _Writer:
         }
         mtime_rng = child_rng(seed, "mtimes", unit.name)
         for m in range(period.months):
+            monthly = [d for d in unit.datasets if not d.daily]
             written = [
                 self._write_file(
                     unit, dataset, m, parts[dataset.name].get((m,), prepared[dataset.name].clear())
                 )
-                for dataset in unit.datasets
+                for dataset in monthly
                 if period.calendar_month(m) in dataset.delivered_in_months
             ]
             month_end = datetime.fromisoformat(f"{period.label(m + 1)}-01").replace(tzinfo=UTC)
             mtime = _delivery_mtime(month_end, self.plan.is_late(unit, m), int(mtime_rng.integers(0, 10**6)))
             for path in written:
                 os.utime(path, (mtime, mtime))
+            for dataset in unit.datasets:
+                if dataset.daily:
+                    month = parts[dataset.name].get((m,), prepared[dataset.name].clear())
+                    self._write_days(unit, dataset, m, month, mtime_rng)
             done()
 
-    def _write_file(self, unit: Unit, dataset: Dataset, m: int, part: pl.DataFrame) -> Path:
+    def _write_days(
+        self, unit: Unit, dataset: Dataset, m: int, part: pl.DataFrame, rng: np.random.Generator
+    ) -> None:
+        """A daily dataset: a file for every day of the month (only its header on a day without
+        records), written the night after (its mtime)."""
+        by_day = part.partition_by("_day", as_dict=True, maintain_order=True)
+        for day in Delivery.parse(self.pop.period.label(m)).days_before(date.max):
+            path = self._write_file(unit, dataset, m, by_day.get((day,), part.clear()), day)
+            night = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1, hours=1)
+            mtime = (night + timedelta(seconds=int(rng.integers(0, 3600)))).timestamp()
+            os.utime(path, (mtime, mtime))
+
+    def _write_file(
+        self, unit: Unit, dataset: Dataset, m: int, part: pl.DataFrame, day: date | None = None
+    ) -> Path:
         label = self.pop.period.label(m)
         frame = logical_columns(part, dataset)
         unique = frame.unique(maintain_order=True)
         self.summary.natural_duplicates_removed += frame.height - unique.height
         renames = self.plan.renames(unit, dataset, m)
-        if renames is None:  # the renamed delivery gets no row defects (see synthetic.defects)
+        # The renamed delivery gets no row defects (see synthetic.defects), nor does a daily dataset:
+        # defects.json names a row by month and line, and a daily month has a file per day.
+        if renames is None and not dataset.daily:
             rng = child_rng(self.seed, "defects", unit.name, dataset.name, m)
             unique, found = defects.inject(unique, unit, dataset, label, self.defect_rate, rng)
             self.row_defects.extend(found)
-        path = delivery_path(self.out_dir, unit, label, dataset)
+        path = delivery_path(self.out_dir, unit, label, dataset, day)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = encode(unique, unit, dataset, renames)
         path.write_bytes(data)
@@ -308,8 +337,8 @@ def all_personnummer(out_dir: Path) -> set[str]:
             column = dataset.person_column
             if column is None:
                 continue
-            pattern = f"*/{dataset.file_name(unit.format)}"
-            for path in sorted((Path(out_dir) / "landing" / unit.name).glob(pattern)):
+            months = sorted(p for p in (Path(out_dir) / "landing" / unit.name).glob("*") if p.is_dir())
+            for path in [f for month in months for f in dataset.files(month, unit.format) if f.exists()]:
                 frame = read_delivery(path, unit)
                 # The spec's column, or (renamed-column defect) whatever the spec does not know.
                 if column.source in frame.columns:

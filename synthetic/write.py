@@ -13,7 +13,7 @@ serials (``format: excel_serial``) is written as Excel's day numbers.
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +27,9 @@ from synthetic.population import Population
 HELPER_PREFIX = "_"  # columns starting with this are internal and never written
 
 
-def delivery_path(root: Path, unit: Unit, month: str, dataset: Dataset) -> Path:
-    """<root>/landing/<unit>/<YYYY-MM>/<dataset file name>."""
-    return root / "landing" / unit.name / month / dataset.file_name(unit.format)
+def delivery_path(root: Path, unit: Unit, month: str, dataset: Dataset, day: date | None = None) -> Path:
+    """<root>/landing/<unit>/<YYYY-MM>/<dataset file name> (a daily dataset's file of ``day``)."""
+    return root / "landing" / unit.name / month / dataset.file_name(unit.format, day)
 
 
 def with_personnummer(

@@ -210,7 +210,7 @@ def test_the_traffic_light_tiles_are_red_yellow_and_green_like_the_kpi_table(das
     assert colours == {"röd": "#E04355", "gul": "#FCC700", "grön": "#5AC189"}
 
 
-UNITS = r"(mnkr|tkr|%|dagar|st|meritpoäng)"
+UNITS = r"(mnkr|tkr|%|dagar|st|meritpoäng|betyg)"
 SWEDISH_NUMBER = re.compile(rf"[-−]?\d{{1,3}}( \d{{3}})*(,\d)? {UNITS}")
 
 
@@ -221,7 +221,8 @@ def test_every_kpi_value_is_shown_with_its_unit_in_swedish_format(dashboards_pla
     units = set()
     for row in rows:
         for column in ("utfall", "mal", "avvikelse", "prognos"):
-            if row[column] is not None:
+            assert row[column] is not None, f"{row['title']}: {column} is empty, not a dash"
+            if row[column] != "–":
                 assert SWEDISH_NUMBER.fullmatch(row[column]), f"{row['title']}: {column} {row[column]!r}"
                 units.add(row[column].rsplit(" ", 1)[1])
         if row["title"].startswith("Nettokostnad") and row["utfall"]:
@@ -262,6 +263,29 @@ def test_the_deviation_list_counts_what_the_tiles_count_under_the_same_filters(
     for native in json.loads(dashboard["json_metadata"])["native_filter_configuration"]:
         assert kpi_charts <= set(native["chartsInScope"]), f"filter {native['name']} misses a KPI chart"
         assert kpi_charts.isdisjoint(native["scope"]["excluded"]), native["name"]
+
+
+PERSONNEL = "Personal: nyckeltal mot mål (senaste månad)"
+SICK_LEAVE = "Långtidssjukfrånvaro (dag 15–) per månad, % av schemalagd tid"
+
+
+@pytest.mark.parametrize("who", ["admin", *MANAGERS])
+def test_the_personnel_panel_shows_hr_kpis_against_target_within_what_the_user_may_see(
+    dashboards_platform, who
+):
+    from synthetic.personnel import TINY
+
+    user = _login(dashboards_platform, who)
+    charts = user.charts()
+    rows = user.chart_data(charts[PERSONNEL])
+    assert rows, f"{who}: the personnel panel has rows"
+    assert {r["status"] for r in rows} <= {"grön", "gul", "röd"}
+    assert all(SWEDISH_NUMBER.fullmatch(r["utfall"]) for r in rows), rows[:3]
+    organisations = {r["organisation"] for r in rows}
+    assert TINY[1] not in organisations, "an enhet of four employees is never shown"
+    if who != "admin":
+        assert organisations <= _own_organisations(dashboards_platform, who) | {"Kommunen"}, organisations
+    assert user.filtered_data(charts[SICK_LEAVE], WHOLE_FORVALTNING), f"{who}: sick leave per month"
 
 
 def _dashboard_charts(user: Superset) -> dict[str, list[dict]]:

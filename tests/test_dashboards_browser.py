@@ -1,5 +1,6 @@
-"""Every dashboard renders in a real browser (headless Chromium) with no chart in error, for the admin
-and for two förvaltning managers (each sees only the dashboards they may list).
+"""Every dashboard renders in a real browser (headless Chromium) with no chart in error and no English
+from Superset's interface, for the admin and for two förvaltning managers (each sees only the
+dashboards they may list).
 
 The browser is driven from .venv-superset (Selenium is a Superset dependency) by
 ``dashboards/browser.py``, against the session's Superset server. Screenshots are kept as test
@@ -42,6 +43,7 @@ def test_every_dashboard_renders_in_chromium_with_no_chart_in_error_for_admin_an
         for slug, result in dashboards.items():
             where = f"{who}, {slug} (screenshot {result['screenshot']})"
             assert result["errors"] == [], f"{where}: {result['errors']}"
+            assert result["english"] == [], f"{where}: Superset's English (dashboards/translations)"
             assert result["charts"] > 0
             assert Path(result["screenshot"]).stat().st_size > 20_000, (
                 f"{where}: a rendered page, not a blank one"

@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from personnummer import personnummer as oracle
 
+from pipelines.ingest.months import Delivery
 from pipelines.units import UNITS
 from pipelines.units.spec import Csv, JsonLines, Parquet, Unit
 from synthetic import all_personnummer, generate
@@ -101,7 +102,7 @@ def _violations(root: Path) -> set[tuple[str, str, str, int, str]]:
     for unit in UNITS.values():
         comma = isinstance(unit.format, Csv) and unit.format.decimal_comma
         for dataset in unit.datasets:
-            for path in sorted((root / "landing" / unit.name).glob(f"*/{dataset.file_name(unit.format)}")):
+            for path in _dataset_files(root, unit, dataset):
                 month = path.parent.name
                 header, rows = _rows(path, unit)
                 if header and header != [c.source for c in dataset.columns]:
@@ -145,21 +146,32 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
     assert any(files_a[k] != files_c[k] for k in files_a if k.startswith("landing"))
 
 
+def _dataset_files(root: Path, unit: Unit, dataset) -> list[Path]:
+    """The dataset's files in every month's folder (each day's file of a daily dataset)."""
+    months = sorted(p for p in (root / "landing" / unit.name).glob("*") if p.is_dir())
+    return [f for month in months for f in dataset.files(month, unit.format) if f.exists()]
+
+
+def _days(month: str) -> list[date]:
+    return Delivery.parse(month).days_before(date.max)
+
+
 def test_every_delivery_has_the_spec_layout(clean: Path) -> None:
     months = Period.ending("2025-12", 1).labels
     expected = {
-        Path("landing", unit.name, m, d.file_name(unit.format))
+        Path("landing", unit.name, m, d.file_name(unit.format, day))
         for unit in UNITS.values()
         for m in months
         for d in unit.datasets
         if int(m[5:]) in d.delivered_in_months
+        for day in (_days(m) if d.daily else [None])
     }
     landing = {p.relative_to(clean) for p in (clean / "landing").rglob("*") if p.is_file()}
     assert landing == expected
     for unit in UNITS.values():
         for dataset in unit.datasets:
             rows = 0
-            for path in (clean / "landing" / unit.name).glob(f"*/{dataset.file_name(unit.format)}"):
+            for path in _dataset_files(clean, unit, dataset):
                 header, found = _rows(path, unit)
                 assert header == [c.source for c in dataset.columns], path
                 rows += len(found)
@@ -179,7 +191,7 @@ def test_csv_encodings_and_separators(clean: Path) -> None:
                 with pytest.raises(UnicodeDecodeError):
                     data.decode("utf-8")
             header = text.lstrip("\ufeff").splitlines()[0]
-            dataset = next(d for d in unit.datasets if path.name == d.file_name(fmt))
+            dataset = next(d for d in unit.datasets if path in d.files(path.parent, fmt))
             assert header.split(fmt.separator) == [c.source for c in dataset.columns]
     # Decimal comma where the unit uses it, a point elsewhere.
     aid = (clean / "landing/socialtjanst/2025-03/ekonomiskt_bistand.csv").read_bytes().decode("cp1252")
@@ -217,6 +229,14 @@ def test_clean_municipality_has_no_defects(clean: Path) -> None:
     for path in (clean / "landing").rglob("*.*"):
         month_start = datetime.fromisoformat(f"{path.parent.name}-01").replace(tzinfo=UTC)
         delay = datetime.fromtimestamp(path.stat().st_mtime, UTC) - month_start
+        if any(d.daily for d in UNITS[path.parent.parent.name].datasets):  # the night after its day
+            day = datetime.fromisoformat(path.stem.split("_")[-1]).replace(tzinfo=UTC)
+            assert (
+                timedelta(days=1)
+                < datetime.fromtimestamp(path.stat().st_mtime, UTC) - day
+                < timedelta(days=2)
+            )
+            continue
         assert 30 <= delay.days < 40, path  # a few days after the month ended
 
 

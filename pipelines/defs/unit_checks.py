@@ -179,6 +179,9 @@ def _reconciliation(
         if f.status == "missing":
             problems.append(f"{f.source_file}: not delivered")
             continue
+        if f.status == "misnamed":
+            problems.append(f"{f.source_file}: {f.reason}")
+            continue
         if f.status == "rejected":
             continue  # quarantined whole: reported by the expectations check (file_readable)
         if f.rows_in_file == 0 and not unit.dataset(f.dataset).may_be_empty:
@@ -195,9 +198,10 @@ def _reconciliation(
             )
         counted = run(
             con,
-            f"""SELECT (SELECT count(*) FROM {f.dataset} WHERE _delivery = $d),
-                       (SELECT count(*) FROM quarantine WHERE _delivery = $d AND dataset = $ds)""",
-            {"d": delivery, "ds": f.dataset},
+            f"""SELECT (SELECT count(*) FROM {f.dataset} WHERE _delivery = $d AND _source_file = $f),
+                       (SELECT count(*) FROM quarantine WHERE _delivery = $d AND dataset = $ds
+                        AND _source_file = $f)""",
+            {"d": delivery, "ds": f.dataset, "f": f.source_file},
         )[0]
         if counted != (f.rows_loaded, f.rows_quarantined):
             problems.append(

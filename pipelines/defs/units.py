@@ -68,7 +68,9 @@ def build_unit_asset(unit: Unit) -> dg.AssetsDefinition:
         for delivery, results in loads:
             _add(totals, results)
             problems += [
-                f"{r.source_file}: {r.status} ({r.reason})" for r in results if r.status == "rejected"
+                f"{r.source_file}: {r.status} ({r.reason})"
+                for r in results
+                if r.status in ("rejected", "misnamed")
             ]
             progress.delivery_loaded(unit.name, delivery, sum(r.rows_in_file or 0 for r in results))
         loaded = time.perf_counter()

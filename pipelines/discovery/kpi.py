@@ -8,7 +8,8 @@ Three detectors over the marts (aggregates only; no person data):
 - ``kpi_trend``: a series that keeps moving: Mann–Kendall (Kendall's tau against time) on the
   series with its month-of-year pattern removed, Theil–Sen slope with its interval; reported when
   the change is material (``MIN_TREND_REL`` of the level per year, or ``MIN_TREND_PP`` percentage
-  points a year for shares). The budget KPI is tested on its deviation, since budgets grow by design.
+  points a year for shares). Budget KPIs (net cost, personnel cost) are tested on their deviation, since
+  budgets grow by design; a rolling 12-month KPI (staff turnover) is not tested for trends.
 - ``case_flow``: a case type that one förvaltning decides far more slowly than the others handling
   the same type: median days to decision, Mann–Whitney U against the other förvaltningar's cases,
   reported at a ratio of at least ``MIN_SLOWDOWN`` and ``MIN_EXTRA_DAYS`` more days.
@@ -44,7 +45,10 @@ MIN_TREND_PP = 2.0
 MIN_SLOWDOWN = 3.0
 MIN_EXTRA_DAYS = 5.0
 MIN_FORVALTNINGAR = 3
-BUDGET_KPI = "U90001"
+BUDGET_KPIS = ("U90001", "U90076")  # against a budget that grows by design: trends on the deviation
+# A rolling 12-month value shares 11 months with the next one, so its series trends by construction
+# (Mann–Kendall assumes independent values): not tested for trends, only against its peers.
+ROLLING_KPIS = ("U90073",)
 # Where each KPI's numbers come from (for findings' datasets).
 SOURCES = {
     "U90001": "ekonomi.utfall",
@@ -56,6 +60,9 @@ SOURCES = {
     "U90040": "e_tjanster.inlamningar",
     "U90050": "vard_omsorg.hemtjanst",
     "U90060": "skola.meritvarde",
+    "U90080": "direkt_feedback.betyg",
+    "U90081": "direkt_feedback.betyg",
+    **{f"U9007{i}": "personal.nyckeltal" for i in range(7)},
 }
 SERIES_SQL = """
     WITH finest AS (
@@ -198,9 +205,9 @@ def _deviation(row: dict, z: float, centre: float, p: float, q: float, version: 
 def trends(series: pl.DataFrame, version: str) -> list[Finding]:
     rows = []
     for _, s in series.group_by("kpi_id", "org_unit_id", maintain_order=True):
-        if s.height < MIN_MONTHS:
+        if s.height < MIN_MONTHS or s["kpi_id"][0] in ROLLING_KPIS:
             continue
-        value = "deviation_pct" if s["kpi_id"][0] == BUDGET_KPI else "actual"
+        value = "deviation_pct" if s["kpi_id"][0] in BUDGET_KPIS else "actual"
         s = s.drop_nulls(value).sort("month")
         if s.height < MIN_MONTHS:
             continue

@@ -1,5 +1,7 @@
 """Load one unit's monthly delivery into its zone: every row loaded or quarantined, atomically.
 
+A daily dataset's delivery is its month's folder with a file per day; the month is loaded whole.
+
 A delivery (``landing/<unit>/<YYYY-MM>/``) replaces its partition in one DuckDB
 transaction, so a rerun gives the same tables and a killed load leaves the
 previous state. Per file, ``reconciliation`` records rows in the file = rows
@@ -13,7 +15,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -23,7 +25,7 @@ from pipelines.border.keys import Keyring
 from pipelines.border.sql import hmac_params, install_macros
 from pipelines.ingest.months import Delivery, fingerprint
 from pipelines.ingest.read import LINE, DeliveryError, read_delivery_file
-from pipelines.ingest.transform import BORDER_ONLY, IDENTIFIERS, LINK_TOKEN, border_query
+from pipelines.ingest.transform import BORDER_ONLY, FILE, IDENTIFIERS, LINK_TOKEN, border_query
 from pipelines.quality import gate
 from pipelines.units.spec import Dataset, Unit
 from warehouse.layout import Warehouse, connect, run, used
@@ -53,9 +55,10 @@ class FileResult:
     rows_in_file: int | None
     rows_loaded: int
     rows_quarantined: int | None
-    status: str  # loaded | rejected | missing
+    status: str  # loaded | rejected | missing | misnamed (a daily file named for no day of its month)
     reason: str | None = None
     identifiers_masked: int = 0  # personnummer (and contacts) typed into free text, masked at the border
+    staged: str = ""  # the temp table (or view) holding the file's rows after the border query
 
 
 def load_delivery(
@@ -96,9 +99,10 @@ def load_deliveries(
 def _load(con, unit: Unit, delivery: str, landing: Path, params: dict) -> list[FileResult]:
     loaded_at = datetime.now()
     folder = fingerprint(landing / unit.name / delivery)  # before reading: a file changing now reloads
-    results = [_stage(con, unit, ds, delivery, landing, params) for ds in _expected(unit, delivery)]
-    staged = [unit.dataset(r.dataset) for r in results if r.status == "loaded"]
-    _write_vault(con, staged)
+    results = [
+        r for ds in _expected(unit, delivery) for r in _stage_files(con, unit, ds, delivery, landing, params)
+    ]
+    _write_vault(con, unit, results)
     _replace_partition(con, unit, delivery, results, loaded_at, folder)
     return results
 
@@ -167,33 +171,127 @@ def _expected(unit: Unit, delivery: str) -> list[Dataset]:
     return [d for d in unit.datasets if month in d.delivered_in_months]
 
 
-def _stage(con, unit: Unit, dataset: Dataset, delivery: str, landing: Path, params: dict) -> FileResult:
-    """Run the border query into a temp table ``staged_<dataset>`` (pseudonyms only)."""
-    path = landing / unit.name / delivery / dataset.file_name(unit.format)
-    source = str(path.relative_to(landing))
-    query = border_query(dataset, unit.format)
-    if not path.exists():
-        return FileResult(dataset.name, source, 0, 0, 0, "missing", "file not delivered")
-    try:
-        raw = read_delivery_file(path, unit.format, dataset)
-    except DeliveryError as e:
+def _stage_files(
+    con, unit: Unit, dataset: Dataset, delivery: str, landing: Path, params: dict
+) -> list[FileResult]:
+    """Stage every file of the dataset in the delivery: its one file, or each day's file of a daily
+    dataset, with the days that have passed without a file and the files named for no day."""
+    folder = landing / unit.name / delivery
+    table = f"staged_{dataset.name}"
+    if not dataset.daily:
+        return [_stage(con, dataset, unit, folder / dataset.file_name(unit.format), landing, table, params)]
+    files = dataset.files(folder, unit.format)
+    return _stage_days(con, dataset, unit, files, landing, table, params) + _unaccounted(
+        unit, dataset, delivery, landing, files
+    )
+
+
+def _stage_days(
+    con, dataset: Dataset, unit: Unit, files: list[Path], landing: Path, table: str, params: dict
+) -> list[FileResult]:
+    """A daily dataset's files through one border query (planned per file it cost about 50 ms a day),
+    then each file's rows as a view of their own, so each file is reconciled as a single file is."""
+    read = {
+        i: _read(con, dataset, unit, path, landing, f"{table}_rejected_{i}") for i, path in enumerate(files)
+    }
+    frames = [
+        raw.with_columns(pl.lit(i, pl.Int64).alias(FILE)) for i, raw in read.items() if not _rejected(raw)
+    ]
+    counts = {}
+    if frames:
+        query = border_query(dataset, unit.format, by_file=True)
+        con.register("raw", pl.concat(frames))
+        run(con, f"CREATE OR REPLACE TEMP TABLE {table} AS {query.sql}", used(query.sql, params))
+        con.unregister("raw")
+        counted = f"""SELECT {FILE}, count(*) FILTER (_rule IS NOT NULL), coalesce(sum({IDENTIFIERS}), 0)
+                      FROM {table} GROUP BY 1"""
+        counts = {i: (quarantined, masked) for i, quarantined, masked in run(con, counted)}
+    results = []
+    for i, raw in read.items():
+        if _rejected(raw):
+            results.append(raw)
+            continue
+        view = f"{table}_{i}"
         run(
             con,
-            f"CREATE OR REPLACE TEMP TABLE staged_{dataset.name} AS SELECT $line AS line",
-            {"line": e.line},
+            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * EXCLUDE ({FILE}) FROM {table} WHERE {FILE} = {i}",
         )
-        where = f" (line {e.line})" if e.line else ""
-        return FileResult(dataset.name, source, e.rows, 0, e.rows, "rejected", f"{e.rule}: {e.detail}{where}")
+        quarantined, masked = counts.get(i, (0, 0))
+        source = _source(files[i], landing)
+        results.append(
+            FileResult(dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded", None,
+                       masked, view)
+        )  # fmt: skip
+    return results
+
+
+def _rejected(read: pl.DataFrame | FileResult) -> bool:
+    return isinstance(read, FileResult)
+
+
+def _unaccounted(
+    unit: Unit, dataset: Dataset, delivery: str, landing: Path, files: list[Path]
+) -> list[FileResult]:
+    """A daily dataset's days that have ended without a file (``missing``: the source exports every day,
+    an empty file for a day without records) and files named for no day of the month (``misnamed``);
+    either holds the delivery, so a lost day is not published as a quiet one."""
+    folder = landing / unit.name / delivery
+    present = {dataset.day_of(p, unit.format) for p in files}
+    missing = [
+        FileResult(dataset.name, _source(folder / dataset.file_name(unit.format, day), landing), 0, 0, 0,
+                   "missing", "file not delivered")
+        for day in Delivery.parse(delivery).days_before(date.today())
+        if day not in present
+    ]  # fmt: skip
+    misnamed = [
+        FileResult(dataset.name, _source(p, landing), None, 0, None, "misnamed",
+                   f"not_a_day_of_the_month: the file name names no day of {delivery} "
+                   f"(expected {dataset.name}_{delivery}-DD.{unit.format.extension})")
+        for p in dataset.stray_files(folder, unit.format)
+    ]  # fmt: skip
+    return missing + misnamed
+
+
+def _source(path: Path, landing: Path) -> str:
+    return str(path.relative_to(landing))
+
+
+def _stage(
+    con, dataset: Dataset, unit: Unit, path: Path, landing: Path, table: str, params: dict
+) -> FileResult:
+    """Run the border query over one file into the temp table ``table`` (pseudonyms only)."""
+    source = _source(path, landing)
+    if not path.exists():
+        return FileResult(dataset.name, source, 0, 0, 0, "missing", "file not delivered")
+    raw = _read(con, dataset, unit, path, landing, table)
+    if _rejected(raw):
+        return raw
+    query = border_query(dataset, unit.format)
     con.register("raw", raw)
-    run(con, f"CREATE OR REPLACE TEMP TABLE staged_{dataset.name} AS {query.sql}", used(query.sql, params))
+    run(con, f"CREATE OR REPLACE TEMP TABLE {table} AS {query.sql}", used(query.sql, params))
     con.unregister("raw")
     quarantined, masked = run(
-        con,
-        f"SELECT count(*) FILTER (_rule IS NOT NULL), coalesce(sum({IDENTIFIERS}), 0) FROM staged_{dataset.name}",
+        con, f"SELECT count(*) FILTER (_rule IS NOT NULL), coalesce(sum({IDENTIFIERS}), 0) FROM {table}"
     )[0]
     return FileResult(
-        dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded", None, masked
+        dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded", None, masked, table
     )
+
+
+def _read(
+    con, dataset: Dataset, unit: Unit, path: Path, landing: Path, table: str
+) -> pl.DataFrame | FileResult:
+    """The file's rows as text, or the file rejected whole (the line it failed on kept in ``table``, from
+    which quarantine takes it)."""
+    try:
+        return read_delivery_file(path, unit.format, dataset)
+    except DeliveryError as e:
+        run(con, f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT $line AS line", {"line": e.line})
+        where = f" (line {e.line})" if e.line else ""
+        reason = f"{e.rule}: {e.detail}{where}"
+        return FileResult(
+            dataset.name, _source(path, landing), e.rows, 0, e.rows, "rejected", reason, staged=table
+        )
 
 
 def _ensure_table(con, dataset: Dataset, sql: str, params: dict) -> None:
@@ -229,15 +327,17 @@ def _vault(con, unit: Unit, vault_path: Path) -> Iterator[None]:
         run(con, "DETACH vault")
 
 
-def _write_vault(con, datasets: list[Dataset]) -> None:
+def _write_vault(con, unit: Unit, results: list[FileResult]) -> None:
     """Record each new pseudonym's linkage token; idempotent, so a killed load leaves nothing wrong."""
-    with_person = [d.name for d in datasets if d.person_column]
+    with_person = [
+        r.staged for r in results if r.status == "loaded" and unit.dataset(r.dataset).person_column
+    ]
     if not with_person:
         return
     union = " UNION ".join(
-        f"SELECT person_pseudonym, {LINK_TOKEN} AS link_token, key_version FROM staged_{d} "
+        f"SELECT person_pseudonym, {LINK_TOKEN} AS link_token, key_version FROM {t} "
         "WHERE person_pseudonym IS NOT NULL AND _rule IS NULL"
-        for d in with_person
+        for t in with_person
     )
     run(con, f"INSERT OR IGNORE INTO vault.link SELECT DISTINCT * FROM ({union})")
 
@@ -266,7 +366,7 @@ def _replace_partition(
 
 def _insert_file(con, dataset: Dataset, r: FileResult, delivery: str, loaded_at: datetime) -> None:
     lineage = {"f": r.source_file, "d": delivery, "t": loaded_at}
-    staged = f"staged_{r.dataset}"
+    staged = r.staged
     if r.status == "loaded":
         exclude = f"{BORDER_ONLY}{_link_exclude(dataset)}"
         run(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 PATTERN = re.compile(r"(\d{4})-(\d{2})")
@@ -55,6 +55,12 @@ class Delivery:
 
     def next(self) -> Delivery:
         return Delivery(self.year + self.month // 12, self.month % 12 + 1)
+
+    def days_before(self, today: date) -> list[date]:
+        """The month's days that have ended before ``today``: a daily source has exported each of them."""
+        first, following = date(self.year, self.month, 1), self.next()
+        end = min(date(following.year, following.month, 1), today)
+        return [first + timedelta(days=d) for d in range(max((end - first).days, 0))]
 
 
 def fingerprint(folder: Path) -> str:

@@ -26,6 +26,7 @@ from pipelines.units.spec import Column, Csv, Dataset, FileFormat
 PNR_CHECKED = ", coalesce(pnr_valid(_p, $ref_year), false) AS _pnr_ok, pnr_twelve(_p, $ref_year) AS _pnr12"
 LINK_TOKEN = "_link_token"
 IDENTIFIERS = "_identifiers"  # per row: personnummer (and contacts) found in free text and masked
+FILE = "_file"  # which of several files staged together a row came from (a daily dataset's days)
 HITS = "_pnr_hits"  # the row's free-text runs that hold a personnummer (never stored)
 BORDER_ONLY = f"_rule, _column, _raw_values, {IDENTIFIERS}"  # border output that is never stored as is
 
@@ -38,7 +39,9 @@ class BorderQuery:
     loaded_columns: tuple[str, ...]
 
 
-def border_query(dataset: Dataset, fmt: FileFormat) -> BorderQuery:
+def border_query(dataset: Dataset, fmt: FileFormat, by_file: bool = False) -> BorderQuery:
+    """The border over ``raw``; ``by_file``: ``raw`` holds several files, told apart by ``_file``, which
+    the output keeps (a duplicate row is one within its own file, as when each file is staged alone)."""
     decimal_comma = isinstance(fmt, Csv) and fmt.decimal_comma
     typed, loaded = ["_source_line"], []
     for col in dataset.columns:
@@ -59,13 +62,15 @@ def border_query(dataset: Dataset, fmt: FileFormat) -> BorderQuery:
     sql = f"""
         WITH src AS (
             SELECT *{f', pnr_parts("{person.source}") AS _p' if person else ""},
-                row_number() OVER (PARTITION BY {_all_source(dataset)} ORDER BY _source_line) AS _occurrence
+                row_number() OVER (
+                    PARTITION BY {f"{FILE}, " if by_file else ""}{_all_source(dataset)} ORDER BY _source_line
+                ) AS _occurrence
             FROM raw
         ),
         checked AS (SELECT *{PNR_CHECKED if person else ""}{hits} FROM src),
         typed AS (SELECT *, {", ".join(typed)} FROM checked),
         ruled AS (SELECT *, {rule_case} AS _rule, {column_case} AS _column FROM typed)
-        SELECT _source_line, {", ".join(f"{_parsed(n)} AS {n}" for n in loaded)}{link},
+        SELECT _source_line{f", {FILE}" if by_file else ""}, {", ".join(f"{_parsed(n)} AS {n}" for n in loaded)}{link},
             CASE WHEN _rule IS NOT NULL THEN {raw_values} END AS _raw_values,
             _rule, _column, {_identifier_count(dataset)} AS {IDENTIFIERS}
         FROM ruled

@@ -47,6 +47,7 @@ ALL_ROWS, LOADED_ROWS, DELIVERY = "all_rows", "loaded_rows", "delivery"
 PARTS = (ALL_ROWS, LOADED_ROWS, DELIVERY)
 PSEUDONYM = r"^[0-9a-f]{64}$"
 SYSTEMATIC_SHARE = 0.5  # more than half of a file's rows broken: the file is wrong, not the rows
+HOLDS = " A quarantined row holds the delivery (quarantine_holds)."
 
 
 def suite_name(unit: Unit, dataset: Dataset) -> str:
@@ -160,10 +161,12 @@ def delivery(dataset: Dataset) -> list[dict[str, Any]]:
         _e(
             "expect_column_values_to_be_between",
             {"column": "rows_quarantined", "min_value": 0, "max_value": 0},
-            "warning",
+            "critical" if dataset.quarantine_holds else "warning",
             "rows_quarantined",
             "No row quarantined (mandatory, type, range, value set, personnummer, duplicate); "
-            "which rule and line: the quarantine table and the check's metadata.",
+            "which rule and line: the quarantine table and the check's metadata."
+            + HOLDS
+            * dataset.quarantine_holds,
         ),
         _pair(
             "rows",

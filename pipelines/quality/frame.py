@@ -35,7 +35,7 @@ class DeliveryFile:
 
     dataset: str
     source_file: str
-    status: str  # loaded | rejected | missing
+    status: str  # loaded | rejected | missing | misnamed
     reason: str | None
     rows_in_file: int | None
     rows_loaded: int | None

@@ -22,6 +22,7 @@ from pipelines.stewardship import audit, sharing
 from pipelines.stewardship.compact import compact
 from pipelines.stewardship.contracts import Contract, load_contracts
 from pipelines.units import Unit
+from pipelines.units.spec import Dataset
 from warehouse.layout import Warehouse, connect, run, used
 
 
@@ -33,7 +34,7 @@ def thin_unit(unit: Unit, paths: Paths, today: date | None = None) -> dict[str, 
     for d in unit.datasets:
         contract = contracts[f"{unit.name}.{d.name}"]
         cutoff = sharing.params(contract, today)["cutoff"]
-        files = _thin_landing(paths.landing / unit.name, d.file_name(unit.format), cutoff)
+        files = _thin_landing(paths.landing / unit.name, unit, d, cutoff)
         rows = quarantined = 0
         if zone.exists():
             with connect(zone) as con:
@@ -124,15 +125,18 @@ def _cross_unit_rows(c: Contract) -> tuple[str, str]:
     return table, f'"{s.period}" < $cutoff_date' if s.period else "false"
 
 
-def _thin_landing(unit_landing: Path, file_name: str, cutoff: str) -> int:
+def _thin_landing(unit_landing: Path, unit: Unit, dataset: Dataset, cutoff: str) -> int:
+    """Delete the dataset's landing files (each day's file of a daily dataset) of months before the cutoff."""
     if not unit_landing.is_dir():
         return 0
     removed = 0
     for month in unit_landing.iterdir():
-        path = month / file_name
-        if month.is_dir() and month.name < cutoff and path.exists():
-            path.unlink()
-            removed += 1
+        if not (month.is_dir() and month.name < cutoff):
+            continue
+        for path in dataset.files(month, unit.format) + dataset.stray_files(month, unit.format):
+            if path.exists():
+                path.unlink()
+                removed += 1
     return removed
 
 

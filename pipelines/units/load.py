@@ -190,7 +190,9 @@ def _dataset(path: Path, raw: dict[str, Any], unit: str) -> Dataset:
         description=str(raw.get("description", "")).strip(),
         delivered_in_months=tuple(months),
         may_be_empty=block.take("may_be_empty", bool, False),
+        quarantine_holds=block.take("quarantine_holds", bool, False),
         natural_key=tuple(natural_key),
+        daily=block.take("daily", bool, False),
         control_totals=_control_totals(block.take("control_totals", dict, None), path),
     )
     block.done()

@@ -9,6 +9,8 @@ The values are read from the dataset contracts (YAML) by :mod:`pipelines.units.l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
 from typing import Literal
 
 ColumnKind = Literal[
@@ -109,12 +111,45 @@ class Dataset:
     # A file with no records (only its header) is an empty delivery and holds the delivery, unless the
     # dataset records rare events, where a month without any is a real answer (investigations opened).
     may_be_empty: bool = False
+    # Rows that are figures per org unit rather than events: a quarantined row would leave every total
+    # above it wrong, so it holds the whole delivery instead of letting the rest through.
+    quarantine_holds: bool = False
     control_totals: ControlTotals | None = None
     # At most one loaded row per key and delivery (warehouse column names, as the border writes them).
     natural_key: tuple[str, ...] = ()
+    # A source that exports every day (Direkt feedback) writes one file per day into the month's folder,
+    # ``<dataset>_<YYYY-MM-DD>.<ext>``; each new day's file changes the month's fingerprint, so the
+    # delivery sensor reloads the month (atomically, every day's file reconciled on its own).
+    daily: bool = False
 
-    def file_name(self, fmt: FileFormat) -> str:
-        return f"{self.name}.{fmt.extension}"
+    def file_name(self, fmt: FileFormat, day: date | None = None) -> str:
+        """The dataset's file in a delivery folder; a daily dataset's file for ``day``."""
+        if self.daily != (day is not None):
+            raise ValueError(f"{self.name}: a day is given exactly when the dataset is delivered daily")
+        return f"{self.name}_{day:%Y-%m-%d}.{fmt.extension}" if day else f"{self.name}.{fmt.extension}"
+
+    def files(self, folder: Path, fmt: FileFormat) -> list[Path]:
+        """The dataset's files in a delivery folder, in order: the one file, or every day's file
+        (``file_name`` of each day, in day order); a file named for no day of the month is left out
+        here and found by :meth:`stray_files`."""
+        if not self.daily:
+            return [folder / self.file_name(fmt)]
+        return sorted(p for p in folder.glob(f"{self.name}_*.{fmt.extension}") if self.day_of(p, fmt))
+
+    def stray_files(self, folder: Path, fmt: FileFormat) -> list[Path]:
+        """Files that look like a daily dataset's but name no day of the folder's month."""
+        if not self.daily:
+            return []
+        return sorted(p for p in folder.glob(f"{self.name}_*.{fmt.extension}") if not self.day_of(p, fmt))
+
+    def day_of(self, path: Path, fmt: FileFormat) -> date | None:
+        """The day a daily file is named for, if it is a day of its folder's month (``YYYY-MM``)."""
+        stem = path.name.removeprefix(f"{self.name}_").removesuffix(f".{fmt.extension}")
+        try:
+            day = date.fromisoformat(stem)
+        except ValueError:
+            return None
+        return day if f"{day:%Y-%m}" == path.parent.name and stem == f"{day:%Y-%m-%d}" else None
 
     @property
     def person_column(self) -> Column | None:

@@ -72,6 +72,60 @@ merit as (
         {{ exact_sum('merit_value') }}, count(*)::double, null, count(*), null, null, null
     from {{ ref('stg_skola__meritvarde') }}
     group by month
+),
+feedback as (
+    -- Direkt feedback per enhet, förvaltning and kommun: the mean rating and the share of low ones
+    -- (1-2). n_basis counts the ratings (for the share: the low ones), so disclosure control withholds
+    -- a mean or share resting on fewer ratings than the threshold.
+    select 'U90080', forvaltning, enhet, month,
+        sum(rating)::double, count(*)::double, null, count(*), null, null, null
+    from {{ ref('stg_direkt_feedback__betyg') }}
+    group by grouping sets ((forvaltning, enhet, month), (forvaltning, month), (month))
+    union all
+    select 'U90081', forvaltning, enhet, month,
+        count(*) filter (rating <= 2)::double, count(*)::double, null,
+        count(*) filter (rating <= 2), count(*) filter (rating > 2), null, null
+    from {{ ref('stg_direkt_feedback__betyg') }}
+    group by grouping sets ((forvaltning, enhet, month), (forvaltning, month), (month))
+),
+personnel_month as (
+    -- Personal: per enhet, förvaltning and kommun and month. The share KPIs rest on the employees
+    -- (n_basis = headcount), so publishing withholds an enhet with too few of them (and what would reveal it).
+    select forvaltning, enhet, month,
+        sum(headcount)::bigint as headcount, sum(leavers)::bigint as leavers,
+        {{ exact_sum('scheduled_hours') }} as scheduled_hours, {{ exact_sum('sick_short_hours') }} as sick_short_hours,
+        {{ exact_sum('sick_long_hours') }} as sick_long_hours, {{ exact_sum('worked_hours') }} as worked_hours,
+        {{ exact_sum('overtime_hours') }} as overtime_hours, {{ exact_sum('hourly_paid_hours') }} as hourly_paid_hours,
+        {{ exact_sum('cost_sek') }} as cost_sek, {{ exact_sum('cost_budget_sek') }} as cost_budget_sek
+    from {{ ref('stg_personal__nyckeltal') }}
+    group by grouping sets ((forvaltning, enhet, month), (forvaltning, month), (month))
+),
+personnel_turnover as (
+    -- Personalomsättning, rolling 12 months: leavers in the 12 months up to the month over the average
+    -- headcount in them, given only where all 12 months are delivered (and not held).
+    select *,
+        sum(leavers) over w as leavers_12m,
+        avg(headcount) over w as headcount_12m,
+        count(*) over w as months_12m
+    from personnel_month
+    window w as (partition by forvaltning, enhet order by month range between interval 11 month preceding
+                 and current row)
+),
+personnel as (
+    -- One row per HR KPI and org unit and month: what it is a share, sum or mean of.
+    select k.kpi_id, t.forvaltning, t.enhet, t.month,
+        case k.kpi_id when 'U90070' then t.headcount::double when 'U90071' then t.sick_short_hours
+            when 'U90072' then t.sick_long_hours when 'U90073' then t.leavers_12m
+            when 'U90074' then t.overtime_hours when 'U90075' then t.hourly_paid_hours else t.cost_sek end,
+        case k.kpi_id when 'U90070' then 1.0 when 'U90071' then t.scheduled_hours
+            when 'U90072' then t.scheduled_hours when 'U90073' then t.headcount_12m
+            when 'U90076' then null else t.worked_hours end,
+        null::double, t.headcount, null::bigint,
+        case when k.kpi_id = 'U90076' then t.cost_budget_sek end, null::double
+    from personnel_turnover t
+    cross join (values ('U90070'), ('U90071'), ('U90072'), ('U90073'), ('U90074'), ('U90075'), ('U90076'))
+        k(kpi_id)
+    where k.kpi_id <> 'U90073' or t.months_12m = 12
 )
 select * from economy
 union all select * from economic_aid
@@ -82,3 +136,5 @@ union all select * from solved
 union all select * from digital
 union all select * from home_care
 union all select * from merit
+union all select * from feedback
+union all select * from personnel
