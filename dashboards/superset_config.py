@@ -24,8 +24,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from dashboards import language
+from dashboards import language, metadata
 from dashboards.home import SupersetHome
+from dashboards.snapshot_db import connector
 
 HOME = SupersetHome.from_env()
 
@@ -54,6 +55,10 @@ SECRET_KEY = _secret("secret_key")
 GLOBAL_ASYNC_QUERIES_JWT_SECRET = _secret("async_jwt_secret")
 HOME.root.mkdir(parents=True, exist_ok=True, mode=0o700)
 SQLALCHEMY_DATABASE_URI = f"sqlite:///{HOME.root / 'superset.db'}?check_same_thread=false"
+# A cached chart view is mostly metadata work: pooled SQLite connections in WAL mode, and one event row
+# per request rather than one per step of it (``dashboards/metadata.py``).
+SQLALCHEMY_ENGINE_OPTIONS = metadata.engine_options()
+EVENT_LOGGER = metadata.event_logger()
 
 # Chart results are cached in Superset's home, shared by its workers, keyed on the snapshot file as well as the query and the user's
 # row-level security (``dashboards/cache.py``): a repeat view costs no query, and the first query after a
@@ -152,7 +157,13 @@ def lock_connection(uri: Any, params: dict, username: str | None, security_manag
     validate_uri(uri)
     agent = params.get("connect_args", {}).get("config", {}).get("custom_user_agent")
     config = dict(SERVING_CONNECT_ARGS["config"]) | ({"custom_user_agent": agent} if agent else {})
-    return uri, dict(params) | {"connect_args": {**SERVING_CONNECT_ARGS, "config": config}}
+    # Connections go to the file the link points at as they open, through the worker's open database
+    # of that file rather than opening it again (``dashboards/snapshot_db.py``).
+    creator = connector(HOME.serving, SERVING_CONNECT_ARGS["config"])
+    return uri, dict(params) | {
+        "connect_args": {**SERVING_CONNECT_ARGS, "config": config},
+        "creator": creator,
+    }
 
 
 def _check_stored(mapper: Any, connection: Any, database: Any) -> None:
@@ -184,9 +195,10 @@ DB_CONNECTION_MUTATOR = lock_connection
 
 
 def mutate_app(app: Any) -> None:
-    """Superset's hook on the app: the connection guard, and our language packs."""
+    """Superset's hook on the app: the connection guard, our language packs, cheap metadata commits."""
     guard_saved_connections(app)
     language.serve_language_packs(app, TRANSLATIONS, LANGUAGE_PACKS)
+    metadata.cheap_commits(app)
 
 
 FLASK_APP_MUTATOR = mutate_app

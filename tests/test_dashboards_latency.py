@@ -1,0 +1,100 @@
+"""What keeps a repeat chart view cheaper than opening the snapshot in DuckDB (issue #18 point 7).
+
+On the shared Superset deployment (``dashboards_platform``), through the REST API as its users.
+The figures themselves come from ``bench/dashboards.py``; these tests hold the mechanisms in place.
+"""
+
+import os
+import sqlite3
+import subprocess
+from contextlib import closing
+
+from dashboards.api import Superset
+from dashboards.home import REPO_ROOT, SUPERSET_VENV
+
+STEPS = ("ChartDataRestApi.json_dumps", "_get_data_response")  # what Superset logs inside a chart view
+
+
+def _admin(platform: dict) -> Superset:
+    cred = platform["credentials"]["admin"]
+    return Superset(platform["url"], cred["username"], cred["password"])
+
+
+def _events(database: os.PathLike, action: str, chart_id: int | None = None) -> int:
+    """Rows of Superset's event logger (its ``logs`` table) of one action, for one chart if given."""
+    chart = f'%"pk": {chart_id},%' if chart_id is not None else "%"
+    with closing(sqlite3.connect(database, timeout=30)) as con:
+        query = "SELECT count(*) FROM logs WHERE action = ? AND coalesce(json, '') LIKE ?"
+        return con.execute(query, [action, chart]).fetchone()[0]
+
+
+def test_superset_commits_to_a_write_ahead_log_and_still_records_every_chart_view(dashboards_platform):
+    """The metadata database is in WAL mode (``dashboards/metadata.py``), its side files belong to whoever
+    owns the database (the service user when run as root, even after root opened it here), and the server
+    still writes the audit row of every chart view (no view goes unrecorded to save the commit) but no
+    rows for the steps inside it (``dashboards/metadata.py``'s event logger)."""
+    admin = _admin(dashboards_platform)
+    database = dashboards_platform["home"].root / "superset.db"
+    chart_id = min(admin.charts().values())
+    admin.chart_results(chart_id, force=False)
+    with closing(sqlite3.connect(database, timeout=30)) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    before = _events(database, "ChartDataRestApi.data", chart_id)
+    steps = [_events(database, step) for step in STEPS]
+    for _ in range(3):
+        assert all(r["is_cached"] for r in admin.chart_results(chart_id, force=False))
+    assert _events(database, "ChartDataRestApi.data", chart_id) == before + 3
+    assert [_events(database, step) for step in STEPS] == steps, "a step of a request got a row of its own"
+    owner = database.stat().st_uid
+    for side in ("-wal", "-shm"):
+        path = database.with_name(database.name + side)
+        assert not path.exists() or path.stat().st_uid == owner, f"{path.name} is not the server's to write"
+
+
+ANCHORED_CONNECTION_PROBE = """
+import os, sys, time, duckdb
+from dashboards.snapshot_db import connector
+folder = sys.argv[1]
+for name in ("first", "second"):
+    with duckdb.connect(f"{folder}/{name}.db") as con:
+        con.execute("CREATE TABLE t AS SELECT ? AS snapshot", [name])
+link = f"{folder}/current.duckdb"
+os.symlink("first.db", link)
+connect = connector(link, {"enable_external_access": False, "lock_configuration": True})
+def read(con):
+    return con.execute("SELECT snapshot FROM t").fetchone()[0]
+before = connect()
+os.symlink("second.db", link + ".new")
+os.replace(link + ".new", link)  # as a publish moves the link
+in_flight = read(before)
+before.close()
+time.sleep(2.5)  # no connection now: the watcher closes the process's database of first.db
+fds = [os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")]
+held = any(f.endswith("first.db") for f in fds)
+after = connect()
+refused = []
+for sql in ("SELECT * FROM read_csv('/etc/passwd')", "SET enable_external_access = true",
+            "CREATE TABLE u (x INT)", f"ATTACH '{folder}/first.db' AS old"):
+    try:
+        after.execute(sql)
+    except duckdb.Error as error:
+        refused.append(type(error).__name__)
+print(in_flight, read(after), read(connect()), len(refused), held)
+"""
+
+
+def test_a_connection_opened_after_a_publish_reads_the_new_snapshot_and_stays_locked(tmp_path):
+    """``dashboards/snapshot_db.py`` in Superset's environment on real files: a connection opened before
+    a publish keeps reading its snapshot (a query in flight finishes), every one opened after reads the
+    new one although the process keeps a database open, the process lets go of the old file without
+    another connection (an idle worker holds no withdrawn snapshot), and each connection refuses files,
+    settings, writes and attaching another file."""
+    done = subprocess.run(
+        [str(SUPERSET_VENV / "bin" / "python"), "-c", ANCHORED_CONNECTION_PROBE, str(tmp_path)],
+        env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[0] == "first second second 4 False"
