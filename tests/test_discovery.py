@@ -238,7 +238,7 @@ def test_a_unit_of_fewer_persons_than_may_be_published_is_no_peer_on_a_person_ba
     rng = np.random.default_rng(24)
     months = [date(2024, m, 1) for m in range(1, 13)]
 
-    def unit(name: str, deviation: float, persons: int) -> list[dict]:
+    def unit(name: str, deviation: float, persons: int, smallest: int | None = None) -> list[dict]:
         return [
             {
                 "kpi_id": "U90073",
@@ -250,6 +250,7 @@ def test_a_unit_of_fewer_persons_than_may_be_published_is_no_peer_on_a_person_ba
                 "month": m,
                 "deviation_pct": deviation + rng.normal(0, 2),
                 "n": persons,
+                "n_smallest": persons if smallest is None else smallest,
             }
             for m in months
         ]
@@ -261,6 +262,8 @@ def test_a_unit_of_fewer_persons_than_may_be_published_is_no_peer_on_a_person_ba
     assert "Stab" not in found, "a series that could never be shown is not compared"
     enough = pl.DataFrame(peers + unit("Stab", -95.0, DEFAULT_THRESHOLD))
     assert {f.org_unit: f for f in kpi.deviations(enough, "v")}["Stab"].reported, "the probe can fail"
+    rare = pl.DataFrame(peers + unit("Stab", -95.0, 80, smallest=DEFAULT_THRESHOLD - 1))
+    assert "Stab" not in {f.org_unit for f in kpi.deviations(rare, "v")}, "a share of too few low ratings"
 
 
 def test_nested_indicators_give_one_finding_for_the_most_specific_and_mention_the_other():

@@ -5,8 +5,8 @@ Three detectors over the marts (aggregates only; no person data):
 - ``kpi_deviation``: an org unit whose mean deviation from target is far from its peers' (same KPI,
   same level, at least ``MIN_PEERS`` units): robust z-score (median and MAD), reported at
   |z| >= ``MIN_Z`` and a material deviation of at least ``MIN_DEVIATION_PCT`` percent of target. A
-  person-based series with fewer persons a month than the disclosure threshold is no peer (its share
-  swings by chance, and it could never be shown).
+  person-based series with fewer persons a month than the disclosure threshold (for a share: in the
+  smaller of its two counts) is no peer (its share swings by chance, and it could never be shown).
 - ``kpi_trend``: a series that keeps moving: Mann–Kendall (Kendall's tau against time) on the
   series with its month-of-year pattern removed, Theil–Sen slope with its interval; reported when
   the change is material (``MIN_TREND_REL`` of the level per year, or ``MIN_TREND_PP`` percentage
@@ -73,7 +73,10 @@ SERIES_SQL = """
         FROM m.main.fct_kpi GROUP BY kpi_id
     )
     SELECT f.kpi_id, c.title, c.unit_of_measure, c.person_based, f.org_unit_id, f.forvaltning, f.enhet,
-        f.month, f.actual, f.target, f.deviation_pct, coalesce(f.n_basis, 0) + coalesce(f.n_rest, 0) AS n
+        f.month, f.actual, f.target, f.deviation_pct, coalesce(f.n_basis, 0) + coalesce(f.n_rest, 0) AS n,
+        -- the smaller of the two counts a share is of (low ratings and the others), or its persons:
+        -- what publishing a value needs at the threshold
+        coalesce(least(f.n_basis, f.n_rest), f.n_basis, 0) AS n_smallest
     FROM m.main.fct_kpi f
     JOIN m.reference.kpi_catalogue c USING (kpi_id)
     JOIN finest ON finest.kpi_id = f.kpi_id
@@ -144,12 +147,14 @@ def deviations(series: pl.DataFrame, version: str, threshold: int = DEFAULT_THRE
             sd=pl.col("deviation_pct").std(),
             months=pl.len(),
             n=pl.col("n").sum(),
+            smallest=pl.col("n_smallest").sum(),
             first=pl.col("month").min(),
             last=pl.col("month").max(),
         )
         # a person-based series of fewer persons a month than may be published is no peer: its share
-        # swings by chance (four employees: a turnover of 0 or 25 %), and it could never be shown
-        .filter(~pl.col("person_based") | (pl.col("n") >= threshold * pl.col("months")))
+        # swings by chance (four employees: a turnover of 0 or 25 %; a low-rating share of a unit rated
+        # a few times a month), and it could never be shown
+        .filter(~pl.col("person_based") | (pl.col("smallest") >= threshold * pl.col("months")))
     )
     rows = []
     for _, group in per_unit.group_by("kpi_id", maintain_order=True):
