@@ -14,7 +14,7 @@ import polars as pl
 
 from pipelines.units import UNITS
 from synthetic import vocabulary as voc
-from synthetic.ground_truth import Pattern
+from synthetic.ground_truth import Pattern, enhet_deviation
 from synthetic.population import Population
 
 COST_PER_RESIDENT_YEAR = 68_000
@@ -80,24 +80,18 @@ def outcomes(rng: np.random.Generator, pop: Population) -> tuple[pl.DataFrame, l
     )
     realised = {(f, e): d for f, e, d in totals.iter_rows()}
     patterns = [
-        Pattern(
-            id=f"budget_deviation_{enhet.lower().replace(' ', '_').replace('-', '_')}",
-            kind="deviation",
-            units=("ekonomi",),
-            datasets=("ekonomi.utfall",),
-            description=(
-                f"Enhet '{enhet}' ({UNITS[key].forvaltning}) "
-                + ("overspends" if hi > 0 else "underspends")
-                + " its budget"
-                + (" increasingly over the period." if lo != hi else " throughout the period.")
-            ),
-            effect={
-                "forvaltning": UNITS[key].forvaltning,
-                "enhet": enhet,
-                "planted_deviation_start": lo,
-                "planted_deviation_end": hi,
-                "realised_deviation_whole_period": round(realised[(UNITS[key].forvaltning, enhet)], 4),
-            },
+        enhet_deviation(
+            f"budget_deviation_{enhet.lower().replace(' ', '_').replace('-', '_')}",
+            "ekonomi.utfall",
+            UNITS[key].forvaltning,
+            enhet,
+            f"Enhet '{enhet}' ({UNITS[key].forvaltning}) "
+            + ("overspends" if hi > 0 else "underspends")
+            + " its budget"
+            + (" increasingly over the period." if lo != hi else " throughout the period."),
+            planted_deviation_start=lo,
+            planted_deviation_end=hi,
+            realised_deviation_whole_period=round(realised[(UNITS[key].forvaltning, enhet)], 4),
         )
         for (key, enhet), (lo, hi) in DEVIATIONS.items()
     ]

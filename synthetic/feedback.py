@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.units import UNITS
-from synthetic.ground_truth import Pattern, realised
+from synthetic.ground_truth import Pattern, enhet_deviation, realised
 from synthetic.population import Population
 
 # (unit key of the förvaltning, enhet, service, ratings a day per 1,000 citizens); enheter as in
@@ -134,17 +134,13 @@ def _low_pattern(frame: pl.DataFrame) -> Pattern:
     key, enhet = LOW_ENHET
     low = frame.group_by(pl.col("enhet") == enhet).agg((pl.col("rating") <= 2).mean().alias("share"))
     shares = {planted: share for planted, share in low.iter_rows()}
-    return Pattern(
-        id="feedback_low_ratings_" + enhet.lower().replace(" ", "_").replace("ä", "a").replace("ö", "o"),
-        kind="deviation",
-        units=("direkt_feedback",),
-        datasets=("direkt_feedback.betyg",),
-        description=f"Enhet '{enhet}' ({UNITS[key].forvaltning}) gets many low ratings (1-2) in Direkt feedback.",
-        effect={
-            "forvaltning": UNITS[key].forvaltning,
-            "enhet": enhet,
-            "planted_low_share": round(float(LOW_RATING_SHARES[:2].sum()), 4),
-            "realised_low_share": realised(shares.get(True)),
-            "realised_low_share_others": realised(shares.get(False)),
-        },
+    return enhet_deviation(
+        "feedback_low_ratings_" + enhet.lower().replace(" ", "_").replace("ä", "a").replace("ö", "o"),
+        "direkt_feedback.betyg",
+        UNITS[key].forvaltning,
+        enhet,
+        f"Enhet '{enhet}' ({UNITS[key].forvaltning}) gets many low ratings (1-2) in Direkt feedback.",
+        planted_low_share=round(float(LOW_RATING_SHARES[:2].sum()), 4),
+        realised_low_share=realised(shares.get(True)),
+        realised_low_share_others=realised(shares.get(False)),
     )

@@ -31,6 +31,21 @@ class Pattern:
     effect: dict[str, Any] = field(default_factory=dict)  # planted parameters and realised measures
 
 
+def enhet_deviation(
+    id: str, dataset: str, forvaltning: str, enhet: str, description: str, **measures: Any
+) -> Pattern:
+    """A planted deviation of one enhet in a dataset ('unit.dataset'), which the KPI deviation list
+    should find: the enhet and its förvaltning first in the effect, then what was planted and realised."""
+    return Pattern(
+        id=id,
+        kind="deviation",
+        units=(dataset.split(".")[0],),
+        datasets=(dataset,),
+        description=description,
+        effect={"forvaltning": forvaltning, "enhet": enhet, **measures},
+    )
+
+
 def realised(value: object, digits: int = 4) -> float | None:
     """A measured effect for the manifest, rounded (None when there was nothing to measure)."""
     return None if value is None else round(float(value), digits)

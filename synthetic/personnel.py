@@ -18,7 +18,7 @@ import polars as pl
 
 from pipelines.units import UNITS
 from synthetic import vocabulary as voc
-from synthetic.ground_truth import Pattern
+from synthetic.ground_truth import Pattern, enhet_deviation
 from synthetic.population import Population
 
 EMPLOYEES_PER_RESIDENT = 0.075
@@ -136,19 +136,15 @@ def _patterns(frame: pl.DataFrame) -> list[Pattern]:
         }
         measure, value = next(iter(planted.items()))
         out.append(
-            Pattern(
-                id=f"personnel_{measure}_{enhet.lower().replace(' ', '_')}",
-                kind="deviation",
-                units=("personal",),
-                datasets=("personal.nyckeltal",),
-                description=f"Enhet '{enhet}' ({UNITS[key].forvaltning}) stands out on {measure}.",
-                effect={
-                    "forvaltning": UNITS[key].forvaltning,
-                    "enhet": enhet,
-                    "measure": measure,
-                    "planted": value,
-                    "realised_whole_period": round(float(realised[measure]), 4),
-                },
+            enhet_deviation(
+                f"personnel_{measure}_{enhet.lower().replace(' ', '_')}",
+                "personal.nyckeltal",
+                UNITS[key].forvaltning,
+                enhet,
+                f"Enhet '{enhet}' ({UNITS[key].forvaltning}) stands out on {measure}.",
+                measure=measure,
+                planted=value,
+                realised_whole_period=round(float(realised[measure]), 4),
             )
         )
     return out
