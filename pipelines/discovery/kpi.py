@@ -112,7 +112,7 @@ def folded(deviations: list[Finding], trends: list[Finding]) -> list[Finding]:
     """One finding per deviating series: a reported trend of a KPI and org unit whose deviation from its
     peers is reported is that deviation seen over time (a budget overrun that grows), so the deviation
     says it and the trend is kept, unreported, as part of it."""
-    deviating = {f.finding_id.removeprefix("kpi_deviation:"): f for f in deviations if f.reported}
+    deviating = {f.finding_id.removeprefix("kpi_deviation:") for f in deviations if f.reported}
     growing = {
         key: t for t in trends if t.reported and (key := t.finding_id.removeprefix("kpi_trend:")) in deviating
     }
