@@ -56,9 +56,9 @@ def bare_load(landing: Path, root: Path) -> tuple[int, float]:
         with duckdb.connect(str(root / f"{unit.name}.duckdb")) as con:
             for folder in (landing / unit.name / m for m in scan(landing / unit.name, date.today()).months):
                 for ds in unit.datasets:
-                    path = folder / ds.file_name(unit.format)
-                    if path.exists():
-                        rows += _bare_insert(con, unit, ds.name, path)
+                    for path in ds.files(folder, unit.format):  # a daily dataset: each day's file
+                        if path.exists():
+                            rows += _bare_insert(con, unit, ds.name, path)
     return rows, time.perf_counter() - started
 
 

@@ -10,6 +10,12 @@ same landing files (``bench/ingest.py``'s), measured in the same run.
 
     .venv/bin/python bench/scale.py --citizens 1000000 --years 5
     .venv/bin/python bench/scale.py --citizens 60000 --years 1   # a quick look
+    .venv/bin/python bench/scale.py --increment   # then one new month through the sensor-driven path
+
+With ``--increment`` the newest month's deliveries are held out of landing for the full run, then put
+back and taken the way the running platform takes them: the ``new_deliveries`` sensor is evaluated and
+each run it asks for is executed, then the link and the marts run. Its time is reported as a share of
+the full run's (generation and the yardstick left out of both).
 
 Clean data by default (``--defect-rate 0``): the bare load reads every file by name, and a renamed
 column would stop it.
@@ -34,8 +40,9 @@ import psutil
 from ingest import bare_load
 
 from pipelines import cli
-from pipelines.definitions import MARTS_JOB_NAME
+from pipelines.definitions import MARTS_JOB_NAME, defs, ingest_job_name
 from pipelines.defs.anchors import DagsterAnchors, platform_instance
+from pipelines.defs.resources import Platform
 from pipelines.ingest.months import last_complete_month
 from pipelines.settings import Paths
 from pipelines.stewardship import cli as stewardship
@@ -77,6 +84,7 @@ class Stages:
 
     def __init__(self) -> None:
         self.rows: list[tuple[str, float, int | None]] = []
+        self.delivered = 0  # rows in the delivered files the full run loaded
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -98,7 +106,7 @@ def main() -> None:
     os.environ.setdefault("KNUTPUNKT_KEY_FILE", str(work / "secrets" / "pseudonym.key"))
     paths = Paths(work / "home")
     try:
-        _report(args, paths, _run(args, paths, work))
+        _report(args, _run(args, paths, work))
     finally:
         if args.keep:
             print(f"kept: {work}")
@@ -109,10 +117,10 @@ def main() -> None:
 def _run(args: argparse.Namespace, paths: Paths, work: Path) -> Stages:
     stages = Stages()
     cli.prepare_dagster_home(paths)
+    newest = last_complete_month(date.today())
     with stages.stage("generate"):
-        cli.generate(
-            paths, argparse.Namespace(**vars(args), end_month=str(last_complete_month(date.today())))
-        )
+        cli.generate(paths, argparse.Namespace(**vars(args), end_month=str(newest)))
+    held_out = _hold_out(paths.landing, str(newest), work / "held-out") if args.increment else []
     with stages.stage("bare DuckDB load (yardstick)"):
         bare_load(paths.landing, work / "bare")
     with platform_instance(paths) as instance:
@@ -126,9 +134,63 @@ def _run(args: argparse.Namespace, paths: Paths, work: Path) -> Stages:
         with stages.stage("marts, discovery, publish"):
             failed += cli.build_marts_and_publish(paths, instance)
         stages.detail("marts, discovery, publish", _marts_steps(instance))
+        stages.delivered = _delivered_rows(paths)  # before the increment: the full run's rows
+        if held_out:
+            failed += _increment(stages, paths, instance, held_out)
     if failed:
         raise SystemExit(f"the main job failed: {failed}")
     return stages
+
+
+INCREMENT = "increment: "
+
+
+def _hold_out(landing: Path, month: str, to: Path) -> list[tuple[Path, Path]]:
+    """Move every unit's delivery of ``month`` out of landing; the (held, landing) pairs to put back."""
+    moved = []
+    for unit in UNITS:
+        if (folder := landing / unit / month).is_dir():
+            (to / unit).mkdir(parents=True)
+            moved.append((folder.rename(to / unit / month), folder))
+    return moved
+
+
+def _increment(
+    stages: Stages, paths: Paths, instance: dg.DagsterInstance, held_out: list[tuple[Path, Path]]
+) -> list[str]:
+    """The held-out month arrives: the delivery sensor's runs, then the link and the marts run."""
+    for held, folder in held_out:
+        held.rename(folder)
+    failed = []
+    with stages.stage(f"{INCREMENT}sensor and unit runs"):
+        failed += _sensor_runs(instance)
+    with stages.stage(f"{INCREMENT}link"):
+        failed += cli.link_cross_unit(instance)
+    with stages.stage(f"{INCREMENT}marts, discovery, publish"):
+        failed += cli.build_marts_and_publish(paths, instance)
+    stages.detail(f"{INCREMENT}marts, discovery, publish", _marts_steps(instance))
+    return failed
+
+
+def _sensor_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Evaluate ``new_deliveries`` as the daemon would and execute every run it asks for."""
+    from pipelines.defs.units import new_deliveries
+
+    context = dg.build_sensor_context(instance=instance, resources={"platform": Platform()})
+    result = new_deliveries(context)
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    failed = []
+    for request in result.run_requests:
+        [key] = request.asset_selection
+        job = defs().resolve_job_def(ingest_job_name(key.path[-1]))
+        run = job.execute_in_process(
+            instance=instance, partition_key=request.partition_key, run_config=cli.QUIET_LOGS,
+            raise_on_error=False,
+        )  # fmt: skip
+        failed += [] if run.success else [f"{job.name} {request.partition_key} (run {run.run_id})"]
+    print(f"the sensor asked for {len(result.run_requests)} runs", flush=True)
+    return failed
 
 
 def _unit_seconds(instance: dg.DagsterInstance) -> dict[str, float]:
@@ -161,9 +223,9 @@ def _marts_steps(instance: dg.DagsterInstance) -> dict[str, float]:
     return groups
 
 
-def _report(args: argparse.Namespace, paths: Paths, stages: Stages) -> None:
-    rows = _delivered_rows(paths)
-    total = sum(s for name, s, _ in stages.rows if not name.startswith(("bare", " ")))
+def _report(args: argparse.Namespace, stages: Stages) -> None:
+    rows = stages.delivered
+    total = sum(s for name, s, _ in stages.rows if not name.startswith(("bare", " ", INCREMENT)))
     bare = next(s for name, s, _ in stages.rows if name.startswith("bare"))
     print(f"\n{args.citizens:,} citizens x {args.years} years, seed {args.seed}: {rows:,} delivered rows")
     print(f"{'stage':<36}{'seconds':>10}{'peak RSS (tree)':>18}")
@@ -174,6 +236,9 @@ def _report(args: argparse.Namespace, paths: Paths, stages: Stages) -> None:
     print(f"{'end to end (without the yardstick)':<36}{total:>10.1f}{peak / 2**30:>15.2f} GB")
     print(f"rows per second end to end: {rows / total:,.0f}; bare DuckDB load: {rows / bare:,.0f}")
     print(f"ratio end to end / bare load: {total / bare:.1f}")
+    if increment := sum(s for name, s, _ in stages.rows if name.startswith(INCREMENT)):
+        full = total - next(s for name, s, _ in stages.rows if name == "generate")
+        print(f"one new month: {increment:.1f} s = {increment / full:.1%} of the full run's {full:.1f} s")
 
 
 def _delivered_rows(paths: Paths) -> int:
@@ -191,6 +256,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--years", type=int, default=5)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--defect-rate", type=float, default=0.0)
+    parser.add_argument(
+        "--increment", action="store_true", help="then one new month through the sensor-driven path"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the throwaway home (its path is printed)")
     return parser.parse_args()
 
