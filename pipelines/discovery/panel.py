@@ -9,6 +9,7 @@ published age bands so that age (home care rises steeply with it) cannot masquer
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
@@ -159,7 +160,7 @@ class Panel:
     def rows(self) -> int:
         return len(self.person)
 
-    @property
+    @cached_property
     def persons(self) -> int:
         return int(self.person.max()) + 1 if self.rows else 0
 
@@ -259,26 +260,44 @@ def load_panel(con: duckdb.DuckDBPyConnection) -> Panel:
     merit = {"has_merit", "merit_value"} <= columns and bool(
         run(con, f"SELECT count(has_merit) FROM {PANEL}")[0][0]
     )
-    sql = f"""
-        SELECT dense_rank() OVER (ORDER BY citizen_key) - 1 AS person,
-            dense_rank() OVER (ORDER BY quarter) - 1 AS quarter_index,
-            {AGE_GROUP} AS age_group, coalesce(district, 'Okänt') AS district_name,
-            hash(citizen_key) % {JACKKNIFE_GROUPS} AS jk{", " + flags if flags else ""},
+    numbered = f"""
+        WITH p AS (SELECT * FROM {PANEL} WHERE age IS NOT NULL AND age >= 0),
+        persons AS (
+            SELECT citizen_key, row_number() OVER (ORDER BY citizen_key) - 1 AS person
+            FROM (SELECT DISTINCT citizen_key FROM p)
+        ),
+        quarters AS (
+            SELECT quarter, row_number() OVER (ORDER BY quarter) - 1 AS quarter_index
+            FROM (SELECT DISTINCT quarter FROM p)
+        ),
+        districts AS (
+            SELECT district_name, row_number() OVER (ORDER BY district_name) - 1 AS district
+            FROM (SELECT DISTINCT coalesce(district, 'Okänt') AS district_name FROM p)
+        )"""  # numbered on their distinct values, not by windows over every row
+    table = con.sql(f"""{numbered}
+        SELECT person, quarter_index, {AGE_GROUP} AS age_group, d.district,
+            hash(p.citizen_key) % {JACKKNIFE_GROUPS} AS jk{", " + flags if flags else ""},
             {"CASE WHEN has_merit THEN merit_value END" if merit else "NULL::DOUBLE"} AS merit
-        FROM {PANEL} WHERE age IS NOT NULL AND age >= 0
-        ORDER BY person, quarter_index
-    """
-    table = con.sql(sql).to_arrow_table()
-    districts = tuple(sorted(set(table.column("district_name").to_pylist())))
-    lookup = {d: k for k, d in enumerate(districts)}
-    quarters = tuple(str(q) for (q,) in run(con, f"SELECT DISTINCT quarter FROM {PANEL} ORDER BY 1"))
+        FROM p JOIN persons USING (citizen_key) JOIN quarters USING (quarter)
+            JOIN districts d ON d.district_name = coalesce(p.district, 'Okänt')
+        ORDER BY person, quarter_index""").to_arrow_table()
+    districts = tuple(
+        d for (d,) in run(con, f"{numbered} SELECT district_name FROM districts ORDER BY district")
+    )
+    quarters = tuple(
+        str(q) for (q,) in run(con, f"{numbered} SELECT quarter FROM quarters ORDER BY quarter_index")
+    )
+
+    def column(name: str, dtype: type = np.int64) -> np.ndarray:
+        return table.column(name).to_numpy().astype(dtype)
+
     return Panel(
-        person=table.column("person").to_numpy().astype(np.int64),
-        quarter=table.column("quarter_index").to_numpy().astype(np.int64),
-        age_group=table.column("age_group").to_numpy().astype(np.int64),
-        district=np.array([lookup[d] for d in table.column("district_name").to_pylist()], dtype=np.int64),
-        group=table.column("jk").to_numpy().astype(np.int64),
-        flags=np.column_stack([table.column(f"f{j}").to_numpy() for j in range(len(shared))]).astype(bool)
+        person=column("person"),
+        quarter=column("quarter_index"),
+        age_group=column("age_group"),
+        district=column("district"),
+        group=column("jk"),
+        flags=np.column_stack([column(f"f{j}", bool) for j in range(len(shared))])
         if shared
         else np.zeros((table.num_rows, 0), bool),
         indicators=tuple(shared),
@@ -286,7 +305,7 @@ def load_panel(con: duckdb.DuckDBPyConnection) -> Panel:
         quarters=quarters,
         not_shared=tuple(i.name for i in INDICATORS if i not in shared),
         data_version=data_version(con),
-        merit=table.column("merit").to_numpy().astype(float) if merit else None,
+        merit=column("merit", float) if merit else None,
     )
 
 
