@@ -29,7 +29,15 @@ from pipelines.discovery.findings import (
     publishable,
     publishable_statuses,
 )
-from pipelines.discovery.panel import BY_NAME, JACKKNIFE_GROUPS, Panel, open_panel, permute_unit, rekeyed
+from pipelines.discovery.panel import (
+    BY_NAME,
+    JACKKNIFE_GROUPS,
+    Panel,
+    jackknife,
+    open_panel,
+    permute_unit,
+    rekeyed,
+)
 
 THRESHOLD = DEFAULT_THRESHOLD
 
@@ -120,6 +128,46 @@ def _odds(rng: np.random.Generator, base: float, odds_ratio: float, exposed: np.
 
 def _reported(panel: Panel, margin: float = associations.MARGIN) -> dict[str, dict]:
     return {f.finding_id: f for f in associations.analyse(panel, margin) if f.reported}
+
+
+def test_counting_distinct_rows_gives_what_counting_every_row_gives():
+    """``Aligned`` keeps each lag's alike rows once with their number; the odds ratio, its interval and
+    the persons must be those of every row counted directly (a lost weight or a wrong bit would not be)."""
+    rng = np.random.default_rng(12)
+    shape = (3_000, 8)
+    a, c = _lasting(rng, shape, 0.05, 0.7), _lasting(rng, shape, 0.1, 0.5)
+    panel = _panel({"home_care": a, "contact": _odds(rng, 0.1, 2.0, a), "paper_submission": c})
+    panel = replace(panel, age_group=np.tile(np.arange(shape[1]) % 3, shape[0]))  # strata of their own
+    for lag in (0, 1, 2):
+        later = panel.later(lag)
+        rows = np.flatnonzero(later >= 0)
+        fa, fb = panel.flag("home_care")[rows], panel.flag("contact")[later[rows]]
+        adjust = panel.flag("paper_submission")[rows]
+        strata = panel.base_strata()[rows] * 2 + adjust
+        if lag:
+            strata = strata * 2 + panel.flag("contact")[rows]
+        _, strata = np.unique(strata, return_inverse=True)
+        cells = np.zeros((JACKKNIFE_GROUPS, strata.max() + 1, 4), np.int64)
+        np.add.at(cells, (panel.group[rows], strata, fa * 2 + fb), 1)
+        log_or = associations.mantel_haenszel(cells.sum(axis=0))[0]
+        interval = jackknife(float(log_or), associations.mantel_haenszel(cells.sum(axis=0)[None] - cells)[0])
+        person = panel.person[rows]
+        aligned = associations.Aligned.of(panel, lag)
+        assert len(aligned.weight) < len(rows) / 4, "alike rows are kept once"
+        counted = associations._odds_ratio(
+            panel, aligned, BY_NAME["home_care"], BY_NAME["contact"],
+            _strata(aligned, lag),
+        )  # fmt: skip
+        assert counted["log_or"] == pytest.approx(log_or, rel=1e-12)
+        assert (counted["lo"], counted["hi"]) == pytest.approx((interval["lo"], interval["hi"]), rel=1e-12)
+        assert (counted["n_a"], counted["n_b"], counted["n_both"]) == (
+            len(np.unique(person[fa])), len(np.unique(person[fb])), len(np.unique(person[fa & fb]))
+        )  # fmt: skip
+
+
+def _strata(aligned: "associations.Aligned", lag: int) -> np.ndarray:
+    strata = aligned.strata * 2 + aligned.flag("paper_submission")
+    return strata * 2 + aligned.flag("contact") if lag else strata
 
 
 def test_a_modest_well_measured_link_is_reported_by_its_interval_not_a_fixed_odds_ratio():
