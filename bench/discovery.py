@@ -76,6 +76,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=2027, help="not a seed the thresholds were tuned on")
     parser.add_argument("--defect-rate", type=float, default=0.002)
     parser.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD)
+    parser.add_argument("--keys", type=int, default=3, help="citizen keys each unit is shuffled under")
     return parser.parse_args()
 
 
@@ -105,7 +106,7 @@ def main() -> None:
         report_links(
             links(tested(warehouse.cross_unit), manifest, result["planted"]), result["confounded_reported"]
         )
-        permuted(panel, manifest)
+        permuted(panel, manifest, args.keys)
         check_published(ServingPaths(warehouse.serving).current, args.threshold)
 
 
@@ -136,16 +137,16 @@ def timings(warehouse: Warehouse) -> Panel:
     return panel
 
 
-def permuted(panel: Panel, manifest: dict) -> None:
+def permuted(panel: Panel, manifest: dict, keys: int) -> None:
     """The false-finding control on data with no link: each unit of a planted association, its persons
-    shuffled (``permute_unit``) under three citizen keys (``rekeyed``), should give no reported association
+    shuffled (``permute_unit``) under ``keys`` citizen keys (``rekeyed``), should give no reported association
     with another unit (its own datasets move together, so a link inside it stays). FDR control is a rate,
     so a false pair now and then is chance; each one is printed."""
     units = sorted({u for p in manifest["patterns"] if p["kind"] == "association" for u in p["units"]})
     print()
     for unit in (u for u in units if any(i.unit == u for i in panel.indicators)):
         bad = []
-        for key in (1, 2, 3):
+        for key in range(1, keys + 1):
             found = associations.analyse(permute_unit(rekeyed(panel, key), unit, seed=key))
             spans = [_units(f.dataset_a, f.dataset_b) for f in found]
             bad += [
@@ -154,7 +155,7 @@ def permuted(panel: Panel, manifest: dict) -> None:
                 if f.reported and unit in u and u != {unit}
             ]
         print(
-            f"permuted {unit} under 3 keys: {len(bad)} reported association(s) with it"
+            f"permuted {unit} under {keys} keys: {len(bad)} reported association(s) with it"
             f"{': ' if bad else ''}{', '.join(bad)}"
         )
 
