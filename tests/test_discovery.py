@@ -314,6 +314,29 @@ def test_a_unit_of_fewer_persons_than_may_be_published_is_no_peer_on_a_person_ba
     assert "Stab" not in {f.org_unit for f in kpi.deviations(rare, "v")}, "a share of too few low ratings"
 
 
+def test_a_small_units_chance_is_its_own_and_no_deviation_from_its_peers():
+    """Peers' spread is that of the large units; a unit whose own months swing widely (a small staff's
+    rolling turnover) is judged against its peers and its own chance together."""
+    rng = np.random.default_rng(31)
+    months = [date(2020 + m // 12, m % 12 + 1, 1) for m in range(60)]
+
+    def unit(name: str, mean: float, sd: float) -> list[dict]:
+        return [
+            {
+                "kpi_id": "U90073", "title": "Personalomsättning", "person_based": True,
+                "org_unit_id": name, "forvaltning": "F", "enhet": name, "month": m,
+                "deviation_pct": mean + rng.normal(0, sd), "n": 70, "n_smallest": 70,
+            }
+            for m in months
+        ]  # fmt: skip
+
+    peers = [row for k in range(12) for row in unit(f"E{k}", rng.normal(-15, 3), 5)]
+    swinging = {f.org_unit: f for f in kpi.deviations(pl.DataFrame(peers + unit("IT", 26, 38)), "v")}
+    assert not swinging["IT"].reported, "a mean within the unit's own chance of its peers'"
+    steady = {f.org_unit: f for f in kpi.deviations(pl.DataFrame(peers + unit("IT", 26, 3)), "v")}
+    assert steady["IT"].reported, "the same mean, measured steadily, is a deviation (the probe can fail)"
+
+
 def test_nested_indicators_give_one_finding_for_the_most_specific_and_mention_the_other():
     rng = np.random.default_rng(14)
     shape = (8_000, 6)
