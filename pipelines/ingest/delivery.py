@@ -216,12 +216,7 @@ def _stage_days(
             con,
             f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * EXCLUDE ({FILE}) FROM {table} WHERE {FILE} = {i}",
         )
-        quarantined, masked = counts.get(i, (0, 0))
-        source = _source(files[i], landing)
-        results.append(
-            FileResult(dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded", None,
-                       masked, view)
-        )  # fmt: skip
+        results.append(_loaded(dataset, _source(files[i], landing), raw.height, *counts.get(i, (0, 0)), view))
     return results
 
 
@@ -273,8 +268,15 @@ def _stage(
     quarantined, masked = run(
         con, f"SELECT count(*) FILTER (_rule IS NOT NULL), coalesce(sum({IDENTIFIERS}), 0) FROM {table}"
     )[0]
+    return _loaded(dataset, source, raw.height, quarantined, masked, table)
+
+
+def _loaded(
+    dataset: Dataset, source: str, rows: int, quarantined: int, masked: int, staged: str
+) -> FileResult:
+    """A file the border query ran over: its rows loaded or quarantined, staged in ``staged``."""
     return FileResult(
-        dataset.name, source, raw.height, raw.height - quarantined, quarantined, "loaded", None, masked, table
+        dataset.name, source, rows, rows - quarantined, quarantined, "loaded", None, masked, staged
     )
 
 
