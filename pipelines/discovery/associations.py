@@ -399,13 +399,14 @@ class Aligned:
     def of(cls, panel: Panel, lag: int) -> Aligned:
         later = panel.later(lag)
         rows = np.flatnonzero(later >= 0)
+        ahead = later[rows]
         bits = _bits(panel.flags)
         distinct = (
             pl.DataFrame(
                 {
                     "cell": panel.base_strata()[rows] * JACKKNIFE_GROUPS + panel.group[rows],
                     "now": bits[rows],
-                    "then": bits[later[rows]],
+                    "then": bits[ahead],
                 }
             )
             .group_by("cell", "now", "then")
@@ -422,7 +423,7 @@ class Aligned:
             names=tuple(i.name for i in panel.indicators),
             person=panel.person[rows],
             rows_now=tuple(np.flatnonzero(panel.flags[rows, j]) for j in columns),
-            rows_then=tuple(np.flatnonzero(panel.flags[later[rows], j]) for j in columns),
+            rows_then=tuple(np.flatnonzero(panel.flags[ahead, j]) for j in columns),
         )
 
     def flag(self, name: str, later: bool = False) -> np.ndarray:
@@ -497,7 +498,7 @@ def _odds_ratio(panel: Panel, rows: Aligned, a: Indicator, b: Indicator, strata:
         "n_a": rows.persons(a.name, None, persons),
         "n_b": rows.persons(None, b.name, persons),
         "n_both": rows.persons(a.name, b.name, persons),
-        "n_population": panel.persons,
+        "n_population": persons,
         **jackknife(float(log_or), leave_out),
     }
 
