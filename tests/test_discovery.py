@@ -130,6 +130,16 @@ def _reported(panel: Panel, margin: float = associations.MARGIN) -> dict[str, di
     return {f.finding_id: f for f in associations.analyse(panel, margin) if f.reported}
 
 
+def test_the_model_based_floor_is_woolfs_error_for_one_table_and_shrinks_with_alike_strata():
+    """The Robins–Breslow–Greenland error of the Mantel–Haenszel log odds ratio: for one 2 x 2 table it is
+    Woolf's, sqrt(1/a + 1/b + 1/c + 1/d); k alike strata carry k times the information."""
+    table = np.array([[40, 12, 9, 7]])  # n00, n01, n10, n11
+    woolf = np.sqrt((1 / table[0]).sum())
+    assert associations._rgb_se(table) == pytest.approx(woolf, rel=1e-12)
+    assert associations._rgb_se(np.repeat(table, 4, axis=0)) == pytest.approx(woolf / 2, rel=1e-12)
+    assert associations._rgb_se(np.array([[40, 12, 0, 7]])) == 0.0, "no odds ratio: no floor"
+
+
 def test_counting_distinct_rows_gives_what_counting_every_row_gives():
     """``Aligned`` keeps each lag's alike rows once with their number; the odds ratio, its interval and
     the persons must be those of every row counted directly (a lost weight or a wrong bit would not be)."""
@@ -150,7 +160,8 @@ def test_counting_distinct_rows_gives_what_counting_every_row_gives():
         cells = np.zeros((JACKKNIFE_GROUPS, strata.max() + 1, 4), np.int64)
         np.add.at(cells, (panel.group[rows], strata, fa * 2 + fb), 1)
         log_or = associations.mantel_haenszel(cells.sum(axis=0))[0]
-        interval = jackknife(float(log_or), associations.mantel_haenszel(cells.sum(axis=0)[None] - cells)[0])
+        leave_out = associations.mantel_haenszel(cells.sum(axis=0)[None] - cells)[0]
+        interval = jackknife(float(log_or), leave_out, floor=associations._rgb_se(cells.sum(axis=0)))
         person = panel.person[rows]
         aligned = associations.Aligned.of(panel, lag)
         assert len(aligned.weight) < len(rows) / 4, "alike rows are kept once"

@@ -23,14 +23,16 @@ MERIT_UNIT, MERIT_DATASET = "skola", "meritvarde"  # the year-9 merit value: a m
 JACKKNIFE_GROUPS = 20  # persons are split into this many groups for cluster-robust intervals
 
 
-def jackknife(estimate: float, leave_out: np.ndarray) -> dict[str, float]:
+def jackknife(estimate: float, leave_out: np.ndarray, floor: float = 0.0) -> dict[str, float]:
     """{lo, hi, se, p} of an estimate from its delete-a-group jackknife (``JACKKNIFE_GROUPS`` leave-one-group-out
     estimates): 95 % interval and two-sided p on t with groups - 1 degrees of freedom. One person's
-    quarters are not independent, so the groups are of persons; every analysis of the panel uses this."""
+    quarters are not independent, so the groups are of persons; every analysis of the panel uses this.
+    ``floor``: a standard error the jackknife's may not go below (a model-based one, where few persons
+    carry the estimate and twenty groups measure its spread poorly)."""
     if not (np.isfinite(estimate) and np.all(np.isfinite(leave_out))):
         return {"lo": float("nan"), "hi": float("nan"), "se": float("nan"), "p": float("nan")}
     g = JACKKNIFE_GROUPS
-    se = float(np.sqrt((g - 1) / g * ((leave_out - leave_out.mean()) ** 2).sum()))
+    se = max(float(np.sqrt((g - 1) / g * ((leave_out - leave_out.mean()) ** 2).sum())), floor)
     t = stats.t.ppf(0.975, g - 1)
     p = float(2 * stats.t.sf(abs(estimate) / se, g - 1)) if se > 0 else 0.0
     return {"lo": estimate - t * se, "hi": estimate + t * se, "se": se, "p": p}
@@ -192,8 +194,11 @@ def permute_unit(panel: Panel, unit: str, seed: int) -> Panel:
     own cohort (say, those who left the same quarter) would carry the cohort's links along, since
     who dies soon has both more home care and more contacts. A discovery run on it must report
     nothing about the unit: a check of the false-finding control.
+
+    The donors come from a random stream of their own: drawn from the same seed as ``rekeyed``'s new
+    person numbers and jackknife groups, they would follow them (the same random words in the same order).
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 1])
     start = np.full(panel.persons, panel.rows)
     np.minimum.at(start, panel.person, np.arange(panel.rows))
     always = np.flatnonzero(np.bincount(panel.person, minlength=panel.persons) == len(panel.quarters))
