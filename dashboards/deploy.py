@@ -42,6 +42,19 @@ def forvaltningar(home: SupersetHome) -> list[str]:
     return [r[0] for r in rows]
 
 
+def missing_tables(home: SupersetHome, bundle: Path = BUNDLE) -> list[str]:
+    """The tables and views the bundle's physical datasets name that the current snapshot lacks."""
+    import yaml
+
+    datasets = [yaml.safe_load(p.read_text()) for p in sorted((bundle / "datasets").rglob("*.yaml"))]
+    con = duckdb.connect(str(home.serving), read_only=True, config={"enable_external_access": False})
+    try:
+        there = {n for (n,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    finally:
+        con.close()
+    return sorted(d["table_name"] for d in datasets if not d.get("sql") and d["table_name"] not in there)
+
+
 def bundle_zip(home: SupersetHome, bundle: Path = BUNDLE) -> bytes:
     """The bundle as Superset's import ZIP, with the database URI pointing at this platform's snapshot."""
     out = io.BytesIO()
@@ -213,6 +226,13 @@ def main() -> int:
     home = SupersetHome.from_env()
     if not home.serving.exists():
         print(f"No serving snapshot at {home.serving}: run `knutpunkt run` first.", file=sys.stderr)
+        return 1
+    if missing := missing_tables(home):
+        print(
+            f"The serving snapshot {home.serving} has no {', '.join(missing)}, which the dashboards read: "
+            "it was published by an older Knutpunkt. Run `knutpunkt run` to publish a new one.",
+            file=sys.stderr,
+        )
         return 1
     prepare_metadata(home)
     deploy(home)

@@ -24,7 +24,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from dashboards import language, metadata
+from dashboards import dialect, language, metadata
 from dashboards.home import SupersetHome
 from dashboards.snapshot_db import connector
 
@@ -59,6 +59,7 @@ SQLALCHEMY_DATABASE_URI = f"sqlite:///{HOME.root / 'superset.db'}?check_same_thr
 # per request rather than one per step of it (``dashboards/metadata.py``).
 SQLALCHEMY_ENGINE_OPTIONS = metadata.engine_options()
 EVENT_LOGGER = metadata.event_logger()
+dialect.install()  # duckdb-engine's keyword query once per process, not once per view (dashboards/dialect.py)
 
 # Chart results are cached in Superset's home, shared by its workers, keyed on the snapshot file as well as the query and the user's
 # row-level security (``dashboards/cache.py``): a repeat view costs no query, and the first query after a

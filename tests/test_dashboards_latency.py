@@ -98,3 +98,41 @@ def test_a_connection_opened_after_a_publish_reads_the_new_snapshot_and_stays_lo
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[0] == "first second second 4 False"
+
+
+ONCE_READ_DIALECT_PROBE = """
+import duckdb, duckdb_engine
+from dashboards import dialect
+reserved = {k for (k,) in duckdb.sql("SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'").fetchall()}
+dialect.install()
+made = [duckdb_engine.Dialect() for _ in range(20)]
+quoted = made[-1].identifier_preparer.quote
+print(reserved <= made[0].identifier_preparer.reserved_words, dialect.reserved_words.cache_info().misses,
+      quoted("qualify"), quoted("forvaltning"))
+"""
+
+
+def test_a_duckdb_dialect_is_made_without_asking_duckdb_for_its_keywords_again():
+    """``dashboards/dialect.py`` in Superset's environment: twenty dialects read DuckDB's keyword list once
+    between them, and still quote a word DuckDB reserves and PostgreSQL does not (QUALIFY) as
+    duckdb-engine would, and leave an ordinary name bare."""
+    done = subprocess.run(
+        [str(SUPERSET_VENV / "bin" / "python"), "-c", ONCE_READ_DIALECT_PROBE],
+        env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "1", '"qualify"', "forvaltning"]
+
+
+def test_charts_read_views_in_the_snapshot_and_only_a_ranking_dataset_is_virtual(dashboards_platform):
+    """Superset parses a virtual dataset's SQL on every view, cached or not: the dashboards' datasets are
+    tables and views of the snapshot (``pipelines/serving/presentation.py``), except the forecast's ranking,
+    which must rank within what the reader may see."""
+    admin = _admin(dashboards_platform)
+    datasets = admin.request("GET", "/api/v1/dataset/?q=(page_size:100,columns:!(table_name,sql))").json()
+    virtual = sorted(d["table_name"] for d in datasets["result"] if d["sql"])
+    assert virtual == ["prognos_chef"]
+    assert all(d["table_name"] for d in datasets["result"])

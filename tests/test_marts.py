@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 from pipelines.disclosure import DEFAULT_THRESHOLD, TOTAL, TableSpec, audit
+from pipelines.serving.presentation import VIEWS
 from warehouse.layout import Warehouse
 
 THRESHOLD = DEFAULT_THRESHOLD
@@ -283,6 +284,20 @@ def test_every_snapshot_table_is_described_and_counts_are_where_the_description_
             if c.startswith("n_") and c not in specs.get(name, TableSpec(name, (), ())).counts
         ]
         assert undeclared_counts == [], name
+
+
+def test_every_view_is_described_holds_rows_and_shows_no_count_below_the_threshold(platform):
+    """The dashboards' views (``pipelines/serving/presentation.py``) read only what passed disclosure
+    control; a count they sum or carry is never below the threshold either."""
+    current = platform["current"]
+    views = _query(current, "SELECT view_name, comment FROM duckdb_views() WHERE NOT internal ORDER BY 1")
+    assert [v for v, _ in views] == sorted(v.name for v in VIEWS)
+    for name, comment in views:
+        assert comment, f"{name} is not described"
+        frame = _frame(current, f'SELECT * FROM "{name}"')
+        assert frame.height > 0, name
+        for count in [c for c in frame.columns if c.startswith("n_")]:
+            assert frame.filter(pl.col(count) < THRESHOLD).is_empty(), (name, count)
 
 
 def test_no_count_below_the_threshold_in_any_table(platform):

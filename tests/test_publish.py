@@ -132,3 +132,17 @@ def test_no_snapshot_is_readable_by_other_users(serving):
     for path in [serving.root, serving.snapshots, *serving.listing()]:
         assert path.stat().st_mode & 0o007 == 0, f"{path}: {oct(path.stat().st_mode)}"
         assert path.stat().st_mode & 0o077 == 0 or path.stat().st_gid != 0, "group only the serving group"
+
+
+def test_deploy_names_what_an_older_snapshot_lacks_for_the_dashboards(tmp_path):
+    """A snapshot published before the dashboards read a view: deploy says which and how to get one,
+    rather than Superset answering every chart on it with an error."""
+    from dashboards.deploy import missing_tables
+    from dashboards.home import SupersetHome
+    from pipelines.serving.presentation import VIEWS
+
+    home = SupersetHome(tmp_path / "home", tmp_path / "secrets")
+    serving = ServingPaths(home.serving.parent)
+    write_snapshot(serving, _tables(10), {})
+    missing = missing_tables(home)
+    assert {v.name for v in VIEWS} <= set(missing) and "kpi_value" not in missing

@@ -15,6 +15,7 @@ from pipelines.defs.marts import dbt_models
 from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.serving.build import build_tables
+from pipelines.serving.presentation import VIEWS
 from pipelines.serving.sharing import sharing_fingerprint
 from pipelines.serving.snapshot import KEEP, ServingPaths, current_snapshot, write_snapshot
 
@@ -55,7 +56,7 @@ def publish(
     sharing = sharing_fingerprint(wh.cross_unit, platform.paths, anchors)  # before the build reads the zone
     previous = current_snapshot(paths) if paths.current.exists() else None  # audited with the new one
     build = build_tables(wh.marts, wh.cross_unit, DEFAULT_THRESHOLD, previous)
-    path = write_snapshot(paths, build.tables, build.comments, keep=config.keep, sharing=sharing)
+    path = write_snapshot(paths, build.tables, build.comments, config.keep, sharing, VIEWS)
     return dg.MaterializeResult(
         metadata={
             "snapshot": dg.MetadataValue.path(str(path)),
@@ -65,6 +66,7 @@ def publish(
             "tables": dg.MetadataValue.md(
                 "\n".join(f"- {name}: {frame.height:,} rows" for name, frame in build.tables.items())
             ),
+            "views": [view.name for view in VIEWS],
             "cells_withheld": dg.MetadataValue.json(build.withheld),
             "cells_published": dg.MetadataValue.json(build.stats.published),
             "cells_primary": dg.MetadataValue.json(build.stats.primary),

@@ -32,6 +32,7 @@ import duckdb
 import polars as pl
 
 from pipelines.serving.access import restrict, serving_gid
+from pipelines.serving.presentation import View
 
 STORAGE_VERSION = "v1.4.0"  # readable by duckdb 1.4 and 1.5 (Superset's pin)
 SUFFIX = ".db"
@@ -69,8 +70,10 @@ def write_snapshot(
     comments: dict[str, str],
     keep: int = KEEP,
     sharing: str = "",
+    views: tuple[View, ...] = (),
 ) -> Path:
-    """Write the tables into a new snapshot file, then point ``current`` at it; returns the file.
+    """Write the tables, and the ``views`` over them, into a new snapshot file, then point ``current`` at
+    it; returns the file.
 
     ``sharing`` fingerprints the sharing state the tables were built under: older snapshots built
     under another state may hold withdrawn data and are removed.
@@ -87,9 +90,10 @@ def write_snapshot(
             con.execute(f'CREATE TABLE snap.main."{name}" AS SELECT * FROM _frame')
             con.unregister("_frame")
             if comment := comments.get(name):
-                con.execute(
-                    f"COMMENT ON TABLE snap.main.\"{name}\" IS '{comment.replace(chr(39), chr(39) * 2)}'"
-                )
+                _comment(con, "TABLE", name, comment)
+        for view in views:
+            con.execute(f'CREATE VIEW snap.main."{view.name}" AS {view.sql}')
+            _comment(con, "VIEW", view.name, view.description)
         con.execute("CHECKPOINT snap")
         con.execute("DETACH snap")
     finally:
@@ -100,6 +104,10 @@ def write_snapshot(
     _point(paths, final)
     _prune(paths, keep)
     return final
+
+
+def _comment(con: duckdb.DuckDBPyConnection, kind: str, name: str, text: str) -> None:
+    con.execute(f"COMMENT ON {kind} snap.main.\"{name}\" IS '{text.replace(chr(39), chr(39) * 2)}'")
 
 
 def _private_folders(paths: ServingPaths) -> None:
