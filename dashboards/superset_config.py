@@ -3,8 +3,8 @@
 Superset's metadata (SQLite) lives under ``$KNUTPUNKT_HOME/superset``; its secret keys beside the
 platform's key file, outside the repository (``dashboards.home``). The secret key is generated on
 first use (0600) rather than shipped: a default key would let anyone forge session cookies. This file
-runs in Superset's own environment: of the pipeline code it reaches only the standard-library modules
-``dashboards.home`` imports, and ``dashboards.language`` (Babel, which Superset brings).
+runs in Superset's own environment: it reaches no pipeline code, only the ``dashboards`` modules written
+for that environment (``home``, ``language``, ``metadata``, ``snapshot_db``, ``dialect``).
 
 Superset may open one database only: the serving snapshot, read-only, with DuckDB's file access off
 and its configuration locked, whoever is logged in (admins included, who could otherwise add a
