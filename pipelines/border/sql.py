@@ -23,9 +23,13 @@ import duckdb
 from pipelines.border.keys import HmacKey
 
 _PATTERN = r"^(\d{2})?(\d{2})(\d{2})(\d{2})([-+]?)(\d{3})(\d)$"
+# Luhn over the nine digits YYMMDDNNN read as one integer n: digit i is n // 10^(8 - i) % 10, and a
+# doubled digit d adds its digit sum, 2d - 9 when d >= 5 (integer arithmetic: no string per digit).
 _LUHN_TERMS = " + ".join(
-    f"(({w} * TRY_CAST(substr(t, {i + 1}, 1) AS INT)) // 10 + ({w} * TRY_CAST(substr(t, {i + 1}, 1) AS INT)) % 10)"
-    for i, w in enumerate([2, 1, 2, 1, 2, 1, 2, 1, 2])
+    f"n // {10 ** (8 - i)} % 10"
+    if i % 2
+    else f"(2 * (n // {10 ** (8 - i)} % 10) - 9 * (n // {10 ** (8 - i)} % 10 >= 5)::INT)"
+    for i in range(9)
 )
 
 _MACROS = (
@@ -38,11 +42,15 @@ _MACROS = (
         WHEN p.yy = '' THEN NULL
         WHEN p.cc <> '' THEN TRY_CAST(p.cc || p.yy AS INT)
         ELSE pnr_base_year(p, ref_year) - ((pnr_base_year(p, ref_year) - TRY_CAST(p.yy AS INT)) % 100) END""",
-    f"""CREATE OR REPLACE TEMP MACRO luhn_digit(t) AS (10 - ({_LUHN_TERMS}) % 10) % 10""",
+    f"""CREATE OR REPLACE TEMP MACRO luhn_sum(n) AS {_LUHN_TERMS}""",
+    """CREATE OR REPLACE TEMP MACRO luhn_digit(t) AS (10 - luhn_sum(TRY_CAST(t AS BIGINT)) % 10) % 10""",
+    # A calendar date by arithmetic (a samordningsnummer's day less 60): no date string to parse.
+    """CREATE OR REPLACE TEMP MACRO is_date(y, m, d) AS m BETWEEN 1 AND 12 AND d >= 1 AND d <= CASE
+        WHEN m = 2 THEN 28 + (y % 4 = 0 AND (y % 100 <> 0 OR y % 400 = 0))::INT
+        WHEN m IN (4, 6, 9, 11) THEN 30 ELSE 31 END""",
     """CREATE OR REPLACE TEMP MACRO pnr_valid(p, ref_year) AS p.yy <> ''
         AND luhn_digit(p.yy || p.mm || p.dd || p.nnn) = TRY_CAST(p.c AS INT)
-        AND try_strptime(pnr_year(p, ref_year)::VARCHAR || p.mm
-            || lpad(((TRY_CAST(p.dd AS INT) - 1) % 60 + 1)::VARCHAR, 2, '0'), '%Y%m%d') IS NOT NULL
+        AND is_date(pnr_year(p, ref_year), TRY_CAST(p.mm AS INT), (TRY_CAST(p.dd AS INT) - 1) % 60 + 1)
         AND p.dd NOT IN ('00', '60')
         AND p.nnn <> '000'""",
     """CREATE OR REPLACE TEMP MACRO pnr_twelve(p, ref_year) AS
