@@ -59,6 +59,8 @@ def border_query(dataset: Dataset, fmt: FileFormat, by_file: bool = False) -> Bo
     # One scan over all free text of the row (a space keeps runs of two columns apart): the macro
     # is expanded once per query, not once per column.
     hits = f", pnr_hits(concat_ws(' ', {', '.join(free)})) AS {HITS}" if free else ""
+    # Each raw value trimmed once, for the typed columns and the rules alike.
+    values = ", ".join(f"nullif(trim(\"{c.source}\"), '') AS {_value(c)}" for c in dataset.columns)
     sql = f"""
         WITH src AS (
             SELECT *{f', pnr_parts("{person.source}") AS _p' if person else ""},
@@ -67,7 +69,7 @@ def border_query(dataset: Dataset, fmt: FileFormat, by_file: bool = False) -> Bo
                 ) AS _occurrence
             FROM raw
         ),
-        checked AS (SELECT *{PNR_CHECKED if person else ""}{hits} FROM src),
+        checked AS (SELECT *{PNR_CHECKED if person else ""}{hits}, {values} FROM src),
         typed AS (SELECT *, {", ".join(typed)} FROM checked),
         ruled AS (SELECT *, {rule_case} AS _rule, {column_case} AS _column FROM typed)
         SELECT _source_line{f", {FILE}" if by_file else ""}, {", ".join(f"{_parsed(n)} AS {n}" for n in loaded)}{link},
@@ -85,8 +87,13 @@ def _parsed(name: str) -> str:
     return f'"_parsed_{name}"'
 
 
+def _value(col: Column) -> str:
+    """The column's raw text, trimmed and empty as NULL (computed once per row in ``checked``)."""
+    return f'"_value_{col.source}"'
+
+
 def _typed(col: Column, decimal_comma: bool) -> dict[str, str]:
-    raw = f"nullif(trim(\"{col.source}\"), '')"
+    raw = _value(col)
     match col.kind:
         case "personnummer":
             return {
@@ -119,7 +126,7 @@ def _typed(col: Column, decimal_comma: bool) -> dict[str, str]:
 
 def _rules(col: Column) -> list[tuple[str, str, str]]:
     """(condition, rule, column) in the order they are judged; the first that holds wins."""
-    raw = f"nullif(trim(\"{col.source}\"), '')"
+    raw = _value(col)
     rules = []
     if col.mandatory:
         rules.append((f"{raw} IS NULL", "missing_mandatory_value", col.source))
