@@ -131,3 +131,21 @@ def test_free_text_named_as_its_source_column_is_masked_and_typed_values_are_par
         assert con.execute("SELECT enhet, budget FROM utfall").fetchall() == [
             ("Enhet <personnummer>", 30000.0)
         ]
+
+
+def test_a_run_of_ten_digits_with_any_separators_is_scanned_and_a_case_number_is_not():
+    """``pnr_hits`` skips text without ten digits in one run (most rows: an eight-digit case number) and
+    still finds a personnummer however an agent split it with '-' or '+'."""
+    con = duckdb.connect()
+    install_macros(con)
+    pnr = "830907-6639"
+    assert oracle.valid(pnr)
+    texts = {
+        f"ring {pnr[:3]}-{pnr[3:]} nu": ["830-907-6639"],
+        "order 12345678 och 8309--07+6639": ["8309--07+6639"],
+        "KC00044485 om 19830907-6639": ["19830907-6639"],
+        "KC00044485 Avfall och återvinning": [],
+        "830907-663": [],
+    }
+    for text, hits in texts.items():
+        assert con.execute("SELECT pnr_hits(?)", [text]).fetchall()[0][0] == hits, text

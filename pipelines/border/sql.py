@@ -62,6 +62,7 @@ _MACROS = (
 
 PNR_MASK = "<personnummer>"
 _DIGIT_RUN = r"[0-9][0-9+-]*[0-9]"
+_TEN_DIGIT_RUN = r"[0-9](?:[-+]*[0-9]){9}"  # a digit run of at least ten digits, as pnr_in_digits needs
 _EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 _PHONE = r"(?:\+46|0046)[ -]?(?:\(0\))?[ -]?[1-9](?:[ -]?[0-9]){6,9}|\b0[1-9](?:[ -]?[0-9]){6,9}\b"
 
@@ -78,8 +79,9 @@ _FREE_TEXT = (
         AND (substr(d, 5, 2) BETWEEN '01' AND '31' OR substr(d, 5, 2) BETWEEN '61' AND '91')""",
     """CREATE OR REPLACE TEMP MACRO pnr_in_digits(d) AS length(d) >= 10
         AND len(list_filter(range(length(d) - 9), lambda k: pnr_plausible(substr(d, k + 1, 10)))) > 0""",
-    # The cheap test first: every written form has six digits in a row.
-    f"""CREATE OR REPLACE TEMP MACRO pnr_hits(s) AS CASE WHEN regexp_matches(s, '[0-9]{{6}}')
+    # The cheap test first: a hit needs ten digits in one run (separators allowed between them), which
+    # case and order numbers of eight digits do not have.
+    f"""CREATE OR REPLACE TEMP MACRO pnr_hits(s) AS CASE WHEN regexp_matches(s, '{_TEN_DIGIT_RUN}')
         THEN list_filter(regexp_extract_all(s, '{_DIGIT_RUN}'),
             lambda t: pnr_in_digits(regexp_replace(t, '[-+]', '', 'g')))
         ELSE [] END""",
