@@ -30,16 +30,19 @@ SERVING_TOKEN = "${KNUTPUNKT_SERVING}"
 RLS_COLUMN = "forvaltning"
 
 
-def forvaltningar(home: SupersetHome) -> list[str]:
-    """The förvaltningar of the org tree in the current snapshot (read-only, no file access)."""
+def _snapshot_rows(home: SupersetHome, sql: str) -> list[tuple]:
+    """A query's rows on the current snapshot (read-only, no file access)."""
     con = duckdb.connect(str(home.serving), read_only=True, config={"enable_external_access": False})
     try:
-        rows = con.execute(
-            "SELECT DISTINCT forvaltning FROM org_unit WHERE level = 'förvaltning' ORDER BY 1"
-        ).fetchall()
+        return con.execute(sql).fetchall()
     finally:
         con.close()
-    return [r[0] for r in rows]
+
+
+def forvaltningar(home: SupersetHome) -> list[str]:
+    """The förvaltningar of the org tree in the current snapshot."""
+    sql = "SELECT DISTINCT forvaltning FROM org_unit WHERE level = 'förvaltning' ORDER BY 1"
+    return [r[0] for r in _snapshot_rows(home, sql)]
 
 
 def missing_tables(home: SupersetHome, bundle: Path = BUNDLE) -> list[str]:
@@ -47,11 +50,7 @@ def missing_tables(home: SupersetHome, bundle: Path = BUNDLE) -> list[str]:
     import yaml
 
     datasets = [yaml.safe_load(p.read_text()) for p in sorted((bundle / "datasets").rglob("*.yaml"))]
-    con = duckdb.connect(str(home.serving), read_only=True, config={"enable_external_access": False})
-    try:
-        there = {n for (n,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    finally:
-        con.close()
+    there = {n for (n,) in _snapshot_rows(home, "SELECT table_name FROM information_schema.tables")}
     return sorted(d["table_name"] for d in datasets if not d.get("sql") and d["table_name"] not in there)
 
 

@@ -20,6 +20,19 @@ def _admin(platform: dict) -> Superset:
     return Superset(platform["url"], cred["username"], cred["password"])
 
 
+def _in_superset_env(probe: str, *args: str) -> str:
+    """What a probe prints when run by Superset's own Python with the repository's modules importable."""
+    done = subprocess.run(
+        [str(SUPERSET_VENV / "bin" / "python"), "-c", probe, *args],
+        env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 def _events(database: os.PathLike, action: str, chart_id: int | None = None) -> int:
     """Rows of Superset's event logger (its ``logs`` table) of one action, for one chart if given."""
     chart = f'%"pk": {chart_id},%' if chart_id is not None else "%"
@@ -89,15 +102,10 @@ def test_a_connection_opened_after_a_publish_reads_the_new_snapshot_and_stays_lo
     new one although the process keeps a database open, the process lets go of the old file without
     another connection (an idle worker holds no withdrawn snapshot), and each connection refuses files,
     settings, writes and attaching another file."""
-    done = subprocess.run(
-        [str(SUPERSET_VENV / "bin" / "python"), "-c", ANCHORED_CONNECTION_PROBE, str(tmp_path)],
-        env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
+    assert (
+        _in_superset_env(ANCHORED_CONNECTION_PROBE, str(tmp_path)).split("\n")[0]
+        == "first second second 4 False"
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split("\n")[0] == "first second second 4 False"
 
 
 ONCE_READ_DIALECT_PROBE = """
@@ -116,15 +124,7 @@ def test_a_duckdb_dialect_is_made_without_asking_duckdb_for_its_keywords_again()
     """``dashboards/dialect.py`` in Superset's environment: twenty dialects read DuckDB's keyword list once
     between them, and still quote a word DuckDB reserves and PostgreSQL does not (QUALIFY) as
     duckdb-engine would, and leave an ordinary name bare."""
-    done = subprocess.run(
-        [str(SUPERSET_VENV / "bin" / "python"), "-c", ONCE_READ_DIALECT_PROBE],
-        env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["True", "1", '"qualify"', "forvaltning"]
+    assert _in_superset_env(ONCE_READ_DIALECT_PROBE).split() == ["True", "1", '"qualify"', "forvaltning"]
 
 
 def test_charts_read_views_in_the_snapshot_and_only_a_ranking_dataset_is_virtual(dashboards_platform):

@@ -56,7 +56,7 @@ def publish(
     sharing = sharing_fingerprint(wh.cross_unit, platform.paths, anchors)  # before the build reads the zone
     previous = current_snapshot(paths) if paths.current.exists() else None  # audited with the new one
     build = build_tables(wh.marts, wh.cross_unit, DEFAULT_THRESHOLD, previous)
-    path = write_snapshot(paths, build.tables, build.comments, config.keep, sharing, VIEWS)
+    path = write_snapshot(paths, build.tables, build.comments, keep=config.keep, sharing=sharing, views=VIEWS)
     return dg.MaterializeResult(
         metadata={
             "snapshot": dg.MetadataValue.path(str(path)),
