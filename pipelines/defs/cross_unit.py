@@ -235,7 +235,11 @@ def _known_check(linked: dict[str, tuple[int, int, int]]) -> dg.AssetCheckResult
 
 
 def _publish(con: duckdb.DuckDBPyConnection, contract: Contract, central: dict) -> int:
-    """Replace the dataset's table with exactly what its contract shares; return its row count."""
+    """Replace the dataset's table with exactly what its contract shares; return its row count.
+
+    The central key is an HMAC (two SHA-256) of the person's link token: derived once per person of
+    the dataset, not once per row (a contact centre's person has dozens), three times faster at
+    60,000 x 5 with every row the same."""
     bound = sharing.params(contract) | central
     sharing.check_output(con, contract, bound)
     table, shared = f"{contract.unit}.{contract.dataset}", sharing.shared_sql(contract)
@@ -244,13 +248,16 @@ def _publish(con: duckdb.DuckDBPyConnection, contract: Contract, central: dict) 
     else:
         indexed = _has_table(con, "main", "citizen_index")
         known = "ci.citizen_key IS NOT NULL" if indexed else "NULL::BOOLEAN"
-        join = f"LEFT JOIN citizen_index ci ON ci.citizen_key = {CITIZEN_KEY}" if indexed else ""
+        join = "LEFT JOIN citizen_index ci ON ci.citizen_key = keyed.citizen_key" if indexed else ""
         sql = f"""
             CREATE OR REPLACE TABLE {table} AS
-            SELECT CASE WHEN link.link_token IS NOT NULL THEN {CITIZEN_KEY} END AS citizen_key,
-                s.* EXCLUDE (person_pseudonym), {known} AS known_to_folkbokforing
-            FROM ({shared}) s
-            LEFT JOIN vault.link link USING (person_pseudonym)
+            WITH s AS ({shared}),
+            keyed AS (
+                SELECT person_pseudonym, {CITIZEN_KEY} AS citizen_key
+                FROM (SELECT DISTINCT person_pseudonym FROM s) JOIN vault.link link USING (person_pseudonym)
+            )
+            SELECT keyed.citizen_key, s.* EXCLUDE (person_pseudonym), {known} AS known_to_folkbokforing
+            FROM s LEFT JOIN keyed USING (person_pseudonym)
             {join}
         """
     run(con, sql, used(sql, bound))
