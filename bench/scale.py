@@ -3,7 +3,8 @@
 Runs the main job's stages in this process as ``knutpunkt run`` does (generate, ingest with its
 checks, steward approvals, link, dbt, discovery, publish) on a throwaway home, and prints per stage
 the wall time and the peak resident memory of the whole process tree (this process and every
-worker it started: the two ingest workers, dbt), sampled every 0.2 s. Ingest and checks are split
+worker it started: the two ingest workers, dbt), sampled every 0.2 s, and which Dagster steps were
+running at each stage's peak. Ingest and checks are split
 by the unit assets' own ``seconds_loading``/``seconds_checking`` metadata, and dbt, discovery and
 publish by the Dagster step timings of the marts run. The yardstick is a bare DuckDB load of the
 same landing files (``bench/ingest.py``'s), measured in the same run.
@@ -57,6 +58,7 @@ class TreeMemory:
 
     def __init__(self) -> None:
         self.peak = 0
+        self.peak_at = 0.0  # time.time() of the peak sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -67,7 +69,8 @@ class TreeMemory:
             for p in [me, *me.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):  # a worker that ended between listing and reading
                     total += p.memory_info().rss
-            self.peak = max(self.peak, total)
+            if total > self.peak:
+                self.peak, self.peak_at = total, time.time()
             self._stop.wait(SAMPLE_SECONDS)
 
     def __enter__(self) -> TreeMemory:
@@ -84,6 +87,8 @@ class Stages:
 
     def __init__(self) -> None:
         self.rows: list[tuple[str, float, int | None]] = []
+        self.peak_at: dict[str, float] = {}  # per stage, when its peak was sampled
+        self.at_peak: dict[str, list[str]] = {}  # per stage, the Dagster steps running at its peak
         self.delivered = 0  # rows in the delivered files the full run loaded
 
     @contextmanager
@@ -92,6 +97,7 @@ class Stages:
         with TreeMemory() as memory:
             yield
         self.rows.append((name, time.perf_counter() - started, memory.peak))
+        self.peak_at[name] = memory.peak_at
 
     def detail(self, name: str, parts: dict[str, float]) -> None:
         """Show a stage's parts under it (indented; the stage's own row keeps its wall time)."""
@@ -137,6 +143,7 @@ def _run(args: argparse.Namespace, paths: Paths, work: Path) -> Stages:
         stages.delivered = _delivered_rows(paths)  # before the increment: the full run's rows
         if held_out:
             failed += _increment(stages, paths, instance, held_out)
+        stages.at_peak = {name: _running_at(instance, t) for name, t in stages.peak_at.items()}
     if failed:
         raise SystemExit(f"the main job failed: {failed}")
     return stages
@@ -206,6 +213,24 @@ def _unit_seconds(instance: dg.DagsterInstance) -> dict[str, float]:
     return totals
 
 
+def _running_at(instance: dg.DagsterInstance, moment: float) -> list[str]:
+    """The Dagster steps (of any run) that were executing at ``moment``: where a stage's peak came from."""
+    kinds = {
+        dg.DagsterEventType.STEP_START,
+        dg.DagsterEventType.STEP_SUCCESS,
+        dg.DagsterEventType.STEP_FAILURE,
+    }
+    running = []
+    for r in instance.get_runs(limit=100):
+        started, ended = {}, {}
+        for record in instance.get_records_for_run(r.run_id, of_type=kinds).records:
+            entry = record.event_log_entry
+            start = entry.dagster_event.event_type == dg.DagsterEventType.STEP_START
+            (started if start else ended)[entry.step_key] = entry.timestamp
+        running += [k for k, t in started.items() if t <= moment <= ended.get(k, float("inf"))]
+    return sorted(running)
+
+
 def _marts_steps(instance: dg.DagsterInstance) -> dict[str, float]:
     """The marts run's step times, grouped: dbt, discovery, publish."""
     [latest] = instance.get_runs(dg.RunsFilter(job_name=MARTS_JOB_NAME), limit=1)
@@ -232,6 +257,9 @@ def _report(args: argparse.Namespace, stages: Stages) -> None:
     for name, seconds, peak in stages.rows:
         memory = f"{peak / 2**30:.2f} GB" if peak else ""
         print(f"{name:<36}{seconds:>10.1f}{memory:>18}")
+    print("Dagster steps running at each stage's peak:")
+    for name, steps in stages.at_peak.items():
+        print(f"  {name:<38}{', '.join(steps) or '(this process)'}")
     peak = max(p or 0 for _, _, p in stages.rows)
     print(f"{'end to end (without the yardstick)':<36}{total:>10.1f}{peak / 2**30:>15.2f} GB")
     print(f"rows per second end to end: {rows / total:,.0f}; bare DuckDB load: {rows / bare:,.0f}")
