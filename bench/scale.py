@@ -143,7 +143,7 @@ def _run(args: argparse.Namespace, paths: Paths, work: Path) -> Stages:
         stages.delivered = _delivered_rows(paths)  # before the increment: the full run's rows
         if held_out:
             failed += _increment(stages, paths, instance, held_out)
-        stages.at_peak = {name: _running_at(instance, t) for name, t in stages.peak_at.items()}
+        stages.at_peak = _running_at(instance, stages.peak_at)
     if failed:
         raise SystemExit(f"the main job failed: {failed}")
     return stages
@@ -213,38 +213,37 @@ def _unit_seconds(instance: dg.DagsterInstance) -> dict[str, float]:
     return totals
 
 
-def _running_at(instance: dg.DagsterInstance, moment: float) -> list[str]:
-    """The Dagster steps (of any run) that were executing at ``moment``: where a stage's peak came from."""
+def _step_spans(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
+    """Each step of a run with its start and end (``inf`` while it runs or if it never ended)."""
     kinds = {
         dg.DagsterEventType.STEP_START,
         dg.DagsterEventType.STEP_SUCCESS,
         dg.DagsterEventType.STEP_FAILURE,
     }
-    running = []
-    for r in instance.get_runs(limit=100):
-        started, ended = {}, {}
-        for record in instance.get_records_for_run(r.run_id, of_type=kinds).records:
-            entry = record.event_log_entry
-            start = entry.dagster_event.event_type == dg.DagsterEventType.STEP_START
-            (started if start else ended)[entry.step_key] = entry.timestamp
-        running += [k for k, t in started.items() if t <= moment <= ended.get(k, float("inf"))]
-    return sorted(running)
+    started, ended = {}, {}
+    for record in instance.get_records_for_run(run_id, of_type=kinds).records:
+        entry = record.event_log_entry
+        start = entry.dagster_event.event_type == dg.DagsterEventType.STEP_START
+        (started if start else ended)[entry.step_key] = entry.timestamp
+    return {k: (t, ended.get(k, float("inf"))) for k, t in started.items()}
+
+
+def _running_at(instance: dg.DagsterInstance, moments: dict[str, float]) -> dict[str, list[str]]:
+    """Per stage, the Dagster steps (of any run) executing at its peak's moment: where the peak came from."""
+    spans = [span for r in instance.get_runs(limit=100) for span in _step_spans(instance, r.run_id).items()]
+    return {
+        name: sorted(k for k, (start, end) in spans if start <= moment <= end)
+        for name, moment in moments.items()
+    }
 
 
 def _marts_steps(instance: dg.DagsterInstance) -> dict[str, float]:
     """The marts run's step times, grouped: dbt, discovery, publish."""
     [latest] = instance.get_runs(dg.RunsFilter(job_name=MARTS_JOB_NAME), limit=1)
-    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
-    started, groups = {}, {"dbt": 0.0, "discovery": 0.0, "publish": 0.0}
-    for record in instance.get_records_for_run(latest.run_id, of_type=kinds).records:
-        entry = record.event_log_entry
-        if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
-            started[entry.step_key] = entry.timestamp
-            continue
-        group = (
-            "dbt" if "dbt" in entry.step_key else "discovery" if "discovery" in entry.step_key else "publish"
-        )
-        groups[group] += entry.timestamp - started[entry.step_key]
+    groups = {"dbt": 0.0, "discovery": 0.0, "publish": 0.0}
+    for step, (start, end) in _step_spans(instance, latest.run_id).items():
+        group = "dbt" if "dbt" in step else "discovery" if "discovery" in step else "publish"
+        groups[group] += end - start
     return groups
 
 
