@@ -7,6 +7,7 @@ parallel), and the cross-unit zone is one file written by one step at a time.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+
+MEMORY_ENV = "KNUTPUNKT_DUCKDB_MEMORY"
+# Per process: DuckDB's own default is 80 % of RAM, so two steps at once could claim more than the
+# machine has; above this a query spills to ``<zone>.duckdb.tmp`` beside its file instead.
+DEFAULT_MEMORY = "4GB"
+
+
+def memory_limit() -> str:
+    """The DuckDB buffer limit every warehouse connection (and dbt, through its profile) runs under."""
+    return os.environ.get(MEMORY_ENV, DEFAULT_MEMORY)
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,7 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
     if read_only and not path.exists():
         raise FileNotFoundError(f"warehouse zone {path} does not exist yet: load it first")
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit()})
     try:
         yield con
     finally:

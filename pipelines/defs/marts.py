@@ -29,6 +29,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from pipelines.defs.resources import Platform
 from pipelines.settings import REPO_ROOT
+from warehouse.layout import memory_limit
 
 DBT_DIR = REPO_ROOT / "models"
 DBT_PROJECT = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
@@ -90,7 +91,8 @@ def dbt_models() -> dg.AssetsDefinition:
     )
     def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, platform: Platform) -> Iterator:
         """``dbt build``: seeds, staging views, marts and the panel, each followed by its tests."""
-        home = json.dumps({"knutpunkt_home": str(platform.paths.home)})  # profiles.yml's warehouse paths
+        # profiles.yml's warehouse paths and DuckDB's buffer limit
+        home = json.dumps({"knutpunkt_home": str(platform.paths.home), "memory_limit": memory_limit()})
         target = platform.paths.dbt / context.run.run_id
         yield from dbt.cli(["build", "--vars", home], context=context, target_path=target).stream()
 

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 from scipy import stats
 
-from warehouse.layout import run
+from warehouse.layout import connect, run
 
 PANEL = "discovery.citizen_quarter"
 MERIT_UNIT, MERIT_DATASET = "skola", "meritvarde"  # the year-9 merit value: a measure, not a yes/no
@@ -321,5 +321,5 @@ def _columns_exist(indicator: Indicator, columns: set[str]) -> bool:
 
 def open_panel(cross_unit: Path) -> Panel:
     """The panel of a cross-unit zone file, read-only (for benchmarks and notebooks' tests)."""
-    with duckdb.connect(str(cross_unit), read_only=True) as con:
+    with connect(cross_unit, read_only=True) as con:
         return load_panel(con)
