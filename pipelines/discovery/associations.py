@@ -51,7 +51,7 @@ economic aid, pupils are not 80), not discoveries.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -398,6 +398,7 @@ class Aligned:
     person: np.ndarray  # per aligned row (not distinct), its person
     rows_now: tuple[np.ndarray, ...]  # per indicator, the aligned rows it is set in, ascending
     rows_then: tuple[np.ndarray, ...]  # per indicator, the aligned rows it is set in ``lag`` quarters later
+    counted: dict[tuple[str | None, str | None], int] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, panel: Panel, lag: int) -> Aligned:
@@ -434,12 +435,19 @@ class Aligned:
         bit = np.uint64(self.names.index(name))
         return ((self.then if later else self.now) >> bit & np.uint64(1)).astype(bool)
 
-    def persons(self, a: str | None = None, b: str | None = None, panel_persons: int = 0) -> int:
-        """Persons with ``a`` in the first quarter and ``b`` ``lag`` quarters later (either may be None)."""
-        now = self.rows_now[self.names.index(a)] if a else None
-        then = self.rows_then[self.names.index(b)] if b else None
-        both = np.intersect1d(now, then, assume_unique=True) if a and b else now if a else then
-        return _persons(self.person[both], panel_persons)
+    def persons(self, a: str | None = None, b: str | None = None) -> int:
+        """Persons with ``a`` in the first quarter and ``b`` ``lag`` quarters later (either may be None).
+
+        Counted once per pair: every test of a pair (adjusted for other services, tested again within a
+        third unit's) asks the same. Aligned rows are in person order, so a person's rows are adjacent.
+        """
+        if (a, b) not in self.counted:
+            now = self.rows_now[self.names.index(a)] if a else None
+            then = self.rows_then[self.names.index(b)] if b else None
+            both = np.intersect1d(now, then, assume_unique=True) if a and b else now if a else then
+            person = self.person[both]
+            self.counted[(a, b)] = int(len(person) and 1 + np.count_nonzero(person[1:] != person[:-1]))
+        return self.counted[(a, b)]
 
 
 def _bits(flags: np.ndarray) -> np.ndarray:
@@ -501,9 +509,9 @@ def _odds_ratio(panel: Panel, rows: Aligned, a: Indicator, b: Indicator, strata:
     return {  # not estimable (a group without the services): NaN, tested with p = 1
         "log_or": float(log_or),
         "lift": float(observed / expected) if expected > 0 else float("nan"),
-        "n_a": rows.persons(a.name, None, persons),
-        "n_b": rows.persons(None, b.name, persons),
-        "n_both": rows.persons(a.name, b.name, persons),
+        "n_a": rows.persons(a.name, None),
+        "n_b": rows.persons(None, b.name),
+        "n_both": rows.persons(a.name, b.name),
         "n_population": persons,
         **_positive(float(log_or), jackknife(float(log_or), leave_out, floor=_rgb_se(total))),
     }
@@ -546,10 +554,6 @@ def _dense(strata: np.ndarray) -> tuple[np.ndarray, int]:
     used = np.zeros(int(strata.max()) + 1, dtype=bool)
     used[strata] = True
     return (np.cumsum(used) - 1)[strata], int(used.sum())
-
-
-def _persons(person: np.ndarray, persons: int) -> int:
-    return int(np.count_nonzero(np.bincount(person, minlength=persons)))
 
 
 def _id(h: Hypothesis | merit.Comparison) -> str:

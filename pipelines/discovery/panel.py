@@ -20,6 +20,7 @@ from warehouse.layout import connect, run
 
 PANEL = "discovery.citizen_quarter"
 MERIT_UNIT, MERIT_DATASET = "skola", "meritvarde"  # the year-9 merit value: a measure, not a yes/no
+NEVER = np.iinfo(np.int64).max  # the first quarter of something a person never had
 JACKKNIFE_GROUPS = 20  # persons are split into this many groups for cluster-robust intervals
 
 
@@ -165,6 +166,24 @@ class Panel:
     @cached_property
     def persons(self) -> int:
         return int(self.person.max()) + 1 if self.rows else 0
+
+    @cached_property
+    def first_quarter(self) -> np.ndarray:
+        """Per person, the first quarter they are in the panel."""
+        return self.first_quarters(np.ones(self.rows, dtype=bool))
+
+    def first_quarters(self, rows: np.ndarray) -> np.ndarray:
+        """Per person, the first quarter of the rows where ``rows`` (a mask) holds, or ``NEVER``.
+
+        Rows are ordered by person and quarter, so a person's first such row is that quarter.
+        """
+        at = np.flatnonzero(rows)
+        person = self.person[at]
+        first = np.ones(len(at), dtype=bool)
+        first[1:] = person[1:] != person[:-1]
+        quarter = np.full(self.persons, NEVER)
+        quarter[person[first]] = self.quarter[at[first]]
+        return quarter
 
     def flag(self, name: str) -> np.ndarray:
         return self.flags[:, [i.name for i in self.indicators].index(name)]

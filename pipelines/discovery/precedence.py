@@ -34,7 +34,7 @@ from pipelines.discovery.findings import (
     benjamini_hochberg,
     forvaltning_or_total,
 )
-from pipelines.discovery.panel import Indicator, Panel, family
+from pipelines.discovery.panel import NEVER, Indicator, Panel, family
 
 WASHOUT = 2  # quarters in the panel without the service before an onset counts
 WINDOW = 4  # quarters: onsets further apart are not a sequence
@@ -48,21 +48,15 @@ METHOD = (
 )
 
 
-def onsets(panel: Panel, name: str, since: int = 0) -> np.ndarray:
-    """Per person, the quarter of an incident onset of the service, or -1 (never, or not incident).
+def incident(panel: Panel, onset: np.ndarray, since: int) -> np.ndarray:
+    """Per person, the quarter of an incident onset of a service (``onset``: its ``Panel.first_quarters``), or -1.
 
     Incident: the person was in the panel, while the service was being recorded (from quarter
     ``since``), for ``WASHOUT`` quarters without it. Retention cuts some datasets short (contacts
     are kept two years): before that, "no contact" means "not recorded", not "none".
     """
-    big = np.iinfo(np.int64).max
-    first_seen = np.full(panel.persons, big)
-    np.minimum.at(first_seen, panel.person, panel.quarter)
-    onset = np.full(panel.persons, big)
-    rows = panel.flag(name)
-    np.minimum.at(onset, panel.person[rows], panel.quarter[rows])
-    incident = (onset != big) & (onset >= np.maximum(first_seen, since) + WASHOUT)
-    return np.where(incident, onset, -1)
+    seen = panel.first_quarter
+    return np.where((onset != NEVER) & (onset >= np.maximum(seen, since) + WASHOUT), onset, -1)
 
 
 def recorded_from(panel: Panel, name: str) -> int:
@@ -75,10 +69,11 @@ def analyse(panel: Panel, associations: list[Finding], threshold: int = DEFAULT_
     """Test every pair (``associations.pairs``) for an asymmetric order of onsets; correct over all pairs.
     ``associations``: the association analysis's findings on the same panel."""
     start = {i.name: recorded_from(panel, i.name) for i in panel.indicators}
+    first = {i.name: panel.first_quarters(panel.flag(i.name)) for i in panel.indicators}
     tested = []
     for a, b in pairs(panel):
         since = max(start[a.name], start[b.name])  # both recorded: an onset of either could be seen
-        oa, ob = onsets(panel, a.name, since), onsets(panel, b.name, since)
+        oa, ob = incident(panel, first[a.name], since), incident(panel, first[b.name], since)
         tested.append((a, b, _test(oa, ob, len(panel.quarters))))
     q = benjamini_hochberg(np.array([t["p"] for _, _, t in tested]))
     bounds = {f.finding_id: f.ci_low for f in associations}
