@@ -4,7 +4,8 @@ Superset's metadata (SQLite) lives under ``$KNUTPUNKT_HOME/superset``; its secre
 platform's key file, outside the repository (``dashboards.home``). The secret key is generated on
 first use (0600) rather than shipped: a default key would let anyone forge session cookies. This file
 runs in Superset's own environment: it reaches no pipeline code, only the ``dashboards`` modules written
-for that environment (``home``, ``language``, ``metadata``, ``snapshot_db``, ``dialect``).
+for that environment (``home``, ``language``, ``metadata``, ``snapshot_db``, ``dialect``, ``cache``,
+``response_cache``).
 
 Superset may open one database only: the serving snapshot, read-only, with DuckDB's file access off
 and its configuration locked, whoever is logged in (admins included, who could otherwise add a
@@ -24,7 +25,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from dashboards import dialect, language, metadata
+from dashboards import dialect, language, metadata, response_cache
 from dashboards.home import SupersetHome
 from dashboards.snapshot_db import connector
 
@@ -196,10 +197,12 @@ DB_CONNECTION_MUTATOR = lock_connection
 
 
 def mutate_app(app: Any) -> None:
-    """Superset's hook on the app: the connection guard, our language packs, cheap metadata commits."""
+    """Superset's hook on the app: the connection guard, our language packs, cheap metadata commits and
+    repeat chart views answered from their stored response (``dashboards/response_cache.py``)."""
     guard_saved_connections(app)
     language.serve_language_packs(app, TRANSLATIONS, LANGUAGE_PACKS)
     metadata.cheap_commits(app)
+    response_cache.install(app, HOME.root / "response_cache")
 
 
 FLASK_APP_MUTATOR = mutate_app

@@ -9,8 +9,11 @@ import sqlite3
 import subprocess
 from contextlib import closing
 
+import requests
+
 from dashboards.api import Superset
 from dashboards.home import REPO_ROOT, SUPERSET_VENV
+from dashboards.response_cache import HEADER
 
 STEPS = ("ChartDataRestApi.json_dumps", "_get_data_response")  # what Superset logs inside a chart view
 
@@ -136,3 +139,110 @@ def test_charts_read_views_in_the_snapshot_and_only_a_ranking_dataset_is_virtual
     virtual = sorted(d["table_name"] for d in datasets["result"] if d["sql"])
     assert virtual == ["prognos_chef"]
     assert all(d["table_name"] for d in datasets["result"])
+
+
+def _view(api: Superset, chart_id: int) -> requests.Response:
+    """A plain repeat view of a chart's data, as a dashboard asks for it (not raised on an error status)."""
+    return api.http.get(f"{api.url}/api/v1/chart/{chart_id}/data/?force=false", timeout=60)
+
+
+def _until_answered_from_store(api: Superset, chart_id: int) -> requests.Response:
+    """Views of a chart until one is answered from the response cache (Superset's cache fills, then ours)."""
+    for _ in range(4):
+        view = _view(api, chart_id)
+        assert view.status_code == 200, view.text[:300]
+        if view.headers.get(HEADER) == "hit":
+            return view
+    raise AssertionError(f"chart {chart_id}: no repeat view was answered from the response cache")
+
+
+def _rows(response: requests.Response) -> list:
+    return [r["data"] for r in response.json()["result"]]
+
+
+def _manager(platform: dict, name: str) -> Superset:
+    cred = platform["credentials"]["managers"][name]
+    return Superset(platform["url"], cred["username"], cred["password"])
+
+
+def _readable(api: Superset, chart_ids: list[int]) -> list[int]:
+    return [c for c in chart_ids if _view(api, c).status_code == 200]
+
+
+def test_a_repeat_view_is_answered_from_the_stored_response_with_what_superset_answers(dashboards_platform):
+    """``dashboards/response_cache.py``: the third plain view of a chart is served from the stored
+    response, holds the rows Superset reads from the snapshot (``force=true``), and is audited like
+    Superset's own; a forced view or another format always goes to Superset."""
+    admin = _admin(dashboards_platform)
+    database = dashboards_platform["home"].root / "superset.db"
+    chart_id = max(admin.charts().values())
+    hit = _until_answered_from_store(admin, chart_id)
+    assert all(r["is_cached"] for r in hit.json()["result"])
+    assert _rows(hit) == [r["data"] for r in admin.chart_results(chart_id, force=True)]
+    before = _events(database, "ChartDataRestApi.data", chart_id)
+    assert _view(admin, chart_id).headers.get(HEADER) == "hit"
+    assert _events(database, "ChartDataRestApi.data", chart_id) == before + 1, "a cached view went unaudited"
+    for query in ("force=true", "format=csv&force=false", "force=false&type=query"):
+        other = admin.request("GET", f"/api/v1/chart/{chart_id}/data/?{query}")
+        assert HEADER not in other.headers, f"?{query} was answered from the response cache"
+
+
+TAKEN_AWAY = {  # what an admin takes from a manager's roles: every permission, or only reading the data
+    "every permission": "1 = 1",
+    "access to the datasets": "p.name IN ('datasource_access', 'schema_access', 'catalog_access', "
+    "'database_access', 'all_datasource_access', 'all_database_access')",
+}
+
+
+def test_a_manager_whose_roles_lose_access_is_refused_a_view_they_had_cached(dashboards_platform):
+    """The access checks run on every view, cached or not. With the manager's roles stripped of their
+    permissions, or only of access to the datasets (as an admin would, in the metadata database; the
+    roles and so the row-level-security clauses stay), the view they had cached a moment ago is refused;
+    with the permissions back it is served from the store again."""
+    name = sorted(dashboards_platform["credentials"]["managers"])[0]
+    manager = _manager(dashboards_platform, name)
+    chart_id = _readable(manager, sorted(_admin(dashboards_platform).charts().values()))[0]
+    username = dashboards_platform["credentials"]["managers"][name]["username"]
+    database = dashboards_platform["home"].root / "superset.db"
+    for what, condition in TAKEN_AWAY.items():
+        _until_answered_from_store(manager, chart_id)
+        with closing(sqlite3.connect(database, timeout=30)) as con:
+            granted = con.execute(
+                f"""SELECT pvr.id, pvr.permission_view_id, pvr.role_id FROM ab_permission_view_role pvr
+                    JOIN ab_user_role ur ON ur.role_id = pvr.role_id JOIN ab_user u ON u.id = ur.user_id
+                    JOIN ab_permission_view pv ON pv.id = pvr.permission_view_id
+                    JOIN ab_permission p ON p.id = pv.permission_id
+                    WHERE u.username = ? AND {condition}""",
+                [username],
+            ).fetchall()
+            assert granted, what
+            with con:
+                con.executemany(
+                    "DELETE FROM ab_permission_view_role WHERE id = ?", [(g[0],) for g in granted]
+                )
+            try:
+                refused = _view(manager, chart_id)
+            finally:
+                with con:
+                    con.executemany("INSERT INTO ab_permission_view_role VALUES (?, ?, ?)", granted)
+        assert refused.status_code in (403, 404) and HEADER not in refused.headers, (
+            what,
+            refused.status_code,
+        )
+        assert _view(manager, chart_id).headers.get(HEADER) == "hit", what
+
+
+def test_two_managers_each_get_their_own_rows_from_the_response_cache(dashboards_platform):
+    """Row-level security holds for stored responses: two förvaltningar's managers viewing the same chart
+    are each served their own rows (those Superset reads for them from the snapshot), never the other's."""
+    first, second = (
+        _manager(dashboards_platform, n) for n in sorted(dashboards_platform["credentials"]["managers"])[:2]
+    )
+    both = _readable(second, _readable(first, sorted(_admin(dashboards_platform).charts().values())))
+    fresh = {
+        c: ([r["data"] for r in first.chart_results(c)], [r["data"] for r in second.chart_results(c)])
+        for c in both
+    }
+    chart_id = next(c for c, (a, b) in fresh.items() if a != b and a and b)
+    hits = _until_answered_from_store(first, chart_id), _until_answered_from_store(second, chart_id)
+    assert (_rows(hits[0]), _rows(hits[1])) == fresh[chart_id]
