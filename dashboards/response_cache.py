@@ -3,16 +3,19 @@
 Superset's chart cache (``dashboards/cache.py``) spares the query, but a cached view still costs about
 twenty milliseconds of Superset's own work: two loads of the chart, the marshmallow query context, the
 access checks and the payload's JSON, as much as opening the snapshot in DuckDB and querying it.
-Here a view of ``GET /api/v1/chart/<id>/data/`` that Superset answered from its cache is kept as the
-response it was, and the same view by the same user is answered with it, in a few milliseconds.
+Here a chart-data view that Superset answered from its cache is kept as the response it was, and the
+same view by the same user is answered with it, in a few milliseconds: ``GET /api/v1/chart/<id>/data/``
+(a saved chart's query, as the API runs it) and ``POST /api/v1/chart/data`` (a query context, as a
+dashboard in the browser asks, keyed on the request's body). Forced views, CSV and other result types
+always go to Superset.
 
 What Superset checks is checked again on every view, cached or not, before anything is served:
 the user is logged in (session or JWT, as FAB's ``protect`` does), holds the endpoint's permission
-and may read the chart's dataset (``raise_for_access``). A user who loses a role is refused at once.
-The key holds everything the response depends on: the user, the chart and its dataset as last
-changed, the user's row-level-security clauses on that dataset, the request's arguments and the
-language; the cache scopes every key to the snapshot file (``SnapshotCache``), so a publish is never
-served stale. Every view served here still gets its audit row, as Superset's own would.
+and may read the dataset (``raise_for_access``). A user who loses access is refused at once. The key
+holds everything the response depends on: the user, the chart as last changed (or the query context
+asked for), the dataset as last changed, the user's row-level-security clauses on it, the request's
+arguments and the language; the cache scopes every key to the snapshot file (``SnapshotCache``), so a
+publish is never served stale. Every view served here still gets its audit row, as Superset's would.
 
 Loaded by Superset (``FLASK_APP_MUTATOR`` in ``superset_config.py``), inside ``.venv-superset``.
 """
@@ -27,10 +30,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-CHART_DATA = re.compile(r"/api/v1/chart/(\d+)/data/?")
-ENDPOINT = ("ChartDataRestApi", "get_data")
+SAVED = re.compile(r"/api/v1/chart/(\d+)/data/?")  # GET: a saved chart's query, as the API runs it
+ASKED = re.compile(r"/api/v1/chart/data/?")  # POST: a query context, as a dashboard in the browser asks
+ENDPOINTS = {"GET": "get_data", "POST": "data"}  # ChartDataRestApi's methods, for their permission
 HEADER = "X-Knutpunkt-Response-Cache"  # hit | stored: what this cache did with the view
-ARGUMENTS = {"force": {"false"}, "format": {"json"}}  # anything else goes to Superset as it is
+ARGUMENTS = {"force": {"false"}, "format": {"json"}}  # GET: anything else goes to Superset as it is
 
 
 def install(app: Any, folder: Path) -> None:
@@ -46,10 +50,8 @@ def _answer(cache: Any) -> Any:
     """A stored response for this view, if the user may see it now; else None (Superset answers)."""
     from flask import Response, g, request
 
-    match = CHART_DATA.fullmatch(request.path)
-    if request.method != "GET" or not match or not _plain(request.args):
-        return None
-    key = _key(int(match.group(1)))
+    view = _view()
+    key = _key(*view) if view else None
     if key is None:
         return None
     started = time.perf_counter()
@@ -57,7 +59,7 @@ def _answer(cache: Any) -> Any:
     if stored is None:
         g.knutpunkt_response_key = key
         return None
-    _audit(int(match.group(1)), time.perf_counter() - started)
+    _audit(time.perf_counter() - started, **({"pk": view[1][1]} if request.method == "GET" else {}))
     return Response(stored, status=200, mimetype="application/json", headers={HEADER: "hit"})
 
 
@@ -79,25 +81,48 @@ def _keep(cache: Any, response: Any) -> Any:
     return response
 
 
-def _plain(arguments: Any) -> bool:
-    return all(value in ARGUMENTS.get(name, ()) for name, value in arguments.items(multi=True))
-
-
-def _key(chart_id: int) -> str | None:
-    """The view's cache key, or None where this user may not see the chart now (Superset decides)."""
-    from flask_babel import get_locale
-    from superset import db, security_manager
+def _view() -> tuple[Any, list] | None:
+    """The dataset a plain chart-data view reads and what else its answer depends on; None for any
+    other request (forced, another format or result type, not JSON, a dataset not a table)."""
+    from flask import request
+    from superset import db
+    from superset.connectors.sqla.models import SqlaTable
     from superset.models.slice import Slice
 
+    if request.method == "GET" and (saved := SAVED.fullmatch(request.path)):
+        if not all(v in ARGUMENTS.get(k, ()) for k, v in request.args.items(multi=True)):
+            return None
+        chart = db.session.get(Slice, int(saved.group(1)))
+        return (chart.datasource, ["chart", chart.id, str(chart.changed_on)]) if chart else None
+    if request.method != "POST" or not ASKED.fullmatch(request.path) or not request.is_json:
+        return None
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or body.get("force") or body.get("result_format", "json") != "json":
+        return None
+    source = body.get("datasource")
+    if (
+        body.get("result_type", "full") != "full"
+        or not isinstance(source, dict)
+        or source.get("type") != "table"
+    ):
+        return None
+    dataset = db.session.get(SqlaTable, source["id"]) if isinstance(source.get("id"), int) else None
+    return dataset, ["query", hashlib.sha256(request.get_data()).hexdigest()]
+
+
+def _key(dataset: Any, asked: list) -> str | None:
+    """The view's cache key, or None where this user may not see the dataset now (Superset decides)."""
+    from flask import request
+    from flask_babel import get_locale
+    from superset import security_manager
+
     user = _user()
-    chart = db.session.get(Slice, chart_id) if user is not None else None
-    dataset = chart.datasource if chart is not None else None
-    if dataset is None or not _permitted() or not security_manager.can_access_datasource(dataset):
+    if dataset is None or user is None or not _permitted():
+        return None
+    if not security_manager.can_access_datasource(dataset):
         return None
     rls = sorted(str(f.clause) for f in security_manager.get_rls_filters(dataset))
-    parts = [user.id, chart.id, str(chart.changed_on), str(dataset.changed_on), rls, str(get_locale())]
-    from flask import request
-
+    parts = [user.id, *asked, dataset.id, str(dataset.changed_on), rls, str(get_locale())]
     parts.append(sorted(request.args.items(multi=True)))
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
@@ -119,23 +144,25 @@ def _user() -> Any:
 
 def _permitted() -> bool:
     """The chart-data endpoint's own permission (``can_read`` on ``Chart``), as Superset names it."""
-    from flask import current_app
+    from flask import current_app, request
 
-    view = next(v for v in current_app.appbuilder.baseviews if type(v).__name__ == ENDPOINT[0])
-    permission = view.method_permission_name.get(ENDPOINT[1], ENDPOINT[1])
+    view = next(v for v in current_app.appbuilder.baseviews if type(v).__name__ == "ChartDataRestApi")
+    method = ENDPOINTS[request.method]
+    permission = view.method_permission_name.get(method, method)
     return current_app.appbuilder.sm.has_access(f"can_{permission}", view.class_permission_name)
 
 
-def _audit(chart_id: int, seconds: float) -> None:
-    """The view's row in Superset's event log, as its chart-data endpoint writes it."""
+def _audit(seconds: float, **payload: Any) -> None:
+    """The view's row in Superset's event log, as its chart-data endpoints write it."""
+    from flask import request
     from superset.extensions import event_logger
 
     event_logger.log_with_context(
-        action=f"{ENDPOINT[0]}.data",
+        action="ChartDataRestApi.data",
         duration=timedelta(seconds=seconds),
-        object_ref=f"{ENDPOINT[0]}.{ENDPOINT[1]}",
+        object_ref=f"ChartDataRestApi.{ENDPOINTS[request.method]}",
         log_to_statsd=False,
-        pk=chart_id,
+        **payload,
         is_cached=True,
         served_by="knutpunkt response cache",
     )

@@ -4,6 +4,7 @@ On the shared Superset deployment (``dashboards_platform``), through the REST AP
 The figures themselves come from ``bench/dashboards.py``; these tests hold the mechanisms in place.
 """
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -246,3 +247,31 @@ def test_two_managers_each_get_their_own_rows_from_the_response_cache(dashboards
     chart_id = next(c for c, (a, b) in fresh.items() if a != b and a and b)
     hits = _until_answered_from_store(first, chart_id), _until_answered_from_store(second, chart_id)
     assert (_rows(hits[0]), _rows(hits[1])) == fresh[chart_id]
+
+
+def _ask(api: Superset, context: dict) -> requests.Response:
+    """A query context posted as a dashboard in the browser posts it (not raised on an error status)."""
+    return api.http.post(f"{api.url}/api/v1/chart/data", json=context, timeout=60)
+
+
+def test_a_dashboards_repeat_query_is_answered_from_the_store_keyed_on_what_it_asks(dashboards_platform):
+    """``POST /api/v1/chart/data``, what a dashboard in the browser sends: a repeated query context is
+    served from the stored response with the rows Superset reads for it; another context (a row limit
+    of one) is stored and served apart, and a forced one always goes to Superset."""
+    admin = _admin(dashboards_platform)
+    chart_id = max(admin.charts().values())
+    saved = admin.chart(chart_id)["query_context"]
+    one_row = json.loads(json.dumps(saved))
+    for query in one_row["queries"]:
+        query["row_limit"] = 1
+    for context in (saved, one_row):
+        context["force"] = False
+        for _ in range(4):
+            view = _ask(admin, context)
+            assert view.status_code == 200, view.text[:300]
+            if view.headers.get(HEADER) == "hit":
+                break
+        assert view.headers.get(HEADER) == "hit"
+        forced = _ask(admin, context | {"force": True})
+        assert HEADER not in forced.headers and _rows(view) == _rows(forced)
+    assert len(_rows(_ask(admin, one_row))[0]) == 1 < len(_rows(_ask(admin, saved))[0])
