@@ -15,12 +15,11 @@ import hashlib
 import json
 from pathlib import Path
 
-import duckdb
-
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals
 from pipelines.stewardship.audit import AnchorStore, AuditError
 from pipelines.stewardship.contracts import ContractError, load_contracts
+from warehouse.layout import connect
 
 
 def sharing_fingerprint(cross_unit: Path, paths: Paths, anchors: AnchorStore) -> str:
@@ -33,7 +32,7 @@ def sharing_fingerprint(cross_unit: Path, paths: Paths, anchors: AnchorStore) ->
 def _zone_columns(cross_unit: Path) -> list[str]:
     if not cross_unit.exists():
         return []
-    with duckdb.connect(str(cross_unit), read_only=True) as con:
+    with connect(cross_unit, read_only=True) as con:
         rows = con.execute(
             "SELECT schema_name || '.' || table_name || '.' || column_name FROM duckdb_columns() "
             "WHERE database_name = current_database() ORDER BY 1"
