@@ -27,8 +27,9 @@ import json
 import re
 import time
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 SAVED = re.compile(r"/api/v1/chart/(\d+)/data/?")  # GET: a saved chart's query, as the API runs it
 ASKED = re.compile(r"/api/v1/chart/data/?")  # POST: a query context, as a dashboard in the browser asks
@@ -37,33 +38,41 @@ HEADER = "X-Knutpunkt-Response-Cache"  # hit | stored: what this cache did with 
 ARGUMENTS = {"force": {"false"}, "format": {"json"}}  # GET: anything else goes to Superset as it is
 
 
+class View(NamedTuple):
+    """A plain chart-data view: the dataset it reads, what else its answer depends on, its audit fields."""
+
+    dataset: Any
+    asked: list
+    audit: dict
+
+
 def install(app: Any, folder: Path) -> None:
     """Answer repeat chart views from ``folder`` (shared by the server's workers)."""
     from dashboards.cache import SnapshotCache
 
-    cache = SnapshotCache(str(folder), threshold=5000, default_timeout=24 * 3600)
-    app.before_request(lambda: _answer(cache))
-    app.after_request(lambda response: _keep(cache, response))
+    store = SnapshotCache(str(folder), threshold=5000, default_timeout=24 * 3600)
+    app.before_request(lambda: _answer(store))
+    app.after_request(lambda response: _keep(store, response))
 
 
-def _answer(cache: Any) -> Any:
+def _answer(store: Any) -> Any:
     """A stored response for this view, if the user may see it now; else None (Superset answers)."""
-    from flask import Response, g, request
+    from flask import Response, g
 
     view = _view()
-    key = _key(*view) if view else None
+    key = _key(view.dataset, view.asked) if view else None
     if key is None:
         return None
     started = time.perf_counter()
-    stored = cache.get(key)
+    stored = store.get(key)
     if stored is None:
         g.knutpunkt_response_key = key
         return None
-    _audit(time.perf_counter() - started, **({"pk": view[1][1]} if request.method == "GET" else {}))
+    _audit(time.perf_counter() - started, **view.audit)
     return Response(stored, status=200, mimetype="application/json", headers={HEADER: "hit"})
 
 
-def _keep(cache: Any, response: Any) -> Any:
+def _keep(store: Any, response: Any) -> Any:
     """Store a view Superset answered from its own cache (so its payload says ``is_cached`` truly)."""
     from flask import g
 
@@ -76,12 +85,12 @@ def _keep(cache: Any, response: Any) -> Any:
     except (ValueError, KeyError, TypeError):
         return response
     if results and all(r.get("is_cached") for r in results):
-        cache.set(key, body)
+        store.set(key, body)
         response.headers[HEADER] = "stored"
     return response
 
 
-def _view() -> tuple[Any, list] | None:
+def _view() -> View | None:
     """The dataset a plain chart-data view reads and what else its answer depends on; None for any
     other request (forced, another format or result type, not JSON, a dataset not a table)."""
     from flask import request
@@ -93,7 +102,11 @@ def _view() -> tuple[Any, list] | None:
         if not all(v in ARGUMENTS.get(k, ()) for k, v in request.args.items(multi=True)):
             return None
         chart = db.session.get(Slice, int(saved.group(1)))
-        return (chart.datasource, ["chart", chart.id, str(chart.changed_on)]) if chart else None
+        return (
+            View(chart.datasource, ["chart", chart.id, str(chart.changed_on)], {"pk": chart.id})
+            if chart
+            else None
+        )
     if request.method != "POST" or not ASKED.fullmatch(request.path) or not request.is_json:
         return None
     body = request.get_json(silent=True)
@@ -107,7 +120,7 @@ def _view() -> tuple[Any, list] | None:
     ):
         return None
     dataset = db.session.get(SqlaTable, source["id"]) if isinstance(source.get("id"), int) else None
-    return dataset, ["query", hashlib.sha256(request.get_data()).hexdigest()]
+    return View(dataset, ["query", hashlib.sha256(request.get_data()).hexdigest()], {})
 
 
 def _key(dataset: Any, asked: list) -> str | None:
@@ -146,10 +159,16 @@ def _permitted() -> bool:
     """The chart-data endpoint's own permission (``can_read`` on ``Chart``), as Superset names it."""
     from flask import current_app, request
 
-    view = next(v for v in current_app.appbuilder.baseviews if type(v).__name__ == "ChartDataRestApi")
+    endpoint = _endpoint(current_app.appbuilder)
     method = ENDPOINTS[request.method]
-    permission = view.method_permission_name.get(method, method)
-    return current_app.appbuilder.sm.has_access(f"can_{permission}", view.class_permission_name)
+    permission = endpoint.method_permission_name.get(method, method)
+    return current_app.appbuilder.sm.has_access(f"can_{permission}", endpoint.class_permission_name)
+
+
+@cache
+def _endpoint(appbuilder: Any) -> Any:
+    """Superset's chart-data API view, found once per process rather than on every view."""
+    return next(v for v in appbuilder.baseviews if type(v).__name__ == "ChartDataRestApi")
 
 
 def _audit(seconds: float, **payload: Any) -> None:

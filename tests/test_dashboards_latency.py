@@ -8,6 +8,7 @@ import json
 import os
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from contextlib import closing
 
 import requests
@@ -149,12 +150,17 @@ def _view(api: Superset, chart_id: int) -> requests.Response:
 
 def _until_answered_from_store(api: Superset, chart_id: int) -> requests.Response:
     """Views of a chart until one is answered from the response cache (Superset's cache fills, then ours)."""
+    return _until_stored(lambda: _view(api, chart_id))
+
+
+def _until_stored(view: Callable[[], requests.Response]) -> requests.Response:
+    """A view repeated until it is answered from the response cache; at most four, all answered."""
     for _ in range(4):
-        view = _view(api, chart_id)
-        assert view.status_code == 200, view.text[:300]
-        if view.headers.get(HEADER) == "hit":
-            return view
-    raise AssertionError(f"chart {chart_id}: no repeat view was answered from the response cache")
+        answer = view()
+        assert answer.status_code == 200, answer.text[:300]
+        if answer.headers.get(HEADER) == "hit":
+            return answer
+    raise AssertionError("no repeat view was answered from the response cache")
 
 
 def _rows(response: requests.Response) -> list:
@@ -266,12 +272,7 @@ def test_a_dashboards_repeat_query_is_answered_from_the_store_keyed_on_what_it_a
         query["row_limit"] = 1
     for context in (saved, one_row):
         context["force"] = False
-        for _ in range(4):
-            view = _ask(admin, context)
-            assert view.status_code == 200, view.text[:300]
-            if view.headers.get(HEADER) == "hit":
-                break
-        assert view.headers.get(HEADER) == "hit"
+        view = _until_stored(lambda context=context: _ask(admin, context))
         forced = _ask(admin, context | {"force": True})
         assert HEADER not in forced.headers and _rows(view) == _rows(forced)
     assert len(_rows(_ask(admin, one_row))[0]) == 1 < len(_rows(_ask(admin, saved))[0])
