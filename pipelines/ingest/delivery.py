@@ -58,7 +58,8 @@ class FileResult:
     status: str  # loaded | rejected | missing | misnamed (a daily file named for no day of its month)
     reason: str | None = None
     identifiers_masked: int = 0  # personnummer (and contacts) typed into free text, masked at the border
-    staged: str = ""  # the temp table (or view) holding the file's rows after the border query
+    staged: str = ""  # the temp table holding the file's rows after the border query
+    part: int | None = None  # a daily file's index in ``staged``, which holds its month's files (``FILE``)
 
 
 def load_delivery(
@@ -189,8 +190,8 @@ def _stage_files(
 def _stage_days(
     con, dataset: Dataset, unit: Unit, files: list[Path], landing: Path, table: str, params: dict
 ) -> list[FileResult]:
-    """A daily dataset's files through one border query (planned per file it cost about 50 ms a day),
-    then each file's rows as a view of their own, so each file is reconciled as a single file is."""
+    """A daily dataset's files through one border query (planned per file it cost about 50 ms a day);
+    each file is still counted and reconciled as a single file is, told apart in the table by ``FILE``."""
     read = {
         i: _read(con, dataset, unit, path, landing, f"{table}_rejected_{i}") for i, path in enumerate(files)
     }
@@ -211,12 +212,8 @@ def _stage_days(
         if _rejected(raw):
             results.append(raw)
             continue
-        view = f"{table}_{i}"
-        run(
-            con,
-            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * EXCLUDE ({FILE}) FROM {table} WHERE {FILE} = {i}",
-        )
-        results.append(_loaded(dataset, _source(files[i], landing), raw.height, *counts.get(i, (0, 0)), view))
+        source = _source(files[i], landing)
+        results.append(_loaded(dataset, source, raw.height, *counts.get(i, (0, 0)), table, part=i))
     return results
 
 
@@ -272,11 +269,17 @@ def _stage(
 
 
 def _loaded(
-    dataset: Dataset, source: str, rows: int, quarantined: int, masked: int, staged: str
+    dataset: Dataset,
+    source: str,
+    rows: int,
+    quarantined: int,
+    masked: int,
+    staged: str,
+    part: int | None = None,
 ) -> FileResult:
     """A file the border query ran over: its rows loaded or quarantined, staged in ``staged``."""
     return FileResult(
-        dataset.name, source, rows, rows - quarantined, quarantined, "loaded", None, masked, staged
+        dataset.name, source, rows, rows - quarantined, quarantined, "loaded", None, masked, staged, part
     )
 
 
@@ -339,7 +342,7 @@ def _write_vault(con, unit: Unit, results: list[FileResult]) -> None:
     union = " UNION ".join(
         f"SELECT person_pseudonym, {LINK_TOKEN} AS link_token, key_version FROM {t} "
         "WHERE person_pseudonym IS NOT NULL AND _rule IS NULL"
-        for t in with_person
+        for t in dict.fromkeys(with_person)  # a daily dataset's files share one table
     )
     run(con, f"INSERT OR IGNORE INTO vault.link SELECT DISTINCT * FROM ({union})")
 
@@ -351,8 +354,10 @@ def _replace_partition(
     try:
         for table in [d.name for d in unit.datasets] + ["quarantine", "reconciliation"]:
             run(con, f"DELETE FROM {table} WHERE _delivery = $d", {"d": delivery})
+        for staged, files in _by_table(results).items():
+            _insert_rows(con, unit.dataset(files[0].dataset), staged, files, delivery, loaded_at)
         for r in results:
-            _insert_file(con, unit.dataset(r.dataset), r, delivery, loaded_at)
+            _reconcile(con, r, delivery, loaded_at)
         gate.hold_unchecked(con, delivery)  # visible downstream only once its checks pass
         run(
             con,
@@ -366,33 +371,57 @@ def _replace_partition(
         raise
 
 
-def _insert_file(con, dataset: Dataset, r: FileResult, delivery: str, loaded_at: datetime) -> None:
-    lineage = {"f": r.source_file, "d": delivery, "t": loaded_at}
-    staged = r.staged
-    if r.status == "loaded":
-        exclude = f"{BORDER_ONLY}{_link_exclude(dataset)}"
-        run(
-            con,
-            f"INSERT INTO {r.dataset} SELECT * EXCLUDE ({exclude}), $f, $d, $t FROM {staged} WHERE _rule IS NULL",
-            lineage,
-        )
-        run(
-            con,
-            f"""INSERT INTO quarantine SELECT '{r.dataset}', $d, $f, _source_line, _rule, _column, _raw_values, $t
-                FROM {staged} WHERE _rule IS NOT NULL""",
-            lineage,
-        )
-    elif r.status == "rejected":
+def _by_table(results: list[FileResult]) -> dict[str, list[FileResult]]:
+    """The files whose rows a table holds: one file, a daily dataset's month, or a rejected file's line."""
+    tables: dict[str, list[FileResult]] = {}
+    for r in results:
+        if r.status in ("loaded", "rejected"):
+            tables.setdefault(r.staged, []).append(r)
+    return tables
+
+
+def _insert_rows(
+    con, dataset: Dataset, staged: str, files: list[FileResult], delivery: str, loaded_at: datetime
+) -> None:
+    """A staged table's rows into the dataset or quarantine, in one pass however many files it holds."""
+    if files[0].status == "rejected":
+        [r] = files
         run(
             con,
             f"""INSERT INTO quarantine SELECT '{r.dataset}', $d, $f, line, $rule, NULL, NULL, $t FROM {staged}""",
-            lineage | {"rule": r.reason.split(":")[0]},
+            {"f": r.source_file, "d": delivery, "t": loaded_at, "rule": r.reason.split(":")[0]},
         )
+        return
+    exclude = f"{BORDER_ONLY}{_link_exclude(dataset)}"
+    if files[0].part is None:  # one file
+        [r] = files
+        source, names = "$files[1]", [r.source_file]
+    else:  # a month of daily files: each row's file by the index the table keeps
+        source, names = f"$files[{FILE} + 1]", [None] * (1 + max(f.part for f in files))
+        for f in files:
+            names[f.part] = f.source_file
+        exclude += f", {FILE}"
+    lineage = {"files": names, "d": delivery, "t": loaded_at}
+    run(
+        con,
+        f"INSERT INTO {dataset.name} SELECT * EXCLUDE ({exclude}), {source}, $d, $t FROM {staged} WHERE _rule IS NULL",
+        lineage,
+    )
+    run(
+        con,
+        f"""INSERT INTO quarantine SELECT '{dataset.name}', $d, {source}, _source_line, _rule, _column,
+                _raw_values, $t FROM {staged} WHERE _rule IS NOT NULL""",
+        lineage,
+    )
+
+
+def _reconcile(con, r: FileResult, delivery: str, loaded_at: datetime) -> None:
+    """The file's line in ``reconciliation``: rows in the file = loaded + quarantined, or why not."""
     run(
         con,
         "INSERT INTO reconciliation VALUES ($ds, $d, $f, $n, $ok, $q, $status, $reason, $t, $masked)",
-        lineage
-        | {"ds": r.dataset, "n": r.rows_in_file, "ok": r.rows_loaded, "q": r.rows_quarantined}
+        {"ds": r.dataset, "d": delivery, "f": r.source_file, "t": loaded_at}
+        | {"n": r.rows_in_file, "ok": r.rows_loaded, "q": r.rows_quarantined}
         | {"status": r.status, "reason": r.reason, "masked": r.identifiers_masked},
     )
 
