@@ -48,13 +48,16 @@ _MACROS = (
     """CREATE OR REPLACE TEMP MACRO is_date(y, m, d) AS m BETWEEN 1 AND 12 AND d >= 1 AND d <= CASE
         WHEN m = 2 THEN 28 + (y % 4 = 0 AND (y % 100 <> 0 OR y % 400 = 0))::INT
         WHEN m IN (4, 6, 9, 11) THEN 30 ELSE 31 END""",
-    """CREATE OR REPLACE TEMP MACRO pnr_valid(p, ref_year) AS p.yy <> ''
+    # The ``_in`` forms take the year already computed (a column): expanded inline, pnr_year would be
+    # computed again for each of the five times is_date reads it.
+    """CREATE OR REPLACE TEMP MACRO pnr_valid_in(p, year) AS p.yy <> ''
         AND luhn_digit(p.yy || p.mm || p.dd || p.nnn) = TRY_CAST(p.c AS INT)
-        AND is_date(pnr_year(p, ref_year), TRY_CAST(p.mm AS INT), (TRY_CAST(p.dd AS INT) - 1) % 60 + 1)
+        AND is_date(year, TRY_CAST(p.mm AS INT), (TRY_CAST(p.dd AS INT) - 1) % 60 + 1)
         AND p.dd NOT IN ('00', '60')
         AND p.nnn <> '000'""",
-    """CREATE OR REPLACE TEMP MACRO pnr_twelve(p, ref_year) AS
-        pnr_year(p, ref_year)::VARCHAR || p.mm || p.dd || p.nnn || p.c""",
+    """CREATE OR REPLACE TEMP MACRO pnr_valid(p, ref_year) AS pnr_valid_in(p, pnr_year(p, ref_year))""",
+    """CREATE OR REPLACE TEMP MACRO pnr_twelve_in(p, year) AS year::VARCHAR || p.mm || p.dd || p.nnn || p.c""",
+    """CREATE OR REPLACE TEMP MACRO pnr_twelve(p, ref_year) AS pnr_twelve_in(p, pnr_year(p, ref_year))""",
     """CREATE OR REPLACE TEMP MACRO pnr_sex(p) AS
         CASE WHEN p.nnn = '' THEN NULL WHEN TRY_CAST(substr(p.nnn, 3, 1) AS INT) % 2 = 1 THEN 'M' ELSE 'K' END""",
 )

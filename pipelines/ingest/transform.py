@@ -22,8 +22,6 @@ from pipelines.border.sql import hmac_sql
 from pipelines.ingest import values
 from pipelines.units.spec import Column, Csv, Dataset, FileFormat
 
-# Validity and the normalised number are computed once per row, in a CTE that is never stored.
-PNR_CHECKED = ", coalesce(pnr_valid(_p, $ref_year), false) AS _pnr_ok, pnr_twelve(_p, $ref_year) AS _pnr12"
 LINK_TOKEN = "_link_token"
 IDENTIFIERS = "_identifiers"  # per row: personnummer (and contacts) found in free text and masked
 FILE = "_file"  # which of several files staged together a row came from (a daily dataset's days)
@@ -58,18 +56,27 @@ def border_query(dataset: Dataset, fmt: FileFormat, by_file: bool = False) -> Bo
     free = [f'"{c.source}"' for c in dataset.columns if c.free_text]
     # One scan over all free text of the row (a space keeps runs of two columns apart): the macro
     # is expanded once per query, not once per column.
-    hits = f", pnr_hits(concat_ws(' ', {', '.join(free)})) AS {HITS}" if free else ""
+    text = f"concat_ws(' ', {', '.join(free)})" if free else None
     # Each raw value trimmed once, for the typed columns and the rules alike.
     values = ", ".join(f"nullif(trim(\"{c.source}\"), '') AS {_value(c)}" for c in dataset.columns)
+    # Everything a personnummer or a free text gives is computed once per distinct value and joined
+    # back: a case's events repeat its person and its case id (about seven rows each in ärendehändelser).
+    joined = (
+        f" LEFT JOIN persons ON coalesce(src.\"{person.source}\", '') = persons._pnr_raw" if person else ""
+    )
+    joined += f" LEFT JOIN texts ON {text} = texts._text" if free else ""
     sql = f"""
         WITH src AS (
-            SELECT *{f', pnr_parts("{person.source}") AS _p' if person else ""},
-                row_number() OVER (
+            SELECT *, row_number() OVER (
                     PARTITION BY {f"{FILE}, " if by_file else ""}{_all_source(dataset)} ORDER BY _source_line
                 ) AS _occurrence
             FROM raw
+        ),{_persons(person.source) if person else ""}{_texts(text) if free else ""}
+        checked AS (
+            SELECT src.*{", persons.* EXCLUDE (_pnr_raw)" if person else ""}{f", texts.{HITS}" if free else ""},
+                {values}
+            FROM src{joined}
         ),
-        checked AS (SELECT *{PNR_CHECKED if person else ""}{hits}, {values} FROM src),
         typed AS (SELECT *, {", ".join(typed)} FROM checked),
         ruled AS (SELECT *, {rule_case} AS _rule, {column_case} AS _column FROM typed)
         SELECT _source_line{f", {FILE}" if by_file else ""}, {", ".join(f"{_parsed(n)} AS {n}" for n in loaded)}{link},
@@ -78,6 +85,32 @@ def border_query(dataset: Dataset, fmt: FileFormat, by_file: bool = False) -> Bo
         FROM ruled
     """
     return BorderQuery(sql, tuple(loaded))
+
+
+def _persons(source: str) -> str:
+    """CTE ``persons``: per distinct raw personnummer, its validity and, if valid, its pseudonyms, birth
+    year and sex. The normalised twelve digits exist only inside this query, never in its output."""
+    return f"""
+        persons AS (
+            SELECT _pnr_raw, _pnr_ok,
+                CASE WHEN _pnr_ok THEN {hmac_sql("_pnr12", "unit")} END AS _pnr_pseudonym,
+                CASE WHEN _pnr_ok THEN _pnr_year END AS _pnr_birth_year,
+                CASE WHEN _pnr_ok THEN pnr_sex(_p) END AS _pnr_sex,
+                CASE WHEN _pnr_ok THEN {hmac_sql("_pnr12", "link")} END AS _pnr_link_token
+            FROM (
+                SELECT *, coalesce(pnr_valid_in(_p, _pnr_year), false) AS _pnr_ok,
+                    pnr_twelve_in(_p, _pnr_year) AS _pnr12
+                FROM (
+                    SELECT *, pnr_year(_p, $ref_year) AS _pnr_year
+                    FROM (SELECT _pnr_raw, pnr_parts(_pnr_raw) AS _p
+                          FROM (SELECT DISTINCT coalesce("{source}", '') AS _pnr_raw FROM raw))))
+        ),"""
+
+
+def _texts(text: str) -> str:
+    """CTE ``texts``: per distinct free text of a row, the runs in it that hold a personnummer."""
+    return f"""
+        texts AS (SELECT _text, pnr_hits(_text) AS {HITS} FROM (SELECT DISTINCT {text} AS _text FROM raw)),"""
 
 
 def _parsed(name: str) -> str:
@@ -97,11 +130,11 @@ def _typed(col: Column, decimal_comma: bool) -> dict[str, str]:
     match col.kind:
         case "personnummer":
             return {
-                "person_pseudonym": f"CASE WHEN _pnr_ok THEN {hmac_sql('_pnr12', 'unit')} END",
-                "birth_year": "CASE WHEN _pnr_ok THEN pnr_year(_p, $ref_year) END",
-                "sex": "CASE WHEN _pnr_ok THEN pnr_sex(_p) END",
+                "person_pseudonym": "_pnr_pseudonym",
+                "birth_year": "_pnr_birth_year",
+                "sex": "_pnr_sex",
                 "key_version": "CASE WHEN _pnr_ok THEN $key_version END",
-                LINK_TOKEN: f"CASE WHEN _pnr_ok THEN {hmac_sql('_pnr12', 'link')} END",
+                LINK_TOKEN: "_pnr_link_token",
             }
         case "key":
             return {f"{col.name}_key": f"CASE WHEN {raw} IS NOT NULL THEN {hmac_sql(raw, 'unit')} END"}
