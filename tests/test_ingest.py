@@ -69,6 +69,10 @@ def test_rerun_replaces_only_its_own_partition(home, warehouse, keys):
     write_csv(home, SOCIAL, "2024-02", "ekonomiskt_bistand", two)
     load_delivery(SOCIAL, "2024-02", home.landing, warehouse, keys)
     assert _zone(warehouse, count.format("ekonomiskt_bistand")) == [("2024-01", 1), ("2024-02", 2)]
+    # The vault has no key constraint: its insert alone keeps one token per pseudonym, whatever reruns.
+    with duckdb.connect(str(warehouse.vault(SOCIAL.name)), read_only=True) as con:
+        tokens = con.execute("SELECT count(*), count(DISTINCT person_pseudonym) FROM link").fetchall()
+    assert tokens == [(2, 2)]
 
 
 def test_file_that_breaks_the_contract_is_quarantined_whole_and_the_rest_loads(home, warehouse, keys):

@@ -44,8 +44,10 @@ RECONCILIATION_MIGRATION = "ALTER TABLE reconciliation ADD COLUMN IF NOT EXISTS 
 # Every load of a delivery, in order: what its folder held (``months.fingerprint``) and what it replaced.
 DELIVERIES_DDL = """CREATE TABLE IF NOT EXISTS deliveries (
     _delivery VARCHAR, fingerprint VARCHAR, replaces VARCHAR, _loaded_at TIMESTAMP)"""
+# One row per pseudonym, kept by the anti-join in ``_write_vault`` (the one writer of a unit's vault):
+# a primary key's index cost more than the rest of a large month's load to maintain.
 VAULT_DDL = """CREATE TABLE IF NOT EXISTS vault.link (
-    person_pseudonym VARCHAR PRIMARY KEY, link_token VARCHAR NOT NULL, key_version VARCHAR NOT NULL)"""
+    person_pseudonym VARCHAR NOT NULL, link_token VARCHAR NOT NULL, key_version VARCHAR NOT NULL)"""
 
 
 @dataclass(frozen=True)
@@ -333,7 +335,8 @@ def _vault(con, unit: Unit, vault_path: Path) -> Iterator[None]:
 
 
 def _write_vault(con, unit: Unit, results: list[FileResult]) -> None:
-    """Record each new pseudonym's linkage token; idempotent, so a killed load leaves nothing wrong."""
+    """Record each new pseudonym's linkage token; idempotent, so a rerun or a killed load adds nothing
+    twice."""
     with_person = [
         r.staged for r in results if r.status == "loaded" and unit.dataset(r.dataset).person_column
     ]
@@ -344,7 +347,11 @@ def _write_vault(con, unit: Unit, results: list[FileResult]) -> None:
         "WHERE person_pseudonym IS NOT NULL AND _rule IS NULL"
         for t in dict.fromkeys(with_person)  # a daily dataset's files share one table
     )
-    run(con, f"INSERT OR IGNORE INTO vault.link SELECT DISTINCT * FROM ({union})")
+    run(
+        con,
+        f"""INSERT INTO vault.link SELECT DISTINCT * FROM ({union}) new
+            WHERE NOT EXISTS (SELECT 1 FROM vault.link v WHERE v.person_pseudonym = new.person_pseudonym)""",
+    )
 
 
 def _replace_partition(
