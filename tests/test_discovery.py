@@ -7,7 +7,9 @@ planted null pairs are not reported, a planted strong association is, and the se
 no finding that rests on a group below the threshold.
 """
 
+import dataclasses
 import re
+import shutil
 from dataclasses import replace
 from datetime import date
 
@@ -31,12 +33,16 @@ from pipelines.discovery.findings import (
 from pipelines.discovery.panel import (
     BY_NAME,
     JACKKNIFE_GROUPS,
+    PANEL,
     Panel,
+    cached_panel,
     jackknife,
+    load_panel,
     open_panel,
     permute_unit,
     rekeyed,
 )
+from warehouse.layout import connect
 
 THRESHOLD = DEFAULT_THRESHOLD
 
@@ -592,6 +598,32 @@ def test_discovery_assets_ran_with_their_checks_and_the_data_version(discovery_p
         )
     }
     assert stored == {panel.data_version}
+
+
+def _same_panel(a: Panel, b: Panel) -> bool:
+    def same(x, y) -> bool:
+        if isinstance(x, np.ndarray):
+            return x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
+        return x == y
+
+    return all(same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(Panel))
+
+
+def test_the_panel_cache_gives_the_panel_and_only_for_its_own_data_version(discovery_platform, tmp_path):
+    warehouse = discovery_platform["warehouse"]
+    assert warehouse.panel_cache.exists(), "the discovery run keeps the panel it read"
+    with connect(warehouse.cross_unit, read_only=True) as con:
+        assert _same_panel(cached_panel(con, warehouse.panel_cache), load_panel(con))
+    zone, cache = tmp_path / "cross_unit.duckdb", tmp_path / "panel.npz"
+    shutil.copy(warehouse.cross_unit, zone)
+    shutil.copy(warehouse.panel_cache, cache)
+    with connect(zone) as con:
+        before = load_panel(con)
+        con.execute(f"UPDATE {PANEL} SET age = age + 1 WHERE rowid % 7 = 0")  # another panel, as many rows
+        changed = cached_panel(con, cache)
+        assert changed.data_version != before.data_version
+        assert _same_panel(changed, load_panel(con)) and not _same_panel(changed, before)
+        assert _same_panel(cached_panel(con, cache), changed), "and kept for the next analysis"
 
 
 def test_every_cross_unit_pair_is_tested_and_corrected_together(discovery_platform):

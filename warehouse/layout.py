@@ -45,6 +45,12 @@ class Warehouse:
         return self.root / "cross_unit.duckdb"
 
     @property
+    def panel_cache(self) -> Path:
+        """The discovery panel as arrays, kept between the analyses that read it (person level, like
+        the cross-unit zone it comes from)."""
+        return self.root / "cache" / "citizen_quarter.npz"
+
+    @property
     def marts(self) -> Path:
         """dbt's marts: aggregates for the serving snapshot, no person keys."""
         return self.root / "marts.duckdb"

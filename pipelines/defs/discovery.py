@@ -19,7 +19,7 @@ from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.discovery import associations, kpi, precedence, segments
 from pipelines.discovery.findings import FDR, TABLES, Finding, benjamini_hochberg, read, write
-from pipelines.discovery.panel import PANEL, has_panel, load_panel
+from pipelines.discovery.panel import PANEL, cached_panel, has_panel
 from warehouse.layout import connect
 
 PANEL_KEY = dg.AssetKey(["cross_unit", "discovery", "citizen_quarter"])
@@ -100,7 +100,7 @@ def _run(analysis: Analysis, con: duckdb.DuckDBPyConnection, platform: Platform,
         return kpi.analyse(series, cases, version), version
     if not has_panel(con):
         return [], "no panel"
-    panel = load_panel(con)
+    panel = cached_panel(con, platform.warehouse.panel_cache)
     compute: dict[str, Callable[[], list[Finding]]] = {
         "associations": lambda: associations.analyse(panel, margin),
         "precedence": lambda: precedence.analyse(panel, read(con, "associations"), DEFAULT_THRESHOLD),

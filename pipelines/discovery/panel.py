@@ -8,6 +8,8 @@ published age bands so that age (home care rises steeply with it) cannot masquer
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -274,8 +276,9 @@ def data_version(con: duckdb.DuckDBPyConnection) -> str:
     return f"panel:{first}..{last}:{rows}:{(digest or 0):016x}"
 
 
-def load_panel(con: duckdb.DuckDBPyConnection) -> Panel:
-    """Read the panel into arrays; indicators not shared by their unit are dropped (listed in not_shared)."""
+def load_panel(con: duckdb.DuckDBPyConnection, version: str | None = None) -> Panel:
+    """Read the panel into arrays; indicators not shared by their unit are dropped (listed in not_shared).
+    ``version``: its data version, if the caller has it already."""
     columns = {r[0] for r in run(con, f"SELECT column_name FROM (DESCRIBE {PANEL})")}
     usable = [i for i in INDICATORS if _columns_exist(i, columns)]
     shared_counts = run(con, f"SELECT {', '.join(f'count({i.expression})' for i in usable)} FROM {PANEL}")[0]
@@ -328,9 +331,58 @@ def load_panel(con: duckdb.DuckDBPyConnection) -> Panel:
         districts=districts,
         quarters=quarters,
         not_shared=tuple(i.name for i in INDICATORS if i not in shared),
-        data_version=data_version(con),
+        data_version=version or data_version(con),
         merit=column("merit", float) if merit else None,
     )
+
+
+_ARRAYS = ("person", "quarter", "age_group", "district", "group", "flags", "merit")
+
+
+def cached_panel(con: duckdb.DuckDBPyConnection, cache: Path) -> Panel:
+    """The panel, from ``cache`` when that holds this panel's data version, else read and kept there.
+
+    The panel analyses run one after another (each writes the cross-unit zone); reading the panel from
+    DuckDB took 18 s of each at 1,000,000 citizens x 5 years, reading the cache a second. The cache holds
+    what the panel does (person numbers, not keys) and is replaced whenever the panel changes.
+    """
+    version = data_version(con)
+    if cache.exists():
+        with np.load(cache) as stored:
+            about = json.loads(str(stored["about"]))
+            if about["data_version"] == version:
+                return _from_cache(stored, about)
+    panel = load_panel(con, version)
+    _write_cache(cache, panel)
+    return panel
+
+
+def _from_cache(stored, about: dict) -> Panel:
+    named = {i.name: i for i in INDICATORS}
+    arrays = {name: stored[name] for name in _ARRAYS if name in stored}
+    return Panel(
+        **arrays,
+        indicators=tuple(named[n] for n in about["indicators"]),
+        districts=tuple(about["districts"]),
+        quarters=tuple(about["quarters"]),
+        not_shared=tuple(about["not_shared"]),
+        data_version=about["data_version"],
+    )
+
+
+def _write_cache(cache: Path, panel: Panel) -> None:
+    about = {
+        "data_version": panel.data_version,
+        "indicators": [i.name for i in panel.indicators],
+        "districts": list(panel.districts),
+        "quarters": list(panel.quarters),
+        "not_shared": list(panel.not_shared),
+    }
+    arrays = {name: getattr(panel, name) for name in _ARRAYS if getattr(panel, name) is not None}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_name(f".{cache.name}.partial.npz")
+    np.savez(partial, about=np.array(json.dumps(about)), **arrays)
+    os.replace(partial, cache)  # a reader sees the old cache or the new one, never half of one
 
 
 def _columns_exist(indicator: Indicator, columns: set[str]) -> bool:
