@@ -234,6 +234,12 @@ def _check_structure(
     counts = lines.str.count_matches(sep, literal=True) + 1
     if (counts == fields).all():
         return
+    # Separators inside quoted values (a comment with a comma): count without the quoted spans, on
+    # lines whose quotes pair up; a record over several lines leaves the decision to the csv parse.
+    if (lines.str.count_matches('"', literal=True) % 2 == 0).all():
+        unquoted = lines.str.replace_all('"[^"]*"', "")
+        if (unquoted.str.count_matches(sep, literal=True) + 1 == fields).all():
+            return
     for number, record in _records(lines, sep):
         if len(record) != fields:
             rule = "missing_fields" if len(record) < fields else "extra_fields"

@@ -60,6 +60,11 @@ CASES = (
     Case("missing_header", "socialtjanst", "ekonomiskt_bistand", "ERROR", "columns_differ_from_contract", 1),
     Case("duplicated_header", "socialtjanst", "ekonomiskt_bistand", "ERROR", "duplicated_header", 4),
     Case("ragged_row", "socialtjanst", "ekonomiskt_bistand", "ERROR", "extra_fields", 3),
+    # a separator inside a quoted value is no field of its own; a row short or long of fields still is
+    Case(
+        "quoted_separator_then_short_row", "socialtjanst", "ekonomiskt_bistand", "ERROR", "missing_fields", 3
+    ),
+    Case("quoted_separator_then_long_row", "socialtjanst", "ekonomiskt_bistand", "ERROR", "extra_fields", 3),
     Case("one_mb_line", "socialtjanst", "ekonomiskt_bistand", "ERROR", "line_too_long", 3),
     Case("truncated", "vard_omsorg", "hemtjanst", "ERROR", "unreadable_parquet"),
     Case("truncated", "e_tjanster", "inlamningar", "ERROR", "unreadable_json_lines", 3),
@@ -76,6 +81,13 @@ CASES = (
         "ekonomiskt_bistand",
         "WARN",
         rows=((3, "below_minimum", "Belopp"),),
+    ),
+    Case(
+        "quoted_separator",
+        "socialtjanst",
+        "ekonomiskt_bistand",
+        "WARN",
+        rows=((2, "value_not_allowed", "Hushållstyp"),),
     ),
     Case(
         "bad_check_digit",
