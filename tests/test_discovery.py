@@ -614,9 +614,9 @@ def test_the_panel_cache_gives_the_panel_and_only_for_its_own_data_version(disco
     assert warehouse.panel_cache.exists(), "the discovery run keeps the panel it read"
     with connect(warehouse.cross_unit, read_only=True) as con:
         assert _same_panel(cached_panel(con, warehouse.panel_cache), load_panel(con))
-    zone, cache = tmp_path / "cross_unit.duckdb", tmp_path / "panel.npz"
+    zone, cache = tmp_path / "cross_unit.duckdb", tmp_path / "panel"
     shutil.copy(warehouse.cross_unit, zone)
-    shutil.copy(warehouse.panel_cache, cache)
+    shutil.copytree(warehouse.panel_cache, cache)
     with connect(zone) as con:
         before = load_panel(con)
         con.execute(f"UPDATE {PANEL} SET age = age + 1 WHERE rowid % 7 = 0")  # another panel, as many rows
@@ -624,6 +624,7 @@ def test_the_panel_cache_gives_the_panel_and_only_for_its_own_data_version(disco
         assert changed.data_version != before.data_version
         assert _same_panel(changed, load_panel(con)) and not _same_panel(changed, before)
         assert _same_panel(cached_panel(con, cache), changed), "and kept for the next analysis"
+    assert len(list(cache.iterdir())) == 1, "the cache of the panel before is gone"
 
 
 def test_every_cross_unit_pair_is_tested_and_corrected_together(discovery_platform):

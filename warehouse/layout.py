@@ -46,9 +46,9 @@ class Warehouse:
 
     @property
     def panel_cache(self) -> Path:
-        """The discovery panel as arrays, kept between the analyses that read it (person level, like
-        the cross-unit zone it comes from)."""
-        return self.root / "cache" / "citizen_quarter.npz"
+        """The discovery panel as arrays (a folder), kept between the analyses that read it (person
+        level, like the cross-unit zone it comes from)."""
+        return self.root / "cache" / "citizen_quarter"
 
     @property
     def marts(self) -> Path:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import dagster as dg
-import duckdb
 import numpy as np
 import polars as pl
 
@@ -84,29 +83,32 @@ ANALYSES = (
 assert tuple(a.name for a in ANALYSES) == TABLES, "the publish step reads exactly these tables"
 
 
-def _run(analysis: Analysis, con: duckdb.DuckDBPyConnection, platform: Platform, margin: float):
-    """(findings, data version) of one analysis on an open cross-unit connection.
+def _prepared(
+    analysis: Analysis, platform: Platform, margin: float
+) -> tuple[Callable[[], list[Finding]], str]:
+    """(the analysis, ready to compute its findings; the data version it analyses).
 
-    Small groups in detail texts (lag distributions) are withheld under the disclosure policy's threshold,
-    the one the publish step applies: no run config of its own that could disagree with it.
+    What it reads is read on a connection closed before it computes, so DuckDB's buffer pool (up to its
+    memory limit) is given back before the analysis holds the panel. Small groups in detail texts (lag
+    distributions) are withheld under the disclosure policy's threshold, the one the publish step
+    applies: no run config of its own that could disagree with it.
     """
-    if not analysis.uses_panel:
-        con.execute(f"ATTACH '{platform.warehouse.marts}' AS m (READ_ONLY)")
-        try:
+    with connect(platform.warehouse.cross_unit) as con:
+        if not analysis.uses_panel:
+            con.execute(f"ATTACH '{platform.warehouse.marts}' AS m (READ_ONLY)")
             series, cases = kpi.load(con)
             version = kpi.data_version(con)
-        finally:
-            con.execute("DETACH m")
-        return kpi.analyse(series, cases, version), version
-    if not has_panel(con):
-        return [], "no panel"
-    panel = cached_panel(con, platform.warehouse.panel_cache)
+            return lambda: kpi.analyse(series, cases, version), version
+        if not has_panel(con):
+            return list, "no panel"
+        panel = cached_panel(con, platform.warehouse.panel_cache)
+        linked = read(con, "associations") if analysis.name == "precedence" else []
     compute: dict[str, Callable[[], list[Finding]]] = {
         "associations": lambda: associations.analyse(panel, margin),
-        "precedence": lambda: precedence.analyse(panel, read(con, "associations"), DEFAULT_THRESHOLD),
+        "precedence": lambda: precedence.analyse(panel, linked, DEFAULT_THRESHOLD),
         "segments": lambda: segments.analyse(panel),
     }
-    return compute[analysis.name](), panel.data_version
+    return compute[analysis.name], panel.data_version
 
 
 def build_discovery_asset(analysis: Analysis) -> dg.AssetsDefinition:
@@ -126,8 +128,9 @@ def build_discovery_asset(analysis: Analysis) -> dg.AssetsDefinition:
         ],
     )
     def _asset(config: DiscoveryConfig, platform: Platform) -> dg.MaterializeResult:
+        compute, version = _prepared(analysis, platform, config.margin)
+        found = compute()
         with connect(platform.warehouse.cross_unit) as con:
-            found, version = _run(analysis, con, platform, config.margin)
             frame = write(con, analysis.name, found)
         return dg.MaterializeResult(
             metadata=_metadata(frame, version),

@@ -111,7 +111,7 @@ def thin_cross_unit(paths: Paths, today: date | None = None) -> dict[str, int]:
                 )
     if any(removed.values()):
         compact(wh.cross_unit)
-        wh.panel_cache.unlink(missing_ok=True)  # it holds the rows as they were; discovery reads them anew
+        shutil.rmtree(wh.panel_cache, ignore_errors=True)  # the rows as they were; discovery reads anew
     return removed
 
 
