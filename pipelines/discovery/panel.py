@@ -371,9 +371,8 @@ def _from_cache(folder: Path) -> Panel:
 
 
 def _write_cache(cache: Path, folder: Path, panel: Panel) -> None:
-    """Each array straight to its own file (``np.save`` on a file writes the array's memory as it is,
-    where ``np.savez`` copied it through chunks that grew the process's heap for good), in a folder
-    renamed into place when whole, so a reader sees a whole cache or none."""
+    """Each array straight to its own file (``np.save`` on a file writes the array's memory as it is, with
+    no copy), in a folder renamed into place when whole, so a reader sees a whole cache or none."""
     arrays = {name: getattr(panel, name) for name in _ARRAYS if getattr(panel, name) is not None}
     about = {
         "data_version": panel.data_version,
