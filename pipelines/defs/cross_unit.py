@@ -44,6 +44,10 @@ UNKNOWN_SHARE = (
     0.05  # people who moved away stay in a unit's records; more than this smells of broken linkage
 )
 
+# Events in the order they happened: by date, and on one date as the register delivered them (its later
+# delivery, its later line), so two moves on one day give the same citizen index however rows are stored.
+IN_ORDER = "(event_date, _delivery, _source_line)"
+
 CITIZEN_INDEX_SQL = f"""
 CREATE OR REPLACE TABLE citizen_index AS
 WITH events AS (
@@ -55,10 +59,10 @@ person AS (
     SELECT link_token,
         any_value(birth_year) AS birth_year,
         any_value(sex) AS sex,
-        arg_max(district, event_date) FILTER (event NOT IN {EXIT_EVENTS}) AS district,
-        list({{'district': district, 'valid_from': event_date}} ORDER BY event_date)
+        arg_max(district, {IN_ORDER}) FILTER (event NOT IN {EXIT_EVENTS}) AS district,
+        list({{'district': district, 'valid_from': event_date}} ORDER BY {IN_ORDER.strip("()")})
             FILTER (event NOT IN {EXIT_EVENTS} AND district IS NOT NULL) AS district_history,
-        arg_max(household_key, event_date) FILTER (event NOT IN {EXIT_EVENTS}) AS household_key,
+        arg_max(household_key, {IN_ORDER}) FILTER (event NOT IN {EXIT_EVENTS}) AS household_key,
         min(event_date) FILTER (event IN {ENTRY_EVENTS}) AS first_entry,
         max(event_date) FILTER (event IN {ENTRY_EVENTS}) AS last_entry,
         max(event_date) FILTER (event IN {EXIT_EVENTS}) AS last_exit

@@ -83,18 +83,22 @@ def _register_persons(con: duckdb.DuckDBPyConnection, bound: dict) -> int:
     return run(con, f"SELECT count(*) FROM ({_REGISTER_PERSONS})", {"cutoff": bound["cutoff"]})[0][0]
 
 
+# The latest district, and on one date the register's later delivery and line (see cross_unit.IN_ORDER).
+LATEST_DISTRICT = "arg_max(a.district, (a.event_date, a._delivery, a._source_line))"
+
+
 def _attach_register(con: duckdb.DuckDBPyConnection, contract: Contract, wh: Warehouse) -> str | None:
     """SQL of each person's latest district by linkage token, if folkbokföring's zone is there."""
     if contract.unit == "folkbokforing":
         run(con, f"ATTACH '{wh.vault('folkbokforing')}' AS vault (READ_ONLY)")
-        return "SELECT l.link_token, arg_max(a.district, a.event_date) AS district FROM unit.aviseringar a "
+        return f"SELECT l.link_token, {LATEST_DISTRICT} AS district FROM unit.aviseringar a "
     paths = {"fb": wh.unit_zone("folkbokforing"), "fbvault": wh.vault("folkbokforing")}
     if not contract.has_persons or not all(p.exists() for p in paths.values()):
         return None
     run(con, f"ATTACH '{wh.vault(contract.unit)}' AS vault (READ_ONLY)")
     for alias, path in paths.items():
         run(con, f"ATTACH '{path}' AS {alias} (READ_ONLY)")
-    return "SELECT l.link_token, arg_max(a.district, a.event_date) AS district FROM fb.aviseringar a "
+    return f"SELECT l.link_token, {LATEST_DISTRICT} AS district FROM fb.aviseringar a "
 
 
 def _k_anonymity(
