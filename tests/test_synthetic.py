@@ -25,7 +25,7 @@ from pipelines.units.spec import Csv, JsonLines, Parquet, Unit
 from synthetic import all_personnummer, generate
 from synthetic.__main__ import main
 from synthetic.links import LINKS, odds_ratio_in, plant, shifted
-from synthetic.period import Period
+from synthetic.period import Period, ymd
 from synthetic.personnummer import draw_serials, luhn_digit, plus_sign, twelve_digit, written
 from synthetic.population import simulate_population
 from synthetic.seeding import child_rng
@@ -284,6 +284,18 @@ def test_personnummer_numbers_match_the_oracle() -> None:
     nine = rng.integers(0, 10, (500, 9))
     for digits, check in zip(nine, luhn_digit(nine), strict=True):
         assert oracle._luhn("".join(map(str, digits))) == check
+
+
+def test_calendar_arithmetic_agrees_with_numpys_calendar_for_every_day_of_four_centuries() -> None:
+    days = np.arange(-70_000, 76_000)  # 1778 to 2178: leap centuries 1800, 1900, 2000, 2100 and back
+    as_dates = days.astype("datetime64[D]")
+    months = as_dates.astype("datetime64[M]")
+    expected = (
+        months.astype("datetime64[Y]").astype(np.int64) + 1970,
+        months.astype(np.int64) % 12 + 1,
+        (as_dates - months.astype("datetime64[D]")).astype(np.int64) + 1,
+    )
+    assert all(np.array_equal(got, want) for got, want in zip(ymd(days), expected, strict=True))
 
 
 def test_plus_sign_from_the_year_of_the_100th_birthday() -> None:
