@@ -22,6 +22,7 @@ import yaml
 
 from dashboards.api import Superset, SupersetError
 from dashboards.home import BUNDLE, REPO_ROOT, SUPERSET_VENV, SupersetHome, role_name
+from tests.superset import login
 
 MANAGERS = ("Socialförvaltningen", "Vård- och omsorgsförvaltningen")
 DASHBOARDS = {"Chefsöversikt", "Ärendeflöde (Visuell styrning)", "Nyttorealisering", "Dataupptäckt"}
@@ -31,12 +32,6 @@ MANAGER_DASHBOARDS = DASHBOARDS - {"Dataupptäckt"}
 
 def _bundle(folder: str) -> dict[str, dict]:
     return {p.stem: yaml.safe_load(p.read_text()) for p in (BUNDLE / folder).rglob("*.yaml")}
-
-
-def _login(platform: dict, who: str) -> Superset:
-    creds = platform["credentials"]
-    cred = creds["admin"] if who == "admin" else creds["managers"][who]
-    return Superset(platform["url"], cred["username"], cred["password"])
 
 
 def _own_organisations(platform: dict, forvaltning: str) -> set[str]:
@@ -73,7 +68,7 @@ def test_the_pipeline_environment_does_not_import_superset():
 
 
 def test_one_command_deploys_four_dashboards_whose_charts_all_return_real_data(dashboards_platform):
-    admin = _login(dashboards_platform, "admin")
+    admin = login(dashboards_platform, "admin")
     assert {d["dashboard_title"] for d in admin.list("dashboard")} == DASHBOARDS
     charts = admin.charts()
     assert set(charts) == {c["slice_name"] for c in _bundle("charts").values()}
@@ -151,7 +146,7 @@ def test_the_time_order_check_rejects_labels_that_sort_out_of_time():
 
 def test_every_time_axis_and_pivot_of_every_chart_runs_in_time_order(dashboards_platform):
     """Walks every chart, so a new chart with a period axis is checked without being named here."""
-    admin = _login(dashboards_platform, "admin")
+    admin = login(dashboards_platform, "admin")
     checked, problems = set(), {}
     for name, chart_id in admin.charts().items():
         form_data = admin.chart(chart_id)["form_data"]
@@ -194,7 +189,7 @@ def _colour(rules: list[dict], column: str, value: float) -> str | None:
 
 
 def test_the_traffic_light_tiles_are_red_yellow_and_green_like_the_kpi_table(dashboards_platform):
-    admin = _login(dashboards_platform, "admin")
+    admin = login(dashboards_platform, "admin")
     charts = admin.charts()
     table_rules = admin.chart(charts[KPI_TABLE])["form_data"]["conditional_formatting"]
     colours = {}
@@ -215,7 +210,7 @@ SWEDISH_NUMBER = re.compile(rf"[-−]?\d{{1,3}}( \d{{3}})*(,\d)? {UNITS}")
 
 
 def test_every_kpi_value_is_shown_with_its_unit_in_swedish_format(dashboards_platform):
-    admin = _login(dashboards_platform, "admin")
+    admin = login(dashboards_platform, "admin")
     charts = admin.charts()
     rows = admin.chart_data(charts[KPI_TABLE])
     units = set()
@@ -232,7 +227,7 @@ def test_every_kpi_value_is_shown_with_its_unit_in_swedish_format(dashboards_pla
 
 
 def test_the_forecast_names_the_largest_deviations_in_mnkr_and_the_rest_together(dashboards_platform):
-    admin = _login(dashboards_platform, "admin")
+    admin = login(dashboards_platform, "admin")
     chart_id = admin.charts()[FORECAST]
     rows = admin.filtered_data(chart_id, WHOLE_FORVALTNING)
     values = [next(v for k, v in r.items() if k != "prognos_serie") for r in rows]
@@ -248,7 +243,7 @@ def test_the_deviation_list_counts_what_the_tiles_count_under_the_same_filters(
     dashboards_platform, forvaltning
 ):
     """The issue: the Social manager's tiles said gula 0 while the list beside them held a yellow row."""
-    manager = _login(dashboards_platform, forvaltning)
+    manager = login(dashboards_platform, forvaltning)
     charts = manager.charts()
     listed = [r["status"] for r in manager.filtered_data(charts[DEVIATIONS], WHOLE_FORVALTNING)]
     assert listed, f"{forvaltning} has deviations to compare"
@@ -275,7 +270,7 @@ def test_the_personnel_panel_shows_hr_kpis_against_target_within_what_the_user_m
 ):
     from synthetic.personnel import TINY
 
-    user = _login(dashboards_platform, who)
+    user = login(dashboards_platform, who)
     charts = user.charts()
     rows = user.chart_data(charts[PERSONNEL])
     assert rows, f"{who}: the personnel panel has rows"
@@ -301,7 +296,7 @@ def test_no_role_meets_an_error_or_an_empty_panel_on_any_dashboard_it_can_open(d
     rows; a manager without data for a panel gets a Swedish line saying so, never an error."""
     creds = dashboards_platform["credentials"]
     for who in ["admin", *creds["managers"]]:
-        user = _login(dashboards_platform, who)
+        user = login(dashboards_platform, who)
         dashboards = _dashboard_charts(user)
         assert set(dashboards) == (DASHBOARDS if who == "admin" else MANAGER_DASHBOARDS), who
         for title, charts in dashboards.items():
@@ -311,7 +306,7 @@ def test_no_role_meets_an_error_or_an_empty_panel_on_any_dashboard_it_can_open(d
                 except SupersetError as e:
                     pytest.fail(f"{who}, {title}, {chart['slice_name']}: {e}")
                 assert rows, f"{who}, {title}, {chart['slice_name']}: no rows and no line saying why"
-    social = _login(dashboards_platform, "Socialförvaltningen")
+    social = login(dashboards_platform, "Socialförvaltningen")
     initiatives = social.chart_data(social.charts()["Initiativ: nuläge → mål → utfall"])
     assert [r["title"] for r in initiatives] == ["Inga initiativ för Socialförvaltningen"]
 
@@ -322,7 +317,7 @@ HOW_SURE = re.compile(r"(mycket säkert|säkert|osäkert|inte prövat)\b.*")
 
 @pytest.mark.parametrize("forvaltning", MANAGERS)
 def test_a_manager_reads_findings_in_plain_swedish_without_statistics(dashboards_platform, forvaltning):
-    manager = _login(dashboards_platform, forvaltning)
+    manager = login(dashboards_platform, forvaltning)
     findings = []
     for charts in _dashboard_charts(manager).values():
         for chart in charts:
@@ -333,7 +328,7 @@ def test_a_manager_reads_findings_in_plain_swedish_without_statistics(dashboards
     for row in findings:
         assert row["hur_sakert"] is None or HOW_SURE.fullmatch(row["hur_sakert"]), row
         assert not re.search(r"\de-\d|[pq] ?[<=]", f"{row['vad']} {row['hur_stort']}"), row
-    admin = _login(dashboards_platform, "admin")
+    admin = login(dashboards_platform, "admin")
     detail = admin.chart_data(admin.charts()["Avvikelser som analysen hittat (nyckeltal och ärendeflöde)"])
     assert {"q_value", "data_version"} <= set(detail[0]), "the discovery unit's view keeps the statistics"
 
@@ -349,7 +344,7 @@ def test_dataupptackt_tells_no_link_from_too_little_data_and_not_shared_and_name
 ):
     """Every tested hypothesis with its status, reported ones first, no group sizes; each finding's
     effect with its own measure (merit points are a difference in means, not an odds ratio)."""
-    admin = _login(dashboards_platform, "admin")
+    admin = login(dashboards_platform, "admin")
     charts = admin.charts()
     rows = admin.chart_data(charts[TESTED_PAIRS])
     current = dashboards_platform["paths"].warehouse / "serving" / "current.duckdb"
@@ -431,8 +426,8 @@ def test_a_repeat_view_comes_from_the_cache_and_never_from_another_user_s(dashbo
     """Chart results are cached (``dashboards/cache.py``): the admin's second view of a chart is a cache
     hit with the same rows, and a manager viewing the same chart right after gets their own rows, not the
     admin's cached ones (Superset's key holds the user's row-level security), as a forced query gives them."""
-    admin = _login(dashboards_platform, "admin")
-    manager = _login(dashboards_platform, MANAGERS[0])
+    admin = login(dashboards_platform, "admin")
+    manager = login(dashboards_platform, MANAGERS[0])
     own = _own_organisations(dashboards_platform, MANAGERS[0])
     charts = set(manager.charts().values())
     assert len(charts) > 10
@@ -450,7 +445,7 @@ def test_a_repeat_view_comes_from_the_cache_and_never_from_another_user_s(dashbo
 
 @pytest.mark.parametrize("forvaltning", MANAGERS)
 def test_a_manager_sees_only_their_forvaltning_in_every_chart(dashboards_platform, forvaltning):
-    manager = _login(dashboards_platform, forvaltning)
+    manager = login(dashboards_platform, forvaltning)
     own = _own_organisations(dashboards_platform, forvaltning)
     checked = 0
     for name, chart_id in manager.charts().items():
@@ -464,7 +459,7 @@ def test_a_manager_sees_only_their_forvaltning_in_every_chart(dashboards_platfor
 
 def test_without_rls_the_same_charts_would_show_other_forvaltningar(dashboards_platform):
     """The admin (no RLS) sees other förvaltningar in those charts: the filter, not the data, restricts."""
-    admin = _login(dashboards_platform, "admin")
+    admin = login(dashboards_platform, "admin")
     own = _own_organisations(dashboards_platform, MANAGERS[0])
     seen = {
         row.get("forvaltning")
@@ -484,7 +479,7 @@ def _csv_forvaltningar(text: str) -> set[str]:
 def test_a_manager_s_csv_export_holds_only_their_forvaltning(dashboards_platform):
     exported = {}
     for forvaltning in MANAGERS:
-        manager = _login(dashboards_platform, forvaltning)
+        manager = login(dashboards_platform, forvaltning)
         charts = manager.charts()
         exported[forvaltning] = set()
         for name in (
@@ -499,15 +494,15 @@ def test_a_manager_s_csv_export_holds_only_their_forvaltning(dashboards_platform
 
 def test_managers_cannot_open_the_cross_unit_discovery_data(dashboards_platform):
     """Discovery aggregates have no förvaltning: no RLS filter could restrict them, so no access."""
-    admin_charts = _login(dashboards_platform, "admin").charts()
-    manager = _login(dashboards_platform, MANAGERS[0])
+    admin_charts = login(dashboards_platform, "admin").charts()
+    manager = login(dashboards_platform, MANAGERS[0])
     assert not any("kvartal, hela kommunen" in name for name in manager.charts())
     with pytest.raises(SupersetError, match="HTTP 40"):
         manager.chart_data(admin_charts["Invånare med insatser per kvartal, hela kommunen"])
 
 
 def test_every_dataset_a_manager_may_read_has_their_rls_filter(dashboards_platform):
-    admin = _login(dashboards_platform, "admin")
+    admin = login(dashboards_platform, "admin")
     with_column = {
         d["table_name"]
         for d in _bundle("datasets").values()
@@ -522,7 +517,7 @@ def test_every_dataset_a_manager_may_read_has_their_rls_filter(dashboards_platfo
 
 
 def test_sql_lab_cannot_read_files_or_write_through_the_snapshot_connection(dashboards_platform):
-    admin = _login(dashboards_platform, "admin")
+    admin = login(dashboards_platform, "admin")
     assert admin.sql("Knutpunkt", "SELECT count(*) AS n FROM kpi_value")[0]["n"] > 0
     for sql in (
         "SELECT * FROM read_csv('/etc/passwd')",
@@ -546,7 +541,7 @@ def test_a_publish_during_dashboard_queries_fails_neither_and_the_next_query_see
     monkeypatch.setenv("DAGSTER_HOME", str(dashboards_platform["paths"].dagster_home))
     monkeypatch.setenv("KNUTPUNKT_KEY_FILE", dashboards_platform["env"]["KNUTPUNKT_KEY_FILE"])
 
-    admin = _login(dashboards_platform, "admin")
+    admin = login(dashboards_platform, "admin")
     before = admin.sql("Knutpunkt", "SELECT published_at FROM _snapshot")
     pinned = (dashboards_platform["paths"].warehouse / "serving" / "current.duckdb").resolve()
     errors: list[Exception] = []
@@ -563,7 +558,7 @@ def test_a_publish_during_dashboard_queries_fails_neither_and_the_next_query_see
                 except Exception as e:  # noqa: BLE001 - any failure of a dashboard query is the finding
                     errors.append(e)
 
-    users = [admin, _login(dashboards_platform, MANAGERS[0])]
+    users = [admin, login(dashboards_platform, MANAGERS[0])]
     readers = [threading.Thread(target=dashboard, args=(u,)) for u in users]
     for r in readers:
         r.start()

@@ -16,13 +16,9 @@ import requests
 from dashboards.api import Superset
 from dashboards.home import REPO_ROOT, SUPERSET_VENV
 from dashboards.response_cache import HEADER
+from tests.superset import login
 
 STEPS = ("ChartDataRestApi.json_dumps", "_get_data_response")  # what Superset logs inside a chart view
-
-
-def _admin(platform: dict) -> Superset:
-    cred = platform["credentials"]["admin"]
-    return Superset(platform["url"], cred["username"], cred["password"])
 
 
 def _in_superset_env(probe: str, *args: str) -> str:
@@ -51,7 +47,7 @@ def test_superset_commits_to_a_write_ahead_log_and_still_records_every_chart_vie
     owns the database (the service user when run as root, even after root opened it here), and the server
     still writes the audit row of every chart view (no view goes unrecorded to save the commit) but no
     rows for the steps inside it (``dashboards/metadata.py``'s event logger)."""
-    admin = _admin(dashboards_platform)
+    admin = login(dashboards_platform, "admin")
     database = dashboards_platform["home"].root / "superset.db"
     chart_id = min(admin.charts().values())
     admin.chart_results(chart_id, force=False)
@@ -136,7 +132,7 @@ def test_charts_read_views_in_the_snapshot_and_only_a_ranking_dataset_is_virtual
     """Superset parses a virtual dataset's SQL on every view, cached or not: the dashboards' datasets are
     tables and views of the snapshot (``pipelines/serving/presentation.py``), except the forecast's ranking,
     which must rank within what the reader may see."""
-    admin = _admin(dashboards_platform)
+    admin = login(dashboards_platform, "admin")
     datasets = admin.request("GET", "/api/v1/dataset/?q=(page_size:100,columns:!(table_name,sql))").json()
     virtual = sorted(d["table_name"] for d in datasets["result"] if d["sql"])
     assert virtual == ["prognos_chef"]
@@ -167,11 +163,6 @@ def _rows(response: requests.Response) -> list:
     return [r["data"] for r in response.json()["result"]]
 
 
-def _manager(platform: dict, name: str) -> Superset:
-    cred = platform["credentials"]["managers"][name]
-    return Superset(platform["url"], cred["username"], cred["password"])
-
-
 def _readable(api: Superset, chart_ids: list[int]) -> list[int]:
     return [c for c in chart_ids if _view(api, c).status_code == 200]
 
@@ -180,7 +171,7 @@ def test_a_repeat_view_is_answered_from_the_stored_response_with_what_superset_a
     """``dashboards/response_cache.py``: the third plain view of a chart is served from the stored
     response, holds the rows Superset reads from the snapshot (``force=true``), and is audited like
     Superset's own; a forced view or another format always goes to Superset."""
-    admin = _admin(dashboards_platform)
+    admin = login(dashboards_platform, "admin")
     database = dashboards_platform["home"].root / "superset.db"
     chart_id = max(admin.charts().values())
     hit = _until_answered_from_store(admin, chart_id)
@@ -207,8 +198,8 @@ def test_a_manager_whose_roles_lose_access_is_refused_a_view_they_had_cached(das
     roles and so the row-level-security clauses stay), the view they had cached a moment ago is refused;
     with the permissions back it is served from the store again."""
     name = sorted(dashboards_platform["credentials"]["managers"])[0]
-    manager = _manager(dashboards_platform, name)
-    chart_id = _readable(manager, sorted(_admin(dashboards_platform).charts().values()))[0]
+    manager = login(dashboards_platform, name)
+    chart_id = _readable(manager, sorted(login(dashboards_platform, "admin").charts().values()))[0]
     username = dashboards_platform["credentials"]["managers"][name]["username"]
     database = dashboards_platform["home"].root / "superset.db"
     for what, condition in TAKEN_AWAY.items():
@@ -243,9 +234,9 @@ def test_two_managers_each_get_their_own_rows_from_the_response_cache(dashboards
     """Row-level security holds for stored responses: two förvaltningar's managers viewing the same chart
     are each served their own rows (those Superset reads for them from the snapshot), never the other's."""
     first, second = (
-        _manager(dashboards_platform, n) for n in sorted(dashboards_platform["credentials"]["managers"])[:2]
+        login(dashboards_platform, n) for n in sorted(dashboards_platform["credentials"]["managers"])[:2]
     )
-    both = _readable(second, _readable(first, sorted(_admin(dashboards_platform).charts().values())))
+    both = _readable(second, _readable(first, sorted(login(dashboards_platform, "admin").charts().values())))
     fresh = {
         c: ([r["data"] for r in first.chart_results(c)], [r["data"] for r in second.chart_results(c)])
         for c in both
@@ -264,7 +255,7 @@ def test_a_dashboards_repeat_query_is_answered_from_the_store_keyed_on_what_it_a
     """``POST /api/v1/chart/data``, what a dashboard in the browser sends: a repeated query context is
     served from the stored response with the rows Superset reads for it; another context (a row limit
     of one) is stored and served apart, and a forced one always goes to Superset."""
-    admin = _admin(dashboards_platform)
+    admin = login(dashboards_platform, "admin")
     chart_id = max(admin.charts().values())
     saved = admin.chart(chart_id)["query_context"]
     one_row = json.loads(json.dumps(saved))

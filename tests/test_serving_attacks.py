@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from dashboards.api import Superset, SupersetError
-from tests.test_dashboards import MANAGERS, _login
+from tests.superset import login
+from tests.test_dashboards import MANAGERS
 
 REFUSED = "Only the Knutpunkt serving snapshot may be connected"
 SQLITE_REFUSED = "cannot be used as a data source for security reasons"  # Superset's own guard
@@ -95,7 +96,7 @@ def _drop_probe_databases(admin: Superset) -> None:
 @pytest.fixture
 def admin(dashboards_platform):
     """The admin's session; afterwards the serving connection is put back and probe databases go."""
-    user = _login(dashboards_platform, "admin")
+    user = login(dashboards_platform, "admin")
     db_id = _database_id(user)
     saved = user.request("GET", f"/api/v1/database/{db_id}/connection").json()["result"]
     yield user
@@ -155,10 +156,10 @@ def test_an_admin_s_new_in_memory_connection_cannot_read_files(dashboards_platfo
 
 @pytest.mark.parametrize("forvaltning", MANAGERS[:1])
 def test_a_manager_cannot_create_or_edit_a_connection(dashboards_platform, forvaltning):
-    manager = _login(dashboards_platform, forvaltning)
+    manager = login(dashboards_platform, forvaltning)
     with pytest.raises(SupersetError, match="HTTP 40[13]"):
         _create(manager, "probe-manager", "duckdb:///:memory:")
-    db_id = _database_id(_login(dashboards_platform, "admin"))
+    db_id = _database_id(login(dashboards_platform, "admin"))
     with pytest.raises(SupersetError, match="HTTP 40[134]"):
         manager.request("PUT", f"/api/v1/database/{db_id}", json={"sqlalchemy_uri": "duckdb:///:memory:"})
 
@@ -246,7 +247,7 @@ def test_turning_file_access_on_in_the_engine_params_changes_nothing(dashboards_
 
 def test_sql_lab_and_chart_data_cannot_read_files_on_the_serving_connection(dashboards_platform, admin):
     assert _leaks(admin, "Knutpunkt", _file_reads(dashboards_platform)) == []
-    manager = _login(dashboards_platform, MANAGERS[0])
+    manager = login(dashboards_platform, MANAGERS[0])
     with pytest.raises(SupersetError, match="HTTP 40"):
         manager.sql("Knutpunkt", _file_reads(dashboards_platform)["read_csv landing"])
     key = _targets(dashboards_platform)["key"]

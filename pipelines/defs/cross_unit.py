@@ -32,6 +32,7 @@ from pipelines.stewardship import approvals, audit, sharing
 from pipelines.stewardship.compact import compact
 from pipelines.stewardship.contracts import Contract, ContractError, load_contracts
 from pipelines.units import UNITS, Unit
+from pipelines.units.register import EVENT_ORDER, in_order
 from warehouse.layout import Warehouse, connect, run, used
 
 CITIZEN_KEY = hmac_sql("link.link_token", "central")
@@ -44,10 +45,6 @@ UNKNOWN_SHARE = (
     0.05  # people who moved away stay in a unit's records; more than this smells of broken linkage
 )
 
-# Events in the order they happened: by date, and on one date as the register delivered them (its later
-# delivery, its later line), so two moves on one day give the same citizen index however rows are stored.
-IN_ORDER = "(event_date, _delivery, _source_line)"
-
 CITIZEN_INDEX_SQL = f"""
 CREATE OR REPLACE TABLE citizen_index AS
 WITH events AS (
@@ -59,10 +56,10 @@ person AS (
     SELECT link_token,
         any_value(birth_year) AS birth_year,
         any_value(sex) AS sex,
-        arg_max(district, {IN_ORDER}) FILTER (event NOT IN {EXIT_EVENTS}) AS district,
-        list({{'district': district, 'valid_from': event_date}} ORDER BY {IN_ORDER.strip("()")})
+        arg_max(district, {in_order()}) FILTER (event NOT IN {EXIT_EVENTS}) AS district,
+        list({{'district': district, 'valid_from': event_date}} ORDER BY {", ".join(EVENT_ORDER)})
             FILTER (event NOT IN {EXIT_EVENTS} AND district IS NOT NULL) AS district_history,
-        arg_max(household_key, {IN_ORDER}) FILTER (event NOT IN {EXIT_EVENTS}) AS household_key,
+        arg_max(household_key, {in_order()}) FILTER (event NOT IN {EXIT_EVENTS}) AS household_key,
         min(event_date) FILTER (event IN {ENTRY_EVENTS}) AS first_entry,
         max(event_date) FILTER (event IN {ENTRY_EVENTS}) AS last_entry,
         max(event_date) FILTER (event IN {EXIT_EVENTS}) AS last_exit

@@ -19,6 +19,7 @@ import duckdb
 from pipelines.disclosure.policy import RISKY_K
 from pipelines.stewardship import sharing
 from pipelines.stewardship.contracts import Contract
+from pipelines.units.register import in_order
 from warehouse.layout import Warehouse, run, used
 
 
@@ -83,8 +84,8 @@ def _register_persons(con: duckdb.DuckDBPyConnection, bound: dict) -> int:
     return run(con, f"SELECT count(*) FROM ({_REGISTER_PERSONS})", {"cutoff": bound["cutoff"]})[0][0]
 
 
-# The latest district, and on one date the register's later delivery and line (see cross_unit.IN_ORDER).
-LATEST_DISTRICT = "arg_max(a.district, (a.event_date, a._delivery, a._source_line))"
+# The latest district, and on one date the register's later delivery and line (as the citizen index).
+LATEST_DISTRICT = f"arg_max(a.district, {in_order('a.')})"
 
 
 def _attach_register(con: duckdb.DuckDBPyConnection, contract: Contract, wh: Warehouse) -> str | None:
