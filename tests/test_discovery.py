@@ -181,6 +181,15 @@ def test_counting_distinct_rows_gives_what_counting_every_row_gives():
         )  # fmt: skip
 
 
+@pytest.mark.parametrize("sizes", [(0, 5), (5, 0), (1, 1), (40, 3_000), (3_000, 40), (2_000, 2_000)])
+def test_rows_set_in_both_are_those_numpy_intersects(sizes):
+    """``Aligned.persons`` counts the rows two flags share by binary search (``_common``): it must give
+    ``np.intersect1d``'s answer whichever side is longer, with empty sides and values past either end."""
+    rng = np.random.default_rng(sum(sizes))
+    x, y = (np.unique(rng.integers(0, 4_000, n)) for n in sizes)
+    assert np.array_equal(associations._common(x, y), np.intersect1d(x, y, assume_unique=True))
+
+
 def _strata(aligned: "associations.Aligned", lag: int) -> np.ndarray:
     strata = aligned.strata * 2 + aligned.flag("paper_submission")
     return strata * 2 + aligned.flag("contact") if lag else strata
