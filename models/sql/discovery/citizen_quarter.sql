@@ -97,14 +97,19 @@ spine as (
     where false
 {%- endif %}
 )
+{%- set present = [] %}
+{%- set measured = {} %}
 {%- for ind in indicators %}
 {%- set part = panel_part(ind) %}
 {%- if part is not none %}
+{%- do present.append({'cte': 'p_' ~ ind.name, 'has': 'has_' ~ ind.name, 'measures': part.measures}) %}
+{%- do measured.update({ind.name: part.measures}) %}
 , p_{{ ind.name }} as ({{ part.sql }})
 {%- endif %}
 {%- endfor %}
 {%- set aid = panel_part(indicators[0]) %}
-{%- if aid is not none and index is not none %}
+{%- set household = aid is not none and index is not none %}
+{%- if household %}
 , p_household_aid as (
     select member.citizen_key, h.quarter, true as has_household_economic_aid
     from (
@@ -116,23 +121,35 @@ spine as (
     join {{ index }} member on member.household_key = h.household_key
     group by all
 )
+{%- do present.append({'cte': 'p_household_aid', 'has': 'has_household_economic_aid', 'measures': []}) %}
+{%- endif %}
+{%- if present %}
+-- Every unit's part in one table, one row per person and quarter: a single join to the spine instead
+-- of one per unit (each over every citizen-quarter on a 64-character key).
+, person_quarter as (
+    select citizen_key, quarter
+    {%- for p in present %}
+        , bool_or({{ p.has }}) as {{ p.has }}
+        {%- for measure in p.measures %}, max({{ measure }}) as {{ measure }}{% endfor %}
+    {%- endfor %}
+    from (
+    {%- for p in present %}
+        {{ "union all by name " if not loop.first }}select * from {{ p.cte }}
+    {%- endfor %}
+    )
+    group by citizen_key, quarter
+)
 {%- endif %}
 select
     s.*
-    , {{ "coalesce(p_household_aid.has_household_economic_aid, false)" if aid is not none and index is not none else "null::boolean" }} as has_household_economic_aid
+    , {{ "coalesce(pq.has_household_economic_aid, false)" if household else "null::boolean" }} as has_household_economic_aid
 {%- for ind in indicators %}
-{%- set part = panel_part(ind) %}
-    , {{ ("coalesce(p_" ~ ind.name ~ ".has_" ~ ind.name ~ ", false)") if part is not none else "null::boolean" }} as has_{{ ind.name }}
+    , {{ ("coalesce(pq.has_" ~ ind.name ~ ", false)") if ind.name in measured else "null::boolean" }} as has_{{ ind.name }}
 {%- for name, _ in ind.measures %}
-    , {{ ("coalesce(p_" ~ ind.name ~ "." ~ name ~ ", 0)") if part is not none and name in part.measures else "null" }}::double as {{ name }}
+    , {{ ("coalesce(pq." ~ name ~ ", 0)") if name in measured.get(ind.name, []) else "null" }}::double as {{ name }}
 {%- endfor %}
 {%- endfor %}
 from spine s
-{%- for ind in indicators %}
-{%- if panel_part(ind) is not none %}
-left join p_{{ ind.name }} on p_{{ ind.name }}.citizen_key = s.citizen_key and p_{{ ind.name }}.quarter = s.quarter
-{%- endif %}
-{%- endfor %}
-{%- if aid is not none and index is not none %}
-left join p_household_aid on p_household_aid.citizen_key = s.citizen_key and p_household_aid.quarter = s.quarter
+{%- if present %}
+left join person_quarter pq on pq.citizen_key = s.citizen_key and pq.quarter = s.quarter
 {%- endif %}
