@@ -30,7 +30,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -64,7 +63,6 @@ BACKGROUND = [
     "Building permits appear in the case hub with the same diarienummer and dates as in bygg_miljo.",
 ]
 SIMULATION_STEPS = 7
-WRITERS = 2  # units written at once: this machine's cores
 
 
 @dataclass
@@ -79,13 +77,6 @@ class GenerationSummary:
     defects: dict[str, int] = field(default_factory=dict)  # defect type -> count
     natural_duplicates_removed: int = 0  # should stay 0: the services do not produce duplicates
     seconds: float = 0.0
-
-    def add(self, written: _Written) -> None:
-        """A unit's files (units are written in parallel and added in unit order: the same summary)."""
-        self.rows |= written.rows
-        self.bytes |= written.bytes
-        self.files += written.files
-        self.natural_duplicates_removed += written.duplicates
 
     def table(self) -> Table:
         table = Table(title=f"Synthetic municipality in {self.out_dir}")
@@ -129,23 +120,20 @@ def generate(
         task = bar.add_task("simulating", total=SIMULATION_STEPS)
         pop, datasets, patterns = _simulate(seed, citizens, period, lambda: bar.advance(task))
         plan = defects.plan_delivery_defects(child_rng(seed, "delivery_defects"), period.months, defect_rate)
-        writer = _Writer(out_dir, pop, seed, defect_rate, plan)
+        writer = _Writer(out_dir, pop, seed, defect_rate, plan, summary)
         task = bar.add_task("writing deliveries", total=len(UNITS) * period.months)
-        with ThreadPoolExecutor(WRITERS) as pool:
-            written = list(
-                pool.map(lambda u: writer.write_unit(u, datasets, lambda: bar.advance(task)), UNITS.values())
-            )
-    row_defects = [d for w in written for d in w.row_defects]
-    for w in written:
-        summary.add(w)
+        for unit in UNITS.values():
+            writer.write_unit(unit, datasets, lambda: bar.advance(task))
 
-    write_json(out_dir / "ground_truth" / "defects.json", defects.report(row_defects, plan, period.label))
+    write_json(
+        out_dir / "ground_truth" / "defects.json", defects.report(writer.row_defects, plan, period.label)
+    )
     write_json(
         out_dir / "ground_truth" / "manifest.json",
         {"generator": GENERATOR, **manifest(parameters, patterns, BACKGROUND)},
     )
     summary.defects = {d: 0 for d in defects.ROW_DEFECTS}
-    for d in row_defects:
+    for d in writer.row_defects:
         summary.defects[d.defect] += 1
     summary.defects["late_delivery"] = int(plan.late is not None)
     summary.defects["renamed_column"] = int(plan.renamed is not None)
@@ -222,35 +210,21 @@ def _simulate(
 
 
 @dataclass
-class _Written:
-    """What one unit's deliveries hold."""
-
-    rows: dict[str, int] = field(default_factory=dict)  # 'unit.dataset' -> data rows written
-    bytes: dict[str, int] = field(default_factory=dict)
-    files: int = 0
-    duplicates: int = 0
-    row_defects: list[RowDefect] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
 class _Writer:
-    """Writes each unit's monthly deliveries: personnummer style, defects, encoding, mtimes.
-
-    Units are written by ``WRITERS`` threads at once (polars and file writes let go of the GIL for most
-    of the work); each unit draws from its own random streams and keeps its own tally, so the files
-    and the summary do not depend on which thread wrote what.
-    """
+    """Writes each unit's monthly deliveries: personnummer style, defects, encoding, mtimes."""
 
     out_dir: Path
     pop: Population
     seed: int
     defect_rate: float
     plan: DeliveryDefects
+    summary: GenerationSummary
+    row_defects: list[RowDefect] = field(default_factory=list)
 
     def write_unit(
         self, unit: Unit, datasets: dict[tuple[str, str], pl.DataFrame], done: Callable[[], object]
-    ) -> _Written:
-        period, seed, tally = self.pop.period, self.seed, _Written()
+    ) -> None:
+        period, seed = self.pop.period, self.seed
         prepared = {
             d.name: with_personnummer(
                 datasets[(unit.name, d.name)], unit, d, self.pop, child_rng(seed, "pnr", unit.name, d.name)
@@ -266,7 +240,7 @@ class _Writer:
             monthly = [d for d in unit.datasets if not d.daily]
             written = [
                 self._write_file(
-                    tally, unit, dataset, m, parts[dataset.name].get((m,), prepared[dataset.name].clear())
+                    unit, dataset, m, parts[dataset.name].get((m,), prepared[dataset.name].clear())
                 )
                 for dataset in monthly
                 if period.calendar_month(m) in dataset.delivered_in_months
@@ -278,56 +252,43 @@ class _Writer:
             for dataset in unit.datasets:
                 if dataset.daily:
                     month = parts[dataset.name].get((m,), prepared[dataset.name].clear())
-                    self._write_days(tally, unit, dataset, m, month, mtime_rng)
+                    self._write_days(unit, dataset, m, month, mtime_rng)
             done()
-        return tally
 
     def _write_days(
-        self,
-        tally: _Written,
-        unit: Unit,
-        dataset: Dataset,
-        m: int,
-        part: pl.DataFrame,
-        rng: np.random.Generator,
+        self, unit: Unit, dataset: Dataset, m: int, part: pl.DataFrame, rng: np.random.Generator
     ) -> None:
         """A daily dataset: a file for every day of the month (only its header on a day without
         records), written the night after (its mtime)."""
         by_day = part.partition_by("_day", as_dict=True, maintain_order=True)
         for day in Delivery.parse(self.pop.period.label(m)).days_before(date.max):
-            path = self._write_file(tally, unit, dataset, m, by_day.get((day,), part.clear()), day)
+            path = self._write_file(unit, dataset, m, by_day.get((day,), part.clear()), day)
             night = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1, hours=1)
             mtime = (night + timedelta(seconds=int(rng.integers(0, 3600)))).timestamp()
             os.utime(path, (mtime, mtime))
 
     def _write_file(
-        self,
-        tally: _Written,
-        unit: Unit,
-        dataset: Dataset,
-        m: int,
-        part: pl.DataFrame,
-        day: date | None = None,
+        self, unit: Unit, dataset: Dataset, m: int, part: pl.DataFrame, day: date | None = None
     ) -> Path:
         label = self.pop.period.label(m)
         frame = logical_columns(part, dataset)
         unique = frame.unique(maintain_order=True)
-        tally.duplicates += frame.height - unique.height
+        self.summary.natural_duplicates_removed += frame.height - unique.height
         renames = self.plan.renames(unit, dataset, m)
         # The renamed delivery gets no row defects (see synthetic.defects), nor does a daily dataset:
         # defects.json names a row by month and line, and a daily month has a file per day.
         if renames is None and not dataset.daily:
             rng = child_rng(self.seed, "defects", unit.name, dataset.name, m)
             unique, found = defects.inject(unique, unit, dataset, label, self.defect_rate, rng)
-            tally.row_defects.extend(found)
+            self.row_defects.extend(found)
         path = delivery_path(self.out_dir, unit, label, dataset, day)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = encode(unique, unit, dataset, renames)
         path.write_bytes(data)
         key = f"{unit.name}.{dataset.name}"
-        tally.rows[key] = tally.rows.get(key, 0) + unique.height
-        tally.bytes[key] = tally.bytes.get(key, 0) + len(data)
-        tally.files += 1
+        self.summary.rows[key] = self.summary.rows.get(key, 0) + unique.height
+        self.summary.bytes[key] = self.summary.bytes.get(key, 0) + len(data)
+        self.summary.files += 1
         return path
 
 
