@@ -107,8 +107,7 @@ spine as (
 , p_{{ ind.name }} as ({{ part.sql }})
 {%- endif %}
 {%- endfor %}
-{%- set aid = panel_part(indicators[0]) %}
-{%- set household = aid is not none and index is not none %}
+{%- set household = 'economic_aid' in measured and index is not none %}
 {%- if household %}
 , p_household_aid as (
     select member.citizen_key, h.quarter, true as has_household_economic_aid
