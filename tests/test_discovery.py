@@ -636,6 +636,26 @@ def test_the_panel_cache_gives_the_panel_and_only_for_its_own_data_version(disco
     assert len(list(cache.iterdir())) == 1, "the cache of the panel before is gone"
 
 
+def test_the_panel_is_read_in_person_and_quarter_order_with_each_rows_own_values(discovery_platform):
+    """``load_panel`` orders the rows in numpy (an argsort on person and quarter), not in DuckDB: each
+    array must follow that order, row by row what the table holds for the person and quarter."""
+    with connect(discovery_platform["warehouse"].cross_unit, read_only=True) as con:
+        panel = load_panel(con)
+        flag = panel.indicators[0]
+        district, quarter, flagged = zip(
+            *con.execute(
+                f"""SELECT coalesce(district, 'Okänt'), quarter::VARCHAR, coalesce({flag.expression}, false)
+                    FROM {PANEL} WHERE age IS NOT NULL AND age >= 0 ORDER BY citizen_key, quarter"""
+            ).fetchall(),
+            strict=True,
+        )
+    step = np.diff(panel.person * len(panel.quarters) + panel.quarter)
+    assert len(step) > 1_000 and (step > 0).all(), "by person, then quarter"
+    assert [panel.districts[d] for d in panel.district] == list(district)
+    assert [panel.quarters[q] for q in panel.quarter] == list(quarter)
+    assert panel.flag(flag.name).tolist() == list(flagged)
+
+
 def test_every_cross_unit_pair_is_tested_and_corrected_together(discovery_platform):
     panel = open_panel(discovery_platform["warehouse"].cross_unit)
     expected = associations.pairs(panel)
