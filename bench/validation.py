@@ -2,9 +2,9 @@
 
 Loads a generated municipality as a backfill of each unit's months, as the unit
 assets do, timing the load (read, border, quarantine, atomic replace) and the
-checks of every delivery (read back the stored rows, the unit's GX suite on
-pandas, ``rows``-scoped expectations over a year of months at a time,
-reconciliation and freshness) separately, in the same process. GX's import and
+checks of every delivery (the per-delivery summary counted in DuckDB, the
+unit's GX suite judging it, reconciliation with its independent record count,
+and freshness) separately, in the same process. GX's import and
 context setup are paid once per process and reported on their own line.
 
     .venv/bin/python bench/validation.py --citizens 60000 --years 5

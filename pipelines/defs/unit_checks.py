@@ -38,7 +38,7 @@ import duckdb
 from pipelines.defs.resources import Platform
 from pipelines.quality import docs, freshness, gate
 from pipelines.quality.control import control_problems
-from pipelines.quality.frame import DeliveryFile, dataset_frame, delivery_files, parameters
+from pipelines.quality.frame import DeliveryFile, delivery_files, delivery_summary, parameters
 from pipelines.quality.gate import EXPECTATIONS, HOLDING_CHECKS, RECONCILIATION
 from pipelines.quality.records import count_records
 from pipelines.quality.validate import Outcome, Validator
@@ -51,7 +51,6 @@ ALL = frozenset({RECONCILIATION, EXPECTATIONS, FRESHNESS})
 OVERDUE = "delivery_overdue"
 LISTED = 20  # failures listed in metadata; the rest are counted
 EMPTY_DELIVERY = "empty delivery: the file holds no records, only its header"
-BATCH = 12  # deliveries of a dataset validated in one GX run: a year of months bounds the frame's memory
 
 
 def check_specs(
@@ -156,18 +155,19 @@ def evaluate(
 def _outcomes(
     unit: Unit, con: duckdb.DuckDBPyConnection, validator: Validator, files: dict[str, list[DeliveryFile]]
 ) -> dict[str, list[Outcome]]:
-    """Each delivery's GX outcomes on its delivered dataset files, up to BATCH deliveries per GX run."""
+    """Each delivery's GX outcomes on its delivered dataset files: one GX run per dataset."""
     out: dict[str, list[Outcome]] = {d: [] for d in files}
     for ds in unit.datasets:
+        suite = f"{unit.name}.{ds.name}"
         delivered = [
             d for d, fs in files.items() if any(f.dataset == ds.name and f.status != "missing" for f in fs)
         ]
-        for start in range(0, len(delivered), BATCH):
-            months = delivered[start : start + BATCH]
-            frame = dataset_frame(con, ds, months)
-            params = {d: parameters(con, unit, ds, d) for d in months}
-            for d, found in validator.validate(f"{unit.name}.{ds.name}", frame, params).items():
-                out[d] += found
+        if not delivered:
+            continue
+        params = {d: parameters(con, unit, ds, d) for d in delivered}
+        summary = delivery_summary(con, ds, validator.suites[suite], params)
+        for d, found in validator.validate(suite, summary).items():
+            out[d] += found
     return out
 
 

@@ -1,16 +1,13 @@
 """Run a unit's committed suite on its deliveries with Great Expectations 1.x (pandas, ephemeral context).
 
-GX's SQL datasource is broken over DuckDB (see the stack notes), so each
-dataset's frame is validated in pandas. Results say which expectation failed,
-for which delivery and how many rows; never a row's value (bounded
-``result_format``), and the quarantine table says which lines.
-
-GX's cost is almost all fixed per expectation and run (building its metric
-graph), hardly per row, so a run over many deliveries validates them together:
-the row parts once over all their rows (they hold for the whole exactly when
-they hold for each; if one fails, each delivery is validated on its own so
-every count belongs to one delivery), and the delivery part once over the
-deliveries' summary rows, where GX names each failing delivery by ``_delivery``.
+GX's SQL datasource is broken over DuckDB (see the stack notes), and reading
+every stored row into pandas for it cost as much as loading them; so DuckDB
+counts, per delivery, the rows that break each rule (``frame.delivery_summary``)
+and GX judges those counts, with the delivery's volume and dates, on one
+summary row per delivery. GX's cost is almost all fixed per expectation and
+run, so one run judges many deliveries and names each one that fails by
+``_delivery``. Results say which expectation failed, for which delivery and how
+many rows; never a row's value, and the quarantine table says which lines.
 """
 
 from __future__ import annotations
@@ -23,8 +20,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.quality import offline_docs
-from pipelines.quality.contract import ALL_ROWS, DELIVERY, LOADED_ROWS, PARTS, build_contract, dated_columns
-from pipelines.quality.frame import delivery_summary
+from pipelines.quality.contract import ALL_ROWS, LOADED_ROWS, PARTS, build_contract
 from pipelines.units.spec import Unit
 
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
@@ -35,6 +31,7 @@ ATTRIBUTED = {
     "return_unexpected_index_query": False,
 }
 log = logging.getLogger(__name__)
+COUNTED_OF = {ALL_ROWS: "rows", LOADED_ROWS: "rows_loaded"}  # a row part's counts are of these rows
 
 
 @dataclass(frozen=True)
@@ -51,6 +48,7 @@ class Outcome:
     unexpected: int | None
     rows: int | None
     observed: int | None = None  # row count, for the volume expectation
+    counted: str | None = None  # the summary column judged
 
     def describe(self) -> str:
         where = f" {self.column}" if self.column else ""
@@ -74,11 +72,6 @@ class Validator:
     def __init__(self, unit: Unit, docs_dir: Path | None = None):
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
-        from great_expectations.execution_engine import pandas_execution_engine
-
-        # GX fingerprints every pandas batch under this size by hashing all its values (a batch marker
-        # nobody here reads); on a unit's backfill that cost two thirds of the row parts' time.
-        pandas_execution_engine.HASH_THRESHOLD = 0
 
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
         self.unit, self.docs_dir = unit.name, docs_dir
@@ -99,49 +92,25 @@ class Validator:
         batches = self.context.data_sources.add_pandas(unit.name).add_dataframe_asset("delivery")
         batch = batches.add_batch_definition_whole_dataframe("file")
         self.definitions: dict[tuple[str, str], Any] = {}  # (suite, part) -> definition
-        self.dated: dict[str, list[str]] = {}
-        for name, spec in build_contract(unit)["suites"].items():
-            self.dated[name] = dated_columns(spec)
+        self.suites = build_contract(unit)["suites"]
+        for name, spec in self.suites.items():
             for part in PARTS:
                 self.definitions[(name, part)] = _definition(
                     gx, self.context, batch, f"{name}.{part}", spec[part]
                 )
 
-    def validate(
-        self, suite: str, frame: pd.DataFrame, parameters: dict[str, dict]
-    ) -> dict[str, list[Outcome]]:
-        """A dataset's suite on one or more deliveries' rows (see ``frame.dataset_frame``), per delivery.
+    def validate(self, suite: str, summary: pd.DataFrame) -> dict[str, list[Outcome]]:
+        """A dataset's suite on its deliveries' summary rows (``frame.delivery_summary``), per delivery.
 
-        ``parameters`` holds each delivery's volume floor and date window, in delivery order. The
-        deliveries are the GX run name, so a Data Docs page says which delivery it judged.
+        The deliveries are the GX run name, so a Data Docs page says which delivery it judged.
         """
-        groups = dict(iter(frame.groupby("_delivery", sort=False)))  # one pass, not a filter per month
-        months = {d: groups.get(d, frame.iloc[:0]) for d in parameters}
-        first, last = next(iter(months)), list(months)[-1]
+        deliveries = list(summary["_delivery"])
+        first, last = deliveries[0], deliveries[-1]
         run_name = f"delivery-{first}" if first == last else f"deliveries-{first}..{last}"
-        rows = self._rows(suite, frame, months, run_name)
-        summary = delivery_summary(months, parameters, self.dated[suite])
-        fmt = ATTRIBUTED if len(months) > 1 else RESULT_FORMAT
-        judged = self._results(suite, DELIVERY, summary, run_name, fmt)
-        return {d: rows[d] + [_judged(suite, r, d, summary) for r in judged] for d in months}
-
-    def _rows(
-        self, suite: str, frame: pd.DataFrame, months: dict[str, pd.DataFrame], run_name: str
-    ) -> dict[str, list[Outcome]]:
-        together = self._row_parts(suite, frame, run_name)
-        if len(months) == 1:
-            return {d: together for d in months}
-        if all(o.success for o in together):
-            return {d: _passed_in(together, f) for d, f in months.items()}
-        return {d: self._row_parts(suite, f, f"delivery-{d}") for d, f in months.items()}
-
-    def _row_parts(self, suite: str, frame: pd.DataFrame, run_name: str) -> list[Outcome]:
-        loaded = frame[frame["_rule"].isna()].drop(columns=["_rule", "_defect"])
-        return [
-            _outcome(suite, part, r)
-            for part, batch in ((ALL_ROWS, frame), (LOADED_ROWS, loaded))
-            for r in self._results(suite, part, batch, run_name)
-        ]
+        fmt = ATTRIBUTED if len(deliveries) > 1 else RESULT_FORMAT
+        judged = [(part, r) for part in PARTS for r in self._results(suite, part, summary, run_name, fmt)]
+        rows = summary.set_index("_delivery")
+        return {d: [_judged(suite, part, r, d, rows.loc[d]) for part, r in judged] for d in deliveries}
 
     def _results(
         self, suite: str, part: str, batch: pd.DataFrame, run_name: str, result_format: dict = RESULT_FORMAT
@@ -180,30 +149,24 @@ def _definition(gx, context, batch, name: str, expectations: list[dict]):
     return context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
 
 
-def _passed_in(together: list[Outcome], frame: pd.DataFrame) -> list[Outcome]:
-    """The ``rows`` outcomes that passed over all deliveries, as one delivery's: none of its rows failed."""
-    rows = {ALL_ROWS: len(frame), LOADED_ROWS: int(frame["_rule"].isna().sum())}
-    return [replace(o, unexpected=0, rows=rows[o.part]) for o in together]
-
-
-def _judged(suite: str, r, delivery: str, summary: pd.DataFrame) -> Outcome:
+def _judged(suite: str, part: str, r, delivery: str, summary: pd.Series) -> Outcome:
     """One delivery's verdict from a run over several deliveries' summary rows.
 
     GX lists the failing rows' ``_delivery``; an expectation that failed without a list (it raised,
-    or judged a single delivery) failed for every delivery in the run.
+    or judged a single delivery) failed for every delivery in the run. A row part's count is the
+    delivery's own, of its rows (all rows, or the loaded ones).
     """
     listed = {i["_delivery"] for i in (r.result or {}).get("unexpected_index_list") or []}
     failed = delivery in listed or (not r.success and not listed)
-    outcome = replace(_outcome(suite, DELIVERY, r), success=not failed, unexpected=None, rows=None)
+    outcome = replace(_outcome(suite, part, r), success=not failed)
+    if part in COUNTED_OF:
+        return replace(outcome, unexpected=int(summary[outcome.counted]), rows=int(summary[COUNTED_OF[part]]))
     observed = r.expectation_config.meta.get("observed")
-    if observed:
-        row = summary.loc[summary["_delivery"] == delivery, observed]
-        outcome = replace(outcome, observed=int(row.iloc[0]))
-    return outcome
+    return replace(outcome, observed=int(summary[observed]) if observed else None)
 
 
 def _outcome(suite: str, part: str, r) -> Outcome:
-    config, result = r.expectation_config, r.result or {}
+    config = r.expectation_config
     if r.exception_info and r.exception_info.get("raised_exception"):
         log.warning("%s: %s raised %s", suite, config.type, r.exception_info.get("exception_message"))
     return Outcome(
@@ -214,6 +177,7 @@ def _outcome(suite: str, part: str, r) -> Outcome:
         expectation=config.type,
         severity=str(getattr(config.severity, "value", config.severity)),
         success=bool(r.success),
-        unexpected=result.get("unexpected_count"),
-        rows=result.get("element_count"),
+        unexpected=None,
+        rows=None,
+        counted=config.kwargs.get("column"),
     )
