@@ -168,6 +168,12 @@ def test_data_docs_are_served_only_to_the_units_steward_and_only_from_their_site
     school = log_in(url, platform, SCHOOL)
     own = school.get(f"{url}/datadokumentation/skola/index.html")
     assert own.status_code == 200 and "<html" in own.text.lower()
+    listed = re.findall(
+        r'href="/datadokumentation/skola/([^"]+)">([^<]+)<', school.get(f"{url}/datamangd/{ENROLMENT}").text
+    )
+    kinds = sorted(label.split(" ")[0] for _, label in listed)
+    assert kinds == ["förväntningar", "validering", "översikt"], "the dataset's own validation and suite"
+    assert all(school.get(f"{url}/datadokumentation/skola/{page}").status_code == 200 for page, _ in listed)
     assert school.get(f"{url}/datadokumentation/socialtjanst/index.html").status_code == 403
     secrets = platform.paths.home.parent / "secrets"
     assert any(secrets.rglob("*.key"))

@@ -91,13 +91,14 @@ class Validator:
             )
         batches = self.context.data_sources.add_pandas(unit.name).add_dataframe_asset("delivery")
         batch = batches.add_batch_definition_whole_dataframe("file")
-        self.definitions: dict[tuple[str, str], Any] = {}  # (suite, part) -> definition
         self.suites = build_contract(unit)["suites"]
-        for name, spec in self.suites.items():
-            for part in PARTS:
-                self.definitions[(name, part)] = _definition(
-                    gx, self.context, batch, f"{name}.{part}", spec[part]
-                )
+        # One GX suite per dataset, its parts told apart by meta: GX's cost is per run, not per row.
+        self.definitions: dict[str, Any] = {
+            name: _definition(
+                gx, self.context, batch, name, [_in_part(e, part) for part in PARTS for e in spec[part]]
+            )
+            for name, spec in self.suites.items()
+        }
 
     def validate(self, suite: str, summary: pd.DataFrame) -> dict[str, list[Outcome]]:
         """A dataset's suite on its deliveries' summary rows (``frame.delivery_summary``), per delivery.
@@ -108,16 +109,14 @@ class Validator:
         first, last = deliveries[0], deliveries[-1]
         run_name = f"delivery-{first}" if first == last else f"deliveries-{first}..{last}"
         fmt = ATTRIBUTED if len(deliveries) > 1 else RESULT_FORMAT
-        judged = [(part, r) for part in PARTS for r in self._results(suite, part, summary, run_name, fmt)]
+        judged = self._results(suite, summary, run_name, fmt)
         rows = summary.set_index("_delivery")
-        return {d: [_judged(suite, part, r, d, rows.loc[d]) for part, r in judged] for d in deliveries}
+        return {d: [_judged(suite, r, d, rows.loc[d]) for r in judged] for d in deliveries}
 
-    def _results(
-        self, suite: str, part: str, batch: pd.DataFrame, run_name: str, result_format: dict = RESULT_FORMAT
-    ) -> list:
+    def _results(self, suite: str, batch: pd.DataFrame, run_name: str, result_format: dict) -> list:
         from great_expectations.core.run_identifier import RunIdentifier
 
-        result = self.definitions[(suite, part)].run(
+        result = self.definitions[suite].run(
             batch_parameters={"dataframe": batch},
             result_format=result_format,
             run_id=RunIdentifier(run_name=run_name),
@@ -149,7 +148,11 @@ def _definition(gx, context, batch, name: str, expectations: list[dict]):
     return context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
 
 
-def _judged(suite: str, part: str, r, delivery: str, summary: pd.Series) -> Outcome:
+def _in_part(expectation: dict, part: str) -> dict:
+    return expectation | {"meta": expectation["meta"] | {"part": part}}
+
+
+def _judged(suite: str, r, delivery: str, summary: pd.Series) -> Outcome:
     """One delivery's verdict from a run over several deliveries' summary rows.
 
     GX lists the failing rows' ``_delivery``; an expectation that failed without a list (it raised,
@@ -158,20 +161,21 @@ def _judged(suite: str, part: str, r, delivery: str, summary: pd.Series) -> Outc
     """
     listed = {i["_delivery"] for i in (r.result or {}).get("unexpected_index_list") or []}
     failed = delivery in listed or (not r.success and not listed)
-    outcome = replace(_outcome(suite, part, r), success=not failed)
-    if part in COUNTED_OF:
-        return replace(outcome, unexpected=int(summary[outcome.counted]), rows=int(summary[COUNTED_OF[part]]))
+    outcome = replace(_outcome(suite, r), success=not failed)
+    if outcome.part in COUNTED_OF:
+        counted = int(summary[outcome.counted])
+        return replace(outcome, unexpected=counted, rows=int(summary[COUNTED_OF[outcome.part]]))
     observed = r.expectation_config.meta.get("observed")
     return replace(outcome, observed=int(summary[observed]) if observed else None)
 
 
-def _outcome(suite: str, part: str, r) -> Outcome:
+def _outcome(suite: str, r) -> Outcome:
     config = r.expectation_config
     if r.exception_info and r.exception_info.get("raised_exception"):
         log.warning("%s: %s raised %s", suite, config.type, r.exception_info.get("exception_message"))
     return Outcome(
         suite=suite,
-        part=part,
+        part=config.meta["part"],
         rule=config.meta.get("rule", config.type),
         column=config.meta.get("column"),
         expectation=config.type,

@@ -231,22 +231,16 @@ def _dataset_context(wb: Workbench, contract: Contract) -> dict:
 
 
 def _docs(site: Path, contract: Contract) -> list[tuple[str, str]]:
-    """Links into the unit's Data Docs for this dataset: the index, its latest validations (one per part
-    of the suite: the delivery, the loaded rows, all rows) and its expectation suites."""
+    """Links into the unit's Data Docs for this dataset: the index, its latest validation and its
+    expectation suite."""
     if not (site / "index.html").is_file():
         return []
-    links = [("översikt", "index.html")]
-    for kind, label in (("validations", "validering"), ("expectations", "förväntningar")):
-        for page in sorted((site / kind / contract.unit / contract.dataset).rglob("*.html")):
-            part = page.relative_to(site / kind / contract.unit / contract.dataset).parts
-            name = f"{label}: {views.SUITE_PART.get(part[0].removesuffix('.html'), part[0])}"
-            links.append(
-                (
-                    name + (f" ({part[1].removeprefix('delivery-')})" if len(part) > 2 else ""),
-                    page.relative_to(site).as_posix(),
-                )
-            )
-    return links
+    validations = sorted((site / "validations" / contract.unit / contract.dataset).rglob("*.html"))
+    suite = site / "expectations" / contract.unit / f"{contract.dataset}.html"
+    links = [("översikt", site / "index.html")]
+    links += [(f"validering ({page.parts[-3].removeprefix('delivery-')})", page) for page in validations]
+    links += [("förväntningar", suite)] if suite.is_file() else []
+    return [(label, page.relative_to(site).as_posix()) for label, page in links]
 
 
 async def dataset_page(

@@ -60,7 +60,6 @@ REFUSED = {
     "reason": "Ange ett skäl till återkallelsen.",
     "personnummer": "Texten ser ut att innehålla ett personnummer; sådant får inte stå i granskningsloggen.",
 }
-SUITE_PART = {"delivery": "leveransen", "loaded_rows": "inlästa rader", "all_rows": "alla rader"}
 RISK = {
     "birth_year": "födelseår",
     "sex": "kön",
