@@ -83,7 +83,7 @@ WITH fynd AS (
                 || CASE WHEN effect > 0 THEN 'över' ELSE 'under' END || ' målet'
             WHEN 'kpi_trend' THEN CASE WHEN effect > 0 THEN '+' ELSE '−' END
                 || translate(format('{:.1f}', abs(effect)), '.', ',') || ' '
-                || regexp_extract(measure, '\(([^)]*)\)', 1) || ' per år'
+                || regexp_extract(measure, '\\(([^)]*)\\)', 1) || ' per år'
             WHEN 'case_flow' THEN translate(format('{:.1f}', effect), '.', ',')
                 || ' gånger så lång tid till beslut (' || detail || ')'
             ELSE translate(format('{:.1f}', effect), '.', ',') || ' (' || measure || ')'
