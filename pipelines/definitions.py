@@ -9,7 +9,7 @@ from functools import cache
 import dagster as dg
 
 from pipelines.defs.cross_unit import LINK_ASSETS, citizen_index
-from pipelines.defs.discovery import DISCOVERY_ASSETS
+from pipelines.defs.discovery import discovery
 from pipelines.defs.marts import dbt_models, dbt_resource
 from pipelines.defs.publish import serving_snapshot
 from pipelines.defs.resources import Platform
@@ -35,7 +35,7 @@ def defs() -> dg.Definitions:
     serving snapshot form the marts job."""
     marts_job = dg.define_asset_job(
         MARTS_JOB_NAME,
-        selection=dg.AssetSelection.assets(dbt_models(), *DISCOVERY_ASSETS, serving_snapshot()),
+        selection=dg.AssetSelection.assets(dbt_models(), discovery, serving_snapshot()),
     )
     return dg.Definitions(
         assets=[
@@ -43,7 +43,7 @@ def defs() -> dg.Definitions:
             citizen_index,
             *LINK_ASSETS,
             dbt_models(),
-            *DISCOVERY_ASSETS,
+            discovery,
             serving_snapshot(),
         ],
         asset_checks=[*OVERDUE_CHECKS],

@@ -679,9 +679,9 @@ def test_every_cross_unit_pair_is_tested_and_corrected_together(discovery_platfo
 
 def test_the_correction_check_fails_when_q_values_are_not_over_every_test(discovery_platform):
     found = _findings(discovery_platform, "associations")
-    assert _corrected(found).passed
+    assert _corrected(found, ANALYSES[0].key).passed
     uncorrected = found.with_columns(q_value=pl.col("p_value"))  # as if each pair had been tested alone
-    assert not _corrected(uncorrected).passed
+    assert not _corrected(uncorrected, ANALYSES[0].key).passed
 
 
 def test_planted_null_pairs_and_confounded_pairs_are_not_reported(discovery_platform):

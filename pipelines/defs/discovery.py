@@ -8,6 +8,7 @@ false-discovery correction covers every hypothesis tested, and the findings are 
 """
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dagster as dg
@@ -18,12 +19,14 @@ from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.discovery import associations, kpi, precedence, segments
 from pipelines.discovery.findings import FDR, TABLES, Finding, benjamini_hochberg, read, write
-from pipelines.discovery.panel import PANEL, cached_panel, has_panel
+from pipelines.discovery.panel import PANEL, Panel, cached_panel, has_panel
 from warehouse.layout import connect
 
 PANEL_KEY = dg.AssetKey(["cross_unit", "discovery", "citizen_quarter"])
 MARTS_KEYS = [dg.AssetKey(["marts", "fct_kpi"]), dg.AssetKey(["marts", "fct_case"])]
 POOL = "duckdb_cross_unit"  # writes the cross-unit zone, like every other writer of that file
+CORRECTED, GROUP_LEVEL = "corrected_over_every_test", "group_level_only"
+CHECKS = (CORRECTED, GROUP_LEVEL)
 PERSON_COLUMNS = {"citizen_key", "person_pseudonym", "household_key", "person", "birth_year"}
 
 
@@ -83,62 +86,92 @@ ANALYSES = (
 assert tuple(a.name for a in ANALYSES) == TABLES, "the publish step reads exactly these tables"
 
 
-def _prepared(
-    analysis: Analysis, platform: Platform, margin: float
-) -> tuple[Callable[[], list[Finding]], str]:
-    """(the analysis, ready to compute its findings; the data version it analyses).
+@dataclass(frozen=True)
+class Inputs:
+    """What the analyses read, read on a connection closed before they compute, so DuckDB's buffer
+    pool (up to its memory limit) is given back before they hold the panel."""
 
-    What it reads is read on a connection closed before it computes, so DuckDB's buffer pool (up to its
-    memory limit) is given back before the analysis holds the panel. Small groups in detail texts (lag
-    distributions) are withheld under the disclosure policy's threshold, the one the publish step
-    applies: no run config of its own that could disagree with it.
-    """
+    panel: Panel | None
+    kpi: tuple | None  # (series, cases) from the marts
+    kpi_version: str
+
+
+def _read(platform: Platform, selected: list[Analysis]) -> Inputs:
+    panel, kpi_inputs, kpi_version = None, None, ""
     with connect(platform.warehouse.cross_unit) as con:
-        if not analysis.uses_panel:
+        if any(a.uses_panel for a in selected) and has_panel(con):
+            panel = cached_panel(con, platform.warehouse.panel_cache)
+        if any(not a.uses_panel for a in selected):
             con.execute(f"ATTACH '{platform.warehouse.marts}' AS m (READ_ONLY)")
-            series, cases = kpi.load(con)
-            version = kpi.data_version(con)
-            return lambda: kpi.analyse(series, cases, version), version
-        if not has_panel(con):
-            return list, "no panel"
-        panel = cached_panel(con, platform.warehouse.panel_cache)
-        linked = read(con, "associations") if analysis.name == "precedence" else []
+            kpi_inputs, kpi_version = kpi.load(con), kpi.data_version(con)
+    return Inputs(panel, kpi_inputs, kpi_version)
+
+
+def _version(analysis: Analysis, inputs: Inputs) -> str:
+    if not analysis.uses_panel:
+        return inputs.kpi_version
+    return inputs.panel.data_version if inputs.panel is not None else "no panel"
+
+
+def _analyse(analysis: Analysis, inputs: Inputs, margin: float, linked: list[Finding]) -> list[Finding]:
+    """One analysis's findings. Small groups in detail texts (lag distributions) are withheld under the
+    disclosure policy's threshold, the one the publish step applies: no run config of its own that could
+    disagree with it."""
+    if not analysis.uses_panel:
+        return kpi.analyse(*inputs.kpi, inputs.kpi_version)
+    if inputs.panel is None:
+        return []
     compute: dict[str, Callable[[], list[Finding]]] = {
-        "associations": lambda: associations.analyse(panel, margin),
-        "precedence": lambda: precedence.analyse(panel, linked, DEFAULT_THRESHOLD),
-        "segments": lambda: segments.analyse(panel),
+        "associations": lambda: associations.analyse(inputs.panel, margin),
+        "precedence": lambda: precedence.analyse(inputs.panel, linked, DEFAULT_THRESHOLD),
+        "segments": lambda: segments.analyse(inputs.panel),
     }
-    return compute[analysis.name], panel.data_version
+    return compute[analysis.name]()
 
 
-def build_discovery_asset(analysis: Analysis) -> dg.AssetsDefinition:
-    key = analysis.key
-
-    @dg.asset(
-        key=key,
+def _spec(analysis: Analysis) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        analysis.key,
         deps=analysis.deps,
         group_name="discovery",
         description=analysis.description + f" Reads {PANEL if analysis.uses_panel else 'the marts'}; "
         f"writes discovery.{analysis.name} in the cross-unit zone.",
-        pool=POOL,
         kinds={"duckdb", "scikit-learn"} if analysis.name == "segments" else {"duckdb"},
-        check_specs=[
-            dg.AssetCheckSpec("corrected_over_every_test", asset=key),
-            dg.AssetCheckSpec("group_level_only", asset=key),
-        ],
     )
-    def _asset(config: DiscoveryConfig, platform: Platform) -> dg.MaterializeResult:
-        compute, version = _prepared(analysis, platform, config.margin)
-        found = compute()
+
+
+@dg.multi_asset(
+    name="discovery",
+    specs=[_spec(a) for a in ANALYSES],
+    check_specs=[dg.AssetCheckSpec(c, asset=a.key) for a in ANALYSES for c in CHECKS],
+    pool=POOL,
+    can_subset=True,
+)
+def discovery(context: dg.AssetExecutionContext, config: DiscoveryConfig, platform: Platform):
+    """The selected analyses in one step: the panel read once, and the analyses that need nothing of
+    each other computed side by side (two cores), then precedence, which builds on the associations."""
+    selected = [a for a in ANALYSES if a.key in context.selected_asset_keys]
+    inputs = _read(platform, selected)
+    first = [a for a in selected if a.name != "precedence"]
+    with ThreadPoolExecutor(max_workers=2) as workers:
+        computed = workers.map(lambda a: _analyse(a, inputs, config.margin, []), first)
+        found = {a.name: f for a, f in zip(first, computed, strict=True)}
+    with connect(platform.warehouse.cross_unit) as con:
+        frames = {name: write(con, name, findings) for name, findings in found.items()}
+        later = [a for a in selected if a.name not in found]
+        linked = read(con, "associations") if later else []
+    for analysis in later:
+        findings = _analyse(analysis, inputs, config.margin, linked)
         with connect(platform.warehouse.cross_unit) as con:
-            frame = write(con, analysis.name, found)
-        return dg.MaterializeResult(
+            frames[analysis.name] = write(con, analysis.name, findings)
+    for analysis in selected:
+        frame, version = frames[analysis.name], _version(analysis, inputs)
+        yield dg.MaterializeResult(
+            asset_key=analysis.key,
             metadata=_metadata(frame, version),
             data_version=dg.DataVersion(version),
-            check_results=[_corrected(frame), _group_level(frame)],
+            check_results=[_corrected(frame, analysis.key), _group_level(frame, analysis.key)],
         )
-
-    return _asset
 
 
 def _metadata(frame: pl.DataFrame, version: str) -> dict:
@@ -162,7 +195,7 @@ def _metadata(frame: pl.DataFrame, version: str) -> dict:
     }
 
 
-def _corrected(frame: pl.DataFrame) -> dg.AssetCheckResult:
+def _corrected(frame: pl.DataFrame, asset: dg.AssetKey) -> dg.AssetCheckResult:
     """Each kind's q-values are Benjamini–Hochberg over all its tests (associations: over all their
     families, ``associations.family_q``), and nothing reported has q >= FDR."""
     problems = []
@@ -183,22 +216,23 @@ def _corrected(frame: pl.DataFrame) -> dg.AssetCheckResult:
     if loose:
         problems.append(f"{loose} reported with q >= {FDR}")
     return dg.AssetCheckResult(
-        check_name="corrected_over_every_test",
+        asset_key=asset,
+        check_name=CORRECTED,
         passed=not problems,
         metadata={"tests": frame.height, "problems": "; ".join(problems) or "none"},
     )
 
 
-def _group_level(frame: pl.DataFrame) -> dg.AssetCheckResult:
+def _group_level(frame: pl.DataFrame, asset: dg.AssetKey) -> dg.AssetCheckResult:
     """No column that could name a person, and every finding about persons rests on a counted group."""
     person_columns = sorted(PERSON_COLUMNS & set(frame.columns))
     uncounted = frame.filter(pl.col("about_persons") & pl.col("n_population").is_null()).height
     return dg.AssetCheckResult(
-        check_name="group_level_only",
+        asset_key=asset,
+        check_name=GROUP_LEVEL,
         passed=not person_columns and not uncounted,
         metadata={"person_columns": ", ".join(person_columns) or "none", "without_group_size": uncounted},
     )
 
 
-DISCOVERY_ASSETS = [build_discovery_asset(a) for a in ANALYSES]
 DISCOVERY_KEYS = [a.key for a in ANALYSES]

@@ -356,8 +356,8 @@ def load_panel(con: duckdb.DuckDBPyConnection, version: str | None = None) -> Pa
 def cached_panel(con: duckdb.DuckDBPyConnection, cache: Path) -> Panel:
     """The panel, from the folder ``cache`` when that holds this panel's data version, else read and kept.
 
-    The panel analyses run one after another (each writes the cross-unit zone); reading the panel from
-    DuckDB took 18 s of each at 1,000,000 citizens x 5 years, reading the cache a second. The cache holds
+    Reading the panel from DuckDB took 14-18 s at 1,000,000 citizens x 5 years, reading the cache a
+    second; an unchanged panel (a rerun, a subset of the analyses materialised again) reads the cache. It holds
     what the panel does (person numbers, not keys), one ``.npy`` file per array, and is replaced whenever
     the panel changes.
     """
