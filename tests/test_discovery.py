@@ -20,7 +20,8 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from pipelines.defs.discovery import ANALYSES, _corrected
+from pipelines.defs.discovery import ANALYSES, _corrected, discovery
+from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.discovery import associations, kpi, merit, precedence
 from pipelines.discovery.findings import (
@@ -42,7 +43,8 @@ from pipelines.discovery.panel import (
     permute_unit,
     rekeyed,
 )
-from warehouse.layout import connect
+from pipelines.settings import Paths
+from warehouse.layout import Warehouse, connect
 
 THRESHOLD = DEFAULT_THRESHOLD
 
@@ -607,6 +609,36 @@ def test_discovery_assets_ran_with_their_checks_and_the_data_version(discovery_p
         )
     }
     assert stored == {panel.data_version}
+
+
+def test_precedence_alone_builds_on_the_associations_stored_before(discovery_platform, tmp_path):
+    """The discovery step materialises what is selected: precedence alone reads the associations as
+    stored. Stored as linking every pair (and reporting none), they let precedence report the planted
+    order of economic aid before school absence (q 0.008, ratio 20 at this size, whatever the key);
+    the other analyses' findings stay as they were."""
+    home = tmp_path / "home"
+    shutil.copytree(discovery_platform["paths"].home, home, symlinks=True)
+    zone = Warehouse(Paths(home).warehouse).cross_unit
+    with duckdb.connect(str(zone)) as con:
+        con.execute("UPDATE discovery.associations SET ci_low = 2.0, reported = false")
+    written = "SELECT * EXCLUDE (analysed_at) FROM discovery.{} ORDER BY finding_id"
+    others = [a.name for a in ANALYSES if a.name != "precedence"]
+    before = {name: _query(zone, written.format(name)) for name in others}
+    [order] = [a.key for a in ANALYSES if a.name == "precedence"]
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [discovery],
+            instance=instance,
+            selection=[order],
+            resources={"platform": Platform(home=str(home))},
+        )
+    assert result.success
+    assert [e.asset_key for e in result.get_asset_materialization_events()] == [order]
+    checks = result.get_asset_check_evaluations()
+    assert {c.asset_key for c in checks} == {order} and all(c.passed for c in checks) and len(checks) == 2
+    reported = {r[0] for r in _query(zone, "SELECT finding_id FROM discovery.precedence WHERE reported")}
+    assert "precedence:household_economic_aid:high_absence" in reported
+    assert {name: _query(zone, written.format(name)) for name in others} == before
 
 
 def _same_panel(a: Panel, b: Panel) -> bool:
