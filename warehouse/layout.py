@@ -85,3 +85,13 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) ->
 def used(sql: str, params: dict) -> dict:
     """DuckDB rejects unused named parameters: bind only those the query mentions."""
     return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
+
+
+def sql_name(name: str) -> str:
+    """A column name quoted for SQL text (where a query parameter cannot stand)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_texts(texts) -> str:
+    """Strings as a SQL list literal, ``('a', 'O''Brien')``, for ``IN``."""
+    return "(" + ", ".join("'" + t.replace("'", "''") + "'" for t in texts) + ")"

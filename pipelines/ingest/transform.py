@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pipelines.border.sql import hmac_sql
 from pipelines.ingest import values
 from pipelines.units.spec import Column, Csv, Dataset, FileFormat
+from warehouse.layout import sql_texts
 
 LINK_TOKEN = "_link_token"
 IDENTIFIERS = "_identifiers"  # per row: personnummer (and contacts) found in free text and masked
@@ -176,8 +177,7 @@ def _rules(col: Column) -> list[tuple[str, str, str]]:
     if col.maximum is not None:
         rules.append((f"{parsed} > {col.maximum}", "above_maximum", col.source))
     if col.allowed:
-        values = ", ".join("'" + v.replace("'", "''") + "'" for v in col.allowed)
-        rules.append((f"{raw} NOT IN ({values})", "value_not_allowed", col.source))
+        rules.append((f"{raw} NOT IN {sql_texts(col.allowed)}", "value_not_allowed", col.source))
     return rules
 
 

@@ -52,6 +52,7 @@ from pipelines.units.spec import (
     Unit,
     Xlsx,
 )
+from warehouse.layout import sql_name
 
 TODO = "TODO"
 DESCRIPTION = f"{TODO} what one row is"
@@ -314,7 +315,7 @@ def _profile(con: duckdb.DuckDBPyConnection, source: str, ref_year: int, text_fi
     amount = values.amount_sql("v", decimal_comma=text_file)
     point_grouped = f"'{POINT_GROUPED}'" if text_file else "'$^'"  # a typed file's 1.500 is 1.5
     sql = f"""
-        WITH col AS (SELECT nullif(trim("{source.replace('"', '""')}"), '') AS v FROM raw)
+        WITH col AS (SELECT nullif(trim({sql_name(source)}), '') AS v FROM raw)
         SELECT count(v), count(*) - count(v), count(DISTINCT v),
             count(*) FILTER (coalesce(pnr_valid(pnr_parts(v), $year), false)),
             count(*) FILTER (regexp_full_match(v, '[+-]?[0-9]+')),

@@ -41,6 +41,7 @@ from pipelines.ingest.transform import _rules as row_rules
 from pipelines.settings import REPO_ROOT
 from pipelines.units import UNITS, Column, ContractError, Dataset, Unit
 from pipelines.units.load import DEFAULT_DIR
+from warehouse.layout import sql_name, sql_texts
 
 SUITE_VERSION = 4
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[1] / "units" / "expectations"
@@ -134,14 +135,14 @@ def all_rows(unit: Unit, dataset: Dataset) -> list[dict[str, Any]]:
     return [
         _count(
             "file_rule:_rule",
-            f"_rule IN {_values(FILE_RULES)}",
+            f"_rule IN {sql_texts(FILE_RULES)}",
             "critical",
             "file_readable",
             "The file reads against the contract: bytes, encoding, delimiter, header, columns.",
         ),
         _count(
             "unknown_rule:_defect",
-            f"_defect NOT IN {_values([*labels, *(f'{r}:*' for r in FILE_RULES)])}",
+            f"_defect NOT IN {sql_texts([*labels, *(f'{r}:*' for r in FILE_RULES)])}",
             "critical",
             "known_rules",
             "Every quarantined row names a rule of this contract (rule:column), so suite and border agree.",
@@ -240,7 +241,7 @@ def _loaded_column(col: Column) -> list[dict[str, Any]]:
         )
         pseudonymised = _count(
             "not_pseudonym:person_pseudonym",
-            f"NOT regexp_full_match({pseudonym}, {_value(PSEUDONYM)})",
+            f"NOT regexp_full_match({pseudonym}, '{PSEUDONYM}')",
             "critical",
             "pseudonymised",
             "Only HMAC-SHA256 pseudonyms are stored, never a personnummer.",
@@ -264,7 +265,7 @@ def _loaded_column(col: Column) -> list[dict[str, Any]]:
         out.append(_count(f"out_of_range:{name}", " OR ".join(bounds), "critical", "range", why, col.source))
     if col.allowed:
         why = f"{col.source} is one of the contract's values."
-        where = f"{sql_name(name)} NOT IN {_values(col.allowed)}"
+        where = f"{sql_name(name)} NOT IN {sql_texts(col.allowed)}"
         out.append(_count(f"not_allowed:{name}", where, "critical", "allowed_values", why, col.source))
     return out
 
@@ -284,19 +285,6 @@ def _count(
     if where is not None:
         e["meta"]["rows_where"] = where
     return e
-
-
-def sql_name(column: str) -> str:
-    """A column name quoted for SQL."""
-    return '"' + column.replace('"', '""') + '"'
-
-
-def _value(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _values(texts) -> str:
-    return "(" + ", ".join(_value(t) for t in texts) + ")"
 
 
 def _e(

@@ -22,9 +22,9 @@ import duckdb
 import pandas as pd
 
 from pipelines.ingest.months import Delivery
-from pipelines.quality.contract import ALL_ROWS, LOADED_ROWS, dated_columns, sql_name
+from pipelines.quality.contract import ALL_ROWS, LOADED_ROWS, dated_columns
 from pipelines.units import Dataset, Unit
-from warehouse.layout import run
+from warehouse.layout import run, sql_name
 
 HISTORY = 6  # deliveries the volume is compared with
 MIN_HISTORY = 3  # fewer earlier deliveries than this: no volume expectation yet
@@ -65,8 +65,9 @@ def delivery_summary(
         sql_name(unique["kwargs"]["column"]),
     )
     counts = [sql_name(e["kwargs"]["column"]) for part in (ALL_ROWS, LOADED_ROWS) for e in suite[part]]
-    dates = [f"{end}_{c}" for c in dated_columns(suite) for end in ("first", "last")]
-    loaded = ["count(*) AS rows_loaded", *_counts(suite[LOADED_ROWS]), *_bounds(dated_columns(suite))]
+    dated = dated_columns(suite)
+    dates = [f"{end}_{c}" for c in dated for end in ("first", "last")]
+    loaded = ["count(*) AS rows_loaded", *_counts(suite[LOADED_ROWS]), *_bounds(dated)]
     summary = con.execute(
         f"""WITH wanted AS (SELECT unnest($d::VARCHAR[]) AS _delivery),
             loaded AS (
