@@ -2,9 +2,9 @@
 
 A daily dataset's delivery is its month's folder with a file per day; the month is loaded whole.
 
-A delivery (``landing/<unit>/<YYYY-MM>/``) replaces its partition in one DuckDB
-transaction, so a rerun gives the same tables and a killed load leaves the
-previous state. Per file, ``reconciliation`` records rows in the file = rows
+A delivery (``landing/<unit>/<YYYY-MM>/``) replaces its partition in a DuckDB
+transaction (with the other months of its batch, in a backfill), so a rerun gives
+the same tables and a killed load leaves the previous state. Per file, ``reconciliation`` records rows in the file = rows
 loaded + rows quarantined; a file that cannot be read at all is quarantined
 whole with its reason, and the unit's other files and months are unaffected.
 """
@@ -25,9 +25,9 @@ from pipelines.border.keys import Keyring
 from pipelines.border.sql import hmac_params, install_macros
 from pipelines.ingest.months import Delivery, fingerprint
 from pipelines.ingest.read import LINE, DeliveryError, read_delivery_file
-from pipelines.ingest.transform import BORDER_ONLY, FILE, IDENTIFIERS, LINK_TOKEN, border_query
+from pipelines.ingest.transform import BORDER_ONLY, FILE, IDENTIFIERS, LINK_TOKEN, REF_YEAR, border_query
 from pipelines.quality import gate
-from pipelines.units.spec import Dataset, Unit
+from pipelines.units.spec import Dataset, FileFormat, Unit
 from warehouse.layout import Warehouse, connect, run, used
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ DELIVERIES_DDL = """CREATE TABLE IF NOT EXISTS deliveries (
     _delivery VARCHAR, fingerprint VARCHAR, replaces VARCHAR, _loaded_at TIMESTAMP)"""
 # One row per pseudonym, kept by the anti-join in ``_write_vault`` (the one writer of a unit's vault):
 # a primary key's index cost more than the rest of a large month's load to maintain.
+# Landing bytes staged through one border query: about a month of the largest unit at 1,000,000
+# citizens, and a whole backfill of a small unit.
+BATCH_BYTES = 64 * 2**20
 VAULT_DDL = """CREATE TABLE IF NOT EXISTS vault.link (
     person_pseudonym VARCHAR NOT NULL, link_token VARCHAR NOT NULL, key_version VARCHAR NOT NULL)"""
 
@@ -61,7 +64,7 @@ class FileResult:
     reason: str | None = None
     identifiers_masked: int = 0  # personnummer (and contacts) typed into free text, masked at the border
     staged: str = ""  # the temp table holding the file's rows after the border query
-    part: int | None = None  # a daily file's index in ``staged``, which holds its month's files (``FILE``)
+    part: int | None = None  # the file's index in ``staged``, which holds the batch's files (``FILE``)
 
 
 def load_delivery(
@@ -77,9 +80,11 @@ def load_deliveries(
 ) -> Iterator[tuple[str, list[FileResult]]]:
     """Load deliveries in order, yielding each one's file results as it is stored.
 
-    A backfill shares one zone connection (and the attached vault): opening, checkpointing
-    and closing a DuckDB file per month cost more than loading a small month. Each delivery
-    still replaces its partition in a transaction of its own.
+    A backfill is loaded in batches of consecutive months, up to ``BATCH_BYTES`` of landing files
+    (:func:`batches`): each dataset's files of a batch go through one border query, and the batch's
+    deliveries replace their partitions in one transaction, so a killed load leaves each of them as it
+    was. Planning the border query, committing and checkpointing once per small month cost more than
+    loading its rows. A backfill shares one zone connection (and the attached vault).
     """
     for delivery in deliveries:
         if not (landing / unit.name / delivery).is_dir():
@@ -90,23 +95,41 @@ def load_deliveries(
     keyed |= {"key_version": keys.version}
     with connect(warehouse.unit_zone(unit.name)) as con:
         install_macros(con)
-        _ensure_tables(con, unit, keyed | {"ref_year": 2000})  # any year: only the output schema is used
+        _ensure_tables(con, unit, keyed)
         with _vault(con, unit, warehouse.vault(unit.name)):
-            for delivery in deliveries:
-                year = Delivery.parse(delivery).year
-                results = _load(con, unit, delivery, landing, keyed | {"ref_year": year})
-                _log(unit, delivery, results)
-                yield delivery, results
+            for batch in batches(landing / unit.name, deliveries):
+                stored = _load(con, unit, batch, landing, keyed)
+                for delivery, results in stored.items():
+                    _log(unit, delivery, results)
+                    yield delivery, results
 
 
-def _load(con, unit: Unit, delivery: str, landing: Path, params: dict) -> list[FileResult]:
+def batches(folder: Path, deliveries: list[str], budget: int = BATCH_BYTES) -> Iterator[list[str]]:
+    """Consecutive deliveries whose files add up to at most ``budget`` bytes (a larger one alone)."""
+    batch: list[str] = []
+    size = 0
+    for delivery in deliveries:
+        files = sum(p.stat().st_size for p in (folder / delivery).iterdir() if p.is_file())
+        if batch and size + files > budget:
+            yield batch
+            batch, size = [], 0
+        batch.append(delivery)
+        size += files
+    if batch:
+        yield batch
+
+
+def _load(con, unit: Unit, batch: list[str], landing: Path, params: dict) -> dict[str, list[FileResult]]:
     loaded_at = datetime.now()
-    folder = fingerprint(landing / unit.name / delivery)  # before reading: a file changing now reloads
-    results = [
-        r for ds in _expected(unit, delivery) for r in _stage_files(con, unit, ds, delivery, landing, params)
-    ]
-    _write_vault(con, unit, results)
-    _replace_partition(con, unit, delivery, results, loaded_at, folder)
+    # Each folder's fingerprint before reading: a file that changes now makes the delivery load again.
+    folders = {d: fingerprint(landing / unit.name / d) for d in batch}
+    results: dict[str, list[FileResult]] = {d: [] for d in batch}
+    for ds in unit.datasets:
+        months = [d for d in batch if Delivery.parse(d).month in ds.delivered_in_months]
+        for delivery, staged in _stage(con, unit, ds, months, landing, params).items():
+            results[delivery] += staged
+    _write_vault(con, unit, [r for rs in results.values() for r in rs])
+    _replace_partitions(con, unit, results, loaded_at, folders)
     return results
 
 
@@ -169,54 +192,64 @@ def _log(unit: Unit, delivery: str, results: list[FileResult]) -> None:
         log.log(level, "%s %s %s: %s", unit.name, delivery, r.source_file, _describe(r))
 
 
-def _expected(unit: Unit, delivery: str) -> list[Dataset]:
-    month = Delivery.parse(delivery).month
-    return [d for d in unit.datasets if month in d.delivered_in_months]
-
-
-def _stage_files(
-    con, unit: Unit, dataset: Dataset, delivery: str, landing: Path, params: dict
-) -> list[FileResult]:
-    """Stage every file of the dataset in the delivery: its one file, or each day's file of a daily
-    dataset, with the days that have passed without a file and the files named for no day."""
-    folder = landing / unit.name / delivery
+def _stage(
+    con, unit: Unit, dataset: Dataset, deliveries: list[str], landing: Path, params: dict
+) -> dict[str, list[FileResult]]:
+    """Every file of the dataset in the deliveries through one border query into ``staged_<dataset>``:
+    each month's one file, or each day's file of a daily dataset with the days that have passed without
+    a file and the files named for no day. Each file is counted and reconciled on its own (``FILE``)."""
     table = f"staged_{dataset.name}"
-    if not dataset.daily:
-        return [_stage(con, dataset, unit, folder / dataset.file_name(unit.format), landing, table, params)]
-    files = dataset.files(folder, unit.format)
-    return _stage_days(con, dataset, unit, files, landing, table, params) + _unaccounted(
-        unit, dataset, delivery, landing, files
-    )
-
-
-def _stage_days(
-    con, dataset: Dataset, unit: Unit, files: list[Path], landing: Path, table: str, params: dict
-) -> list[FileResult]:
-    """A daily dataset's files through one border query (planned per file it cost about 50 ms a day);
-    each file is still counted and reconciled as a single file is, told apart in the table by ``FILE``."""
-    read = {
-        i: _read(con, dataset, unit, path, landing, f"{table}_rejected_{i}") for i, path in enumerate(files)
-    }
-    frames = [
-        raw.with_columns(pl.lit(i, pl.Int64).alias(FILE)) for i, raw in read.items() if not _rejected(raw)
+    files: list[tuple[str, Path]] = []  # (delivery, path) of each file there is to read
+    entries: dict[str, list[int | FileResult]] = {d: [] for d in deliveries}  # files by index, in order
+    for d in deliveries:
+        folder = landing / unit.name / d
+        paths = (
+            dataset.files(folder, unit.format) if dataset.daily else [folder / dataset.file_name(unit.format)]
+        )
+        for path in paths:
+            if path.exists():
+                entries[d].append(len(files))
+                files.append((d, path))
+            else:
+                entries[d].append(
+                    FileResult(dataset.name, _source(path, landing), 0, 0, 0, "missing", "file not delivered")
+                )
+        if dataset.daily:
+            entries[d] += _unaccounted(unit, dataset, d, landing, paths)
+    read = [
+        _read(con, dataset, unit, path, landing, f"{table}_rejected_{i}") for i, (_, path) in enumerate(files)
     ]
-    counts = {}
-    if frames:
-        query = border_query(dataset, unit.format, by_file=True)
-        con.register("raw", pl.concat(frames))
-        run(con, f"CREATE OR REPLACE TEMP TABLE {table} AS {query.sql}", used(query.sql, params))
-        con.unregister("raw")
-        counted = f"""SELECT {FILE}, count(*) FILTER (_rule IS NOT NULL), coalesce(sum({IDENTIFIERS}), 0)
-                      FROM {table} GROUP BY 1"""
-        counts = {i: (quarantined, masked) for i, quarantined, masked in run(con, counted)}
-    results = []
-    for i, raw in read.items():
-        if _rejected(raw):
-            results.append(raw)
-            continue
-        source = _source(files[i], landing)
-        results.append(_loaded(dataset, source, raw.height, *counts.get(i, (0, 0)), table, part=i))
-    return results
+    frames = [
+        raw.with_columns(
+            pl.lit(i, pl.Int64).alias(FILE),
+            pl.lit(Delivery.parse(files[i][0]).year, pl.Int64).alias(REF_YEAR),
+        )
+        for i, raw in enumerate(read)
+        if not _rejected(raw)
+    ]
+    counts = _border(con, dataset, unit.format, frames, table, params) if frames else {}
+
+    def result(i: int) -> FileResult:
+        if _rejected(read[i]):
+            return read[i]
+        source = _source(files[i][1], landing)
+        return _loaded(dataset, source, read[i].height, *counts.get(i, (0, 0)), table, part=i)
+
+    return {d: [e if isinstance(e, FileResult) else result(e) for e in found] for d, found in entries.items()}
+
+
+def _border(
+    con, dataset: Dataset, fmt: FileFormat, frames: list[pl.DataFrame], table: str, params: dict
+) -> dict[int, tuple[int, int]]:
+    """The border query over the files' rows into the temp table ``table``; per file, the rows it
+    quarantined and the identifiers it masked."""
+    query = border_query(dataset, fmt)
+    con.register("raw", pl.concat(frames))
+    run(con, f"CREATE OR REPLACE TEMP TABLE {table} AS {query.sql}", used(query.sql, params))
+    con.unregister("raw")
+    counted = f"""SELECT {FILE}, count(*) FILTER (_rule IS NOT NULL), coalesce(sum({IDENTIFIERS}), 0)
+                  FROM {table} GROUP BY 1"""
+    return {i: (quarantined, masked) for i, quarantined, masked in run(con, counted)}
 
 
 def _rejected(read: pl.DataFrame | FileResult) -> bool:
@@ -248,26 +281,6 @@ def _unaccounted(
 
 def _source(path: Path, landing: Path) -> str:
     return str(path.relative_to(landing))
-
-
-def _stage(
-    con, dataset: Dataset, unit: Unit, path: Path, landing: Path, table: str, params: dict
-) -> FileResult:
-    """Run the border query over one file into the temp table ``table`` (pseudonyms only)."""
-    source = _source(path, landing)
-    if not path.exists():
-        return FileResult(dataset.name, source, 0, 0, 0, "missing", "file not delivered")
-    raw = _read(con, dataset, unit, path, landing, table)
-    if _rejected(raw):
-        return raw
-    query = border_query(dataset, unit.format)
-    con.register("raw", raw)
-    run(con, f"CREATE OR REPLACE TEMP TABLE {table} AS {query.sql}", used(query.sql, params))
-    con.unregister("raw")
-    quarantined, masked = run(
-        con, f"SELECT count(*) FILTER (_rule IS NOT NULL), coalesce(sum({IDENTIFIERS}), 0) FROM {table}"
-    )[0]
-    return _loaded(dataset, source, raw.height, quarantined, masked, table)
 
 
 def _loaded(
@@ -303,10 +316,8 @@ def _read(
 
 def _ensure_table(con, dataset: Dataset, sql: str, params: dict) -> None:
     """Create the dataset table from the border query's own output schema, so it never drifts."""
-    empty = pl.DataFrame(
-        {c.source: [] for c in dataset.columns} | {LINE: []}, schema_overrides={LINE: pl.Int64}
-    )
-    empty = empty.with_columns(pl.exclude(LINE).cast(pl.String))
+    numbers = {LINE: pl.Int64, FILE: pl.Int64, REF_YEAR: pl.Int64}
+    empty = pl.DataFrame(schema={c.source: pl.String for c in dataset.columns} | numbers)
     con.register("raw", empty)
     run(
         con,
@@ -354,83 +365,103 @@ def _write_vault(con, unit: Unit, results: list[FileResult]) -> None:
     )
 
 
-def _replace_partition(
-    con, unit: Unit, delivery: str, results: list[FileResult], loaded_at: datetime, folder: str
+def _replace_partitions(
+    con, unit: Unit, results: dict[str, list[FileResult]], loaded_at: datetime, folders: dict[str, str]
 ) -> None:
+    """The batch's deliveries replace their partitions, all in one transaction."""
+    # The bounds let DuckDB skip the row groups of other months (a list alone would scan them all).
+    batch = {"d": list(results), "first": min(results), "last": max(results)}
     run(con, "BEGIN TRANSACTION")
     try:
         for table in [d.name for d in unit.datasets] + ["quarantine", "reconciliation"]:
-            run(con, f"DELETE FROM {table} WHERE _delivery = $d", {"d": delivery})
-        for staged, files in _by_table(results).items():
-            _insert_rows(con, unit.dataset(files[0].dataset), staged, files, delivery, loaded_at)
-        for r in results:
-            _reconcile(con, r, delivery, loaded_at)
-        gate.hold_unchecked(con, delivery)  # visible downstream only once its checks pass
-        run(
-            con,
-            """INSERT INTO deliveries SELECT $d, $fp, (SELECT arg_max(fingerprint, _loaded_at)
-               FROM deliveries WHERE _delivery = $d), $t""",
-            {"d": delivery, "fp": folder, "t": loaded_at},
-        )
+            run(
+                con,
+                f"DELETE FROM {table} WHERE _delivery BETWEEN $first AND $last AND list_contains($d, _delivery)",
+                batch,
+            )
+        staged: dict[str, list[tuple[str, FileResult]]] = {}
+        for delivery, files in results.items():
+            for r in files:
+                if r.status == "rejected":
+                    _insert_rejected(con, r, delivery, loaded_at)
+                elif r.status == "loaded":
+                    staged.setdefault(r.staged, []).append((delivery, r))
+        for table, files in staged.items():
+            _insert_rows(con, unit.dataset(files[0][1].dataset), table, files, loaded_at)
+        _reconcile(con, results, loaded_at)
+        for delivery in results:
+            gate.hold_unchecked(con, delivery)  # visible downstream only once its checks pass
+            run(
+                con,
+                """INSERT INTO deliveries SELECT $d, $fp, (SELECT arg_max(fingerprint, _loaded_at)
+                   FROM deliveries WHERE _delivery = $d), $t""",
+                {"d": delivery, "fp": folders[delivery], "t": loaded_at},
+            )
         run(con, "COMMIT")
     except BaseException:
         run(con, "ROLLBACK")
         raise
 
 
-def _by_table(results: list[FileResult]) -> dict[str, list[FileResult]]:
-    """The files whose rows a table holds: one file, a daily dataset's month, or a rejected file's line."""
-    tables: dict[str, list[FileResult]] = {}
-    for r in results:
-        if r.status in ("loaded", "rejected"):
-            tables.setdefault(r.staged, []).append(r)
-    return tables
+def _insert_rejected(con, r: FileResult, delivery: str, loaded_at: datetime) -> None:
+    """A file rejected whole: quarantined at the line it failed on, which its own table holds."""
+    run(
+        con,
+        f"""INSERT INTO quarantine SELECT '{r.dataset}', $d, $f, line, $rule, NULL, NULL, $t FROM {r.staged}""",
+        {"f": r.source_file, "d": delivery, "t": loaded_at, "rule": r.reason.split(":")[0]},
+    )
 
 
 def _insert_rows(
-    con, dataset: Dataset, staged: str, files: list[FileResult], delivery: str, loaded_at: datetime
+    con, dataset: Dataset, staged: str, files: list[tuple[str, FileResult]], loaded_at: datetime
 ) -> None:
-    """A staged table's rows into the dataset or quarantine, in one pass however many files it holds."""
-    if files[0].status == "rejected":
-        [r] = files
-        run(
-            con,
-            f"""INSERT INTO quarantine SELECT '{r.dataset}', $d, $f, line, $rule, NULL, NULL, $t FROM {staged}""",
-            {"f": r.source_file, "d": delivery, "t": loaded_at, "rule": r.reason.split(":")[0]},
-        )
-        return
-    exclude = f"{BORDER_ONLY}{_link_exclude(dataset)}"
-    if files[0].part is None:  # one file
-        [r] = files
-        source, names = "$files[1]", [r.source_file]
-    else:  # a month of daily files: each row's file by the index the table keeps
-        source, names = f"$files[{FILE} + 1]", [None] * (1 + max(f.part for f in files))
-        for f in files:
-            names[f.part] = f.source_file
-        exclude += f", {FILE}"
-    lineage = {"files": names, "d": delivery, "t": loaded_at}
+    """A staged table's rows into the dataset or quarantine in one pass, each row's file and delivery
+    found by the file's index (``FILE``)."""
+    names: list[str | None] = [None] * (1 + max(f.part for _, f in files))
+    months = list(names)
+    for delivery, f in files:
+        names[f.part], months[f.part] = f.source_file, delivery
+    lineage = {"files": names, "months": months, "t": loaded_at}
+    source, delivery = f"$files[{FILE} + 1]", f"$months[{FILE} + 1]"
     run(
         con,
-        f"INSERT INTO {dataset.name} SELECT * EXCLUDE ({exclude}), {source}, $d, $t FROM {staged} WHERE _rule IS NULL",
+        f"""INSERT INTO {dataset.name} SELECT * EXCLUDE ({BORDER_ONLY}{_link_exclude(dataset)}),
+                {source}, {delivery}, $t FROM {staged} WHERE _rule IS NULL""",
         lineage,
     )
     run(
         con,
-        f"""INSERT INTO quarantine SELECT '{dataset.name}', $d, {source}, _source_line, _rule, _column,
+        f"""INSERT INTO quarantine SELECT '{dataset.name}', {delivery}, {source}, _source_line, _rule, _column,
                 _raw_values, $t FROM {staged} WHERE _rule IS NOT NULL""",
         lineage,
     )
 
 
-def _reconcile(con, r: FileResult, delivery: str, loaded_at: datetime) -> None:
-    """The file's line in ``reconciliation``: rows in the file = loaded + quarantined, or why not."""
+def _reconcile(con, results: dict[str, list[FileResult]], loaded_at: datetime) -> None:
+    """Each file's line in ``reconciliation``: rows in the file = loaded + quarantined, or why not."""
+    files = [(d, r) for d, rs in results.items() for r in rs]
+    lines = pl.DataFrame(
+        {
+            "dataset": [r.dataset for _, r in files],
+            "delivery": [d for d, _ in files],
+            "source_file": [r.source_file for _, r in files],
+            "rows_in_file": [r.rows_in_file for _, r in files],
+            "rows_loaded": [r.rows_loaded for _, r in files],
+            "rows_quarantined": [r.rows_quarantined for _, r in files],
+            "status": [r.status for _, r in files],
+            "reason": [r.reason for _, r in files],
+            "identifiers_masked": [r.identifiers_masked for _, r in files],
+        },
+        schema_overrides={"rows_in_file": pl.Int64, "rows_quarantined": pl.Int64, "reason": pl.String},
+    )
+    con.register("reconciled", lines)
     run(
         con,
-        "INSERT INTO reconciliation VALUES ($ds, $d, $f, $n, $ok, $q, $status, $reason, $t, $masked)",
-        {"ds": r.dataset, "d": delivery, "f": r.source_file, "t": loaded_at}
-        | {"n": r.rows_in_file, "ok": r.rows_loaded, "q": r.rows_quarantined}
-        | {"status": r.status, "reason": r.reason, "masked": r.identifiers_masked},
+        """INSERT INTO reconciliation SELECT dataset, delivery, source_file, rows_in_file, rows_loaded,
+               rows_quarantined, status, reason, $t, identifiers_masked FROM reconciled""",
+        {"t": loaded_at},
     )
+    con.unregister("reconciled")
 
 
 def _link_exclude(dataset: Dataset) -> str:

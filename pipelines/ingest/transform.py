@@ -25,22 +25,24 @@ from warehouse.layout import sql_texts
 
 LINK_TOKEN = "_link_token"
 IDENTIFIERS = "_identifiers"  # per row: personnummer (and contacts) found in free text and masked
-FILE = "_file"  # which of several files staged together a row came from (a daily dataset's days)
+FILE = "_file"  # which of the files staged together a row came from (a backfill's months, a month's days)
+REF_YEAR = "_ref_year"  # the year of the row's delivery: a ten-digit personnummer's century counts from it
 HITS = "_pnr_hits"  # the row's free-text runs that hold a personnummer (never stored)
-BORDER_ONLY = f"_rule, _column, _raw_values, {IDENTIFIERS}"  # border output that is never stored as is
+BORDER_ONLY = f"{FILE}, _rule, _column, _raw_values, {IDENTIFIERS}"  # border output never stored as is
 
 
 @dataclass(frozen=True)
 class BorderQuery:
-    """SQL over the raw frame ``raw``: typed rows with ``_rule``/``_column`` and safe ``_raw_values``."""
+    """SQL over the raw frame ``raw`` (the source columns as text, ``_source_line``, ``_file`` and
+    ``_ref_year``): typed rows with ``_file``, ``_rule``/``_column`` and safe ``_raw_values``."""
 
     sql: str
     loaded_columns: tuple[str, ...]
 
 
-def border_query(dataset: Dataset, fmt: FileFormat, by_file: bool = False) -> BorderQuery:
-    """The border over ``raw``; ``by_file``: ``raw`` holds several files, told apart by ``_file``, which
-    the output keeps (a duplicate row is one within its own file, as when each file is staged alone)."""
+def border_query(dataset: Dataset, fmt: FileFormat) -> BorderQuery:
+    """The border over ``raw``, which may hold many files, told apart by ``_file``: a duplicate row is
+    one within its own file, as if each file were staged alone."""
     decimal_comma = isinstance(fmt, Csv) and fmt.decimal_comma
     typed, loaded = ["_source_line"], []
     for col in dataset.columns:
@@ -63,24 +65,27 @@ def border_query(dataset: Dataset, fmt: FileFormat, by_file: bool = False) -> Bo
     # Everything a personnummer or a free text gives is computed once per distinct value and joined
     # back: a case's events repeat its person and its case id (about seven rows each in ärendehändelser).
     joined = (
-        f" LEFT JOIN persons ON coalesce(src.\"{person.source}\", '') = persons._pnr_raw" if person else ""
+        f" LEFT JOIN persons ON coalesce(src.\"{person.source}\", '') = persons._pnr_raw"
+        f" AND src.{REF_YEAR} = persons.{REF_YEAR}"
+        if person
+        else ""
     )
     joined += f" LEFT JOIN texts ON {text} = texts._text" if free else ""
     sql = f"""
         WITH src AS (
             SELECT *, row_number() OVER (
-                    PARTITION BY {f"{FILE}, " if by_file else ""}{_all_source(dataset)} ORDER BY _source_line
+                    PARTITION BY {FILE}, {_all_source(dataset)} ORDER BY _source_line
                 ) AS _occurrence
             FROM raw
         ),{_persons(person.source) if person else ""}{_texts(text) if free else ""}
         checked AS (
-            SELECT src.*{", persons.* EXCLUDE (_pnr_raw)" if person else ""}{f", texts.{HITS}" if free else ""},
+            SELECT src.*{f", persons.* EXCLUDE (_pnr_raw, {REF_YEAR})" if person else ""}{f", texts.{HITS}" if free else ""},
                 {values}
             FROM src{joined}
         ),
         typed AS (SELECT *, {", ".join(typed)} FROM checked),
         ruled AS (SELECT *, {rule_case} AS _rule, {column_case} AS _column FROM typed)
-        SELECT _source_line{f", {FILE}" if by_file else ""}, {", ".join(f"{_parsed(n)} AS {n}" for n in loaded)}{link},
+        SELECT _source_line, {FILE}, {", ".join(f"{_parsed(n)} AS {n}" for n in loaded)}{link},
             CASE WHEN _rule IS NOT NULL THEN {raw_values} END AS _raw_values,
             _rule, _column, {_identifier_count(dataset)} AS {IDENTIFIERS}
         FROM ruled
@@ -89,11 +94,12 @@ def border_query(dataset: Dataset, fmt: FileFormat, by_file: bool = False) -> Bo
 
 
 def _persons(source: str) -> str:
-    """CTE ``persons``: per distinct raw personnummer, its validity and, if valid, its pseudonyms, birth
-    year and sex. The normalised twelve digits exist only inside this query, never in its output."""
+    """CTE ``persons``: per distinct raw personnummer and delivery year, its validity and, if valid, its
+    pseudonyms, birth year and sex. The normalised twelve digits exist only inside this query, never in
+    its output."""
     return f"""
         persons AS (
-            SELECT _pnr_raw, _pnr_ok,
+            SELECT _pnr_raw, {REF_YEAR}, _pnr_ok,
                 CASE WHEN _pnr_ok THEN {hmac_sql("_pnr12", "unit")} END AS _pnr_pseudonym,
                 CASE WHEN _pnr_ok THEN _pnr_year END AS _pnr_birth_year,
                 CASE WHEN _pnr_ok THEN pnr_sex(_p) END AS _pnr_sex,
@@ -102,9 +108,9 @@ def _persons(source: str) -> str:
                 SELECT *, coalesce(pnr_valid_in(_p, _pnr_year), false) AS _pnr_ok,
                     pnr_twelve_in(_p, _pnr_year) AS _pnr12
                 FROM (
-                    SELECT *, pnr_year(_p, $ref_year) AS _pnr_year
-                    FROM (SELECT _pnr_raw, pnr_parts(_pnr_raw) AS _p
-                          FROM (SELECT DISTINCT coalesce("{source}", '') AS _pnr_raw FROM raw))))
+                    SELECT *, pnr_year(_p, {REF_YEAR}) AS _pnr_year
+                    FROM (SELECT _pnr_raw, {REF_YEAR}, pnr_parts(_pnr_raw) AS _p
+                          FROM (SELECT DISTINCT coalesce("{source}", '') AS _pnr_raw, {REF_YEAR} FROM raw))))
         ),"""
 
 
