@@ -14,10 +14,10 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from pipelines.defs import unit_checks
 from pipelines.defs.resources import Platform
 from pipelines.defs.units import UNIT_ASSETS, deliveries, unit_asset_key
-from pipelines.ingest.delivery import QUARANTINE_DDL
+from pipelines.ingest.delivery import QUARANTINE_DDL, RECONCILIATION_DDL
 from pipelines.ingest.transform import _rules
 from pipelines.quality import contract, docs
-from pipelines.quality.frame import delivery_summary
+from pipelines.quality.frame import delivery_summary, parameters
 from pipelines.quality.validate import Validator
 from pipelines.units import UNITS, Column
 from tests.conftest import SOCIAL, write_csv
@@ -331,6 +331,23 @@ def test_checks_report_each_partition_of_a_range_run_and_half_volume_only_warns(
     assert april.metadata["failed_critical"].value == 0
     assert sorted(r.event.asset_check_evaluation.partition for r in history) == sorted(verdicts)
     assert all(e.passed for e in _verdicts(result, "reconciliation").values())
+
+
+def test_a_daily_datasets_volume_floor_is_half_its_median_month_not_half_a_day():
+    """The floor compares a delivery with the dataset's earlier deliveries. A daily dataset's month is
+    the sum of its days' files: compared with one day's file, a month that lost most of its rows passed."""
+    betyg = UNITS["direkt_feedback"].dataset("betyg")
+    with duckdb.connect() as con:
+        con.execute(RECONCILIATION_DDL)
+        for month in ("2024-01", "2024-02", "2024-03"):
+            for day in range(1, 31):
+                con.execute(
+                    """INSERT INTO reconciliation (dataset, _delivery, _source_file, rows_in_file, status)
+                       VALUES ('betyg', ?, ?, 100, 'loaded')""",
+                    [month, f"direkt_feedback/{month}/betyg_{month}-{day:02d}.csv"],
+                )
+        floors = {d: p["min_rows"] for d, p in parameters(con, betyg, ["2024-03", "2024-04"]).items()}
+    assert floors == {"2024-03": 0, "2024-04": 1500}, "two earlier months are too few; three give a floor"
 
 
 @pytest.mark.platform

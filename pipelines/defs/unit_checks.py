@@ -140,11 +140,12 @@ def evaluate(
     asset = dg.AssetKey(["units", unit.name])
     files = {d: delivery_files(con, d) for d in deliveries}
     outcomes = _outcomes(unit, con, validator, files) if EXPECTATIONS in selected else {}
+    stored = _stored(con, unit, deliveries) if RECONCILIATION in selected else {}
     found = {}
     for d in deliveries:
         found[d] = []
         if RECONCILIATION in selected:
-            found[d].append(_reconciliation(unit, asset, d, con, files[d], landing))
+            found[d].append(_reconciliation(unit, asset, d, files[d], landing, stored))
         if EXPECTATIONS in selected:
             found[d].append(_expectations(asset, d, con, outcomes[d], files[d]))
         if FRESHNESS in selected:
@@ -164,15 +165,39 @@ def _outcomes(
         ]
         if not delivered:
             continue
-        params = {d: parameters(con, unit, ds, d) for d in delivered}
+        params = parameters(con, ds, delivered)
         summary = delivery_summary(con, ds, validator.suites[suite], params)
         for d, found in validator.validate(suite, summary).items():
             out[d] += found
     return out
 
 
+def _stored(con, unit: Unit, deliveries: list[str]) -> dict[tuple[str, str], tuple[int, int]]:
+    """Rows the tables hold per (delivery, file): loaded, quarantined. Counted apart from the loader's
+    own figures in ``reconciliation``, which they must equal."""
+    bounds = {"d": deliveries, "first": min(deliveries), "last": max(deliveries)}
+    of_deliveries = "_delivery BETWEEN $first AND $last AND list_contains($d, _delivery)"
+    counts: dict[tuple[str, str], list[int]] = {}
+    queries = [f"SELECT _delivery, _source_file, count(*), 0 FROM {ds.name} WHERE {of_deliveries} GROUP BY ALL"
+               for ds in unit.datasets]  # fmt: skip
+    queries.append(
+        f"SELECT _delivery, _source_file, 0, count(*) FROM quarantine WHERE {of_deliveries} GROUP BY ALL"
+    )
+    for query in queries:
+        for delivery, source_file, loaded, quarantined in run(con, query, bounds):
+            row = counts.setdefault((delivery, source_file), [0, 0])
+            row[0] += loaded
+            row[1] += quarantined
+    return {k: (loaded, quarantined) for k, (loaded, quarantined) in counts.items()}
+
+
 def _reconciliation(
-    unit: Unit, asset: dg.AssetKey, delivery: str, con, files: list[DeliveryFile], landing: Path
+    unit: Unit,
+    asset: dg.AssetKey,
+    delivery: str,
+    files: list[DeliveryFile],
+    landing: Path,
+    stored: dict[tuple[str, str], tuple[int, int]],
 ) -> dg.AssetCheckEvaluation:
     problems = []
     for f in files:
@@ -196,13 +221,7 @@ def _reconciliation(
                 f"{f.source_file}: {f.rows_in_file} rows in file, "
                 f"{f.rows_loaded} loaded + {f.rows_quarantined} quarantined"
             )
-        counted = run(
-            con,
-            f"""SELECT (SELECT count(*) FROM {f.dataset} WHERE _delivery = $d AND _source_file = $f),
-                       (SELECT count(*) FROM quarantine WHERE _delivery = $d AND dataset = $ds
-                        AND _source_file = $f)""",
-            {"d": delivery, "ds": f.dataset, "f": f.source_file},
-        )[0]
+        counted = stored.get((delivery, f.source_file), (0, 0))
         if counted != (f.rows_loaded, f.rows_quarantined):
             problems.append(
                 f"{f.source_file}: tables hold {counted[0]} loaded + {counted[1]} quarantined, "

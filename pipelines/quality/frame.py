@@ -23,7 +23,7 @@ import pandas as pd
 
 from pipelines.ingest.months import Delivery
 from pipelines.quality.contract import ALL_ROWS, LOADED_ROWS, dated_columns
-from pipelines.units import Dataset, Unit
+from pipelines.units import Dataset
 from warehouse.layout import run, sql_name
 
 HISTORY = 6  # deliveries the volume is compared with
@@ -117,34 +117,32 @@ def _bounds(columns: list[str]) -> list[str]:
     ]
 
 
-def parameters(con: duckdb.DuckDBPyConnection, unit: Unit, dataset: Dataset, delivery: str) -> dict:
-    """A delivery's own values for its summary: volume floor and the date window."""
+def parameters(con: duckdb.DuckDBPyConnection, dataset: Dataset, deliveries: list[str]) -> dict[str, dict]:
+    """Each delivery's own values for its summary: volume floor and date window."""
+    totals = run(
+        con,
+        """SELECT _delivery, sum(rows_in_file) FROM reconciliation WHERE dataset = $ds AND status = 'loaded'
+           GROUP BY 1 ORDER BY 1""",
+        {"ds": dataset.name},
+    )
+    return {d: _parameters(d, [int(n) for e, n in totals if e < d][-HISTORY:]) for d in deliveries}
+
+
+def _parameters(delivery: str, history: list[int]) -> dict:
     m = Delivery.parse(delivery)
-    year, month = m.year, m.month
-    last_day = calendar.monthrange(year, month)[1]
+    last_day = calendar.monthrange(m.year, m.month)[1]
     return {
-        "min_rows": min_rows(con, dataset, delivery),
+        "min_rows": min_rows(history),
         "earliest": datetime(1900, 1, 1),
-        "latest": datetime(year, month, last_day, 23, 59, 59, 999999),
-        "month_start": datetime(year, month, 1),
+        "latest": datetime(m.year, m.month, last_day, 23, 59, 59, 999999),
+        "month_start": datetime(m.year, m.month, 1),
     }
 
 
-def min_rows(con: duckdb.DuckDBPyConnection, dataset: Dataset, delivery: str) -> int:
-    """Half the median rows of the last deliveries of this dataset before this one.
-
-    0 (no floor) with fewer than three earlier deliveries, or for a feed too small to judge.
-    """
-    history = [
-        n
-        for (n,) in run(
-            con,
-            """SELECT rows_in_file FROM reconciliation
-               WHERE dataset = $ds AND _delivery < $d AND status = 'loaded'
-               ORDER BY _delivery DESC LIMIT $k""",
-            {"ds": dataset.name, "d": delivery, "k": HISTORY},
-        )
-    ]
+def min_rows(history: list[int]) -> int:
+    """Half the median rows of the dataset's last deliveries before this one (a daily dataset's month
+    counted whole). 0 (no floor) with fewer than three earlier deliveries, or for a feed too small to
+    judge."""
     median = float(pd.Series(history).median()) if history else 0.0
     if len(history) < MIN_HISTORY or median < MIN_MEDIAN:
         return 0
