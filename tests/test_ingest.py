@@ -1,13 +1,15 @@
 """Loading one delivery into a real DuckDB unit zone: nothing lost, reruns idempotent, loads atomic."""
 
+import dataclasses
 import signal
 import subprocess
 import sys
 
 import duckdb
 
-from pipelines.ingest.delivery import load_delivery
+from pipelines.ingest.delivery import FileResult, batches, load_deliveries, load_delivery
 from tests.conftest import SOCIAL, write_csv
+from warehouse.layout import Warehouse
 
 HEADER = ["Personnr", "Månad", "Belopp", "Hushållstyp"]
 ALONE = "Ensamstående"
@@ -54,6 +56,42 @@ def test_every_row_is_loaded_or_quarantined_with_its_rule(home, warehouse, keys)
         "SELECT dataset, status, rows_in_file = rows_loaded + rows_quarantined FROM reconciliation ORDER BY 1",
     )
     assert reconciled == [("barnutredningar", "missing", True), ("ekonomiskt_bistand", "loaded", True)]
+
+
+def test_a_backfill_loaded_as_one_batch_stores_what_loading_month_by_month_stores(
+    home, warehouse, keys, tmp_path
+):
+    """Batching months through one border query is only a saving. The same ten-digit personnummer is
+    born in 1924 by a delivery of 2023 and in 2024 by one of 2024 (its century counts back from the
+    delivery's year): a batch that gave its rows one delivery's year would differ, as would a row given
+    another file's delivery or line, or a duplicate judged across files."""
+    months = ["2023-12", "2024-01", "2024-12"]
+    for m in months:
+        rows = [
+            ["241201-1237", m, "10", ALONE],
+            ["850706-4569", "2023-12", "20", ALONE],  # the same row in every file: not a duplicate
+            ["850706-4569", "2023-12", "20", ALONE],  # but a duplicate within its own file
+            ["850706-4568", m, "30", ALONE],  # bad check digit
+        ]
+        write_csv(home, SOCIAL, m, "ekonomiskt_bistand", rows[: 2 + months.index(m)])
+    assert list(batches(home.landing / "socialtjanst", months)) == [months], "one batch, as it is small"
+    batched = Warehouse(tmp_path / "batched")
+    stored = dict(load_deliveries(SOCIAL, months, home.landing, batched, keys))
+    alone = {m: load_delivery(SOCIAL, m, home.landing, warehouse, keys) for m in months}
+    assert {m: [_counted(r) for r in rs] for m, rs in stored.items()} == {
+        m: [_counted(r) for r in rs] for m, rs in alone.items()
+    }
+    for table in ("ekonomiskt_bistand", "quarantine", "reconciliation", "deliveries"):
+        query = f"SELECT * EXCLUDE (_loaded_at) FROM {table} ORDER BY ALL"
+        with duckdb.connect(str(batched.unit_zone("socialtjanst")), read_only=True) as con:
+            assert con.execute(query).fetchall() == _zone(warehouse, query), table
+    born = "SELECT _delivery, birth_year FROM ekonomiskt_bistand WHERE amount_sek = 10 ORDER BY 1"
+    assert _zone(warehouse, born) == [("2023-12", 1924), ("2024-01", 2024), ("2024-12", 2024)]
+
+
+def _counted(r: FileResult) -> FileResult:
+    """A file's result without where its rows were staged."""
+    return dataclasses.replace(r, staged="", part=None)
 
 
 def test_rerun_replaces_only_its_own_partition(home, warehouse, keys):
