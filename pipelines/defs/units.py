@@ -2,8 +2,8 @@
 
 Partitions are dynamic: a month exists once the unit has delivered it (the
 sensor registers it), so a late delivery is simply a partition that appears
-late. A run may cover a range of months (single-run backfill); each month is
-still replaced atomically on its own.
+late. A run may cover a range of months (single-run backfill), loaded in batches
+of months, each batch replacing its months' partitions atomically.
 
 Each delivery is checked right after it is stored (``pipelines.defs.unit_checks``):
 an ERROR from reconciliation or the GX suite holds that delivery back from
