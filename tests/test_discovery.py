@@ -19,11 +19,13 @@ import numpy as np
 import polars as pl
 import pytest
 from scipy import stats
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
 
 from pipelines.defs.discovery import ANALYSES, _corrected, discovery
 from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
-from pipelines.discovery import associations, kpi, merit, precedence
+from pipelines.discovery import associations, kpi, merit, precedence, segments
 from pipelines.discovery.findings import (
     TABLES,
     Finding,
@@ -190,6 +192,50 @@ def test_rows_set_in_both_are_those_numpy_intersects(sizes):
     rng = np.random.default_rng(sum(sizes))
     x, y = (np.unique(rng.integers(0, 4_000, n)) for n in sizes)
     assert np.array_equal(associations._common(x, y), np.intersect1d(x, y, assume_unique=True))
+
+
+def test_segments_fitted_on_distinct_profiles_are_those_fitted_on_every_person():
+    """k-means runs on the distinct profiles weighted by how many persons have each: the segments, their
+    sizes and their centres must be those of k-means on every person's profile (a lost weight pulls a
+    centre towards rare profiles; a person given another row's segment changes the sizes)."""
+    rng = np.random.default_rng(5)
+    quarters, names = 40, ("home_care", "contact", "paper_submission")
+    usage = np.array([[0.9, 0.05, 0.0], [0.0, 0.85, 0.1], [0.05, 0.0, 0.7], [0.0, 0.0, 0.0]])
+    kind = rng.choice(len(usage), size=3_300, p=[0.2, 0.4, 0.3, 0.1])
+    flags = rng.random((len(kind), quarters, len(names))) < usage[kind][:, None, :]
+    panel = _panel({n: flags[:, :, j] for j, n in enumerate(names)})
+    found = segments.analyse(panel)
+    shares, _, _ = segments.profiles(panel)
+    x = shares[shares.sum(axis=1) > 0]
+    assert len(segments.Distinct.of(x).rows) < len(x) / 3, "persons share profiles"
+    every = KMeans(n_clusters=len(found) - 1, n_init=4, random_state=segments.SEED).fit(x)
+    sizes = np.sort(np.bincount(every.labels_))[::-1]
+    assert [f.n_a for f in found] == [int((shares.sum(axis=1) == 0).sum()), *sizes.tolist()]
+    shown = {f.detail for f in found[1:]}
+    assert shown == {segments.shares_text(c, names, panel) for c in every.cluster_centers_}
+    assert 0.9 < found[0].effect <= 1.0, "three far-apart groups are stable under resampling"
+
+
+def test_segment_stability_resampled_on_distinct_profiles_is_that_of_resampling_persons():
+    """A bootstrap resample of persons is a multinomial draw of the distinct profiles' counts: on
+    overlapping groups, where stability is well below 1, it must measure what resampling every person
+    measures (resampling the distinct profiles alike, without their counts, gives some 0.65, not 0.8)."""
+    rng = np.random.default_rng(5)
+    usage = np.array([[0.6, 0.2], [0.2, 0.6], [0.4, 0.4]])
+    kind = rng.choice(len(usage), size=4_000, p=[0.45, 0.45, 0.1])
+    x = (rng.random((len(kind), 12, 2)) < usage[kind][:, None, :]).mean(axis=1)
+    x = x[x.sum(axis=1) > 0]
+    people = segments.Distinct.of(x)
+    labels = people.of_persons(
+        KMeans(n_clusters=3, n_init=4, random_state=1).fit(people.rows, sample_weight=people.count).labels_
+    )
+    measured = segments.bootstrap_stability(people, labels, 3, np.random.default_rng(0))
+    draw, every = np.random.default_rng(0), []
+    for _ in range(segments.BOOTSTRAPS):
+        sample = x[draw.integers(0, len(x), len(x))]
+        refit = KMeans(n_clusters=3, n_init=2, random_state=int(draw.integers(1 << 31))).fit(sample)
+        every.append(adjusted_rand_score(labels, refit.predict(x)))
+    assert measured < 0.9 and measured == pytest.approx(np.mean(every), abs=0.08)
 
 
 def _strata(aligned: "associations.Aligned", lag: int) -> np.ndarray:
