@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +90,13 @@ def used(sql: str, params: dict) -> dict:
 def sql_name(name: str) -> str:
     """A column name quoted for SQL text (where a query parameter cannot stand)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def of_deliveries(deliveries: Collection[str]) -> tuple[str, dict[str, object]]:
+    """A condition for the rows of these deliveries, and its parameters. The bounds let DuckDB skip
+    other months' row groups by their min and max (a list alone would read them all)."""
+    condition = "_delivery BETWEEN $first AND $last AND list_contains($d, _delivery)"
+    return condition, {"d": sorted(deliveries), "first": min(deliveries), "last": max(deliveries)}
 
 
 def sql_texts(texts) -> str:

@@ -44,7 +44,7 @@ from pipelines.quality.records import count_records
 from pipelines.quality.validate import Outcome, Validator
 from pipelines.settings import Paths
 from pipelines.units import UNITS, Unit
-from warehouse.layout import Warehouse, connect, run
+from warehouse.layout import Warehouse, connect, of_deliveries, run
 
 FRESHNESS = "freshness"
 ALL = frozenset({RECONCILIATION, EXPECTATIONS, FRESHNESS})
@@ -175,16 +175,12 @@ def _outcomes(
 def _stored(con, unit: Unit, deliveries: list[str]) -> dict[tuple[str, str], tuple[int, int]]:
     """Rows the tables hold per (delivery, file): loaded, quarantined. Counted apart from the loader's
     own figures in ``reconciliation``, which they must equal."""
-    bounds = {"d": deliveries, "first": min(deliveries), "last": max(deliveries)}
-    of_deliveries = "_delivery BETWEEN $first AND $last AND list_contains($d, _delivery)"
+    theirs, months = of_deliveries(deliveries)
     counts: dict[tuple[str, str], list[int]] = {}
-    queries = [f"SELECT _delivery, _source_file, count(*), 0 FROM {ds.name} WHERE {of_deliveries} GROUP BY ALL"
-               for ds in unit.datasets]  # fmt: skip
-    queries.append(
-        f"SELECT _delivery, _source_file, 0, count(*) FROM quarantine WHERE {of_deliveries} GROUP BY ALL"
-    )
-    for query in queries:
-        for delivery, source_file, loaded, quarantined in run(con, query, bounds):
+    tables = [(ds.name, "count(*), 0") for ds in unit.datasets] + [("quarantine", "0, count(*)")]
+    for table, counted in tables:
+        query = f"SELECT _delivery, _source_file, {counted} FROM {table} WHERE {theirs} GROUP BY ALL"
+        for delivery, source_file, loaded, quarantined in run(con, query, months):
             row = counts.setdefault((delivery, source_file), [0, 0])
             row[0] += loaded
             row[1] += quarantined

@@ -5,8 +5,9 @@ A daily dataset's delivery is its month's folder with a file per day; the month 
 A delivery (``landing/<unit>/<YYYY-MM>/``) replaces its partition in a DuckDB
 transaction (with the other months of its batch, in a backfill), so a rerun gives
 the same tables and a killed load leaves the previous state. Per file,
-``reconciliation`` records rows in the file = rows loaded + rows quarantined; a file that cannot be read at all is quarantined
-whole with its reason, and the unit's other files and months are unaffected.
+``reconciliation`` records rows in the file = rows loaded + rows quarantined; a file
+that cannot be read at all is quarantined whole with its reason, and the unit's other
+files and months are unaffected.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pipelines.ingest.read import LINE, DeliveryError, read_delivery_file
 from pipelines.ingest.transform import BORDER_ONLY, FILE, IDENTIFIERS, LINK_TOKEN, REF_YEAR, border_query
 from pipelines.quality import gate
 from pipelines.units.spec import Dataset, FileFormat, Unit
-from warehouse.layout import Warehouse, connect, run, used
+from warehouse.layout import Warehouse, connect, of_deliveries, run, used
 
 log = logging.getLogger(__name__)
 
@@ -378,16 +379,11 @@ def _replace_partitions(
     con, unit: Unit, results: dict[str, list[FileResult]], loaded_at: datetime, folders: dict[str, str]
 ) -> None:
     """The batch's deliveries replace their partitions, all in one transaction."""
-    # The bounds let DuckDB skip the row groups of other months (a list alone would scan them all).
-    batch = {"d": list(results), "first": min(results), "last": max(results)}
+    batch, months = of_deliveries(results)
     run(con, "BEGIN TRANSACTION")
     try:
         for table in [d.name for d in unit.datasets] + ["quarantine", "reconciliation"]:
-            run(
-                con,
-                f"DELETE FROM {table} WHERE _delivery BETWEEN $first AND $last AND list_contains($d, _delivery)",
-                batch,
-            )
+            run(con, f"DELETE FROM {table} WHERE {batch}", months)
         staged: dict[str, list[tuple[str, FileResult]]] = {}
         for delivery, files in results.items():
             for r in files:
