@@ -216,6 +216,16 @@ def test_segments_fitted_on_distinct_profiles_are_those_fitted_on_every_person()
     assert 0.9 < found[0].effect <= 1.0, "three far-apart groups are stable under resampling"
 
 
+def test_segments_of_fewer_distinct_profiles_than_segments_are_those_profiles():
+    """Early in a municipality's history persons may share a handful of profiles, fewer than the smallest
+    k: each distinct profile is then a segment of its own (k-means cannot fit more centres than points)."""
+    quarters = 4
+    home_care = np.repeat([[True], [False]], 60, axis=0).repeat(quarters, axis=1)
+    panel = _panel({"home_care": home_care, "contact": ~home_care})
+    found = segments.analyse(panel)
+    assert [f.n_a for f in found] == [0, 60, 60] and found[0].effect == pytest.approx(1.0)
+
+
 def test_segment_stability_resampled_on_distinct_profiles_is_that_of_resampling_persons():
     """A bootstrap resample of persons is a multinomial draw of the distinct profiles' counts: on
     overlapping groups, where stability is well below 1, it must measure what resampling every person

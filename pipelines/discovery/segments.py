@@ -7,8 +7,8 @@ stability is the mean adjusted Rand index between the segmentation and segmentat
 bootstrap resamples (1 = the same segments every time). A profile is a few shares of a few quarters, so
 many persons have the same one: k-means fits the distinct profiles weighted by how many persons have
 each (the same objective as fitting every person; at 1,000,000 citizens some 50,000 rows instead of
-950,000), and a bootstrap resample is a multinomial draw of those weights. Each segment is described in Swedish from its
-centroid: the services it uses far more than the population, and its most common age group. Only
+950,000), and a bootstrap resample is a multinomial draw of those weights. Each segment is described
+in Swedish from its centroid: the services it uses far more than the population, and its most common age group. Only
 sizes and centroid shares leave the zone, never a person's segment.
 """
 
@@ -54,8 +54,8 @@ def analyse(panel: Panel) -> list[Finding]:
     if len(x) < 50:
         return []
     rng = np.random.default_rng(SEED)
-    k = choose_k(x, rng)
     people = Distinct.of(x)
+    k = min(choose_k(x, rng), len(people.rows))  # no more segments than there are distinct profiles
     model = KMeans(n_clusters=k, n_init=4, random_state=SEED).fit(people.rows, sample_weight=people.count)
     labels = people.of_persons(model.labels_)
     stability = bootstrap_stability(people, labels, k, rng)
@@ -114,8 +114,9 @@ def bootstrap_stability(people: Distinct, labels: np.ndarray, k: int, rng: np.ra
     persons, scores = int(people.count.sum()), []
     for _ in range(BOOTSTRAPS):
         drawn = rng.multinomial(persons, people.count / persons)
-        refit = KMeans(n_clusters=k, n_init=2, random_state=int(rng.integers(1 << 31)))
-        refit.fit(people.rows[drawn > 0], sample_weight=drawn[drawn > 0])
+        seen = drawn > 0
+        refit = KMeans(n_clusters=min(k, int(seen.sum())), n_init=2, random_state=int(rng.integers(1 << 31)))
+        refit.fit(people.rows[seen], sample_weight=drawn[seen])
         scores.append(adjusted_rand_score(labels, people.of_persons(refit.predict(people.rows))))
     return float(np.mean(scores))
 
