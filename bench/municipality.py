@@ -14,13 +14,18 @@ from pathlib import Path
 from synthetic.generate import generate
 
 
-def size_arguments(description: str, defect_rate: float) -> argparse.Namespace:
-    """--citizens/--years/--seed/--defect-rate, defaulting to a Norrtälje-sized municipality."""
+def size_arguments(description: str, defect_rate: float, rounds: bool = False) -> argparse.Namespace:
+    """--citizens/--years/--seed/--defect-rate, defaulting to a Norrtälje-sized municipality; with
+    ``rounds``, --rounds: how many times to measure on the same landing (this machine is noisy)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--citizens", type=int, default=60_000)
     parser.add_argument("--years", type=int, default=5)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--defect-rate", type=float, default=defect_rate)
+    if rounds:
+        parser.add_argument(
+            "--rounds", type=int, default=1, help="measure N times, report each and the median"
+        )
     return parser.parse_args()
 
 
