@@ -8,8 +8,8 @@ bootstrap resamples (1 = the same segments every time). A profile is a few share
 many persons have the same one: k-means fits the distinct profiles weighted by how many persons have
 each (the same objective as fitting every person; at 1,000,000 citizens some 50,000 rows instead of
 950,000), and a bootstrap resample is a multinomial draw of those weights. Each segment is described
-in Swedish from its centroid: the services it uses far more than the population, and its most common age group. Only
-sizes and centroid shares leave the zone, never a person's segment.
+in Swedish from its centroid: the services it uses far more than the population, and its most common
+age group. Only sizes and centroid shares leave the zone, never a person's segment.
 """
 
 from __future__ import annotations
