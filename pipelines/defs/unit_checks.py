@@ -175,12 +175,12 @@ def _outcomes(
 def _stored(con, unit: Unit, deliveries: list[str]) -> dict[tuple[str, str], tuple[int, int]]:
     """Rows the tables hold per (delivery, file): loaded, quarantined. Counted apart from the loader's
     own figures in ``reconciliation``, which they must equal."""
-    theirs, months = of_deliveries(deliveries)
+    theirs, bounds = of_deliveries(deliveries)
     counts: dict[tuple[str, str], list[int]] = {}
     tables = [(ds.name, "count(*), 0") for ds in unit.datasets] + [("quarantine", "0, count(*)")]
     for table, counted in tables:
         query = f"SELECT _delivery, _source_file, {counted} FROM {table} WHERE {theirs} GROUP BY ALL"
-        for delivery, source_file, loaded, quarantined in run(con, query, months):
+        for delivery, source_file, loaded, quarantined in run(con, query, bounds):
             row = counts.setdefault((delivery, source_file), [0, 0])
             row[0] += loaded
             row[1] += quarantined

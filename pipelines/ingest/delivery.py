@@ -379,11 +379,11 @@ def _replace_partitions(
     con, unit: Unit, results: dict[str, list[FileResult]], loaded_at: datetime, folders: dict[str, str]
 ) -> None:
     """The batch's deliveries replace their partitions, all in one transaction."""
-    batch, months = of_deliveries(results)
+    theirs, bounds = of_deliveries(results)
     run(con, "BEGIN TRANSACTION")
     try:
         for table in [d.name for d in unit.datasets] + ["quarantine", "reconciliation"]:
-            run(con, f"DELETE FROM {table} WHERE {batch}", months)
+            run(con, f"DELETE FROM {table} WHERE {theirs}", bounds)
         staged: dict[str, list[tuple[str, FileResult]]] = {}
         for delivery, files in results.items():
             for r in files:

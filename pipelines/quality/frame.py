@@ -24,7 +24,7 @@ import pandas as pd
 from pipelines.ingest.months import Delivery
 from pipelines.quality.contract import ALL_ROWS, LOADED_ROWS, dated_columns
 from pipelines.units import Dataset
-from warehouse.layout import run, sql_name
+from warehouse.layout import of_deliveries, run, sql_name
 
 HISTORY = 6  # deliveries the volume is compared with
 MIN_HISTORY = 3  # fewer earlier deliveries than this: no volume expectation yet
@@ -68,19 +68,20 @@ def delivery_summary(
     dated = dated_columns(suite)
     dates = [f"{end}_{c}" for c in dated for end in ("first", "last")]
     loaded = ["count(*) AS rows_loaded", *_counts(suite[LOADED_ROWS]), *_bounds(dated)]
+    theirs, bounds = of_deliveries(parameters)
     summary = con.execute(
         f"""WITH wanted AS (SELECT unnest($d::VARCHAR[]) AS _delivery),
             loaded AS (
                 SELECT _delivery, {", ".join(loaded)}
-                FROM {dataset.name} WHERE list_contains($d, _delivery) GROUP BY _delivery),
+                FROM {dataset.name} WHERE {theirs} GROUP BY _delivery),
             held AS (
                 SELECT _delivery, {", ".join(["count(*) AS rows_quarantined", *_counts(suite[ALL_ROWS])])}
                 FROM (SELECT _delivery, rule AS _rule, rule || ':' || coalesce("column", '*') AS _defect
-                      FROM quarantine WHERE dataset = $ds AND list_contains($d, _delivery))
+                      FROM quarantine WHERE dataset = $ds AND {theirs})
                 GROUP BY _delivery),
             shared AS (
                 SELECT _delivery, sum(n) AS {shared}
-                FROM (SELECT _delivery, count(*) AS n FROM {dataset.name} WHERE list_contains($d, _delivery)
+                FROM (SELECT _delivery, count(*) AS n FROM {dataset.name} WHERE {theirs}
                       GROUP BY _delivery, {key} HAVING count(*) > 1)
                 GROUP BY _delivery)
             SELECT _delivery,
@@ -91,7 +92,7 @@ def delivery_summary(
                    {"".join(f", {sql_name(c)}" for c in dates)}
             FROM wanted LEFT JOIN loaded USING (_delivery) LEFT JOIN held USING (_delivery)
                  LEFT JOIN shared USING (_delivery)""",
-        {"d": list(parameters), "ds": dataset.name},
+        bounds | {"ds": dataset.name},
     ).df()
     summary["share_broken"] = summary["rows_quarantined"] / summary["rows"].clip(lower=1)
     summary[dates] = summary[dates].apply(pd.to_datetime)
