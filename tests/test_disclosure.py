@@ -4,14 +4,19 @@ The audit is checked against tables known to leak (so it can fail), and protect(
 random tables with margins (so the secondary suppression is shown to settle on shareable output).
 """
 
+import dataclasses
 import itertools
+import json
 
 import numpy as np
 import polars as pl
 import pytest
 
 from pipelines.disclosure import TOTAL, TableSpec, audit, protect, withhold_running
-from pipelines.disclosure.joint import attack, moved, secure
+from pipelines.disclosure.bounds import bounds_audit
+from pipelines.disclosure.joint import attack, moved, secure, snapshot_system
+from pipelines.disclosure.memo import AuditMemo
+from pipelines.disclosure.spec import protection_width
 
 
 def cube(values: dict[tuple[str, ...], int], dims: tuple[str, ...]) -> pl.DataFrame:
@@ -284,3 +289,88 @@ def test_a_past_count_that_moved_between_publishes_is_counted_and_not_assumed_eq
     after = pl.DataFrame({"area": ["a", "b", TOTAL], "n": [22, 30, 52]})
     assert moved({"one": after}, {"one": ATTACK_1D}, {"one": before}) == {"one": 2}
     assert attack({"one": after}, {"one": ATTACK_1D}, previous={"one": before}).narrow == []
+
+
+def _tables(seeds: range, changed: int | None = None) -> tuple[dict, dict]:
+    """Independent random tables, protected alone; ``changed``: that table with one count moved."""
+    tables, specs = {}, {}
+    for seed in seeds:
+        frame, spec = _random_table(seed, fewest_levels=2, filled=0.9)
+        spec = dataclasses.replace(spec, name=f"t{seed}")
+        if seed == changed:
+            frame = frame.with_columns(
+                pl.when(pl.int_range(pl.len()) == 0).then(pl.col("n") + 7).otherwise("n").alias("n")
+            )
+        tables[spec.name], specs[spec.name] = protect(frame, spec, bounds=False).frame, spec
+    return tables, specs
+
+
+def test_a_publish_solves_again_only_the_blocks_that_changed_and_secures_alike(tmp_path):
+    """The memo of the last publish spares the blocks that did not change; the secured tables are those of
+    an audit without it, and a publish of the same tables solves nothing."""
+    seeds, key = range(300, 304), b"k" * 32
+    memo = AuditMemo(tmp_path / "memo.json", key)
+    first = secure(*_tables(seeds), memo=memo)
+    memo.save()
+    assert first.report.reused == 0 and first.report.solves > 0
+    tables, specs = _tables(seeds, changed=302)
+    fresh = secure(tables, specs)
+    memo = AuditMemo(tmp_path / "memo.json", key)
+    reused = secure(tables, specs, memo=memo)
+    memo.save()
+    assert {n: f.to_dicts() for n, f in reused.tables.items()} == {
+        n: f.to_dicts() for n, f in fresh.tables.items()
+    }
+    assert reused.report.widths == fresh.report.widths and reused.report.blocks == fresh.report.blocks
+    assert reused.report.reused > 0, "the unchanged tables' blocks come from the memo"
+    assert 0 < reused.report.solves < fresh.report.solves / 2, "the changed table's block is solved again"
+    again = secure(tables, specs, memo=AuditMemo(tmp_path / "memo.json", key))
+    assert again.report.solves == 0 and again.rounds == reused.rounds > 1, (
+        "each round's audits, narrow ones too"
+    )
+
+
+def test_a_forged_memo_entry_does_not_pass_a_narrow_cell(tmp_path):
+    """Whoever can write the memo could declare a disclosive block safe: an entry counts only under the
+    platform's key. A narrow block's entry rewritten as safe, the file signed under another key, or not a
+    memo at all: the block is solved again and its four cells, 0 or 1 each, are found narrow."""
+    frame = pl.DataFrame(
+        {"area": ["a", "b", "c", "d", "e", "f", TOTAL], "n": [91, 5, None, None, None, None, 97]}
+    )
+    system = snapshot_system({"one": frame}, {"one": ATTACK_1D}).system
+    path, key, width = tmp_path / "memo.json", b"k" * 32, protection_width(5)
+
+    def narrow(memo: AuditMemo) -> tuple[int, int, int]:
+        report = bounds_audit(system, width, memo=memo)
+        return len(report.narrow), report.reused, memo.rejected
+
+    honest = AuditMemo(path, key)
+    assert narrow(honest) == (4, 0, 0)
+    honest.save()
+    assert narrow(AuditMemo(path, key)) == (4, 1, 0), "a narrow block's audit is reused as narrow"
+    stored = json.loads(path.read_text())
+    (entry,) = stored.values()
+    entry["solved"] |= {"narrow": [], "widths": [99.0] * len(entry["solved"]["widths"])}
+    path.write_text(json.dumps(stored))
+    assert narrow(AuditMemo(path, key)) == (4, 0, 1)
+    honest.save()
+    assert narrow(AuditMemo(path, b"x" * 32)) == (4, 0, 1)
+    path.write_text("not json {")
+    assert narrow(AuditMemo(path, key)) == (4, 0, 1)
+
+
+def test_a_block_is_reused_only_where_everything_its_audit_reads_is_the_same(tmp_path):
+    """The memo's key holds what the published values leave for the withheld cells, and the width: the
+    withheld cells' sum moved, or another width, is solved again; counts moved alike with their total give
+    the same problem and reuse it."""
+    memo = AuditMemo(tmp_path / "memo.json", b"k" * 32)
+
+    def reused(published: int, total: int, width: float) -> int:
+        frame = pl.DataFrame({"area": ["a", "b", "c", "d", TOTAL], "n": [published, 40, None, None, total]})
+        system = snapshot_system({"one": frame}, {"one": ATTACK_1D}).system
+        return bounds_audit(system, width, memo=memo).reused
+
+    assert reused(30, 90, 5.0) == 0 and reused(30, 90, 5.0) == 1
+    assert reused(31, 91, 5.0) == 1, "c + d = 20 all the same"
+    assert reused(30, 91, 5.0) == 0, "c + d = 21"
+    assert reused(30, 90, 6.0) == 0 and reused(30, 91, 5.0) == 1

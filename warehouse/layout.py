@@ -51,6 +51,11 @@ class Warehouse:
         return self.root / "cache" / "citizen_quarter"
 
     @property
+    def audit_memo(self) -> Path:
+        """The bounds audit's signed memo, kept between publishes (``pipelines.disclosure.memo``)."""
+        return self.root / "cache" / "bounds_audit.json"
+
+    @property
     def marts(self) -> Path:
         """dbt's marts: aggregates for the serving snapshot, no person keys."""
         return self.root / "marts.duckdb"

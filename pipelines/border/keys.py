@@ -69,6 +69,10 @@ class Keyring:
         """Key of the central citizen key, used only where units are joined."""
         return self.derive("central")
 
+    def audit_memo(self) -> HmacKey:
+        """Key that signs the bounds audit's memo (``pipelines.disclosure.memo``): not a pseudonym key."""
+        return self.derive("disclosure:audit-memo")
+
 
 def key_file_path(env: Mapping[str, str] = os.environ, key_file: Path | None = None) -> Path:
     """Where the master key file is (or will be created): the folder the platform's secrets share."""

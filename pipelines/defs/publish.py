@@ -14,6 +14,7 @@ from pipelines.defs.discovery import DISCOVERY_KEYS
 from pipelines.defs.marts import dbt_models
 from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
+from pipelines.disclosure.memo import AuditMemo
 from pipelines.serving.build import build_tables
 from pipelines.serving.presentation import VIEWS
 from pipelines.serving.sharing import sharing_fingerprint
@@ -55,8 +56,14 @@ def publish(
     anchors = DagsterAnchors(context.instance)  # the decisions as the sharing gate verifies them
     sharing = sharing_fingerprint(wh.cross_unit, platform.paths, anchors)  # before the build reads the zone
     previous = current_snapshot(paths) if paths.current.exists() else None  # audited with the new one
-    build = build_tables(wh.marts, wh.cross_unit, DEFAULT_THRESHOLD, previous)
+    memo = AuditMemo(wh.audit_memo, platform.keyring().audit_memo().secret)
+    if memo.rejected:
+        context.log.warning(
+            f"{memo.rejected} entries of {wh.audit_memo} do not verify: their blocks are solved again"
+        )
+    build = build_tables(wh.marts, wh.cross_unit, DEFAULT_THRESHOLD, previous, memo=memo)
     path = write_snapshot(paths, build.tables, build.comments, keep=config.keep, sharing=sharing, views=VIEWS)
+    memo.save()  # after the snapshot: a publish that failed leaves the last memo
     return dg.MaterializeResult(
         metadata={
             "snapshot": dg.MetadataValue.path(str(path)),

@@ -16,11 +16,20 @@ a cell whose witnessed values already span the width needs no solve of its own. 
 bounds the integer program from outside (its interval contains the integer one), so an LP interval
 narrower than the width is a definitive failure; only when the LP optimum is fractional and the LP
 interval is wide enough is the integer program solved (``milp``).
+
+A block's audit depends on nothing but the block (its relations over the published values, which cells
+are sensitive, the widths already witnessed, the width), so it is kept under a fingerprint of exactly
+that (``Solved``, in a ``memo`` the caller hands in) and a later publish whose block is the same reuses
+it: a month's publish audits a quarter's panel cells beside the previous publish's, and only the new
+quarter's block differs from the last month's.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import highspy
 import numpy as np
@@ -30,6 +39,7 @@ from scipy.sparse import csr_array
 _INTEGRAL = 1e-6
 _CAP = 1e7  # bounds witness programs only: far above any count in a municipality
 _RANDOM = 6  # witness programs with random signs (half the cells pushed up, half down) per block
+_ALGORITHM = hashlib.sha256(Path(__file__).read_bytes()).digest()  # a fingerprint holds the code that audits
 
 
 @dataclass(frozen=True)
@@ -60,10 +70,23 @@ class Narrow:
 class Report:
     narrow: list[Narrow]
     narrowest: float  # smallest width solved or witnessed over sensitive cells (a lower bound; inf if none)
-    solves: int  # LPs and MILPs solved
+    solves: int  # LPs and MILPs solved (not counting those of blocks found in the memo)
     blocks: int
     inconsistent: int = 0  # blocks with no solution: an assumed identity (history kept) is false there
     widths: dict[int, float] = field(default_factory=dict)  # per sensitive cell audited: width (lower bound)
+    reused: int = 0  # block audits found in the memo, not solved again (over every round of a ``secure``)
+
+
+@dataclass(frozen=True)
+class Solved:
+    """A block's audit in the block's own numbering: narrow cells as (position in the block's cells, low,
+    high, positions of binding relations in the block's relations), the width of each sensitive cell in
+    order, the solves it took; or why it has no solution (``inconsistent``)."""
+
+    narrow: tuple[tuple[int, float, float, tuple[int, ...]], ...] = ()
+    widths: tuple[float, ...] = ()
+    solves: int = 0
+    inconsistent: str = ""
 
 
 def blocks(system: System) -> list[list[int]]:
@@ -100,6 +123,7 @@ def bounds_audit(
     only: set[int] | None = None,
     tolerate: bool = False,
     known: dict[int, float] | None = None,
+    memo: MutableMapping[str, Solved] | None = None,
 ) -> Report:
     """Every sensitive unknown whose feasible integer interval is narrower than ``width``.
 
@@ -110,27 +134,35 @@ def bounds_audit(
     values with fewer cells withheld: withholding more only widens what is feasible (every earlier
     table stays feasible, the newly withheld cell at its true value), so a cell once as wide as the
     width stays so and is not solved again.
+    ``memo`` maps a block's fingerprint to its audit (``Solved``): found there it is not solved again,
+    solved it is added.
     """
     narrow: list[Narrow] = []
-    solves, count, inconsistent = 0, 0, 0
+    solves, count, inconsistent, reused = 0, 0, 0, 0
     widths: dict[int, float] = {}
     for block in blocks(system):
         problem = _Block(system, block, known or {}, width)
         if only is not None and not only & set(problem.cells.tolist()):
             continue
         count += 1
-        try:
-            found, low, used = problem.audit(width)
-        except Inconsistent:
+        key = problem.fingerprint(width) if memo is not None else ""
+        solved = memo.get(key) if memo is not None else None
+        if solved is None:
+            solved = problem.solved(width)
+            solves += solved.solves
+            if memo is not None:
+                memo[key] = solved
+        else:
+            reused += 1
+        if solved.inconsistent:
             if not tolerate:
-                raise
+                raise Inconsistent(solved.inconsistent)
             inconsistent += 1
             continue
-        narrow += found
-        solves += used
-        widths.update(low)
+        narrow += problem.narrow(solved)
+        widths.update(zip(problem.cells[problem.sensitive].tolist(), solved.widths, strict=True))
     narrowest = min(widths.values(), default=np.inf)
-    return Report(narrow, float(narrowest), solves, count, inconsistent, widths)
+    return Report(narrow, float(narrowest), solves, count, inconsistent, widths, reused)
 
 
 class _Block:
@@ -180,6 +212,46 @@ class _Block:
         if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible):
             return "unbounded", None, None
         return h.modelStatusToString(status), None, None
+
+    def fingerprint(self, width: float) -> str:
+        """SHA-256 of everything the block's audit reads, and of the code that audits it."""
+        h = hashlib.sha256(_ALGORITHM)
+        coo = self.a.tocoo()
+        for part in (
+            np.array([width, len(self.cells), len(self.relations)], dtype=float),
+            coo.row.astype(np.int64),
+            coo.col.astype(np.int64),
+            coo.data.astype(float),
+            self.b.astype(float),
+            self.sensitive.astype(np.int8),
+            self.known.astype(float),
+        ):
+            h.update(np.int64(part.size).tobytes())
+            h.update(np.ascontiguousarray(part).tobytes())
+        return h.hexdigest()
+
+    def solved(self, width: float) -> Solved:
+        """The block's audit in its own numbering (``Solved``)."""
+        try:
+            found, low, used = self.audit(width)
+        except Inconsistent as e:
+            return Solved(inconsistent=str(e))
+        position = {c: i for i, c in enumerate(self.cells.tolist())}
+        relation = {r: i for i, r in enumerate(self.relations)}
+        return Solved(
+            narrow=tuple(
+                (position[n.cell], n.low, n.high, tuple(relation[r] for r in n.binding)) for n in found
+            ),
+            widths=tuple(low[c] for c in self.cells[self.sensitive].tolist()),
+            solves=used,
+        )
+
+    def narrow(self, solved: Solved) -> list[Narrow]:
+        """``solved``'s narrow cells in the system's numbering."""
+        return [
+            Narrow(int(self.cells[i]), low, high, tuple(self.relations[r] for r in binding))
+            for i, low, high, binding in solved.narrow
+        ]
 
     def audit(self, width: float) -> tuple[list[Narrow], dict[int, float], int]:
         n = len(self.cells)

@@ -11,12 +11,13 @@ same audit from the attacker's side: what the published snapshot gives away, cel
 from __future__ import annotations
 
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
 
-from pipelines.disclosure.bounds import Narrow, Report, System, bounds_audit
+from pipelines.disclosure.bounds import Narrow, Report, Solved, System, bounds_audit
 from pipelines.disclosure.bounds import blocks as bounds_audit_blocks
 from pipelines.disclosure.policy import DEFAULT_THRESHOLD
 from pipelines.disclosure.spec import (
@@ -247,11 +248,12 @@ def secure(
     specs: dict[str, TableSpec],
     threshold: int = DEFAULT_THRESHOLD,
     previous: dict[str, pl.DataFrame] | None = None,
+    memo: MutableMapping[str, Solved] | None = None,
 ) -> Secured:
     """Withhold more cells until no withheld cell of the snapshot is narrower than the protection width.
 
     With ``previous`` (the last publish's tables) both are audited together and only the new publish
-    withholds more.
+    withholds more. ``memo``: blocks audited before (``bounds.bounds_audit``).
     """
     start, width = time.perf_counter(), protection_width(threshold)
     names = [n for n in tables if n in specs]
@@ -264,11 +266,11 @@ def secure(
     _withhold_copies(values, snap, by_cell)
     _mass(values, snap, width, by_cell)
     only: set[int] | None = None
-    rounds, solves, widths = 0, 0, {}
+    rounds, solves, reused, widths = 0, 0, 0, {}
     while True:
         rounds += 1
-        report = bounds_audit(snap.with_values(values), width, only, tolerate, widths)
-        solves, widths = solves + report.solves, widths | report.widths
+        report = bounds_audit(snap.with_values(values), width, only, tolerate, widths, memo)
+        solves, reused, widths = solves + report.solves, reused + report.reused, widths | report.widths
         if not report.narrow:
             break
         if rounds == _MAX_ROUNDS:
@@ -282,7 +284,7 @@ def secure(
         only = opened | {n.cell for n in report.narrow}
     if rounds > 1:  # every block was audited in the round after its last change: report them all
         blocks = len(bounds_audit_blocks(snap.with_values(values)))
-        report = Report([], min(widths.values(), default=np.inf), solves, blocks, 0, widths)
+        report = Report([], min(widths.values(), default=np.inf), solves, blocks, 0, widths, reused)
     out, secondary = _apply(tables, snap.spans, values, snap.system.values)
     out = {n: f for n, f in out.items() if not n.endswith(PREVIOUS)}
     secondary = {n: k for n, k in secondary.items() if n in names}

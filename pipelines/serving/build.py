@@ -10,6 +10,7 @@ data: ``_disclosure`` (the role of every column, so anyone can re-check the snap
 from __future__ import annotations
 
 import math
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ import duckdb
 import polars as pl
 
 from pipelines.disclosure import DEFAULT_THRESHOLD, TOTAL, TableSpec, audit, protect, withhold_running
+from pipelines.disclosure.bounds import Solved
 from pipelines.disclosure.joint import moved, secure
 from pipelines.disclosure.spec import protection_width
 from pipelines.discovery.findings import TABLES as FINDING_TABLES
@@ -62,12 +64,14 @@ def build_tables(
     threshold: int = DEFAULT_THRESHOLD,
     previous: Path | None = None,
     bounds: bool = True,
+    memo: MutableMapping[str, Solved] | None = None,
 ) -> Build:
     """Every table of the snapshot, disclosure-controlled, with its metadata tables.
 
     ``previous`` is the last publish's snapshot file: the bounds audit takes both together, since a
     reader may hold both. ``bounds=False`` skips the bounds rounds and leaves the tables' own
-    suppression only (what attack tests show is not enough); it never reaches a publish.
+    suppression only (what attack tests show is not enough); it never reaches a publish. ``memo``: the
+    bounds audit's blocks audited before (``pipelines.disclosure.memo``).
     """
     con = duckdb.connect()
     try:
@@ -113,7 +117,7 @@ def build_tables(
         tables[TESTED.spec.name] = _protect(publishable_statuses(tested, threshold), TESTED, threshold, stats)
         comments[TESTED.spec.name] = TESTED.description
     if bounds:
-        _secure(tables, threshold, stats, read_published(previous) if previous else None)
+        _secure(tables, threshold, stats, read_published(previous) if previous else None, memo)
     for table in (*PROTECTED, FINDINGS, TESTED):
         if table.spec.name in tables:
             tables[table.spec.name] = _finish(tables[table.spec.name], table, threshold)
@@ -210,6 +214,7 @@ def _secure(
     threshold: int,
     stats: Stats,
     previous: dict[str, pl.DataFrame] | None,
+    memo: MutableMapping[str, Solved] | None = None,
 ) -> None:
     """The bounds audit over every published count of the snapshot, withholding more until it passes.
 
@@ -219,7 +224,7 @@ def _secure(
     has no relation left to narrow it.
     """
     specs = PUBLISHED_SPECS
-    secured = secure(tables, specs, threshold, previous)
+    secured = secure(tables, specs, threshold, previous, memo)
     tables.update(secured.tables)
     for name, n in secured.secondary.items():
         stats.secondary[name] += n
@@ -236,6 +241,7 @@ def _secure(
         "narrowest_interval": report.narrowest if math.isfinite(report.narrowest) else None,
         "solves": report.solves,
         "blocks": report.blocks,
+        "blocks_reused": report.reused,
         "rounds": secured.rounds,
         "seconds": round(secured.seconds, 2),
     }
