@@ -87,6 +87,18 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) ->
     return con.execute(sql, params or {}).fetchall()
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All of the block's statements or none: rolled back on any exception, a kill included."""
+    run(con, "BEGIN TRANSACTION")
+    try:
+        yield
+        run(con, "COMMIT")
+    except BaseException:
+        run(con, "ROLLBACK")
+        raise
+
+
 def used(sql: str, params: dict) -> dict:
     """DuckDB rejects unused named parameters: bind only those the query mentions."""
     return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}

@@ -29,7 +29,7 @@ from pipelines.ingest.read import LINE, DeliveryError, read_delivery_file
 from pipelines.ingest.transform import BORDER_ONLY, FILE, IDENTIFIERS, LINK_TOKEN, REF_YEAR, border_query
 from pipelines.quality import gate
 from pipelines.units.spec import Dataset, FileFormat, Unit
-from warehouse.layout import Warehouse, connect, of_deliveries, run, used
+from warehouse.layout import Warehouse, connect, of_deliveries, run, transaction, used
 
 log = logging.getLogger(__name__)
 
@@ -380,8 +380,7 @@ def _replace_partitions(
 ) -> None:
     """The batch's deliveries replace their partitions, all in one transaction."""
     theirs, bounds = of_deliveries(results)
-    run(con, "BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table in [d.name for d in unit.datasets] + ["quarantine", "reconciliation"]:
             run(con, f"DELETE FROM {table} WHERE {theirs}", bounds)
         staged: dict[str, list[tuple[str, FileResult]]] = {}
@@ -402,10 +401,6 @@ def _replace_partitions(
                    FROM deliveries WHERE _delivery = $d), $t""",
                 {"d": delivery, "fp": folders[delivery], "t": loaded_at},
             )
-        run(con, "COMMIT")
-    except BaseException:
-        run(con, "ROLLBACK")
-        raise
 
 
 def _insert_rejected(con, r: FileResult, delivery: str, loaded_at: datetime) -> None:
