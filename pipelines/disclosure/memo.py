@@ -11,6 +11,7 @@ publish.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -75,7 +76,7 @@ class AuditMemo(MutableMapping[str, Solved]):
 
     def _mac(self, fingerprint: str, solved: Solved) -> str:
         text = json.dumps([fingerprint, _plain(solved)], sort_keys=True)
-        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+        return base64.urlsafe_b64encode(hmac.new(self._key, text.encode(), hashlib.sha256).digest()).decode()
 
 
 def _plain(solved: Solved) -> dict:
