@@ -45,6 +45,9 @@ def test_folders_that_are_not_deliveries_are_rejected_with_their_reason(home):
     assert "has not begun yet" in found.rejected["2099-04"]
     assert "holds no files" in found.rejected["2024-02"]
     assert Delivery.parse("2024-12").next() == Delivery(2025, 1)
+    assert [str(Delivery.parse(m).previous()) for m in ("2025-01", "2025-02", "2025-12")] == [
+        "2024-12", "2025-01", "2025-11"
+    ]  # fmt: skip
 
 
 def _ingest(instance, unit: str, months: list[str]) -> dg.ExecuteInProcessResult:

@@ -56,6 +56,9 @@ class Delivery:
     def next(self) -> Delivery:
         return Delivery(self.year + self.month // 12, self.month % 12 + 1)
 
+    def previous(self) -> Delivery:
+        return Delivery(self.year - (self.month == 1), (self.month - 2) % 12 + 1)
+
     def days_before(self, today: date) -> list[date]:
         """The month's days that have ended before ``today``: a daily source has exported each of them."""
         first, following = date(self.year, self.month, 1), self.next()
