@@ -36,7 +36,9 @@ def _index(events: list[tuple]) -> list[tuple]:
         con.execute("INSERT INTO unit.aviseringar VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
     params = {"cutoff": "2000-01"} | hmac_params("central", Keyring("v1", b"k" * 32).central())
     con.execute(CITIZEN_INDEX_SQL, used(CITIZEN_INDEX_SQL, params))
-    return con.execute("SELECT district, household_key, district_history FROM citizen_index").fetchall()
+    return con.execute(
+        "SELECT district, household_key, district_history, household_history FROM citizen_index"
+    ).fetchall()
 
 
 def test_two_moves_on_one_day_give_the_registers_last_whatever_the_stored_order():
@@ -45,5 +47,6 @@ def test_two_moves_on_one_day_give_the_registers_last_whatever_the_stored_order(
         {"district": "Hamnen", "valid_from": date(2024, 3, 5)},
         {"district": "Ängby", "valid_from": date(2024, 3, 5)},
     ]
+    households = [{"household_key": f"h{i}", "valid_from": h["valid_from"]} for i, h in enumerate(history, 1)]
     for stored in permutations(EVENTS):
-        assert _index(list(stored)) == [("Ängby", "h3", history)], stored
+        assert _index(list(stored)) == [("Ängby", "h3", history, households)], stored

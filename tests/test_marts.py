@@ -212,29 +212,108 @@ def test_the_panel_is_person_level_and_stays_in_the_cross_unit_zone(platform):
         assert not columns & {"citizen_key", "person_pseudonym", "household_key"}, path
 
 
-def test_the_panel_tolerates_a_withdrawn_unit(platform, tmp_path, monkeypatch):
-    """A unit whose steward withdraws has no tables in the cross-unit zone: its indicators become unknown."""
+PANEL_KEYS = [
+    dg.AssetKey(["cross_unit", "discovery", name]) for name in ("citizen_quarter_inputs", "citizen_quarter")
+]
+
+
+def _warehouse_copy(platform: dict, home: Path) -> Path:
+    shutil.copytree(platform["paths"].warehouse, home / "warehouse", symlinks=True)
+    return home / "warehouse" / "cross_unit.duckdb"
+
+
+def _build_panel(home: Path) -> dg.ExecuteInProcessResult:
+    """The panel and its fingerprints, as the marts job builds them, on the warehouse under home."""
     from pipelines.defs.marts import dbt_models, dbt_resource
     from pipelines.defs.resources import Platform
 
-    home = tmp_path / "home"
-    shutil.copytree(platform["paths"].warehouse, home / "warehouse", symlinks=True)
-    with duckdb.connect(str(home / "warehouse" / "cross_unit.duckdb")) as con:
-        con.execute("DROP SCHEMA vard_omsorg CASCADE")
-    monkeypatch.setenv("KNUTPUNKT_HOME", str(home))  # what the Platform resource would fall back to
-    result = dg.materialize(
+    return dg.materialize(
         [dbt_models()],
-        selection=[dg.AssetKey(["cross_unit", "discovery", "citizen_quarter"])],
+        selection=PANEL_KEYS,
         resources={"dbt": dbt_resource(), "platform": Platform(home=str(home))},
         instance=dg.DagsterInstance.ephemeral(),
     )
-    assert result.success
+
+
+def test_the_panel_tolerates_a_withdrawn_unit(platform, tmp_path, monkeypatch):
+    """A unit whose steward withdraws has no tables in the cross-unit zone: its indicators become unknown."""
+    home = tmp_path / "home"
+    with duckdb.connect(str(_warehouse_copy(platform, home))) as con:
+        con.execute("DROP SCHEMA vard_omsorg CASCADE")
+    monkeypatch.setenv("KNUTPUNKT_HOME", str(home))  # what the Platform resource would fall back to
+    assert _build_panel(home).success
     after = _query(
         home / "warehouse" / "cross_unit.duckdb",
         """SELECT count(*), count(has_home_care), count(has_safety_alarm), count(*) FILTER (has_economic_aid)
            FROM discovery.citizen_quarter""",
     )[0]
     assert after[0] > 0 and after[1] == 0 and after[2] == 0 and after[3] > 0
+
+
+def test_the_panel_replaces_only_the_quarters_whose_inputs_changed_and_equals_a_rebuild(
+    platform, tmp_path, monkeypatch
+):
+    """A month's run rebuilds the panel's changed quarters only, and ends where a rebuild from nothing does.
+
+    Three changes, each in a past quarter: contacts not by phone now by phone (a unit's part, as many
+    rows as before), a member out of an aid household for one quarter (the index's household history),
+    and a forged row in a quarter no input has.
+    """
+    home, rebuilt = tmp_path / "home", tmp_path / "rebuilt"
+    cross_unit = _warehouse_copy(platform, home)
+    quarters = [
+        q for (q,) in _query(cross_unit, "SELECT DISTINCT quarter FROM discovery.citizen_quarter ORDER BY 1")
+    ]
+    contacts, household = quarters[1], quarters[2]
+    with duckdb.connect(str(cross_unit)) as con:
+        con.execute(
+            """UPDATE kontaktcenter.kontakter SET channel = 'telefon'
+               WHERE date_trunc('quarter', contacted_at) = $q AND channel <> 'telefon'
+               AND citizen_key IN (SELECT citizen_key FROM kontaktcenter.kontakter ORDER BY ALL LIMIT 40)""",
+            {"q": contacts},
+        )
+        member, key = con.execute(
+            """SELECT citizen_key, household_history[1].household_key
+               FROM discovery.citizen_quarter JOIN citizen_index USING (citizen_key)
+               WHERE quarter = $q AND has_household_economic_aid AND NOT has_economic_aid
+                 AND len(household_history) = 1 AND household_history[1].valid_from < $q
+               ORDER BY citizen_key LIMIT 1""",
+            {"q": household},
+        ).fetchone()
+        con.execute(
+            """UPDATE citizen_index SET household_history = [household_history[1],
+                   {'household_key': 'elsewhere', 'valid_from': $q},
+                   {'household_key': $key, 'valid_from': $q + INTERVAL 3 MONTH}]
+               WHERE citizen_key = $member""",
+            {"q": household, "key": key, "member": member},
+        )
+        con.execute(
+            "INSERT INTO discovery.citizen_quarter BY NAME SELECT * REPLACE (DATE '1990-01-01' AS quarter) "
+            "FROM discovery.citizen_quarter LIMIT 1"
+        )
+    shutil.copytree(home, rebuilt, symlinks=True)
+    with duckdb.connect(str(rebuilt / "warehouse" / "cross_unit.duckdb")) as con:
+        con.execute("DROP TABLE discovery.citizen_quarter")
+    stored = (
+        "SELECT quarter, min(rowid), max(rowid), count(*) FROM discovery.citizen_quarter GROUP BY quarter"
+    )
+    before = dict((q, rest) for q, *rest in _query(cross_unit, stored))
+    monkeypatch.setenv("KNUTPUNKT_HOME", str(home))
+    assert _build_panel(home).success
+    monkeypatch.setenv("KNUTPUNKT_HOME", str(rebuilt))
+    assert _build_panel(rebuilt).success
+
+    after = dict((q, rest) for q, *rest in _query(cross_unit, stored))
+    assert sorted(after) == quarters
+    assert [q for q in quarters if after[q] != before[q]] == [contacts, household]
+    assert all(after[q][0] > before[q][1] for q in (contacts, household))  # written anew, not kept
+    aid = "SELECT has_household_economic_aid FROM discovery.citizen_quarter WHERE citizen_key = $m AND quarter = $q"
+    with duckdb.connect(str(cross_unit), read_only=True) as con:
+        assert con.execute(aid, {"m": member, "q": household}).fetchall() == [(False,)]
+        con.execute(f"ATTACH '{rebuilt / 'warehouse' / 'cross_unit.duckdb'}' AS rebuilt (READ_ONLY)")
+        for one, other in (("discovery", "rebuilt.discovery"), ("rebuilt.discovery", "discovery")):
+            extra = f"SELECT * FROM {one}.citizen_quarter EXCEPT ALL SELECT * FROM {other}.citizen_quarter"
+            assert con.execute(f"SELECT count(*) FROM ({extra})").fetchone()[0] == 0, one
 
 
 # --- the serving snapshot -------------------------------------------------------------------------

@@ -62,12 +62,15 @@ person AS (
         list({{'district': district, 'valid_from': event_date}} ORDER BY {", ".join(EVENT_ORDER)})
             FILTER (event NOT IN {EXIT_EVENTS} AND district IS NOT NULL) AS district_history,
         arg_max(household_key, {in_order()}) FILTER (event NOT IN {EXIT_EVENTS}) AS household_key,
+        list({{'household_key': household_key, 'valid_from': event_date}} ORDER BY {", ".join(EVENT_ORDER)})
+            FILTER (event NOT IN {EXIT_EVENTS} AND household_key IS NOT NULL) AS household_history,
         min(event_date) FILTER (event IN {ENTRY_EVENTS}) AS first_entry,
         max(event_date) FILTER (event IN {ENTRY_EVENTS}) AS last_entry,
         max(event_date) FILTER (event IN {EXIT_EVENTS}) AS last_exit
     FROM events GROUP BY link_token
 )
 SELECT {CITIZEN_KEY} AS citizen_key, birth_year, sex, district, district_history, household_key,
+    household_history,
     coalesce(first_entry, (SELECT min(event_date) FROM events)) AS valid_from,
     CASE WHEN last_exit >= coalesce(last_entry, last_exit) THEN last_exit END AS valid_to
 FROM person link
@@ -80,7 +83,7 @@ ORDER BY citizen_key
     deps=[unit_asset_key("folkbokforing")],
     group_name="cross_unit",
     description="One row per person known to folkbokföring, keyed by the central citizen key: "
-    "birth year, sex, district (latest, and each with the date it began), household key, valid from/to. "
+    "birth year, sex, district and household key (latest, and each with the date it began), valid from/to. "
     "No birth date, name or address. "
     "Built only while folkbokföring's steward approval is in force.",
     pool="duckdb_cross_unit",
