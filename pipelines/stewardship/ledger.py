@@ -1,4 +1,4 @@
-"""Which deliveries a detail table of the cross-unit zone holds, so a link can add only what changed.
+"""Which deliveries a table of the cross-unit zone holds, so a link can add only what changed.
 
 A detail table is the union of its deliveries' shared rows, each on the central key, so a month's link
 need not rebuild five years of a contact centre: it deletes the rows of deliveries no longer shared
@@ -23,9 +23,10 @@ from warehouse.layout import run, used
 Deliveries = dict[str, str | None]  # delivery -> the time of the load whose rows are shared (None: unknown)
 
 
-def basis(contract_version: str, shared_sql: str, key_id: str, indexed: bool) -> str:
-    """What every row of the table was linked under; ``key_id`` names the central key without revealing it."""
-    return hashlib.sha256(json.dumps([contract_version, shared_sql, key_id, indexed]).encode()).hexdigest()
+def basis(contract_version: str, shared_sql: str, key_id: str, *more: str | bool) -> str:
+    """What every row of the table was linked under (the contract, its query, the central key, and what
+    else the rows depend on); ``key_id`` names the central key without revealing it."""
+    return hashlib.sha256(json.dumps([contract_version, shared_sql, key_id, *more]).encode()).hexdigest()
 
 
 def eligible(con: duckdb.DuckDBPyConnection, dataset: str, bound: dict) -> Deliveries:
