@@ -39,6 +39,7 @@ from pipelines.discovery.panel import (
     PANEL,
     Panel,
     cached_panel,
+    data_version,
     jackknife,
     load_panel,
     open_panel,
@@ -704,6 +705,22 @@ def _same_panel(a: Panel, b: Panel) -> bool:
         return x == y
 
     return all(same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(Panel))
+
+
+def test_the_panel_s_data_version_sees_changes_that_cancel_out_in_a_xor_of_row_hashes():
+    """DuckDB combines a row's values' hashes by XOR, so two persons' flags turned on together leave a
+    ``bit_xor`` of row hashes as it was; the cache would then give the old panel for the new."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA discovery")
+    con.execute(
+        f"CREATE TABLE {PANEL} AS SELECT 'p' || range AS citizen_key, DATE '2025-01-01' AS quarter, "
+        "false AS has_contact FROM range(40)"
+    )
+    linear = f"SELECT bit_xor(hash(p)) FROM {PANEL} p"
+    before, xor_before = data_version(con), con.execute(linear).fetchall()
+    con.execute(f"UPDATE {PANEL} SET has_contact = true WHERE citizen_key IN ('p1', 'p2')")
+    assert con.execute(linear).fetchall() == xor_before, "what DuckDB's row hash does"
+    assert data_version(con) != before
 
 
 def test_the_panel_cache_gives_the_panel_and_only_for_its_own_data_version(discovery_platform, tmp_path):

@@ -266,13 +266,14 @@ def test_the_panel_replaces_only_the_quarters_whose_inputs_changed_and_equals_a_
     ]
     contacts, household = quarters[1], quarters[2]
     with duckdb.connect(str(cross_unit)) as con:
-        con.execute(
-            """UPDATE kontaktcenter.kontakter SET channel = 'telefon'
-               WHERE date_trunc('quarter', contacted_at) = $q AND channel <> 'telefon'
-               AND citizen_key IN (SELECT citizen_key FROM kontaktcenter.kontakter ORDER BY ALL LIMIT 40)""",
+        by_phone = con.execute(
+            """UPDATE kontaktcenter.kontakter SET channel = 'telefon' WHERE contact_id IN (
+                   SELECT contact_id FROM kontaktcenter.kontakter WHERE date_trunc('quarter', contacted_at) = $q
+                   AND channel <> 'telefon' AND citizen_key IS NOT NULL ORDER BY contact_id LIMIT 40)""",
             {"q": contacts},
-        )
-        member, key = con.execute(
+        ).fetchone()[0]
+        assert by_phone == 40
+        member_of_aid = con.execute(
             """SELECT citizen_key, household_history[1].household_key
                FROM discovery.citizen_quarter JOIN citizen_index USING (citizen_key)
                WHERE quarter = $q AND has_household_economic_aid AND NOT has_economic_aid
@@ -280,6 +281,8 @@ def test_the_panel_replaces_only_the_quarters_whose_inputs_changed_and_equals_a_
                ORDER BY citizen_key LIMIT 1""",
             {"q": household},
         ).fetchone()
+        assert member_of_aid, "the test municipality has a member of an aid household"
+        member, key = member_of_aid
         con.execute(
             """UPDATE citizen_index SET household_history = [household_history[1],
                    {'household_key': 'elsewhere', 'valid_from': $q},

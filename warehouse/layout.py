@@ -119,3 +119,13 @@ def of_deliveries(deliveries: Collection[str]) -> tuple[str, dict[str, object]]:
 def sql_texts(texts) -> str:
     """Strings as a SQL list literal, ``('a', 'O''Brien')``, for ``IN``."""
     return "(" + ", ".join("'" + t.replace("'", "''") + "'" for t in texts) + ")"
+
+
+def content_digest(row: str) -> str:
+    """SQL for one number standing for the rows of ``row`` (a table alias), whatever their order.
+
+    DuckDB's hash of several values, or of a row, combines the values' hashes by XOR, so a ``bit_xor`` of
+    row hashes only sees each value change's parity: forty rows whose count went from 0 to 1 cancel out.
+    Each row's hash is hashed again (a multiply-and-shift mix, not linear in XOR) before the rows are
+    combined, so a change is missed only by chance (one in 2**64). The rows must be distinct."""
+    return f"bit_xor(hash(hash({row})))"

@@ -39,6 +39,7 @@ from pipelines.discovery.findings import (
     benjamini_hochberg,
     forvaltning_or_total,
 )
+from warehouse.layout import content_digest
 
 MIN_PEERS = 4
 MIN_Z = 3.5
@@ -100,8 +101,10 @@ def load(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def data_version(con: duckdb.DuckDBPyConnection) -> str:
-    rows, digest = con.execute("SELECT count(*), bit_xor(hash(f)) FROM m.main.fct_kpi f").fetchall()[0]
-    cases, case_digest = con.execute("SELECT count(*), bit_xor(hash(c)) FROM m.main.fct_case c").fetchall()[0]
+    rows, digest = con.execute(f"SELECT count(*), {content_digest('f')} FROM m.main.fct_kpi f").fetchall()[0]
+    cases, case_digest = con.execute(
+        f"SELECT count(*), {content_digest('c')} FROM m.main.fct_case c"
+    ).fetchall()[0]
     return f"marts:fct_kpi:{rows}:{(digest or 0):016x};fct_case:{cases}:{(case_digest or 0):016x}"
 
 

@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 from scipy import stats
 
-from warehouse.layout import connect, run
+from warehouse.layout import connect, content_digest, run
 
 PANEL = "discovery.citizen_quarter"
 MERIT_UNIT, MERIT_DATASET = "skola", "meritvarde"  # the year-9 merit value: a measure, not a yes/no
@@ -283,7 +283,7 @@ def has_panel(con: duckdb.DuckDBPyConnection) -> bool:
 def data_version(con: duckdb.DuckDBPyConnection) -> str:
     """A fingerprint of the panel's content: the same panel gives the same version, any change another."""
     rows, digest, first, last = run(
-        con, f"SELECT count(*), bit_xor(hash(p)), min(quarter), max(quarter) FROM {PANEL} p"
+        con, f"SELECT count(*), {content_digest('p')}, min(quarter), max(quarter) FROM {PANEL} p"
     )[0]
     return f"panel:{first}..{last}:{rows}:{(digest or 0):016x}"
 

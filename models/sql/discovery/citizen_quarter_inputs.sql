@@ -5,7 +5,7 @@
 {{ panel_sources() }}
 {%- set panel = panel_ctes() %}
 with {{ panel.sql }}
-select quarter, hash('{{ local_md5(panel.sql) }}', bit_xor(h), count(*)) as fingerprint
+select quarter, hash('{{ local_md5(panel.sql) }}', {{ content_digest('h') }}, count(*)) as fingerprint
 from (
     select quarter, hash('spine', s) as h from spine s
     {%- for p in panel.present %}
