@@ -119,17 +119,18 @@
 -- depends_on: {{ source('cross_arendehandelser', 'statushandelser') }}
 {% endmacro %}
 
+{# The household a person belongs to at the end of the quarter starting on ``quarter``. #}
+{% macro panel_household_at(person, quarter) -%}
+    list_last(list_filter({{ person }}.household_history,
+        lambda h: h.valid_from < {{ quarter }} + interval 3 month)).household_key
+{%- endmacro %}
+
 {#
   The panel's inputs as CTEs, shared by the panel and its fingerprint: quarters, spine (every person
   registered in a quarter, with the district at its end), p_<indicator> (each shared dataset
   per person and quarter) and p_household_aid. only: none for every quarter, else the quarters (ISO
   dates) to compute. Returns {sql, present: [{cte, has, measures}], measured: {indicator: measures}}.
 #}
-{% macro panel_household_at(person, quarter) -%}
-    list_last(list_filter({{ person }}.household_history,
-        lambda h: h.valid_from < {{ quarter }} + interval 3 month)).household_key
-{%- endmacro %}
-
 {% macro panel_ctes(only=none) %}
     {% set dates = [] %}
     {% for q in only or [] %}{% do dates.append("date '" ~ q ~ "'") %}{% endfor %}
@@ -195,17 +196,17 @@ spine as (
     {{ return({'sql': sql, 'present': present, 'measured': measured}) }}
 {% endmacro %}
 
+{# One number for a set of distinct rows; why a row's hash is hashed again: warehouse/layout.py content_digest. #}
+{% macro content_digest(row) -%}
+    bit_xor(hash(hash({{ row }})))
+{%- endmacro %}
+
 {#
   The panel is kept per quarter (citizen_quarter, incremental): each row carries its quarter's
   fingerprint (citizen_quarter_inputs) mixed with the panel model's own code, and a run computes and
   replaces only the quarters whose rows do not all carry the one expected now, drops the quarters no
   longer among the inputs, and leaves every other quarter's rows as they are.
 #}
-{# One number for a set of distinct rows; why a row's hash is hashed again: warehouse/layout.py content_digest. #}
-{% macro content_digest(row) -%}
-    bit_xor(hash(hash({{ row }})))
-{%- endmacro %}
-
 {% macro panel_expected(fingerprint='fingerprint') -%}
     hash({{ fingerprint }}, '{{ local_md5(model.raw_code) }}')
 {%- endmacro %}

@@ -10,8 +10,7 @@ its current contract version is in force (``pipelines/stewardship``), and only
 as its contract says (detail columns, derived indicators or aggregates, within
 retention). Every run brings what is approved up to date and drops what is not (a detail table, and
 the citizen index, takes only its changed deliveries, under a ledger that forces a rebuild on any other
-change), so a
-revocation, an expiry or a changed contract takes the dataset, and what was
+change), so a revocation, an expiry or a changed contract takes the dataset, and what was
 derived from it, out of this zone on the next run; the materialisation says so
 and the audit log records it. The gate reads approvals only from a log that
 verifies against the heads anchored in this Dagster instance, with every decision
@@ -48,13 +47,15 @@ UNKNOWN_SHARE = (
     0.05  # people who moved away stay in a unit's records; more than this smells of broken linkage
 )
 
+# The register's events that are shared: within retention, not held, of a person the vault links.
+SHARED_EVENTS = f"""unit.aviseringar a JOIN vault.link link USING (person_pseudonym)
+    WHERE a._delivery >= $cutoff AND {NOT_HELD}"""
 # One row per person, from every event of theirs that is shared; with $all false, only for the persons
 # of the deliveries $changed (a month's index), each still from all their events.
 CITIZEN_INDEX_SQL = f"""
 WITH events AS (
     SELECT a.*, link.link_token
-    FROM unit.aviseringar a JOIN vault.link link USING (person_pseudonym)
-    WHERE a._delivery >= $cutoff AND {NOT_HELD} AND ($all OR a.person_pseudonym IN (
+    FROM {SHARED_EVENTS} AND ($all OR a.person_pseudonym IN (
         SELECT person_pseudonym FROM unit.aviseringar WHERE list_contains($changed::VARCHAR[], _delivery)))
 ),
 person AS (
@@ -78,10 +79,7 @@ SELECT {CITIZEN_KEY} AS citizen_key, birth_year, sex, district, district_history
     CASE WHEN last_exit >= coalesce(last_entry, last_exit) THEN last_exit END AS valid_to
 FROM person link
 """
-FIRST_EVENT_SQL = f"""
-SELECT min(event_date) FROM unit.aviseringar a JOIN vault.link link USING (person_pseudonym)
-WHERE a._delivery >= $cutoff AND {NOT_HELD}
-"""
+FIRST_EVENT_SQL = f"SELECT min(event_date) FROM {SHARED_EVENTS}"
 
 
 @dg.asset(

@@ -1,7 +1,7 @@
 -- What each quarter of the citizen-quarter panel is computed from, as one fingerprint per quarter:
 -- the spine and every unit's part, row by row, and the SQL that derives them. A panel row depends only
--- on its quarter's spine and parts, so the panel rebuilds a quarter only when its fingerprint changes (models/macros/panel.sql). No person
--- level: a quarter, a number.
+-- on its quarter's spine and parts, so the panel rebuilds a quarter only when its fingerprint changes
+-- (models/macros/panel.sql). No person level: a quarter, a number.
 {{ panel_sources() }}
 {%- set panel = panel_ctes() %}
 with {{ panel.sql }}
