@@ -670,32 +670,102 @@ def test_discovery_assets_ran_with_their_checks_and_the_data_version(discovery_p
 
 def test_precedence_alone_builds_on_the_associations_stored_before(discovery_platform, tmp_path):
     """The discovery step materialises what is selected: precedence alone reads the associations as
-    stored. Stored as linking every pair (and reporting none), they let precedence report the planted
-    order of economic aid before school absence (q 0.008, ratio 20 at this size, whatever the key);
-    the other analyses' findings stay as they were."""
+    stored, so it stands while they stand and is computed anew once they change (here: stored as
+    linking every pair); the other analyses' findings stay as they were. (What a linked pair changes
+    in a precedence finding: ``test_the_order_of_a_reported_link_is_told_in_that_finding_not_as_a_second_one``.)"""
     home = tmp_path / "home"
     shutil.copytree(discovery_platform["paths"].home, home, symlinks=True)
     zone = Warehouse(Paths(home).warehouse).cross_unit
-    with duckdb.connect(str(zone)) as con:
-        con.execute("UPDATE discovery.associations SET ci_low = 2.0, reported = false")
     written = "SELECT * EXCLUDE (analysed_at) FROM discovery.{} ORDER BY finding_id"
     others = [a.name for a in ANALYSES if a.name != "precedence"]
-    before = {name: _query(zone, written.format(name)) for name in others}
     [order] = [a.key for a in ANALYSES if a.name == "precedence"]
+
+    def precedence_alone() -> str:
+        with dg.instance_for_test() as instance:
+            result = dg.materialize(
+                [discovery],
+                instance=instance,
+                selection=[order],
+                resources={"platform": Platform(home=str(home))},
+            )
+        assert result.success
+        [event] = result.get_asset_materialization_events()
+        checks = result.get_asset_check_evaluations()
+        assert {c.asset_key for c in checks} == {order} and all(c.passed for c in checks) and len(checks) == 2
+        assert event.asset_key == order
+        return event.materialization.metadata["analysed"].value
+
+    assert precedence_alone().startswith("kept from")
+    with duckdb.connect(str(zone)) as con:
+        con.execute("UPDATE discovery.associations SET ci_low = 2.0, reported = false")
+    before = {name: _query(zone, written.format(name)) for name in others}
+    assert precedence_alone() == "now"
+    assert precedence_alone().startswith("kept from"), "its basis holds the associations it read"
+    assert {name: _query(zone, written.format(name)) for name in others} == before
+
+
+def test_discovery_reads_the_quarters_whose_every_month_is_in_the_calendar(discovery_platform):
+    """A quarter at either end of the platform's calendar is seen in part (the main job's period ends with
+    the last complete month, so it rarely starts or ends on a quarter): the panel keeps it, for the
+    published quarterly figures, and marks it incomplete; discovery reads the complete ones only."""
+    warehouse = discovery_platform["warehouse"]
+    months = {m for (m,) in _query(warehouse.marts, "SELECT month FROM dim_month")}
+    stored = dict(_query(warehouse.cross_unit, f"SELECT DISTINCT quarter, complete FROM {PANEL}"))
+    for quarter, complete in stored.items():
+        assert complete == all(date(quarter.year, quarter.month + k, 1) in months for k in range(3)), quarter
+    assert list(open_panel(warehouse.cross_unit).quarters) == sorted(str(q) for q, c in stored.items() if c)
+    assert sum(stored.values()) >= 6
+
+
+def _discover(home, margin: float | None = None) -> dict[str, str]:
+    """Materialise the four discovery assets on ``home``; per analysis, how its findings came about."""
+    config = {"ops": {"discovery": {"config": {"margin": margin}}}} if margin else None
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             [discovery],
             instance=instance,
-            selection=[order],
             resources={"platform": Platform(home=str(home))},
+            run_config=config,
         )
-    assert result.success
-    assert [e.asset_key for e in result.get_asset_materialization_events()] == [order]
-    checks = result.get_asset_check_evaluations()
-    assert {c.asset_key for c in checks} == {order} and all(c.passed for c in checks) and len(checks) == 2
-    reported = {r[0] for r in _query(zone, "SELECT finding_id FROM discovery.precedence WHERE reported")}
-    assert "precedence:household_economic_aid:high_absence" in reported
-    assert {name: _query(zone, written.format(name)) for name in others} == before
+        assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
+        return {
+            e.asset_key.path[-1]: e.materialization.metadata["analysed"].value
+            for e in result.get_asset_materialization_events()
+        }
+
+
+def test_findings_stand_while_what_they_were_computed_from_stands(discovery_platform, tmp_path):
+    """An unchanged panel (a month inside a quarter changes none of its complete quarters) keeps the
+    findings as written and reads no panel; a changed panel, another margin or a finding edited since
+    is computed anew. The KPI deviations read the marts, which did not change either."""
+    home = tmp_path / "home"
+    shutil.copytree(discovery_platform["paths"].home, home, symlinks=True)
+    shutil.rmtree(Warehouse(Paths(home).warehouse).panel_cache)
+    zone = Warehouse(Paths(home).warehouse).cross_unit
+    written = "SELECT * FROM discovery.{} ORDER BY finding_id"  # analysed_at last
+    unstamped = "SELECT * EXCLUDE (analysed_at) FROM discovery.{} ORDER BY finding_id"
+    before = {a.name: _query(zone, written.format(a.name)) for a in ANALYSES}
+
+    assert all(how.startswith("kept from") for how in _discover(home).values())
+    assert {a.name: _query(zone, written.format(a.name)) for a in ANALYSES} == before, "analysed_at too"
+    assert not Warehouse(Paths(home).warehouse).panel_cache.exists(), "no panel was read"
+
+    with duckdb.connect(str(zone)) as con:
+        con.execute("UPDATE discovery.segments SET title = 'ett påhittat segment' WHERE rowid = 0")
+    how = _discover(home)
+    assert how.pop("segments") == "now" and all(h.startswith("kept from") for h in how.values())
+    segments_now = _query(zone, written.format("segments"))
+    assert _query(zone, unstamped.format("segments")) == [r[:-1] for r in before["segments"]]
+    assert segments_now != before["segments"], "computed again, at another time"
+
+    assert set(_discover(home, margin=1.3).items()) >= {("associations", "now"), ("precedence", "now")}
+    with duckdb.connect(str(zone)) as con:
+        last = con.execute(f"SELECT max(quarter) FROM {PANEL} WHERE complete").fetchone()[0]
+        con.execute(f"UPDATE {PANEL} SET complete = false WHERE quarter = ?", [last])
+    recomputed = _discover(home, margin=1.3)
+    assert [recomputed[a.name] for a in ANALYSES if a.uses_panel] == ["now"] * 3
+    assert recomputed["kpi_deviations"].startswith("kept from")
+    assert str(last) not in open_panel(zone).quarters
 
 
 def _same_panel(a: Panel, b: Panel) -> bool:
@@ -714,7 +784,7 @@ def test_the_panel_s_data_version_sees_changes_that_cancel_out_in_a_xor_of_row_h
     con.execute("CREATE SCHEMA discovery")
     con.execute(
         f"CREATE TABLE {PANEL} AS SELECT 'p' || range AS citizen_key, DATE '2025-01-01' AS quarter, "
-        "false AS has_contact FROM range(40)"
+        "true AS complete, false AS has_contact FROM range(40)"
     )
     linear = f"SELECT bit_xor(hash(p)) FROM {PANEL} p"
     before, xor_before = data_version(con), con.execute(linear).fetchall()
@@ -750,7 +820,7 @@ def test_the_panel_is_read_in_person_and_quarter_order_with_each_rows_own_values
         district, quarter, flagged = zip(
             *con.execute(
                 f"""SELECT coalesce(district, 'Okänt'), quarter::VARCHAR, coalesce({flag.expression}, false)
-                    FROM {PANEL} WHERE age IS NOT NULL AND age >= 0 ORDER BY citizen_key, quarter"""
+                    FROM {PANEL} WHERE complete AND age >= 0 ORDER BY citizen_key, quarter"""
             ).fetchall(),
             strict=True,
         )

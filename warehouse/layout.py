@@ -87,6 +87,21 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) ->
     return con.execute(sql, params or {}).fetchall()
 
 
+def table_comment(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str | None:
+    """The comment of a table of the connection's database ('' if it has none), None if there is no such table."""
+    rows = run(
+        con,
+        "SELECT coalesce(comment, '') FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = $s AND table_name = $t",
+        {"s": schema, "t": table},
+    )
+    return rows[0][0] if rows else None
+
+
+def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return table_comment(con, schema, table) is not None
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """All of the block's statements or none: rolled back on any exception, a kill included."""

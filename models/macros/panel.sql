@@ -140,7 +140,11 @@
     {% set measured = {} %}
     {% set sql %}
 quarters as (
-    select distinct quarter, quarter + interval 3 month - interval 1 day as quarter_end
+    -- complete: every month of the quarter is inside the platform's calendar. A quarter at either end
+    -- of it is seen in part (a month or two of services), so discovery analyses complete quarters only.
+    select distinct quarter, quarter + interval 3 month - interval 1 day as quarter_end,
+        quarter >= (select min(month) from {{ ref('dim_month') }})
+            and quarter + interval 2 month <= (select max(month) from {{ ref('dim_month') }}) as complete
     from {{ ref('dim_month') }}
     where {{ within }}
 ),
@@ -148,7 +152,7 @@ spine as (
 {%- if index is not none %}
     -- The district at the quarter's end (or when the person left): a move later does not change a
     -- past quarter, so published history stays put between publishes.
-    select ci.citizen_key, q.quarter, ci.birth_year, ci.sex,
+    select ci.citizen_key, q.quarter, q.complete, ci.birth_year, ci.sex,
         coalesce(
             list_last(list_filter(ci.district_history, lambda h: h.valid_from <= q.quarter_end)).district,
             ci.district
@@ -157,7 +161,7 @@ spine as (
     from {{ index }} ci
     join quarters q on ci.valid_from <= q.quarter_end and (ci.valid_to is null or ci.valid_to >= q.quarter)
 {%- else %}
-    select null::varchar as citizen_key, null::date as quarter, null::bigint as birth_year,
+    select null::varchar as citizen_key, null::date as quarter, null::boolean as complete, null::bigint as birth_year,
         null::varchar as sex, null::varchar as district, null::bigint as age
     where false
 {%- endif %}

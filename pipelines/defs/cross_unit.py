@@ -34,7 +34,7 @@ from pipelines.stewardship.compact import compact
 from pipelines.stewardship.contracts import Contract, ContractError, load_contracts
 from pipelines.units import UNITS, Unit
 from pipelines.units.register import EVENT_ORDER, in_order
-from warehouse.layout import Warehouse, connect, of_deliveries, run, transaction, used
+from warehouse.layout import Warehouse, connect, has_table, of_deliveries, run, transaction, used
 
 CITIZEN_KEY = hmac_sql("link.link_token", "central")
 ENTRY_EVENTS = "('GRUND', 'FODD', 'INFLYTTAD')"
@@ -134,7 +134,7 @@ def index_persons(con: duckdb.DuckDBPyConnection, contract: Contract, central: d
     first_event = run(con, FIRST_EVENT_SQL, used(FIRST_EVENT_SQL, bound))[0][0]
     basis = ledger.basis(contract.version, CITIZEN_INDEX_SQL, key_id, str(first_event))
     deliveries = ledger.eligible(con, "aviseringar", bound)
-    held = ledger.read(con, "main.citizen_index", basis) if _has_table(con, "main", "citizen_index") else None
+    held = ledger.read(con, "main.citizen_index", basis) if has_table(con, "main", "citizen_index") else None
     changed, gone = ledger.changes(held or {}, deliveries)
     rebuild = held is None or bool(gone)
     bound |= {"first_event": first_event, "all": rebuild, "changed": changed}
@@ -293,7 +293,7 @@ def _publish(
     bound = sharing.params(contract) | central
     sharing.check_output(con, contract, bound)
     table, shared = f"{contract.unit}.{contract.dataset}", sharing.shared_sql(contract)
-    indexed = _has_table(con, "main", "citizen_index")
+    indexed = has_table(con, "main", "citizen_index")
     rebuild = f"CREATE OR REPLACE TABLE {table} AS " + (
         shared if contract.sharing.level == "aggregate" else _linked_sql(shared, indexed)
     )
@@ -302,7 +302,7 @@ def _publish(
         return _rows(con, table), "rebuilt"
     basis = ledger.basis(contract.version, shared, key_id, indexed)
     deliveries = ledger.eligible(con, contract.dataset, bound)
-    held = ledger.read(con, table, basis) if _has_table(con, contract.unit, contract.dataset) else None
+    held = ledger.read(con, table, basis) if has_table(con, contract.unit, contract.dataset) else None
     with transaction(con):
         if held is None:
             run(con, rebuild, used(rebuild, bound))
@@ -421,20 +421,9 @@ def _head(paths) -> dict:
 
 
 def _drop(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    existed = _has_table(con, schema, table)
+    existed = has_table(con, schema, table)
     run(con, f"DROP TABLE IF EXISTS {schema}.{table}")
     return existed
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        run(
-            con,
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = $s AND table_name = $t",
-            {"s": schema, "t": table},
-        )[0][0]
-    )
 
 
 @contextmanager

@@ -7,20 +7,33 @@ data version is the fingerprint of the data it analysed, and two checks travel w
 false-discovery correction covers every hypothesis tested, and the findings are group level only.
 """
 
+import hashlib
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dagster as dg
+import duckdb
 import numpy as np
 import polars as pl
 
 from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.discovery import associations, kpi, precedence, segments
-from pipelines.discovery.findings import FDR, TABLES, Finding, benjamini_hochberg, read, write
-from pipelines.discovery.panel import PANEL, Panel, cached_panel, has_panel
-from warehouse.layout import connect
+from pipelines.discovery.findings import (
+    FDR,
+    SCHEMA,
+    TABLES,
+    Finding,
+    benjamini_hochberg,
+    code_version,
+    kept,
+    read,
+    write,
+)
+from pipelines.discovery.panel import PANEL, Panel, cached_panel, data_version, has_panel
+from warehouse.layout import connect, has_table
 
 PANEL_KEY = dg.AssetKey(["cross_unit", "discovery", "citizen_quarter"])
 MARTS_KEYS = [dg.AssetKey(["marts", "fct_kpi"]), dg.AssetKey(["marts", "fct_case"])]
@@ -89,28 +102,59 @@ assert tuple(a.name for a in ANALYSES) == TABLES, "the publish step reads exactl
 @dataclass(frozen=True)
 class Inputs:
     """What the analyses read, read on a connection closed before they compute, so DuckDB's buffer
-    pool (up to its memory limit) is given back before they hold the panel."""
+    pool (up to its memory limit) is given back before they hold the panel.
+
+    ``kept``: the findings that stand as written, since their basis (``_basis``) is the same; nothing
+    is read for them. A month inside a quarter leaves the panel's complete quarters as they were, so
+    of the four only the KPI deviations, over the marts, are computed anew.
+    """
 
     panel: Panel | None
     kpi: tuple | None  # (series, cases) from the marts
-    kpi_version: str
+    versions: dict[bool, str]  # by Analysis.uses_panel: the data version of what the analysis reads
+    bases: dict[str, str]  # analysis -> its basis, where known before any analysis runs
+    kept: dict[str, pl.DataFrame]
 
 
-def _read(platform: Platform, selected: list[Analysis]) -> Inputs:
-    panel, kpi_inputs, kpi_version = None, None, ""
+def _basis(analysis: Analysis, version: str, margin: float, *more: str) -> str:
+    """What an analysis's findings are computed under: the data version of what it reads, the discovery
+    unit's margin, the disclosure threshold (precedence withholds small lag groups), the analyses' code
+    and libraries, and ``more`` (precedence: the associations it builds on)."""
+    parts = [analysis.name, version, margin, DEFAULT_THRESHOLD, code_version(), *more]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _linked(con: duckdb.DuckDBPyConnection) -> list[Finding]:
+    """The associations as stored (precedence reads which pairs are linked), none if there are none."""
+    return read(con, "associations") if has_table(con, SCHEMA, "associations") else []
+
+
+def _linked_basis(linked: list[Finding]) -> str:
+    return hashlib.sha256(repr(linked).encode()).hexdigest()
+
+
+def _read(platform: Platform, selected: list[Analysis], margin: float) -> Inputs:
     with connect(platform.warehouse.cross_unit) as con:
-        if any(a.uses_panel for a in selected) and has_panel(con):
-            panel = cached_panel(con, platform.warehouse.panel_cache)
         if any(not a.uses_panel for a in selected):
             con.execute(f"ATTACH '{platform.warehouse.marts}' AS m (READ_ONLY)")
-            kpi_inputs, kpi_version = kpi.load(con), kpi.data_version(con)
-    return Inputs(panel, kpi_inputs, kpi_version)
-
-
-def _version(analysis: Analysis, inputs: Inputs) -> str:
-    if not analysis.uses_panel:
-        return inputs.kpi_version
-    return inputs.panel.data_version if inputs.panel is not None else "no panel"
+        versions = {
+            True: data_version(con) if has_panel(con) else "no panel",
+            False: kpi.data_version(con) if any(not a.uses_panel for a in selected) else "",
+        }
+        bases, standing = {}, {}
+        for a in selected:  # associations before precedence
+            if a.name == "precedence" and "associations" in bases and "associations" not in standing:
+                continue  # it builds on associations computed anew: its basis is known after them
+            more = (_linked_basis(_linked(con)),) if a.name == "precedence" else ()
+            bases[a.name] = _basis(a, versions[a.uses_panel], margin, *more)
+            if (frame := kept(con, a.name, bases[a.name])) is not None:
+                standing[a.name] = frame
+        todo = [a for a in selected if a.name not in standing]
+        panel = None
+        if any(a.uses_panel for a in todo) and has_panel(con):
+            panel = cached_panel(con, platform.warehouse.panel_cache, versions[True])
+        kpi_inputs = kpi.load(con) if any(not a.uses_panel for a in todo) else None
+    return Inputs(panel, kpi_inputs, versions, bases, standing)
 
 
 def _analyse(analysis: Analysis, inputs: Inputs, margin: float, linked: list[Finding]) -> list[Finding]:
@@ -118,7 +162,7 @@ def _analyse(analysis: Analysis, inputs: Inputs, margin: float, linked: list[Fin
     disclosure policy's threshold, the one the publish step applies: no run config of its own that could
     disagree with it."""
     if not analysis.uses_panel:
-        return kpi.analyse(*inputs.kpi, inputs.kpi_version)
+        return kpi.analyse(*inputs.kpi, inputs.versions[False])
     if inputs.panel is None:
         return []
     compute: dict[str, Callable[[], list[Finding]]] = {
@@ -149,40 +193,51 @@ def _spec(analysis: Analysis) -> dg.AssetSpec:
 )
 def discovery(context: dg.AssetExecutionContext, config: DiscoveryConfig, platform: Platform):
     """The selected analyses in one step: the panel read once, and the analyses that need nothing of
-    each other computed side by side (two cores), then precedence, which builds on the associations."""
+    each other computed side by side (two cores), then precedence, which builds on the associations.
+    Findings whose basis is unchanged stand as written (``Inputs``)."""
     selected = [a for a in ANALYSES if a.key in context.selected_asset_keys]
-    inputs = _read(platform, selected)
-    first = [a for a in selected if a.name != "precedence"]
+    inputs = _read(platform, selected, config.margin)
+    first = [a for a in selected if a.name != "precedence" and a.name not in inputs.kept]
     with ThreadPoolExecutor(max_workers=2) as workers:
         computed = workers.map(lambda a: _analyse(a, inputs, config.margin, []), first)
         found = {a.name: f for a, f in zip(first, computed, strict=True)}
+    frames = dict(inputs.kept)
     with connect(platform.warehouse.cross_unit) as con:
-        frames = {name: write(con, name, findings) for name, findings in found.items()}
-        later = [a for a in selected if a.name not in found]
-        linked = read(con, "associations") if later else []
-    for analysis in later:
-        findings = _analyse(analysis, inputs, config.margin, linked)
+        for name, computed_findings in found.items():
+            frames[name] = write(con, name, computed_findings, inputs.bases[name])
+        later = [a for a in selected if a.name not in frames]
+        linked = _linked(con) if later else []
+        for a in later:  # precedence on associations computed anew: they may be as they were
+            inputs.bases.setdefault(
+                a.name, _basis(a, inputs.versions[True], config.margin, _linked_basis(linked))
+            )
+            if (frame := kept(con, a.name, inputs.bases[a.name])) is not None:
+                frames[a.name] = inputs.kept[a.name] = frame
+    for analysis in [a for a in later if a.name not in frames]:
+        computed_findings = _analyse(analysis, inputs, config.margin, linked)
         with connect(platform.warehouse.cross_unit) as con:
-            frames[analysis.name] = write(con, analysis.name, findings)
+            frames[analysis.name] = write(con, analysis.name, computed_findings, inputs.bases[analysis.name])
     for analysis in selected:
-        frame, version = frames[analysis.name], _version(analysis, inputs)
+        frame, version = frames[analysis.name], inputs.versions[analysis.uses_panel]
         yield dg.MaterializeResult(
             asset_key=analysis.key,
-            metadata=_metadata(frame, version),
+            metadata=_metadata(frame, version, kept=analysis.name in inputs.kept),
             data_version=dg.DataVersion(version),
             check_results=[_corrected(frame, analysis.key), _group_level(frame, analysis.key)],
         )
 
 
-def _metadata(frame: pl.DataFrame, version: str) -> dict:
+def _metadata(frame: pl.DataFrame, version: str, kept: bool) -> dict:
     """What was tested, reported and under which rule; per status (associations) how many hypotheses:
-    "tested, no link" and "too little data" are different answers."""
+    "tested, no link" and "too little data" are different answers; and when the findings were computed."""
     reported = frame.filter(pl.col("reported"))
+    when = frame["analysed_at"].max() if frame.height else None
     statuses = frame.filter(pl.col("status").is_not_null())["status"].value_counts(sort=True)
     return {
         "tested": frame.filter(pl.col("status").fill_null("") != associations.NOT_SHARED).height,
         "reported": reported.height,
         "data_version": version,
+        "analysed": f"kept from {when} (the same data, settings and code)" if kept else "now",
         "method": frame["method"][0] if frame.height else "nothing tested",
         "findings": dg.MetadataValue.md(
             "\n".join(f"- {t}" for t in reported["title"].to_list()) or "no finding reported"

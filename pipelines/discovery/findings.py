@@ -10,14 +10,20 @@ threshold are published.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
+from functools import cache
+from importlib.metadata import version
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import polars as pl
 
 from pipelines.disclosure import TOTAL
+from warehouse.layout import content_digest, run, table_comment, transaction
 
 SCHEMA = "discovery"
 TABLES = ("associations", "precedence", "segments", "kpi_deviations")  # one per analysis asset
@@ -79,16 +85,54 @@ def frame(findings: list[Finding]) -> pl.DataFrame:
     return out.with_columns(analysed_at=pl.lit(datetime.now(UTC).replace(tzinfo=None)))
 
 
-def write(con: duckdb.DuckDBPyConnection, table: str, findings: list[Finding]) -> pl.DataFrame:
-    """Replace ``discovery.<table>`` with these findings (in the cross-unit zone); returns the frame."""
+def write(con: duckdb.DuckDBPyConnection, table: str, findings: list[Finding], basis: str) -> pl.DataFrame:
+    """Replace ``discovery.<table>`` with these findings (in the cross-unit zone), computed under
+    ``basis`` (``kept``); returns the frame."""
     out = frame(findings)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     con.register("_findings", out.to_arrow())
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{table} AS SELECT * FROM _findings")
+        with transaction(con):
+            run(con, f"CREATE OR REPLACE TABLE {SCHEMA}.{table} AS SELECT * FROM _findings")
+            written = {"basis": basis, "content": _content(con, table)}
+            run(con, f"COMMENT ON TABLE {SCHEMA}.{table} IS '{json.dumps(written)}'")
     finally:
         con.unregister("_findings")
     return out
+
+
+@cache
+def code_version() -> str:
+    """The analyses' code (this package's modules) and the libraries they compute with: findings computed
+    under another are computed anew, though the data be the same."""
+    digest = hashlib.sha256()
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(module.name.encode() + module.read_bytes())
+    for library in ("numpy", "scipy", "scikit-learn", "polars"):
+        digest.update(f"{library} {version(library)}".encode())
+    return digest.hexdigest()
+
+
+def kept(con: duckdb.DuckDBPyConnection, table: str, basis: str) -> pl.DataFrame | None:
+    """``discovery.<table>`` as written, if it was computed under ``basis`` (what the analysis read, its
+    settings and its code) and holds what was written then. Both are the table's comment, written in the
+    same transaction as the findings: a table replaced by other means has none, one changed since
+    (an edited finding) no longer matches its content."""
+    comment = table_comment(con, SCHEMA, table)
+    try:
+        written = json.loads(comment) if comment else None
+    except ValueError:
+        return None
+    if not isinstance(written, dict) or written.get("basis") != basis:
+        return None
+    if written.get("content") != _content(con, table):
+        return None
+    return con.sql(f"SELECT * FROM {SCHEMA}.{table}").pl()
+
+
+def _content(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    rows, digest = run(con, f"SELECT count(*), {content_digest('f')} FROM {SCHEMA}.{table} f")[0]
+    return f"{rows}:{(digest or 0):016x}"
 
 
 def read(con: duckdb.DuckDBPyConnection, table: str) -> list[Finding]:

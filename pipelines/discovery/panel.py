@@ -19,9 +19,10 @@ import duckdb
 import numpy as np
 from scipy import stats
 
-from warehouse.layout import connect, content_digest, run
+from warehouse.layout import connect, content_digest, has_table, run
 
 PANEL = "discovery.citizen_quarter"
+ANALYSED = f"(SELECT * FROM {PANEL} WHERE complete)"  # the quarters every month of which is delivered
 MERIT_UNIT, MERIT_DATASET = "skola", "meritvarde"  # the year-9 merit value: a measure, not a yes/no
 NEVER = np.iinfo(np.int64).max  # the first quarter of something a person never had
 JACKKNIFE_GROUPS = 20  # persons are split into this many groups for cluster-robust intervals
@@ -271,36 +272,38 @@ def rekeyed(panel: Panel, seed: int) -> Panel:
 
 
 def has_panel(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(
-        run(
-            con,
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = 'discovery' AND table_name = 'citizen_quarter'",
-        )[0][0]
-    )
+    return has_table(con, *PANEL.split("."))
 
 
 def data_version(con: duckdb.DuckDBPyConnection) -> str:
-    """A fingerprint of the panel's content: the same panel gives the same version, any change another."""
+    """A fingerprint of the panel's content as analysed (its complete quarters): the same panel gives the
+    same version, any change another. A month inside a quarter leaves it as it was."""
     rows, digest, first, last = run(
-        con, f"SELECT count(*), {content_digest('p')}, min(quarter), max(quarter) FROM {PANEL} p"
+        con, f"SELECT count(*), {content_digest('p')}, min(quarter), max(quarter) FROM {ANALYSED} p"
     )[0]
     return f"panel:{first}..{last}:{rows}:{(digest or 0):016x}"
 
 
 def load_panel(con: duckdb.DuckDBPyConnection, version: str | None = None) -> Panel:
-    """Read the panel into arrays; indicators not shared by their unit are dropped (listed in not_shared).
-    ``version``: its data version, if the caller has it already."""
+    """Read the panel's complete quarters into arrays; indicators not shared by their unit are dropped
+    (listed in not_shared). ``version``: its data version, if the caller has it already.
+
+    A quarter at either end of the platform's calendar is seen only in part: a month or two of
+    services undercounts every flag in it, dilutes a lagged link into it and cuts a person's profile
+    short, so the analyses read complete quarters only (and a new month inside a quarter changes
+    nothing they read)."""
     columns = {r[0] for r in run(con, f"SELECT column_name FROM (DESCRIBE {PANEL})")}
     usable = [i for i in INDICATORS if _columns_exist(i, columns)]
-    shared_counts = run(con, f"SELECT {', '.join(f'count({i.expression})' for i in usable)} FROM {PANEL}")[0]
+    shared_counts = run(con, f"SELECT {', '.join(f'count({i.expression})' for i in usable)} FROM {ANALYSED}")[
+        0
+    ]
     shared = [i for i, n in zip(usable, shared_counts, strict=True) if n > 0]
     flags = ", ".join(f"coalesce({i.expression}, false) AS f{j}" for j, i in enumerate(shared))
     merit = {"has_merit", "merit_value"} <= columns and bool(
-        run(con, f"SELECT count(has_merit) FROM {PANEL}")[0][0]
+        run(con, f"SELECT count(has_merit) FROM {ANALYSED}")[0][0]
     )
     numbered = f"""
-        WITH p AS (SELECT * FROM {PANEL} WHERE age IS NOT NULL AND age >= 0),
+        WITH p AS (SELECT * FROM {ANALYSED} WHERE age IS NOT NULL AND age >= 0),
         persons AS (
             SELECT citizen_key, row_number() OVER (ORDER BY citizen_key) - 1 AS person
             FROM (SELECT DISTINCT citizen_key FROM p)
@@ -353,15 +356,15 @@ def load_panel(con: duckdb.DuckDBPyConnection, version: str | None = None) -> Pa
     )
 
 
-def cached_panel(con: duckdb.DuckDBPyConnection, cache: Path) -> Panel:
+def cached_panel(con: duckdb.DuckDBPyConnection, cache: Path, version: str | None = None) -> Panel:
     """The panel, from the folder ``cache`` when that holds this panel's data version, else read and kept.
 
     Reading the panel from DuckDB took 14-18 s at 1,000,000 citizens x 5 years, reading the cache a
     second; an unchanged panel (a rerun, a subset of the analyses materialised again) reads the cache. It holds
     what the panel does (person numbers, not keys), one ``.npy`` file per array, and is replaced whenever
-    the panel changes.
+    the panel changes. ``version``: its data version, if the caller has it already.
     """
-    version = data_version(con)
+    version = version or data_version(con)
     folder = cache / hashlib.sha256(version.encode()).hexdigest()[:16]
     if (folder / "about.json").exists():
         return _from_cache(folder)

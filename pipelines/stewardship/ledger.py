@@ -18,7 +18,7 @@ import json
 import duckdb
 
 from pipelines.quality.gate import NOT_HELD
-from warehouse.layout import run, used
+from warehouse.layout import run, table_comment, used
 
 Deliveries = dict[str, str | None]  # delivery -> the time of the load whose rows are shared (None: unknown)
 
@@ -41,15 +41,9 @@ def eligible(con: duckdb.DuckDBPyConnection, dataset: str, bound: dict) -> Deliv
 
 def read(con: duckdb.DuckDBPyConnection, table: str, expected_basis: str) -> Deliveries | None:
     """The deliveries the table holds, if its ledger was written under ``expected_basis``."""
-    schema, name = table.split(".")
-    comment = run(
-        con,
-        "SELECT comment FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = $s AND table_name = $t",
-        {"s": schema, "t": name},
-    )
+    comment = table_comment(con, *table.split("."))
     try:
-        ledger = json.loads(comment[0][0]) if comment and comment[0][0] else None
+        ledger = json.loads(comment) if comment else None
     except ValueError:
         return None
     if not isinstance(ledger, dict) or ledger.get("basis") != expected_basis:
