@@ -235,6 +235,22 @@ def _build_panel(home: Path) -> dg.ExecuteInProcessResult:
     )
 
 
+def test_a_dbt_run_starts_from_the_last_parse_in_its_home(platform, tmp_path):
+    """The project is parsed once per home: the first run parses it whole (dbt logs why it cannot
+    reuse a parse: the manifest's was made without this home's vars), the next one reuses that parse."""
+    home = tmp_path / "home"
+    _warehouse_copy(platform, home)
+    reparsed = []  # per run: [parsed again, parse reused]
+    for _ in range(2):
+        result = _build_panel(home)
+        assert result.success
+        log = (home / "dbt" / result.run_id / "dbt.log").read_text()
+        reparsed.append(
+            ['"name": "UnableToPartialParse"' in log, '"name": "PartialParsingSkipParsing"' in log]
+        )
+    assert reparsed == [[True, False], [False, True]]
+
+
 def test_the_panel_tolerates_a_withdrawn_unit(platform, tmp_path, monkeypatch):
     """A unit whose steward withdraws has no tables in the cross-unit zone: its indicators become unknown."""
     home = tmp_path / "home"

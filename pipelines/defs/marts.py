@@ -18,6 +18,7 @@ environment is written. dagster-dbt turns dbt's anonymous usage statistics off i
 
 import fcntl
 import json
+import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from functools import cache
@@ -37,6 +38,7 @@ DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
 # The dbt step writes marts.duckdb and the cross-unit zone (the panel): it queues with the
 # cross-unit writers so two writers of that file never run at once.
 DBT_POOL = "duckdb_cross_unit"
+PARTIAL_PARSE = "partial_parse.msgpack"  # dbt's parsed project, kept per home between runs
 _SOURCES = ("dbt_project.yml", "profiles.yml", "sql", "seeds", "macros", "tests")
 
 
@@ -94,9 +96,27 @@ def dbt_models() -> dg.AssetsDefinition:
         # profiles.yml's warehouse paths and DuckDB's buffer limit
         home = json.dumps({"knutpunkt_home": str(platform.paths.home), "memory_limit": memory_limit()})
         target = platform.paths.dbt / context.run.run_id
+        _reuse_parse(platform.paths.dbt, target)
         yield from dbt.cli(["build", "--vars", home], context=context, target_path=target).stream()
+        _keep_parse(target, platform.paths.dbt)
 
     return _build
+
+
+def _reuse_parse(kept: Path, target: Path) -> None:
+    """Start the run from the home's last parse of the project (``partial_parse.msgpack``): dagster-dbt
+    would copy the manifest's, parsed without this home's vars, and dbt would parse everything again
+    (3.6 of 8.8 s of a ``dbt parse``). dbt checks the copy itself: vars, profile and every file's checksum."""
+    if (kept / PARTIAL_PARSE).exists():
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(kept / PARTIAL_PARSE, target / PARTIAL_PARSE)
+
+
+def _keep_parse(target: Path, kept: Path) -> None:
+    if (target / PARTIAL_PARSE).exists():
+        partial = kept / f".{PARTIAL_PARSE}.partial"
+        shutil.copy(target / PARTIAL_PARSE, partial)
+        partial.replace(kept / PARTIAL_PARSE)  # whole or not at all, for a run that starts meanwhile
 
 
 def dbt_resource() -> DbtCliResource:

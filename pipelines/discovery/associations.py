@@ -389,7 +389,7 @@ class Aligned:
     in, which are few.
     """
 
-    now: np.ndarray  # (distinct rows,) uint64: bit j is indicator j in the first quarter
+    now: np.ndarray  # (indicators, distinct rows) bool: indicator j in the first quarter
     then: np.ndarray  # the same, ``lag`` quarters later
     strata: np.ndarray  # age group x district x quarter of the first quarter
     group: np.ndarray  # jackknife group
@@ -420,8 +420,8 @@ class Aligned:
         cell = distinct["cell"].to_numpy()
         columns = range(len(panel.indicators))
         return cls(
-            now=distinct["now"].to_numpy(),
-            then=distinct["then"].to_numpy(),
+            now=_unpacked(distinct["now"].to_numpy(), len(columns)),
+            then=_unpacked(distinct["then"].to_numpy(), len(columns)),
             strata=cell // JACKKNIFE_GROUPS,
             group=cell % JACKKNIFE_GROUPS,
             weight=distinct["len"].to_numpy().astype(float),
@@ -432,8 +432,7 @@ class Aligned:
         )
 
     def flag(self, name: str, later: bool = False) -> np.ndarray:
-        bit = np.uint64(self.names.index(name))
-        return ((self.then if later else self.now) >> bit & np.uint64(1)).astype(bool)
+        return (self.then if later else self.now)[self.names.index(name)]
 
     def persons(self, a: str | None = None, b: str | None = None) -> int:
         """Persons with ``a`` in the first quarter and ``b`` ``lag`` quarters later (either may be None).
@@ -448,6 +447,13 @@ class Aligned:
             person = self.person[both]
             self.counted[(a, b)] = int(len(person) and 1 + np.count_nonzero(person[1:] != person[:-1]))
         return self.counted[(a, b)]
+
+
+def _unpacked(bits: np.ndarray, indicators: int) -> np.ndarray:
+    """Packed flags (bit j of each uint64 is indicator j) as one bool row per indicator: unpacked once
+    per lag, not once per test that reads a flag (a test reads five to ten)."""
+    unpacked = np.unpackbits(bits.view(np.uint8).reshape(-1, 8), axis=1, count=indicators, bitorder="little")
+    return np.ascontiguousarray(unpacked.T).view(bool)
 
 
 def _common(x: np.ndarray, y: np.ndarray) -> np.ndarray:
