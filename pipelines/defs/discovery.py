@@ -105,8 +105,8 @@ class Inputs:
     pool (up to its memory limit) is given back before they hold the panel.
 
     ``kept``: the findings that stand as written, since their basis (``_basis``) is the same; nothing
-    is read for them. A month inside a quarter leaves the panel's complete quarters as they were, so
-    of the four only the KPI deviations, over the marts, are computed anew.
+    is read for them. A month whose data all fall in the open quarter leaves the panel's complete
+    quarters as they were, so of the four only the KPI deviations, over the marts, are computed anew.
     """
 
     panel: Panel | None
@@ -138,7 +138,7 @@ def _read(platform: Platform, selected: list[Analysis], margin: float) -> Inputs
         if any(not a.uses_panel for a in selected):
             con.execute(f"ATTACH '{platform.warehouse.marts}' AS m (READ_ONLY)")
         versions = {
-            True: data_version(con) if has_panel(con) else "no panel",
+            True: data_version(con) if any(a.uses_panel for a in selected) and has_panel(con) else "no panel",
             False: kpi.data_version(con) if any(not a.uses_panel for a in selected) else "",
         }
         bases, standing = {}, {}

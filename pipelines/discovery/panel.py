@@ -277,7 +277,7 @@ def has_panel(con: duckdb.DuckDBPyConnection) -> bool:
 
 def data_version(con: duckdb.DuckDBPyConnection) -> str:
     """A fingerprint of the panel's content as analysed (its complete quarters): the same panel gives the
-    same version, any change another. A month inside a quarter leaves it as it was."""
+    same version, any change another. A month whose data all fall in the open quarter leaves it as it was."""
     rows, digest, first, last = run(
         con, f"SELECT count(*), {content_digest('p')}, min(quarter), max(quarter) FROM {ANALYSED} p"
     )[0]
@@ -290,8 +290,7 @@ def load_panel(con: duckdb.DuckDBPyConnection, version: str | None = None) -> Pa
 
     A quarter at either end of the platform's calendar is seen only in part: a month or two of
     services undercounts every flag in it, dilutes a lagged link into it and cuts a person's profile
-    short, so the analyses read complete quarters only (and a new month inside a quarter changes
-    nothing they read)."""
+    short, so the analyses read complete quarters only."""
     columns = {r[0] for r in run(con, f"SELECT column_name FROM (DESCRIBE {PANEL})")}
     usable = [i for i in INDICATORS if _columns_exist(i, columns)]
     shared_counts = run(con, f"SELECT {', '.join(f'count({i.expression})' for i in usable)} FROM {ANALYSED}")[
@@ -307,6 +306,10 @@ def load_panel(con: duckdb.DuckDBPyConnection, version: str | None = None) -> Pa
     quarters = tuple(str(q) for (q,) in run(con, f"SELECT DISTINCT quarter FROM {p} ORDER BY quarter"))
     # Districts and quarters are numbered by their place in these short lists, persons by a join on their
     # distinct keys (not by windows over every row), and the flags travel as the bits of one integer.
+    if len(shared) > 64:
+        raise ValueError(
+            f"{len(shared)} indicators: the panel's flags travel as the bits of one 64-bit integer"
+        )
     bits = " | ".join(f"(coalesce({i.expression}, false)::UBIGINT << {j})" for j, i in enumerate(shared))
     table = con.sql(
         f"""WITH p AS {p}, persons AS (
