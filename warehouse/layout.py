@@ -7,6 +7,7 @@ parallel), and the cross-unit zone is one file written by one step at a time.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Collection, Iterator
@@ -100,6 +101,24 @@ def table_comment(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> st
 
 def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return table_comment(con, schema, table) is not None
+
+
+def write_record(con: duckdb.DuckDBPyConnection, table: str, basis: str, **more: object) -> None:
+    """Keep what ``table`` ('schema.name') was written under (``basis``, and ``more``) as its comment, in
+    JSON: it changes in the caller's transaction with the rows and goes wherever the table goes (a table
+    dropped or replaced by other means has none)."""
+    text = json.dumps({"basis": basis, **more}, sort_keys=True)
+    run(con, f"COMMENT ON TABLE {table} IS '{text.replace(chr(39), chr(39) * 2)}'")
+
+
+def read_record(con: duckdb.DuckDBPyConnection, table: str, basis: str) -> dict | None:
+    """The record ``write_record`` kept on ``table``, if it was written under ``basis``; else None."""
+    comment = table_comment(con, *table.split("."))
+    try:
+        record = json.loads(comment) if comment else None
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and record.get("basis") == basis else None
 
 
 @contextmanager

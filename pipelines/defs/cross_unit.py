@@ -134,7 +134,7 @@ def index_persons(con: duckdb.DuckDBPyConnection, contract: Contract, central: d
     first_event = run(con, FIRST_EVENT_SQL, used(FIRST_EVENT_SQL, bound))[0][0]
     basis = ledger.basis(contract.version, CITIZEN_INDEX_SQL, key_id, str(first_event))
     deliveries = ledger.eligible(con, "aviseringar", bound)
-    held = ledger.read(con, "main.citizen_index", basis) if has_table(con, "main", "citizen_index") else None
+    held = ledger.read(con, "main.citizen_index", basis)
     changed, gone = ledger.changes(held or {}, deliveries)
     rebuild = held is None or bool(gone)
     bound |= {"first_event": first_event, "all": rebuild, "changed": changed}
@@ -302,7 +302,7 @@ def _publish(
         return _rows(con, table), "rebuilt"
     basis = ledger.basis(contract.version, shared, key_id, indexed)
     deliveries = ledger.eligible(con, contract.dataset, bound)
-    held = ledger.read(con, table, basis) if has_table(con, contract.unit, contract.dataset) else None
+    held = ledger.read(con, table, basis)
     with transaction(con):
         if held is None:
             run(con, rebuild, used(rebuild, bound))

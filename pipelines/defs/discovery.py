@@ -201,27 +201,26 @@ def discovery(context: dg.AssetExecutionContext, config: DiscoveryConfig, platfo
     with ThreadPoolExecutor(max_workers=2) as workers:
         computed = workers.map(lambda a: _analyse(a, inputs, config.margin, []), first)
         found = {a.name: f for a, f in zip(first, computed, strict=True)}
-    frames = dict(inputs.kept)
+    frames, bases, standing = dict(inputs.kept), dict(inputs.bases), set(inputs.kept)
     with connect(platform.warehouse.cross_unit) as con:
         for name, computed_findings in found.items():
-            frames[name] = write(con, name, computed_findings, inputs.bases[name])
+            frames[name] = write(con, name, computed_findings, bases[name])
         later = [a for a in selected if a.name not in frames]
         linked = _linked(con) if later else []
         for a in later:  # precedence on associations computed anew: they may be as they were
-            inputs.bases.setdefault(
-                a.name, _basis(a, inputs.versions[True], config.margin, _linked_basis(linked))
-            )
-            if (frame := kept(con, a.name, inputs.bases[a.name])) is not None:
-                frames[a.name] = inputs.kept[a.name] = frame
+            bases.setdefault(a.name, _basis(a, inputs.versions[True], config.margin, _linked_basis(linked)))
+            if (frame := kept(con, a.name, bases[a.name])) is not None:
+                frames[a.name] = frame
+                standing.add(a.name)
     for analysis in [a for a in later if a.name not in frames]:
         computed_findings = _analyse(analysis, inputs, config.margin, linked)
         with connect(platform.warehouse.cross_unit) as con:
-            frames[analysis.name] = write(con, analysis.name, computed_findings, inputs.bases[analysis.name])
+            frames[analysis.name] = write(con, analysis.name, computed_findings, bases[analysis.name])
     for analysis in selected:
         frame, version = frames[analysis.name], inputs.versions[analysis.uses_panel]
         yield dg.MaterializeResult(
             asset_key=analysis.key,
-            metadata=_metadata(frame, version, kept=analysis.name in inputs.kept),
+            metadata=_metadata(frame, version, kept=analysis.name in standing),
             data_version=dg.DataVersion(version),
             check_results=[_corrected(frame, analysis.key), _group_level(frame, analysis.key)],
         )

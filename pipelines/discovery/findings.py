@@ -11,7 +11,6 @@ threshold are published.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from functools import cache
@@ -23,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.disclosure import TOTAL
-from warehouse.layout import content_digest, run, table_comment, transaction
+from warehouse.layout import content_digest, read_record, run, transaction, write_record
 
 SCHEMA = "discovery"
 TABLES = ("associations", "precedence", "segments", "kpi_deviations")  # one per analysis asset
@@ -94,8 +93,7 @@ def write(con: duckdb.DuckDBPyConnection, table: str, findings: list[Finding], b
     try:
         with transaction(con):
             run(con, f"CREATE OR REPLACE TABLE {SCHEMA}.{table} AS SELECT * FROM _findings")
-            written = {"basis": basis, "content": _content(con, table)}
-            run(con, f"COMMENT ON TABLE {SCHEMA}.{table} IS '{json.dumps(written)}'")
+            write_record(con, f"{SCHEMA}.{table}", basis, content=_content(con, table))
     finally:
         con.unregister("_findings")
     return out
@@ -118,14 +116,8 @@ def kept(con: duckdb.DuckDBPyConnection, table: str, basis: str) -> pl.DataFrame
     settings and its code) and holds what was written then. Both are the table's comment, written in the
     same transaction as the findings: a table replaced by other means has none, one changed since
     (an edited finding) no longer matches its content."""
-    comment = table_comment(con, SCHEMA, table)
-    try:
-        written = json.loads(comment) if comment else None
-    except ValueError:
-        return None
-    if not isinstance(written, dict) or written.get("basis") != basis:
-        return None
-    if written.get("content") != _content(con, table):
+    written = read_record(con, f"{SCHEMA}.{table}", basis)
+    if written is None or written.get("content") != _content(con, table):
         return None
     return con.sql(f"SELECT * FROM {SCHEMA}.{table}").pl()
 

@@ -18,7 +18,7 @@ import json
 import duckdb
 
 from pipelines.quality.gate import NOT_HELD
-from warehouse.layout import run, table_comment, used
+from warehouse.layout import read_record, run, used, write_record
 
 Deliveries = dict[str, str | None]  # delivery -> the time of the load whose rows are shared (None: unknown)
 
@@ -41,14 +41,8 @@ def eligible(con: duckdb.DuckDBPyConnection, dataset: str, bound: dict) -> Deliv
 
 def read(con: duckdb.DuckDBPyConnection, table: str, expected_basis: str) -> Deliveries | None:
     """The deliveries the table holds, if its ledger was written under ``expected_basis``."""
-    comment = table_comment(con, *table.split("."))
-    try:
-        ledger = json.loads(comment) if comment else None
-    except ValueError:
-        return None
-    if not isinstance(ledger, dict) or ledger.get("basis") != expected_basis:
-        return None
-    held = ledger.get("deliveries")
+    ledger = read_record(con, table, expected_basis)
+    held = ledger.get("deliveries") if ledger else None
     return held if isinstance(held, dict) else None
 
 
@@ -61,5 +55,4 @@ def changes(held: Deliveries, now: Deliveries) -> tuple[list[str], list[str]]:
 
 
 def write(con: duckdb.DuckDBPyConnection, table: str, table_basis: str, held: Deliveries) -> None:
-    text = json.dumps({"basis": table_basis, "deliveries": held}, sort_keys=True)
-    run(con, f"COMMENT ON TABLE {table} IS '{text.replace(chr(39), chr(39) * 2)}'")
+    write_record(con, table, table_basis, deliveries=held)
