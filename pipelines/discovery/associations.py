@@ -395,40 +395,44 @@ class Aligned:
     group: np.ndarray  # jackknife group
     weight: np.ndarray  # float: the rows each distinct row stands for
     names: tuple[str, ...]
-    person: np.ndarray  # per aligned row (not distinct), its person
-    rows_now: tuple[np.ndarray, ...]  # per indicator, the aligned rows it is set in, ascending
-    rows_then: tuple[np.ndarray, ...]  # per indicator, the aligned rows it is set in ``lag`` quarters later
+    person: np.ndarray  # per panel row, its person
+    rows_now: tuple[np.ndarray, ...]  # per indicator, the aligned panel rows it is set in, ascending
+    rows_then: tuple[np.ndarray, ...]  # the same, by the flag ``lag`` quarters later
     counted: dict[tuple[str | None, str | None], int] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, panel: Panel, lag: int) -> Aligned:
-        later = panel.later(lag)
-        rows = np.flatnonzero(later >= 0)
-        ahead = later[rows]
+        """Rows without any service now or ``lag`` quarters later (most) are counted per cell by a
+        bincount; only the others are grouped, on one integer (cell, flags now, flags later): a third of
+        the time three columns took. A row's row ``lag`` quarters later is ``row + lag``."""
+        aligned = panel.later(lag) >= 0
+        served = panel.flag_bits != 0
+        busy = served.copy()
+        busy[: panel.rows - lag] |= served[lag:]
+        busy &= aligned
+        cell = panel.base_strata() * JACKKNIFE_GROUPS + panel.group
+        idle = np.bincount(cell, weights=aligned & ~busy, minlength=int(cell.max(initial=0)) + 1)
+        rows = np.flatnonzero(busy)
+        n = len(panel.indicators)
+        if int(cell.max(initial=0)).bit_length() + 2 * n > 64:
+            raise ValueError(f"{n} indicators now and later and {cell.max()} cells do not fit one 64-bit key")
         bits = panel.flag_bits
-        distinct = (
-            pl.DataFrame(
-                {
-                    "cell": panel.base_strata()[rows] * JACKKNIFE_GROUPS + panel.group[rows],
-                    "now": bits[rows],
-                    "then": bits[ahead],
-                }
-            )
-            .group_by("cell", "now", "then")
-            .len()
-        )
-        cell = distinct["cell"].to_numpy()
-        columns = range(len(panel.indicators))
+        key = cell[rows].astype(np.uint64) << np.uint64(2 * n) | bits[rows] << np.uint64(n) | bits[rows + lag]
+        distinct = pl.DataFrame({"key": key}).group_by("key").len()
+        key, empty = distinct["key"].to_numpy(), np.flatnonzero(idle)
+        cells = np.concatenate([(key >> np.uint64(2 * n)).astype(np.int64), empty])
+        mask = np.uint64((1 << n) - 1)
+        none = np.zeros(len(empty), dtype=np.uint64)
         return cls(
-            now=_unpacked(distinct["now"].to_numpy(), len(columns)),
-            then=_unpacked(distinct["then"].to_numpy(), len(columns)),
-            strata=cell // JACKKNIFE_GROUPS,
-            group=cell % JACKKNIFE_GROUPS,
-            weight=distinct["len"].to_numpy().astype(float),
+            now=_unpacked(np.concatenate([key >> np.uint64(n) & mask, none]), n),
+            then=_unpacked(np.concatenate([key & mask, none]), n),
+            strata=cells // JACKKNIFE_GROUPS,
+            group=cells % JACKKNIFE_GROUPS,
+            weight=np.concatenate([distinct["len"].to_numpy().astype(float), idle[empty]]),
             names=tuple(i.name for i in panel.indicators),
-            person=panel.person[rows],
-            rows_now=tuple(np.flatnonzero(panel.flags[rows, j]) for j in columns),
-            rows_then=tuple(np.flatnonzero(panel.flags[ahead, j]) for j in columns),
+            person=panel.person,
+            rows_now=tuple(r[aligned[r]] for r in panel.rows_with),
+            rows_then=tuple(_earlier(r, lag, aligned) for r in panel.rows_with),
         )
 
     def flag(self, name: str, later: bool = False) -> np.ndarray:
@@ -447,6 +451,12 @@ class Aligned:
             person = self.person[both]
             self.counted[(a, b)] = int(len(person) and 1 + np.count_nonzero(person[1:] != person[:-1]))
         return self.counted[(a, b)]
+
+
+def _earlier(rows: np.ndarray, lag: int, aligned: np.ndarray) -> np.ndarray:
+    """The aligned rows whose row ``lag`` quarters later is among ``rows`` (ascending)."""
+    earlier = rows[rows >= lag] - lag
+    return earlier[aligned[earlier]]
 
 
 def _unpacked(bits: np.ndarray, indicators: int) -> np.ndarray:

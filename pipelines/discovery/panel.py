@@ -203,6 +203,11 @@ class Panel:
         padded[:, : packed.shape[1]] = packed
         return padded.view("<u8").ravel()
 
+    @cached_property
+    def rows_with(self) -> tuple[np.ndarray, ...]:
+        """Per indicator, the rows it is set in (ascending): few, so counting persons reads these."""
+        return tuple(np.flatnonzero(column) for column in np.ascontiguousarray(self.flags.T))
+
     def later(self, lag: int) -> np.ndarray:
         """Per row, the row of the same person ``lag`` quarters later, or -1 (not in the panel then)."""
         if lag == 0:
