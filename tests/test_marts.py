@@ -5,6 +5,8 @@ check the marts against what the generator planted (ground_truth/manifest.json),
 assets with their tests as checks, and scan every table of the serving snapshot for disclosure.
 """
 
+import hashlib
+import json
 import re
 import shutil
 import threading
@@ -14,6 +16,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 import pytest
+from dagster_dbt import DbtCliResource
 
 from pipelines.disclosure import DEFAULT_THRESHOLD, TOTAL, TableSpec, audit
 from pipelines.serving.presentation import VIEWS
@@ -222,14 +225,15 @@ def _warehouse_copy(platform: dict, home: Path) -> Path:
     return home / "warehouse" / "cross_unit.duckdb"
 
 
-def _build_panel(home: Path) -> dg.ExecuteInProcessResult:
-    """The panel and its fingerprints, as the marts job builds them, on the warehouse under home."""
+def _build_panel(home: Path, selection: list[dg.AssetKey] = PANEL_KEYS) -> dg.ExecuteInProcessResult:
+    """The panel and its fingerprints (or ``selection``), as the marts job builds them, on the warehouse
+    under home."""
     from pipelines.defs.marts import dbt_models, dbt_resource
     from pipelines.defs.resources import Platform
 
     return dg.materialize(
         [dbt_models()],
-        selection=PANEL_KEYS,
+        selection=selection,
         resources={"dbt": dbt_resource(), "platform": Platform(home=str(home))},
         instance=dg.DagsterInstance.ephemeral(),
     )
@@ -249,6 +253,38 @@ def test_a_dbt_run_starts_from_the_last_parse_in_its_home(platform, tmp_path):
             ['"name": "UnableToPartialParse"' in log, '"name": "PartialParsingSkipParsing"' in log]
         )
     assert reparsed == [[True, False], [False, True]]
+
+
+def test_a_parse_kept_by_another_checkout_is_not_reused(platform, tmp_path):
+    """dbt's parse holds the project's absolute paths (a seed's file) and dbt does not check where the
+    project is: a parse kept in the home by a checkout since moved away would load the seeds from where
+    it was. Each checkout keeps its own, and keeping one drops the others."""
+    from pipelines.defs.marts import DBT_DIR, DBT_EXECUTABLE, _keep_parse
+    from pipelines.defs.resources import Platform
+    from warehouse.layout import memory_limit
+
+    home = tmp_path / "home"
+    _warehouse_copy(platform, home)
+    moved = tmp_path / "moved" / "models"
+    shutil.copytree(DBT_DIR, moved, ignore=shutil.ignore_patterns("target", "logs"))
+    same_vars = json.dumps(
+        {"knutpunkt_home": str(Platform(home=str(home)).paths.home), "memory_limit": memory_limit()}
+    )
+    DbtCliResource(project_dir=str(moved), profiles_dir=str(moved), dbt_executable=str(DBT_EXECUTABLE)).cli(
+        ["parse", "--vars", same_vars], target_path=moved / "target"
+    ).wait()
+    (home / "dbt").mkdir(exist_ok=True)
+    _keep_parse(moved / "target", home / "dbt", moved)
+    shutil.rmtree(moved.parent)  # the checkout that kept it is gone
+
+    assert _build_panel(home, [dg.AssetKey(["reference", "kpi_catalogue"])]).success
+    kept = sorted(p.name for p in (home / "dbt").glob("partial_parse*"))
+    assert kept == [
+        f"partial_parse.{hashlib.sha256(str(DBT_DIR.resolve()).encode()).hexdigest()[:16]}.msgpack"
+    ]
+    assert (
+        _query(home / "warehouse" / "marts.duckdb", "SELECT count(*) FROM reference.kpi_catalogue")[0][0] > 0
+    )
 
 
 def test_the_panel_tolerates_a_withdrawn_unit(platform, tmp_path, monkeypatch):

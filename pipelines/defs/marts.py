@@ -17,6 +17,7 @@ environment is written. dagster-dbt turns dbt's anonymous usage statistics off i
 """
 
 import fcntl
+import hashlib
 import json
 import shutil
 import sys
@@ -38,7 +39,7 @@ DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
 # The dbt step writes marts.duckdb and the cross-unit zone (the panel): it queues with the
 # cross-unit writers so two writers of that file never run at once.
 DBT_POOL = "duckdb_cross_unit"
-PARTIAL_PARSE = "partial_parse.msgpack"  # dbt's parsed project, kept per home between runs
+PARTIAL_PARSE = "partial_parse.msgpack"  # dbt's parsed project, kept per home and checkout between runs
 _SOURCES = ("dbt_project.yml", "profiles.yml", "sql", "seeds", "macros", "tests")
 
 
@@ -96,27 +97,40 @@ def dbt_models() -> dg.AssetsDefinition:
         # profiles.yml's warehouse paths and DuckDB's buffer limit
         home = json.dumps({"knutpunkt_home": str(platform.paths.home), "memory_limit": memory_limit()})
         target = platform.paths.dbt / context.run.run_id
-        _reuse_parse(platform.paths.dbt, target)
+        _reuse_parse(platform.paths.dbt, target, DBT_DIR)
         yield from dbt.cli(["build", "--vars", home], context=context, target_path=target).stream()
-        _keep_parse(target, platform.paths.dbt)
+        _keep_parse(target, platform.paths.dbt, DBT_DIR)
 
     return _build
 
 
-def _reuse_parse(kept: Path, target: Path) -> None:
+def _reuse_parse(kept: Path, target: Path, project_dir: Path) -> None:
     """Start the run from the home's last parse of the project (``partial_parse.msgpack``): dagster-dbt
     would copy the manifest's, parsed without this home's vars, and dbt would parse everything again
-    (3.6 of 8.8 s of a ``dbt parse``). dbt checks the copy itself: vars, profile and every file's checksum."""
-    if (kept / PARTIAL_PARSE).exists():
+    (3.6 of 8.8 s of a ``dbt parse``). dbt checks the copy itself: vars, profile and every file's checksum,
+    but not where the project is, though the parse holds its absolute paths (a seed's file): each
+    checkout of the project keeps a parse of its own (``_kept_parse``)."""
+    if (kept / _kept_parse(project_dir)).exists():
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(kept / PARTIAL_PARSE, target / PARTIAL_PARSE)
+        shutil.copy(kept / _kept_parse(project_dir), target / PARTIAL_PARSE)
 
 
-def _keep_parse(target: Path, kept: Path) -> None:
+def _keep_parse(target: Path, kept: Path, project_dir: Path) -> None:
+    """Keep the run's parse for the next run of this checkout; another checkout's is dropped (an upgrade
+    in a new place leaves none behind)."""
     if (target / PARTIAL_PARSE).exists():
         partial = kept / f".{PARTIAL_PARSE}.partial"
         shutil.copy(target / PARTIAL_PARSE, partial)
-        partial.replace(kept / PARTIAL_PARSE)  # whole or not at all, for a run that starts meanwhile
+        partial.replace(
+            kept / _kept_parse(project_dir)
+        )  # whole or not at all, for a run that starts meanwhile
+        for other in kept.glob("partial_parse*.msgpack"):
+            if other.name != _kept_parse(project_dir):
+                other.unlink(missing_ok=True)
+
+
+def _kept_parse(project_dir: Path) -> str:
+    return f"partial_parse.{hashlib.sha256(str(project_dir.resolve()).encode()).hexdigest()[:16]}.msgpack"
 
 
 def dbt_resource() -> DbtCliResource:
