@@ -237,16 +237,30 @@ def test_segment_stability_resampled_on_distinct_profiles_is_that_of_resampling_
     x = (rng.random((len(kind), 12, 2)) < usage[kind][:, None, :]).mean(axis=1)
     x = x[x.sum(axis=1) > 0]
     people = segments.Distinct.of(x)
-    labels = people.of_persons(
+    fitted = (
         KMeans(n_clusters=3, n_init=4, random_state=1).fit(people.rows, sample_weight=people.count).labels_
     )
-    measured = segments.bootstrap_stability(people, labels, 3, np.random.default_rng(0))
+    labels = people.of_persons(fitted)
+    measured = segments.bootstrap_stability(people, fitted, 3, np.random.default_rng(0))
     draw, every = np.random.default_rng(0), []
     for _ in range(segments.BOOTSTRAPS):
         sample = x[draw.integers(0, len(x), len(x))]
         refit = KMeans(n_clusters=3, n_init=2, random_state=int(draw.integers(1 << 31))).fit(sample)
         every.append(adjusted_rand_score(labels, refit.predict(x)))
     assert measured < 0.9 and measured == pytest.approx(np.mean(every), abs=0.08)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_adjusted_rand_index_of_distinct_profiles_is_that_of_every_person(seed):
+    """The stability's index from labels per distinct profile and how many persons have each must be
+    scikit-learn's over every person, exactly: a miscounted pair would shift every bootstrap's score."""
+    rng = np.random.default_rng(seed)
+    profiles = int(rng.integers(1, 300))
+    first, second = rng.integers(0, 5, profiles), rng.integers(0, 1 + seed * 2, profiles)
+    count = rng.integers(1, 40, profiles)
+    every = adjusted_rand_score(np.repeat(first, count), np.repeat(second, count))
+    assert segments.adjusted_rand(first, second, count) == pytest.approx(every, rel=1e-12, abs=1e-15)
+    assert segments.adjusted_rand(first, first, count) == 1.0
 
 
 def _strata(aligned: "associations.Aligned", lag: int) -> np.ndarray:
