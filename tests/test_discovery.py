@@ -159,8 +159,9 @@ def test_counting_distinct_rows_gives_what_counting_every_row_gives():
     panel = _panel({"home_care": a, "contact": _odds(rng, 0.1, 2.0, a), "paper_submission": c})
     panel = replace(panel, age_group=np.tile(np.arange(shape[1]) % 3, shape[0]))  # strata of their own
     for lag in (0, 1, 2):
-        later = panel.later(lag)
-        rows = np.flatnonzero(later >= 0)
+        at = {(p, q): r for r, (p, q) in enumerate(zip(panel.person, panel.quarter, strict=True))}
+        later = np.array([at.get((p, q + lag), -1) for p, q in zip(panel.person, panel.quarter, strict=True)])
+        rows = np.flatnonzero(later >= 0)  # the rows with a row of the same person lag quarters later
         fa, fb = panel.flag("home_care")[rows], panel.flag("contact")[later[rows]]
         adjust = panel.flag("paper_submission")[rows]
         strata = panel.base_strata()[rows] * 2 + adjust
@@ -175,24 +176,23 @@ def test_counting_distinct_rows_gives_what_counting_every_row_gives():
         person = panel.person[rows]
         aligned = associations.Aligned.of(panel, lag)
         assert len(aligned.weight) < len(rows) / 4, "alike rows are kept once"
-        counted = associations._odds_ratio(
-            panel, aligned, BY_NAME["home_care"], BY_NAME["contact"],
-            _strata(aligned, lag),
-        )  # fmt: skip
-        assert counted["log_or"] == pytest.approx(log_or, rel=1e-12)
-        assert (counted["lo"], counted["hi"]) == pytest.approx((interval["lo"], interval["hi"]), rel=1e-12)
-        assert (counted["n_a"], counted["n_b"], counted["n_both"]) == (
-            len(np.unique(person[fa])), len(np.unique(person[fb])), len(np.unique(person[fa & fb]))
-        )  # fmt: skip
-
-
-@pytest.mark.parametrize("sizes", [(0, 5), (5, 0), (1, 1), (40, 3_000), (3_000, 40), (2_000, 2_000)])
-def test_rows_set_in_both_are_those_numpy_intersects(sizes):
-    """``Aligned.persons`` counts the rows two flags share by binary search (``_common``): it must give
-    ``np.intersect1d``'s answer whichever side is longer, with empty sides and values past either end."""
-    rng = np.random.default_rng(sum(sizes))
-    x, y = (np.unique(rng.integers(0, 4_000, n)) for n in sizes)
-    assert np.array_equal(associations._common(x, y), np.intersect1d(x, y, assume_unique=True))
+        care, contact = BY_NAME["home_care"], BY_NAME["contact"]
+        ways = [associations._cells(aligned, care, contact, _strata(aligned, lag))[0]]
+        if lag:  # and from the finer strata of a lagged test's other stratification, A later left out
+            finer = _strata(aligned, lag) * 2 + aligned.flag("home_care", later=True)
+            ways.append(associations._coarser(*associations._cells(aligned, care, contact, finer)))
+        for x, y in (("home_care", "contact"), ("contact", "home_care")):  # the fewer rows now, then later
+            both = panel.flag(x)[rows] & panel.flag(y)[later[rows]]
+            assert aligned.persons(x, y) == len(np.unique(person[both]))
+        for counts in ways:
+            counted = associations._odds_ratio(panel, aligned, care, contact, counts)
+            assert counted["log_or"] == pytest.approx(log_or, rel=1e-12)
+            assert (counted["lo"], counted["hi"]) == pytest.approx(
+                (interval["lo"], interval["hi"]), rel=1e-12
+            )
+            assert (counted["n_a"], counted["n_b"], counted["n_both"]) == (
+                len(np.unique(person[fa])), len(np.unique(person[fb])), len(np.unique(person[fa & fb]))
+            )  # fmt: skip
 
 
 def test_segments_fitted_on_distinct_profiles_are_those_fitted_on_every_person():

@@ -208,15 +208,16 @@ class Panel:
         """Per indicator, the rows it is set in (ascending): few, so counting persons reads these."""
         return tuple(np.flatnonzero(column) for column in np.ascontiguousarray(self.flags.T))
 
-    def later(self, lag: int) -> np.ndarray:
-        """Per row, the row of the same person ``lag`` quarters later, or -1 (not in the panel then)."""
-        if lag == 0:
-            return np.arange(self.rows)
-        ahead = np.arange(self.rows) + lag
-        inside = ahead < self.rows
-        ahead = np.where(inside, ahead, 0)
-        same = inside & (self.person[ahead] == self.person) & (self.quarter[ahead] == self.quarter + lag)
-        return np.where(same, ahead, -1)  # rows are ordered by person and quarter
+    def has_later(self, lag: int) -> np.ndarray:
+        """Per row, whether the same person has a row ``lag`` quarters later: then it is ``row + lag``, since
+        rows are ordered by person and quarter."""
+        same = np.ones(self.rows, dtype=bool)
+        if lag:
+            same[-lag:] = False
+            same[:-lag] = (self.person[lag:] == self.person[:-lag]) & (
+                self.quarter[lag:] == self.quarter[:-lag] + lag
+            )
+        return same
 
     def base_strata(self) -> np.ndarray:
         """Age group x district x quarter, as one integer per row."""
