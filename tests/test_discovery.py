@@ -10,6 +10,7 @@ no finding that rests on a group below the threshold.
 import dataclasses
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
 
@@ -823,6 +824,21 @@ def test_the_panel_cache_gives_the_panel_and_only_for_its_own_data_version(disco
         assert _same_panel(changed, load_panel(con)) and not _same_panel(changed, before)
         assert _same_panel(cached_panel(con, cache), changed), "and kept for the next analysis"
     assert len(list(cache.iterdir())) == 1, "the cache of the panel before is gone"
+
+
+def test_a_cache_written_beside_the_analyses_is_the_same_and_one_not_written_is_said(
+    discovery_platform, tmp_path, caplog
+):
+    """The discovery step writes the panel's cache on a thread of its own while it analyses: the cache
+    must be the one written inline, and a write that fails costs a warning, not the analyses."""
+    with connect(discovery_platform["warehouse"].cross_unit, read_only=True) as con:
+        with ThreadPoolExecutor(max_workers=1) as keeper:
+            panel = cached_panel(con, tmp_path / "kept", keeper=keeper)
+        assert _same_panel(cached_panel(con, tmp_path / "kept"), panel)
+        (tmp_path / "a file").write_text("not a folder")
+        with ThreadPoolExecutor(max_workers=1) as keeper:
+            assert _same_panel(cached_panel(con, tmp_path / "a file", keeper=keeper), panel)
+    assert "the panel's cache was not written" in caplog.text
 
 
 def test_the_panel_is_read_in_person_and_quarter_order_with_each_rows_own_values(discovery_platform):

@@ -10,7 +10,7 @@ false-discovery correction covers every hypothesis tested, and the findings are 
 import hashlib
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dagster as dg
@@ -133,7 +133,7 @@ def _linked_basis(linked: list[Finding]) -> str:
     return hashlib.sha256(repr(linked).encode()).hexdigest()
 
 
-def _read(platform: Platform, selected: list[Analysis], margin: float) -> Inputs:
+def _read(platform: Platform, selected: list[Analysis], margin: float, keeper: Executor) -> Inputs:
     with connect(platform.warehouse.cross_unit) as con:
         if any(not a.uses_panel for a in selected):
             con.execute(f"ATTACH '{platform.warehouse.marts}' AS m (READ_ONLY)")
@@ -152,7 +152,7 @@ def _read(platform: Platform, selected: list[Analysis], margin: float) -> Inputs
         todo = [a for a in selected if a.name not in standing]
         panel = None
         if any(a.uses_panel for a in todo) and has_panel(con):
-            panel = cached_panel(con, platform.warehouse.panel_cache, versions[True])
+            panel = cached_panel(con, platform.warehouse.panel_cache, versions[True], keeper)
         kpi_inputs = kpi.load(con) if any(not a.uses_panel for a in todo) else None
     return Inputs(panel, kpi_inputs, versions, bases, standing)
 
@@ -196,11 +196,12 @@ def discovery(context: dg.AssetExecutionContext, config: DiscoveryConfig, platfo
     each other computed side by side (two cores), then precedence, which builds on the associations.
     Findings whose basis is unchanged stand as written (``Inputs``)."""
     selected = [a for a in ANALYSES if a.key in context.selected_asset_keys]
-    inputs = _read(platform, selected, config.margin)
-    first = [a for a in selected if a.name != "precedence" and a.name not in inputs.kept]
-    with ThreadPoolExecutor(max_workers=2) as workers:
-        computed = workers.map(lambda a: _analyse(a, inputs, config.margin, []), first)
-        found = {a.name: f for a, f in zip(first, computed, strict=True)}
+    with ThreadPoolExecutor(max_workers=1) as keeper:  # writes the panel's cache while the analyses run
+        inputs = _read(platform, selected, config.margin, keeper)
+        first = [a for a in selected if a.name != "precedence" and a.name not in inputs.kept]
+        with ThreadPoolExecutor(max_workers=2) as workers:
+            computed = workers.map(lambda a: _analyse(a, inputs, config.margin, []), first)
+            found = {a.name: f for a, f in zip(first, computed, strict=True)}
     frames, bases, standing = dict(inputs.kept), dict(inputs.bases), set(inputs.kept)
     with connect(platform.warehouse.cross_unit) as con:
         for name, computed_findings in found.items():

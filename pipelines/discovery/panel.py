@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
@@ -370,21 +372,33 @@ def _by_person_and_quarter(person: np.ndarray, quarter: np.ndarray, quarters: in
     return order
 
 
-def cached_panel(con: duckdb.DuckDBPyConnection, cache: Path, version: str | None = None) -> Panel:
+def cached_panel(
+    con: duckdb.DuckDBPyConnection, cache: Path, version: str | None = None, keeper: Executor | None = None
+) -> Panel:
     """The panel, from the folder ``cache`` when that holds this panel's data version, else read and kept.
 
-    Reading the panel from DuckDB took 14-18 s at 1,000,000 citizens x 5 years, reading the cache a
+    Reading the panel from DuckDB took 9-15 s at 1,000,000 citizens x 5 years, reading the cache a
     second; an unchanged panel (a rerun, a subset of the analyses materialised again) reads the cache. It holds
     what the panel does (person numbers, not keys), one ``.npy`` file per array, and is replaced whenever
-    the panel changes. ``version``: its data version, if the caller has it already.
+    the panel changes. ``version``: its data version, if the caller has it already. ``keeper``: a thread
+    to write the cache on while the caller analyses (2 s at that size); without one it is written first.
     """
     version = version or data_version(con)
     folder = cache / hashlib.sha256(version.encode()).hexdigest()[:16]
     if (folder / "about.json").exists():
         return _from_cache(folder)
     panel = load_panel(con, version)
-    _write_cache(cache, folder, panel)
+    if keeper is None:
+        _write_cache(cache, folder, panel)
+    else:
+        keeper.submit(_write_cache, cache, folder, panel).add_done_callback(_said_if_failed)
     return panel
+
+
+def _said_if_failed(written: Future) -> None:
+    """A cache not written costs the next run a read from DuckDB, nothing more: said, not raised."""
+    if (error := written.exception()) is not None:
+        logging.getLogger(__name__).warning("the panel's cache was not written: %s", error)
 
 
 def _from_cache(folder: Path) -> Panel:
