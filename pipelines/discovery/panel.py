@@ -24,7 +24,8 @@ from scipy import stats
 from warehouse.layout import connect, content_digest, has_table, run
 
 PANEL = "discovery.citizen_quarter"
-ANALYSED = f"(SELECT * FROM {PANEL} WHERE complete)"  # the quarters every month of which is delivered
+# the quarters every month of which is delivered, as they are (not when they were written)
+ANALYSED = f"(SELECT COLUMNS(lambda c: c <> '_written_at') FROM {PANEL} WHERE complete)"
 MERIT_UNIT, MERIT_DATASET = "skola", "meritvarde"  # the year-9 merit value: a measure, not a yes/no
 NEVER = np.iinfo(np.int64).max  # the first quarter of something a person never had
 JACKKNIFE_GROUPS = 20  # persons are split into this many groups for cluster-robust intervals

@@ -13,7 +13,8 @@
 -- counts, which have no citizen key, so the column stays NULL (not shared) unless a steward approves one.
 
 -- Kept per quarter: a run replaces only the quarters whose inputs changed (panel_stale_quarters); _inputs
--- is the fingerprint the quarter's rows were computed from.
+-- is the fingerprint the quarter's rows were computed from, _written_at the run that wrote them (the
+-- uniqueness test reads the quarters of the latest write only: the others were tested when written).
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
@@ -56,6 +57,7 @@ select
 {%- endfor %}
 {%- endfor %}
     , {{ panel_expected('i.fingerprint') }} as _inputs
+    , '{{ run_started_at }}'::timestamptz as _written_at
 from spine s
 {%- if present %}
 left join person_quarter pq on pq.citizen_key = s.citizen_key and pq.quarter = s.quarter
