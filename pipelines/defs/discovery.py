@@ -17,6 +17,7 @@ import dagster as dg
 import duckdb
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
@@ -157,17 +158,25 @@ def _read(platform: Platform, selected: list[Analysis], margin: float, keeper: E
     return Inputs(panel, kpi_inputs, versions, bases, standing)
 
 
-def _analyse(analysis: Analysis, inputs: Inputs, margin: float, linked: list[Finding]) -> list[Finding]:
+def _analyse(
+    analysis: Analysis,
+    inputs: Inputs,
+    margin: float,
+    linked: list[Finding],
+    orders: precedence.Orders | None = None,
+) -> list[Finding]:
     """One analysis's findings. Small groups in detail texts (lag distributions) are withheld under the
     disclosure policy's threshold, the one the publish step applies: no run config of its own that could
-    disagree with it."""
+    disagree with it. ``orders``: precedence's tests, if computed already."""
     if not analysis.uses_panel:
         return kpi.analyse(*inputs.kpi, inputs.versions[False])
     if inputs.panel is None:
         return []
     compute: dict[str, Callable[[], list[Finding]]] = {
         "associations": lambda: associations.analyse(inputs.panel, margin),
-        "precedence": lambda: precedence.analyse(inputs.panel, linked, DEFAULT_THRESHOLD),
+        "precedence": lambda: precedence.report(
+            inputs.panel, orders or precedence.orders(inputs.panel), linked, DEFAULT_THRESHOLD
+        ),
         "segments": lambda: segments.analyse(inputs.panel),
     }
     return compute[analysis.name]()
@@ -193,14 +202,20 @@ def _spec(analysis: Analysis) -> dg.AssetSpec:
 )
 def discovery(context: dg.AssetExecutionContext, config: DiscoveryConfig, platform: Platform):
     """The selected analyses in one step: the panel read once, and the analyses that need nothing of
-    each other computed side by side (two cores), then precedence, which builds on the associations.
-    Findings whose basis is unchanged stand as written (``Inputs``)."""
+    each other computed side by side (two cores, a thread each: scikit-learn's own threads would take the
+    associations' core), then precedence's report, which builds on the associations; its tests need
+    nothing of them and run beside them (in vain if the associations come out as they were and
+    precedence stands). Findings whose basis is unchanged stand as written (``Inputs``)."""
     selected = [a for a in ANALYSES if a.key in context.selected_asset_keys]
     with ThreadPoolExecutor(max_workers=1) as keeper:  # writes the panel's cache while the analyses run
         inputs = _read(platform, selected, config.margin, keeper)
         first = [a for a in selected if a.name != "precedence" and a.name not in inputs.kept]
-        with ThreadPoolExecutor(max_workers=2) as workers:
+        with ThreadPoolExecutor(max_workers=2) as workers, threadpool_limits(limits=1):
             computed = workers.map(lambda a: _analyse(a, inputs, config.margin, []), first)
+            ordering = inputs.panel is not None and any(
+                a.name == "precedence" and a.name not in inputs.kept for a in selected
+            )
+            orders = workers.submit(precedence.orders, inputs.panel) if ordering else None
             found = {a.name: f for a, f in zip(first, computed, strict=True)}
     frames, bases, standing = dict(inputs.kept), dict(inputs.bases), set(inputs.kept)
     with connect(platform.warehouse.cross_unit) as con:
@@ -214,7 +229,7 @@ def discovery(context: dg.AssetExecutionContext, config: DiscoveryConfig, platfo
                 frames[a.name] = frame
                 standing.add(a.name)
     for analysis in [a for a in later if a.name not in frames]:
-        computed_findings = _analyse(analysis, inputs, config.margin, linked)
+        computed_findings = _analyse(analysis, inputs, config.margin, linked, orders and orders.result())
         with connect(platform.warehouse.cross_unit) as con:
             frames[analysis.name] = write(con, analysis.name, computed_findings, bases[analysis.name])
     for analysis in selected:

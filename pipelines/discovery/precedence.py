@@ -68,6 +68,15 @@ def recorded_from(panel: Panel, name: str) -> int:
 def analyse(panel: Panel, associations: list[Finding], threshold: int = DEFAULT_THRESHOLD) -> list[Finding]:
     """Test every pair (``associations.pairs``) for an asymmetric order of onsets; correct over all pairs.
     ``associations``: the association analysis's findings on the same panel."""
+    return report(panel, orders(panel), associations, threshold)
+
+
+Orders = list[tuple[Indicator, Indicator, dict]]  # per pair, its order of onsets tested
+
+
+def orders(panel: Panel) -> Orders:
+    """Every pair's order of onsets: what precedence computes, and needs nothing of the associations, so
+    it can be computed beside them."""
     start = {i.name: recorded_from(panel, i.name) for i in panel.indicators}
     first = {i.name: panel.first_quarters(panel.flag(i.name)) for i in panel.indicators}
     tested = []
@@ -75,6 +84,14 @@ def analyse(panel: Panel, associations: list[Finding], threshold: int = DEFAULT_
         since = max(start[a.name], start[b.name])  # both recorded: an onset of either could be seen
         oa, ob = incident(panel, first[a.name], since), incident(panel, first[b.name], since)
         tested.append((a, b, _test(oa, ob, len(panel.quarters))))
+    return tested
+
+
+def report(
+    panel: Panel, tested: Orders, associations: list[Finding], threshold: int = DEFAULT_THRESHOLD
+) -> list[Finding]:
+    """The findings of ``orders``'s pairs, corrected over all of them; an order is reported only for a pair
+    the associations link."""
     q = benjamini_hochberg(np.array([t["p"] for _, _, t in tested]))
     bounds = {f.finding_id: f.ci_low for f in associations}
     reported = {
