@@ -119,17 +119,16 @@ def _keep_parse(target: Path, kept: Path, project_dir: Path) -> None:
     """Keep the run's parse for the next run of this checkout; another checkout's is dropped (an upgrade
     in a new place leaves none behind)."""
     if (target / PARTIAL_PARSE).exists():
-        partial = kept / f".{PARTIAL_PARSE}.partial"
+        mine, partial = _kept_parse(project_dir), kept / f".{PARTIAL_PARSE}.partial"
         shutil.copy(target / PARTIAL_PARSE, partial)
-        partial.replace(
-            kept / _kept_parse(project_dir)
-        )  # whole or not at all, for a run that starts meanwhile
+        partial.replace(kept / mine)  # whole or not at all, for a run that starts meanwhile
         for other in kept.glob("partial_parse*.msgpack"):
-            if other.name != _kept_parse(project_dir):
+            if other.name != mine:
                 other.unlink(missing_ok=True)
 
 
 def _kept_parse(project_dir: Path) -> str:
+    """The name a checkout's parse is kept under in the home: one per place of the project."""
     return f"partial_parse.{hashlib.sha256(str(project_dir.resolve()).encode()).hexdigest()[:16]}.msgpack"
 
 

@@ -413,11 +413,12 @@ class Aligned:
         busy[: panel.rows - lag] |= served[lag:]
         busy &= aligned
         cell = panel.base_strata() * JACKKNIFE_GROUPS + panel.group
-        idle = np.bincount(cell, weights=aligned & ~busy, minlength=int(cell.max(initial=0)) + 1)
+        last = int(cell.max(initial=0))
+        idle = np.bincount(cell, weights=aligned & ~busy, minlength=last + 1)
         rows = np.flatnonzero(busy)
         n = len(panel.indicators)
-        if int(cell.max(initial=0)).bit_length() + 2 * n > 64:
-            raise ValueError(f"{n} indicators now and later and {cell.max()} cells do not fit one 64-bit key")
+        if last.bit_length() + 2 * n > 64:
+            raise ValueError(f"{n} indicators now and later and {last + 1} cells do not fit one 64-bit key")
         bits = panel.flag_bits
         key = cell[rows].astype(np.uint64) << np.uint64(2 * n) | bits[rows] << np.uint64(n) | bits[rows + lag]
         distinct = pl.DataFrame({"key": key}).group_by("key").len()
