@@ -8,6 +8,7 @@ no finding that rests on a group below the threshold.
 """
 
 import dataclasses
+import logging
 import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -824,6 +825,69 @@ def test_the_panel_cache_gives_the_panel_and_only_for_its_own_data_version(disco
         assert _same_panel(changed, load_panel(con)) and not _same_panel(changed, before)
         assert _same_panel(cached_panel(con, cache), changed), "and kept for the next analysis"
     assert len(list(cache.iterdir())) == 1, "the cache of the panel before is gone"
+
+
+def test_a_changed_panel_reads_only_its_changed_quarters_into_the_cached_one(
+    discovery_platform, tmp_path, caplog
+):
+    """A month's late data change one or two complete quarters: the cache's panel takes the rows of those
+    and keeps the others, and must be what a whole read gives, whoever came, went or moved in them
+    (persons are numbered by their keys' order, so a new key renumbers everyone after it)."""
+    warehouse = discovery_platform["warehouse"]
+    zone, cache = tmp_path / "cross_unit.duckdb", tmp_path / "panel"
+    shutil.copy(warehouse.cross_unit, zone)
+    with connect(zone) as con:
+        cached_panel(con, cache)
+        quarters = [
+            str(q) for (q,) in con.execute(f"SELECT DISTINCT quarter FROM {PANEL} ORDER BY 1").fetchall()
+        ]
+        last, opened = [q for q in quarters if q in load_panel(con).quarters][-1], quarters[-1]
+        for edit in (
+            f"UPDATE {PANEL} SET has_contact = NOT coalesce(has_contact, false) WHERE quarter = $q AND rowid % 5 = 0",
+            f"UPDATE {PANEL} SET district = 'Mellersta nya' WHERE quarter = $q AND rowid % 11 = 0",  # moved
+            f"""DELETE FROM {PANEL} WHERE quarter = $q AND citizen_key IN (
+                SELECT citizen_key FROM {PANEL} WHERE quarter = $q ORDER BY citizen_key LIMIT 3)""",
+            f"""INSERT INTO {PANEL} SELECT p.* REPLACE (k || citizen_key AS citizen_key)  -- came, first to last
+                FROM {PANEL} p, (VALUES ('0'), ('8'), ('f')) AS new(k) WHERE quarter = $q AND rowid % 97 = 0""",
+        ):
+            con.execute(edit, {"q": last})
+        with caplog.at_level(logging.INFO, logger="pipelines.discovery.panel"):
+            changed = cached_panel(con, cache)
+        whole = load_panel(con)
+        assert f"1 of {len(whole.quarters)} quarters read" in caplog.text
+        assert _same_panel(changed, whole) and changed.persons > 0 and "Mellersta nya" in whole.districts
+
+        caplog.clear()
+        con.execute(f"UPDATE {PANEL} SET complete = true WHERE quarter = ?", [opened])  # a quarter closes
+        new = "length(citizen_key) = 65 AND citizen_key[1] = '8'"  # persons who came in the last quarter
+        con.execute(f"DELETE FROM {PANEL} WHERE {new}")  # ... and went again
+        with caplog.at_level(logging.INFO, logger="pipelines.discovery.panel"):
+            closed = cached_panel(con, cache)
+        assert f"2 of {len(whole.quarters) + 1} quarters read" in caplog.text, (
+            "the quarter that closed, and the last"
+        )
+        assert _same_panel(closed, load_panel(con)) and closed.quarters[-1] == opened
+
+        caplog.clear()
+        con.execute(f"UPDATE {PANEL} SET has_contact = NULL")  # no longer shared: the flags change shape
+        with caplog.at_level(logging.INFO, logger="pipelines.discovery.panel"):
+            unshared = cached_panel(con, cache)
+        assert "quarters read" not in caplog.text and "contact" in unshared.not_shared
+        assert _same_panel(unshared, load_panel(con))
+
+
+def test_a_broken_earlier_cache_is_said_and_the_panel_read_whole(discovery_platform, tmp_path, caplog):
+    warehouse = discovery_platform["warehouse"]
+    zone, cache = tmp_path / "cross_unit.duckdb", tmp_path / "panel"
+    shutil.copy(warehouse.cross_unit, zone)
+    with connect(zone) as con:
+        cached_panel(con, cache)
+        (next(cache.iterdir()) / "person.npy").write_bytes(b"not an array")
+        con.execute(
+            f"UPDATE {PANEL} SET age = age + 1 WHERE quarter = (SELECT max(quarter) FROM {PANEL} WHERE complete)"
+        )
+        assert _same_panel(cached_panel(con, cache), load_panel(con))
+    assert "the panel's cache at" in caplog.text and "was not used" in caplog.text
 
 
 def test_a_cache_written_beside_the_analyses_is_the_same_and_one_not_written_is_said(

@@ -33,7 +33,7 @@ from pipelines.discovery.findings import (
     read,
     write,
 )
-from pipelines.discovery.panel import PANEL, Panel, cached_panel, data_version, has_panel
+from pipelines.discovery.panel import PANEL, Panel, cached_panel, has_panel, quarter_digests, version_of
 from warehouse.layout import connect, has_table
 
 PANEL_KEY = dg.AssetKey(["cross_unit", "discovery", "citizen_quarter"])
@@ -138,8 +138,10 @@ def _read(platform: Platform, selected: list[Analysis], margin: float, keeper: E
     with connect(platform.warehouse.cross_unit) as con:
         if any(not a.uses_panel for a in selected):
             con.execute(f"ATTACH '{platform.warehouse.marts}' AS m (READ_ONLY)")
+        reads_panel = any(a.uses_panel for a in selected) and has_panel(con)
+        digests = quarter_digests(con) if reads_panel else {}
         versions = {
-            True: data_version(con) if any(a.uses_panel for a in selected) and has_panel(con) else "no panel",
+            True: version_of(digests) if reads_panel else "no panel",
             False: kpi.data_version(con) if any(not a.uses_panel for a in selected) else "",
         }
         bases, standing = {}, {}
@@ -153,7 +155,7 @@ def _read(platform: Platform, selected: list[Analysis], margin: float, keeper: E
         todo = [a for a in selected if a.name not in standing]
         panel = None
         if any(a.uses_panel for a in todo) and has_panel(con):
-            panel = cached_panel(con, platform.warehouse.panel_cache, versions[True], keeper)
+            panel = cached_panel(con, platform.warehouse.panel_cache, digests, keeper)
         kpi_inputs = kpi.load(con) if any(not a.uses_panel for a in todo) else None
     return Inputs(panel, kpi_inputs, versions, bases, standing)
 

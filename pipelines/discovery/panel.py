@@ -12,9 +12,10 @@ import hashlib
 import json
 import logging
 import shutil
-from concurrent.futures import Executor, Future
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import duckdb
@@ -284,13 +285,67 @@ def has_panel(con: duckdb.DuckDBPyConnection) -> bool:
     return has_table(con, *PANEL.split("."))
 
 
+Digests = dict[str, tuple[int, int]]  # quarter ('YYYY-MM-DD') -> (rows, digest of its rows)
+
+
+def quarter_digests(con: duckdb.DuckDBPyConnection) -> Digests:
+    """Per complete quarter of the panel, its rows and their content digest: the panel's data version is
+    made of these, and a cache updated from them reads again only the quarters whose digest changed."""
+    rows = run(
+        con, f"SELECT quarter::VARCHAR, count(*), {content_digest('p')} FROM {ANALYSED} p GROUP BY ALL"
+    )
+    return {quarter: (count, digest) for quarter, count, digest in sorted(rows)}
+
+
+def version_of(digests: Digests) -> str:
+    """The panel's data version from its quarters' digests: the row digests combine by XOR, so this is the
+    version a digest of the whole panel gives."""
+    digest = 0
+    for _, quarter_digest in digests.values():
+        digest ^= quarter_digest
+    first, last = (min(digests), max(digests)) if digests else (None, None)
+    return f"panel:{first}..{last}:{sum(n for n, _ in digests.values())}:{digest:016x}"
+
+
 def data_version(con: duckdb.DuckDBPyConnection) -> str:
     """A fingerprint of the panel's content as analysed (its complete quarters): the same panel gives the
     same version, any change another. A month whose data all fall in the open quarter leaves it as it was."""
-    rows, digest, first, last = run(
-        con, f"SELECT count(*), {content_digest('p')}, min(quarter), max(quarter) FROM {ANALYSED} p"
-    )[0]
-    return f"panel:{first}..{last}:{rows}:{(digest or 0):016x}"
+    return version_of(quarter_digests(con))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What numbers a panel's values: the shared indicators (a flag column each), whether the merit value
+    is shared, and the districts and quarters in their order."""
+
+    indicators: tuple[Indicator, ...]
+    merit: bool
+    districts: tuple[str, ...]
+    quarters: tuple[str, ...]
+
+
+READ = f"(SELECT * FROM {ANALYSED} WHERE age IS NOT NULL AND age >= 0)"
+DISTRICT = "coalesce(district, 'Okänt')"
+PERSONS = "panel_persons"  # a temporary table of the reading connection
+
+
+def layout(con: duckdb.DuckDBPyConnection) -> Layout:
+    """The panel's layout; an indicator whose column is NULL in every complete quarter is not shared."""
+    columns = {r[0] for r in run(con, f"SELECT column_name FROM (DESCRIBE {PANEL})")}
+    usable = [i for i in INDICATORS if _columns_exist(i, columns)]
+    counts = ", ".join(f"count({i.expression})" for i in usable)
+    shared_counts = run(con, f"SELECT {counts} FROM {ANALYSED}")[0]
+    shared = tuple(i for i, n in zip(usable, shared_counts, strict=True) if n > 0)
+    if len(shared) > 64:
+        raise ValueError(
+            f"{len(shared)} indicators: the panel's flags travel as the bits of one 64-bit integer"
+        )
+    merit = {"has_merit", "merit_value"} <= columns and bool(
+        run(con, f"SELECT count(has_merit) FROM {ANALYSED}")[0][0]
+    )
+    districts = tuple(d for (d,) in run(con, f"SELECT DISTINCT {DISTRICT} AS d FROM {READ} ORDER BY d"))
+    quarters = tuple(q for (q,) in run(con, f"SELECT DISTINCT quarter::VARCHAR AS q FROM {READ} ORDER BY q"))
+    return Layout(shared, merit, districts, quarters)
 
 
 def load_panel(con: duckdb.DuckDBPyConnection, version: str | None = None) -> Panel:
@@ -300,61 +355,175 @@ def load_panel(con: duckdb.DuckDBPyConnection, version: str | None = None) -> Pa
     A quarter at either end of the platform's calendar is seen only in part: a month or two of
     services undercounts every flag in it, dilutes a lagged link into it and cuts a person's profile
     short, so the analyses read complete quarters only."""
-    columns = {r[0] for r in run(con, f"SELECT column_name FROM (DESCRIBE {PANEL})")}
-    usable = [i for i in INDICATORS if _columns_exist(i, columns)]
-    counts = ", ".join(f"count({i.expression})" for i in usable)
-    shared_counts = run(con, f"SELECT {counts} FROM {ANALYSED}")[0]
-    shared = [i for i, n in zip(usable, shared_counts, strict=True) if n > 0]
-    merit = {"has_merit", "merit_value"} <= columns and bool(
-        run(con, f"SELECT count(has_merit) FROM {ANALYSED}")[0][0]
+    shape = layout(con)
+    _, rows = _read_rows(con, shape, None)
+    return _panel(shape, rows, version or data_version(con))
+
+
+def _read_rows(
+    con: duckdb.DuckDBPyConnection, shape: Layout, changed: list[str] | None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The rows of the quarters ``changed`` (None: every quarter), and per person whether they have a row
+    in another quarter. Persons are numbered by the order of their keys (through a join on their distinct
+    keys, not by windows over every row), however few rows are read."""
+    con.execute(f"DROP TABLE IF EXISTS {PERSONS}")
+    try:
+        elsewhere = _number_persons(con, changed or [])
+        return elsewhere, _rows(con, shape, changed)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {PERSONS}")
+
+
+def _number_persons(con: duckdb.DuckDBPyConnection, changed: list[str]) -> np.ndarray:
+    elsewhere = "bool_or(NOT list_contains($changed::DATE[], quarter))" if changed else "true"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {PERSONS} AS
+            SELECT citizen_key, row_number() OVER (ORDER BY citizen_key) - 1 AS person, elsewhere
+            FROM (SELECT citizen_key, {elsewhere} AS elsewhere FROM {READ} GROUP BY citizen_key)""",
+        {"changed": changed} if changed else {},
     )
-    p = f"(SELECT * FROM {ANALYSED} WHERE age IS NOT NULL AND age >= 0)"
-    district = "coalesce(district, 'Okänt')"
-    districts = tuple(d for (d,) in run(con, f"SELECT DISTINCT {district} AS d FROM {p} ORDER BY d"))
-    quarters = tuple(str(q) for (q,) in run(con, f"SELECT DISTINCT quarter FROM {p} ORDER BY quarter"))
-    # Districts and quarters are numbered by their place in these short lists, persons by a join on their
-    # distinct keys (not by windows over every row), and the flags travel as the bits of one integer.
-    if len(shared) > 64:
-        raise ValueError(
-            f"{len(shared)} indicators: the panel's flags travel as the bits of one 64-bit integer"
-        )
-    bits = " | ".join(f"(coalesce({i.expression}, false)::UBIGINT << {j})" for j, i in enumerate(shared))
+    return con.sql(f"SELECT elsewhere FROM {PERSONS} ORDER BY person").fetchnumpy()["elsewhere"]
+
+
+def _rows(con: duckdb.DuckDBPyConnection, shape: Layout, quarters: list[str] | None) -> dict[str, np.ndarray]:
+    """The rows of ``quarters`` (None: every quarter), in no order, as the panel's arrays number them;
+    the flags travel as the bits of one integer."""
+    bits = " | ".join(
+        f"(coalesce({i.expression}, false)::UBIGINT << {j})" for j, i in enumerate(shape.indicators)
+    )
     table = con.sql(
-        f"""WITH p AS {p}, persons AS (
-            SELECT citizen_key, row_number() OVER (ORDER BY citizen_key) - 1 AS person
-            FROM (SELECT DISTINCT citizen_key FROM p)
-        )
-        SELECT person, (list_position($quarters::DATE[], quarter) - 1)::BIGINT AS quarter,
+        f"""SELECT person, (list_position($quarters::DATE[], quarter) - 1)::BIGINT AS quarter,
             ({AGE_GROUP})::BIGINT AS age_group,
-            (list_position($districts::VARCHAR[], {district}) - 1)::BIGINT AS district,
-            (hash(citizen_key) % {JACKKNIFE_GROUPS})::BIGINT AS jk, {bits or "0::UBIGINT"} AS bits,
-            {"CASE WHEN has_merit THEN merit_value END" if merit else "NULL::DOUBLE"} AS merit
-        FROM p JOIN persons USING (citizen_key)""",
-        params={"quarters": list(quarters), "districts": list(districts)},
+            (list_position($districts::VARCHAR[], {DISTRICT}) - 1)::BIGINT AS district,
+            (hash(citizen_key) % {JACKKNIFE_GROUPS})::BIGINT AS "group", {bits or "0::UBIGINT"} AS bits,
+            {"CASE WHEN has_merit THEN merit_value END" if shape.merit else "NULL::DOUBLE"} AS merit
+        FROM {READ} p JOIN {PERSONS} USING (citizen_key)
+        {"" if quarters is None else "WHERE list_contains($read::DATE[], quarter)"}""",
+        params={"quarters": list(shape.quarters), "districts": list(shape.districts)}
+        | ({} if quarters is None else {"read": quarters}),
     ).to_arrow_table()
-
-    order = _by_person_and_quarter(
-        table.column("person").to_numpy(), table.column("quarter").to_numpy(), len(quarters)
+    columns = {name: table.column(name).to_numpy() for name in table.column_names}
+    packed = columns.pop("bits").astype(np.uint64, copy=False).view(np.uint8).reshape(-1, 8)
+    columns["flags"] = np.unpackbits(packed, axis=1, count=len(shape.indicators), bitorder="little").view(
+        bool
     )
+    return columns
 
-    def column(name: str, dtype: type = np.int64) -> np.ndarray:
-        return table.column(name).to_numpy()[order].astype(dtype, copy=False)
 
-    packed = column("bits", np.uint64).view(np.uint8).reshape(-1, 8)  # little-endian: bit j is byte j // 8
+def _panel(shape: Layout, fresh: dict[str, np.ndarray], version: str, kept: dict | None = None) -> Panel:
+    """The panel of the ``fresh`` rows (in no order) and the ``kept`` ones (in person and quarter order
+    already), ordered by person and quarter: the fresh rows sorted and merged in."""
+    quarters = len(shape.quarters)
+    order = _by_person_and_quarter(fresh["person"], fresh["quarter"], quarters)
+    if kept is None:
+        return _assembled(shape, _each({n: partial(_sorted, c, order) for n, c in fresh.items()}), version)
+    fresh_key = (fresh["person"] * quarters + fresh["quarter"])[order]
+    kept_key = kept["person"] * quarters + kept["quarter"]
+    place = np.searchsorted(kept_key, fresh_key)
+    inside = place < len(kept_key)
+    if (kept_key[place[inside]] == fresh_key[inside]).any():
+        raise ValueError("a quarter read again holds a person and quarter the panel's cache holds too")
+    at = place + np.arange(len(fresh_key))  # each fresh row's place among all
+    from_kept = np.ones(len(kept_key) + len(fresh_key), dtype=bool)
+    from_kept[at] = False
+    work = {n: partial(_merged, kept[n], from_kept, fresh[n], order, at) for n in kept}
+    return _assembled(shape, _each(work), version)
+
+
+def _sorted(column: np.ndarray, order: np.ndarray) -> np.ndarray:
+    return _rows_of(column)[order]
+
+
+def _merged(
+    kept: np.ndarray, from_kept: np.ndarray, fresh: np.ndarray, order: np.ndarray, at: np.ndarray
+) -> np.ndarray:
+    """One column: the kept rows where ``from_kept`` holds, the fresh ones in ``order`` at ``at``."""
+    merged = np.empty(len(from_kept), dtype=_rows_of(kept).dtype)
+    merged[from_kept] = _rows_of(kept)
+    merged[at] = _rows_of(fresh)[order]
+    return merged
+
+
+def _each(work: dict[str, Callable[[], np.ndarray]]) -> dict[str, np.ndarray]:
+    """Column by column on two threads: numpy lets go of the GIL while it moves memory, and twenty
+    million rows of seven columns are seconds of it."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(job) for name, job in work.items()}
+    return {name: future.result() for name, future in futures.items()}
+
+
+def _assembled(shape: Layout, columns: dict[str, np.ndarray], version: str) -> Panel:
+    flags = columns["flags"].view(bool).reshape(-1, len(shape.indicators))
+    ints = ("person", "quarter", "age_group", "district", "group")
     return Panel(
-        person=column("person"),
-        quarter=column("quarter"),
-        age_group=column("age_group"),
-        district=column("district"),
-        group=column("jk"),
-        flags=np.unpackbits(packed, axis=1, count=len(shared), bitorder="little").view(bool),
-        indicators=tuple(shared),
-        districts=districts,
-        quarters=quarters,
-        not_shared=tuple(i.name for i in INDICATORS if i not in shared),
-        data_version=version or data_version(con),
-        merit=column("merit", float) if merit else None,
+        **{name: columns[name].astype(np.int64, copy=False) for name in ints},
+        flags=flags,
+        indicators=shape.indicators,
+        districts=shape.districts,
+        quarters=shape.quarters,
+        not_shared=tuple(i.name for i in INDICATORS if i not in shape.indicators),
+        data_version=version,
+        merit=columns["merit"].astype(float, copy=False) if shape.merit else None,
     )
+
+
+def _rows_of(column: np.ndarray) -> np.ndarray:
+    """A 2-d array as one value per row (its bytes), so a row moves as one item and not column by column."""
+    if column.ndim == 1:
+        return column
+    return np.ascontiguousarray(column).view(np.dtype((np.void, column.shape[1]))).ravel()
+
+
+def updated(con: duckdb.DuckDBPyConnection, before: Panel, digests: Digests, now: Digests) -> Panel | None:
+    """The panel now, from the panel ``before`` (whose quarters had ``digests``) and the rows of the
+    quarters whose digest changed: what ``load_panel`` reads, with a month's late data reading one or two
+    quarters instead of every one. None where it cannot be (the shared indicators changed, or no quarter
+    is as it was): read the panel whole.
+
+    Persons are numbered by the order of their keys, before and now; those with a row in a quarter kept
+    are the same persons in the same order, so the i-th of them before is the i-th now."""
+    kept = [q for q in before.quarters if q in now and digests.get(q) == now[q]]
+    shape = layout(con)
+    if not kept or shape.indicators != before.indicators or shape.merit != (before.merit is not None):
+        return None
+    changed = [q for q in now if q not in kept]
+    elsewhere, fresh = _read_rows(con, shape, changed)
+    keep = np.zeros(len(before.quarters), dtype=bool)
+    keep[[before.quarters.index(q) for q in kept]] = True
+    rows = keep[before.quarter]
+    person = before.person[rows]
+    first = np.ones(len(person), dtype=bool)
+    first[1:] = person[1:] != person[:-1]  # rows are by person: each person's first row
+    persons, same = np.full(before.persons, -1), np.flatnonzero(elsewhere)
+    if len(same) != first.sum():
+        raise ValueError(
+            f"the panel's kept quarters hold {first.sum()} persons in its cache, {len(same)} now"
+        )
+    persons[person[first]] = same
+    quarter, district = (
+        _renumber(before.quarters, shape.quarters),
+        _renumber(before.districts, shape.districts),
+    )
+    renumbered = _each(
+        {
+            "person": partial(np.take, persons, person),
+            "quarter": lambda: quarter[before.quarter[rows]],
+            "district": lambda: district[before.district[rows]],
+            "age_group": lambda: before.age_group[rows],
+            "group": lambda: before.group[rows],
+            "flags": lambda: _rows_of(before.flags)[rows],
+            "merit": lambda: before.merit[rows] if shape.merit else np.zeros(len(person)),
+        }
+    )
+    logging.getLogger(__name__).info(
+        "the panel: %d of %d quarters read, the others from its cache", len(changed), len(shape.quarters)
+    )
+    return _panel(shape, fresh, version_of(now), renumbered)
+
+
+def _renumber(before: tuple[str, ...], now: tuple[str, ...]) -> np.ndarray:
+    """Each value's number before -> its number now (-1: gone, so in no row kept)."""
+    return np.array([now.index(v) if v in now else -1 for v in before], dtype=np.int64)
 
 
 def _by_person_and_quarter(person: np.ndarray, quarter: np.ndarray, quarters: int) -> np.ndarray:
@@ -374,26 +543,49 @@ def _by_person_and_quarter(person: np.ndarray, quarter: np.ndarray, quarters: in
 
 
 def cached_panel(
-    con: duckdb.DuckDBPyConnection, cache: Path, version: str | None = None, keeper: Executor | None = None
+    con: duckdb.DuckDBPyConnection,
+    cache: Path,
+    digests: Digests | None = None,
+    keeper: Executor | None = None,
 ) -> Panel:
     """The panel, from the folder ``cache`` when that holds this panel's data version, else read and kept.
 
     Reading the panel from DuckDB took 9-15 s at 1,000,000 citizens x 5 years, reading the cache a
-    second; an unchanged panel (a rerun, a subset of the analyses materialised again) reads the cache. It holds
-    what the panel does (person numbers, not keys), one ``.npy`` file per array, and is replaced whenever
-    the panel changes. ``version``: its data version, if the caller has it already. ``keeper``: a thread
-    to write the cache on while the caller analyses (2 s at that size); without one it is written first.
+    second; an unchanged panel (a rerun, a subset of the analyses materialised again) reads the cache, a
+    changed one reads only its changed quarters into the cache's panel (``updated``). The cache holds what
+    the panel does (person numbers, not keys), one ``.npy`` file per array, and the quarters' digests; it is
+    replaced whenever the panel changes. ``digests``: the quarters' digests, if the caller has them already.
+    ``keeper``: a thread to write the cache on while the caller analyses (2 s at that size); without one
+    it is written first.
     """
-    version = version or data_version(con)
+    digests = digests if digests is not None else quarter_digests(con)
+    version = version_of(digests)
     folder = cache / hashlib.sha256(version.encode()).hexdigest()[:16]
     if (folder / "about.json").exists():
-        return _from_cache(folder)
-    panel = load_panel(con, version)
+        return _from_cache(folder)[0]
+    panel = _from_earlier(con, cache, digests) or load_panel(con, version)
     if keeper is None:
-        _write_cache(cache, folder, panel)
+        _write_cache(cache, folder, panel, digests)
     else:
-        keeper.submit(_write_cache, cache, folder, panel).add_done_callback(_said_if_failed)
+        keeper.submit(_write_cache, cache, folder, panel, digests).add_done_callback(_said_if_failed)
     return panel
+
+
+def _from_earlier(con: duckdb.DuckDBPyConnection, cache: Path, digests: Digests) -> Panel | None:
+    """The panel updated from the one the cache holds, if it holds one with its quarters' digests."""
+    earlier = [f for f in cache.iterdir() if (f / "about.json").exists()] if cache.is_dir() else []
+    if len(earlier) != 1 or earlier[0].name.startswith("."):
+        return None
+    try:
+        before, before_digests = _from_cache(earlier[0], mapped=True)
+        return updated(con, before, before_digests, digests) if before_digests else None
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+    ) as error:  # a cache is a shortcut: without it, read the panel whole
+        logging.getLogger(__name__).warning("the panel's cache at %s was not used: %s", earlier[0], error)
+        return None
 
 
 def _said_if_failed(written: Future) -> None:
@@ -402,20 +594,25 @@ def _said_if_failed(written: Future) -> None:
         logging.getLogger(__name__).warning("the panel's cache was not written: %s", error)
 
 
-def _from_cache(folder: Path) -> Panel:
+def _from_cache(folder: Path, mapped: bool = False) -> tuple[Panel, Digests]:
+    """The cached panel and its quarters' digests; ``mapped``: its arrays read where the page cache holds them."""
     about = json.loads((folder / "about.json").read_text())
     named = {i.name: i for i in INDICATORS}
-    return Panel(
-        **{name: np.load(folder / f"{name}.npy") for name in about["arrays"]},
+    panel = Panel(
+        **{
+            name: np.load(folder / f"{name}.npy", mmap_mode="r" if mapped else None)
+            for name in about["arrays"]
+        },
         indicators=tuple(named[n] for n in about["indicators"]),
         districts=tuple(about["districts"]),
         quarters=tuple(about["quarters"]),
         not_shared=tuple(about["not_shared"]),
         data_version=about["data_version"],
     )
+    return panel, {q: tuple(d) for q, d in about.get("digests", {}).items()}
 
 
-def _write_cache(cache: Path, folder: Path, panel: Panel) -> None:
+def _write_cache(cache: Path, folder: Path, panel: Panel, digests: Digests) -> None:
     """Each array straight to its own file (``np.save`` on a file writes the array's memory as it is, with
     no copy), in a folder renamed into place when whole, so a reader sees a whole cache or none."""
     arrays = {
@@ -430,6 +627,7 @@ def _write_cache(cache: Path, folder: Path, panel: Panel) -> None:
         "districts": list(panel.districts),
         "quarters": list(panel.quarters),
         "not_shared": list(panel.not_shared),
+        "digests": digests,
     }
     partial = cache / f".partial-{folder.name}"
     shutil.rmtree(partial, ignore_errors=True)
