@@ -324,6 +324,7 @@ class Layout:
     quarters: tuple[str, ...]
 
 
+Column = Callable[[], np.ndarray]
 READ = f"(SELECT * FROM {ANALYSED} WHERE age IS NOT NULL AND age >= 0)"
 DISTRICT = "coalesce(district, 'Okänt')"
 PERSONS = "panel_persons"  # a temporary table of the reading connection
@@ -410,14 +411,18 @@ def _rows(con: duckdb.DuckDBPyConnection, shape: Layout, quarters: list[str] | N
     return columns
 
 
-def _panel(shape: Layout, fresh: dict[str, np.ndarray], version: str, kept: dict | None = None) -> Panel:
+def _panel(
+    shape: Layout, fresh: dict[str, np.ndarray], version: str, kept: dict[str, Column] | None = None
+) -> Panel:
     """The panel of the ``fresh`` rows (in no order) and the ``kept`` ones (in person and quarter order
-    already), ordered by person and quarter: the fresh rows sorted and merged in."""
+    already; each column made when it is merged, so only a few are held twice at once), ordered by person
+    and quarter: the fresh rows sorted and merged in."""
     quarters = len(shape.quarters)
     order = _by_person_and_quarter(fresh["person"], fresh["quarter"], quarters)
     if kept is None:
         return _assembled(shape, _each({n: partial(_sorted, c, order) for n, c in fresh.items()}), version)
     fresh_key = (fresh["person"] * quarters + fresh["quarter"])[order]
+    kept = kept | {"person": kept["person"](), "quarter": kept["quarter"]()}
     kept_key = kept["person"] * quarters + kept["quarter"]
     place = np.searchsorted(kept_key, fresh_key)
     inside = place < len(kept_key)
@@ -435,9 +440,10 @@ def _sorted(column: np.ndarray, order: np.ndarray) -> np.ndarray:
 
 
 def _merged(
-    kept: np.ndarray, from_kept: np.ndarray, fresh: np.ndarray, order: np.ndarray, at: np.ndarray
+    kept: Column | np.ndarray, from_kept: np.ndarray, fresh: np.ndarray, order: np.ndarray, at: np.ndarray
 ) -> np.ndarray:
     """One column: the kept rows where ``from_kept`` holds, the fresh ones in ``order`` at ``at``."""
+    kept = kept() if callable(kept) else kept
     merged = np.empty(len(from_kept), dtype=_rows_of(kept).dtype)
     merged[from_kept] = _rows_of(kept)
     merged[at] = _rows_of(fresh)[order]
@@ -504,17 +510,15 @@ def updated(con: duckdb.DuckDBPyConnection, before: Panel, digests: Digests, now
         _renumber(before.quarters, shape.quarters),
         _renumber(before.districts, shape.districts),
     )
-    renumbered = _each(
-        {
-            "person": partial(np.take, persons, person),
-            "quarter": lambda: quarter[before.quarter[rows]],
-            "district": lambda: district[before.district[rows]],
-            "age_group": lambda: before.age_group[rows],
-            "group": lambda: before.group[rows],
-            "flags": lambda: _rows_of(before.flags)[rows],
-            "merit": lambda: before.merit[rows] if shape.merit else np.zeros(len(person)),
-        }
-    )
+    renumbered: dict[str, Column] = {
+        "person": partial(np.take, persons, person),
+        "quarter": lambda: quarter[before.quarter[rows]],
+        "district": lambda: district[before.district[rows]],
+        "age_group": lambda: before.age_group[rows],
+        "group": lambda: before.group[rows],
+        "flags": lambda: _rows_of(before.flags)[rows],
+        "merit": lambda: before.merit[rows] if shape.merit else np.zeros(len(person)),
+    }
     logging.getLogger(__name__).info(
         "the panel: %d of %d quarters read, the others from its cache", len(changed), len(shape.quarters)
     )
