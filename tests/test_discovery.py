@@ -869,6 +869,14 @@ def test_a_changed_panel_reads_only_its_changed_quarters_into_the_cached_one(
         assert _same_panel(closed, load_panel(con)) and closed.quarters[-1] == opened
 
         caplog.clear()
+        about = next(cache.iterdir()) / "about.json"
+        about.write_text(about.read_text().replace('"code": "', '"code": "other'))  # read by other code
+        con.execute(f"UPDATE {PANEL} SET age = age + 1 WHERE quarter = ?", [opened])
+        with caplog.at_level(logging.INFO, logger="pipelines.discovery.panel"):
+            assert _same_panel(cached_panel(con, cache), load_panel(con))
+        assert "quarters read" not in caplog.text, "a cache another code read is not updated"
+
+        caplog.clear()
         con.execute(f"UPDATE {PANEL} SET has_contact = NULL")  # no longer shared: the flags change shape
         with caplog.at_level(logging.INFO, logger="pipelines.discovery.panel"):
             unshared = cached_panel(con, cache)

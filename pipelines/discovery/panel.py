@@ -22,6 +22,7 @@ import duckdb
 import numpy as np
 from scipy import stats
 
+from pipelines.discovery.findings import code_version
 from warehouse.layout import connect, content_digest, has_table, run
 
 PANEL = "discovery.citizen_quarter"
@@ -564,7 +565,7 @@ def cached_panel(
     """
     digests = digests if digests is not None else quarter_digests(con)
     version = version_of(digests)
-    folder = cache / hashlib.sha256(version.encode()).hexdigest()[:16]
+    folder = cache / hashlib.sha256(f"{version} {code_version()}".encode()).hexdigest()[:16]
     if (folder / "about.json").exists():
         return _from_cache(folder)[0]
     panel = _from_earlier(con, cache, digests) or load_panel(con, version)
@@ -576,18 +577,17 @@ def cached_panel(
 
 
 def _from_earlier(con: duckdb.DuckDBPyConnection, cache: Path, digests: Digests) -> Panel | None:
-    """The panel updated from the one the cache holds, if it holds one with its quarters' digests."""
+    """The panel updated from the one the cache holds, if it holds one with its quarters' digests, read
+    by this code (another may have read its rows otherwise: an indicator's SQL, the age groups)."""
     earlier = [f for f in cache.iterdir() if (f / "about.json").exists()] if cache.is_dir() else []
     if len(earlier) != 1 or earlier[0].name.startswith("."):
         return None
     try:
+        if json.loads((earlier[0] / "about.json").read_text()).get("code") != code_version():
+            return None
         before, before_digests = _from_cache(earlier[0], mapped=True)
         return updated(con, before, before_digests, digests) if before_digests else None
-    except (
-        OSError,
-        ValueError,
-        KeyError,
-    ) as error:  # a cache is a shortcut: without it, read the panel whole
+    except (OSError, ValueError, KeyError) as error:  # a shortcut: without it, read the panel whole
         logging.getLogger(__name__).warning("the panel's cache at %s was not used: %s", earlier[0], error)
         return None
 
@@ -632,6 +632,7 @@ def _write_cache(cache: Path, folder: Path, panel: Panel, digests: Digests) -> N
         "quarters": list(panel.quarters),
         "not_shared": list(panel.not_shared),
         "digests": digests,
+        "code": code_version(),
     }
     partial = cache / f".partial-{folder.name}"
     shutil.rmtree(partial, ignore_errors=True)
