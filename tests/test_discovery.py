@@ -884,6 +884,24 @@ def test_a_changed_panel_reads_only_its_changed_quarters_into_the_cached_one(
         assert _same_panel(unshared, load_panel(con))
 
 
+def test_a_panel_with_no_indicator_shared_is_read_whole_and_updated(tmp_path, caplog):
+    """Before any steward approves, the panel has persons and quarters and no flag at all."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA discovery")
+    con.execute(
+        f"""CREATE TABLE {PANEL} AS SELECT 'p' || (range % 7) AS citizen_key, true AS complete, 40 AS age,
+            NULL AS district, NULL::BOOLEAN AS has_contact,
+            DATE '2025-01-01' + INTERVAL (3 * (range // 7)) MONTH AS quarter FROM range(21)"""
+    )
+    first = cached_panel(con, tmp_path)
+    assert first.flags.shape == (21, 0) and first.persons == 7 and "contact" in first.not_shared
+    con.execute(f"DELETE FROM {PANEL} WHERE citizen_key = 'p3' AND quarter = DATE '2025-07-01'")
+    with caplog.at_level(logging.INFO, logger="pipelines.discovery.panel"):
+        second = cached_panel(con, tmp_path)
+    assert "1 of 3 quarters read" in caplog.text
+    assert _same_panel(second, load_panel(con)) and second.flags.shape == (20, 0)
+
+
 def test_a_broken_earlier_cache_is_said_and_the_panel_read_whole(discovery_platform, tmp_path, caplog):
     warehouse = discovery_platform["warehouse"]
     zone, cache = tmp_path / "cross_unit.duckdb", tmp_path / "panel"

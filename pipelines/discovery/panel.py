@@ -444,9 +444,9 @@ def _merged(
     kept: Column | np.ndarray, from_kept: np.ndarray, fresh: np.ndarray, order: np.ndarray, at: np.ndarray
 ) -> np.ndarray:
     """One column: the kept rows where ``from_kept`` holds, the fresh ones in ``order`` at ``at``."""
-    kept = kept() if callable(kept) else kept
-    merged = np.empty(len(from_kept), dtype=_rows_of(kept).dtype)
-    merged[from_kept] = _rows_of(kept)
+    kept = _rows_of(kept() if callable(kept) else kept)
+    merged = np.empty((len(from_kept), *kept.shape[1:]), dtype=kept.dtype)
+    merged[from_kept] = kept
     merged[at] = _rows_of(fresh)[order]
     return merged
 
@@ -460,7 +460,8 @@ def _each(work: dict[str, Callable[[], np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def _assembled(shape: Layout, columns: dict[str, np.ndarray], version: str) -> Panel:
-    flags = columns["flags"].view(bool).reshape(-1, len(shape.indicators))
+    flags = columns["flags"]
+    flags = flags if flags.ndim == 2 else flags.view(bool).reshape(-1, len(shape.indicators))
     ints = ("person", "quarter", "age_group", "district", "group")
     return Panel(
         **{name: columns[name].astype(np.int64, copy=False) for name in ints},
@@ -475,8 +476,9 @@ def _assembled(shape: Layout, columns: dict[str, np.ndarray], version: str) -> P
 
 
 def _rows_of(column: np.ndarray) -> np.ndarray:
-    """A 2-d array as one value per row (its bytes), so a row moves as one item and not column by column."""
-    if column.ndim == 1:
+    """A 2-d array as one value per row (its bytes), so a row moves as one item and not column by column
+    (unless a row has no bytes: no indicator is shared)."""
+    if column.ndim == 1 or column.shape[1] == 0:
         return column
     return np.ascontiguousarray(column).view(np.dtype((np.void, column.shape[1]))).ravel()
 
