@@ -902,6 +902,46 @@ def test_a_panel_with_no_indicator_shared_is_read_whole_and_updated(tmp_path, ca
     assert _same_panel(second, load_panel(con)) and second.flags.shape == (20, 0)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_cached_panel_updated_month_after_month_is_what_a_whole_read_gives(seed, tmp_path, caplog):
+    """A probe of ``panel.updated``: random months of late data (flags flipped, persons gone, new keys
+    anywhere in the order, moves to new districts, birthdays, a merit value, a quarter that closes) each
+    update the cache's panel, and each must be the panel a whole read gives."""
+    rng = np.random.default_rng(seed)
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA discovery")
+    con.execute(
+        f"""CREATE TABLE {PANEL} AS SELECT md5((range // 8)::VARCHAR) AS citizen_key,
+            DATE '2024-01-01' + INTERVAL (3 * (range % 8)) MONTH AS quarter, range % 8 < 6 AS complete,
+            (range // 8) % 90 AS age, 'D' || (range % 3) AS district, random() < 0.3 AS has_contact,
+            random() < 0.1 AS has_home_care, random() < 0.05 AS has_merit, 200.0 AS merit_value
+            FROM range(8 * 300) WHERE hash(range, {seed}) % 5 > 0"""
+    )
+    cached_panel(con, tmp_path)
+    quarters = [str(q) for (q,) in con.execute(f"SELECT DISTINCT quarter FROM {PANEL} ORDER BY 1").fetchall()]
+    updates = 0
+    for month in range(8):
+        for q in rng.choice(quarters[: 6 + month // 4], size=rng.integers(1, 3), replace=False):
+            k = int(rng.integers(2, 9))
+            for edit in (
+                f"UPDATE {PANEL} SET has_contact = NOT has_contact WHERE quarter = $q AND hash(citizen_key) % {k} = 0",
+                f"DELETE FROM {PANEL} WHERE quarter = $q AND hash(citizen_key, {month}) % 17 = 0",
+                f"""INSERT INTO {PANEL} SELECT p.* REPLACE (md5(citizen_key || {month}) AS citizen_key)
+                    FROM {PANEL} p WHERE quarter = $q AND hash(citizen_key) % 23 = {month}""",
+                f"UPDATE {PANEL} SET district = 'A{month}' WHERE quarter = $q AND hash(citizen_key) % 29 = 1",
+                f"UPDATE {PANEL} SET age = age + 1, merit_value = merit_value + {k} WHERE quarter = $q AND hash(citizen_key) % 11 = 2",
+            ):
+                con.execute(edit, {"q": q})
+        if month == 3:
+            con.execute(f"UPDATE {PANEL} SET complete = true WHERE quarter = ?", [quarters[6]])
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="pipelines.discovery.panel"):
+            updated = cached_panel(con, tmp_path)
+        updates += "quarters read" in caplog.text
+        assert _same_panel(updated, load_panel(con)), f"month {month}"
+    assert updates == 8, "every month updated the cache's panel"
+
+
 def test_a_broken_earlier_cache_is_said_and_the_panel_read_whole(discovery_platform, tmp_path, caplog):
     warehouse = discovery_platform["warehouse"]
     zone, cache = tmp_path / "cross_unit.duckdb", tmp_path / "panel"
