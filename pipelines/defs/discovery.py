@@ -154,7 +154,7 @@ def _read(platform: Platform, selected: list[Analysis], margin: float, keeper: E
                 standing[a.name] = frame
         todo = [a for a in selected if a.name not in standing]
         panel = None
-        if any(a.uses_panel for a in todo) and has_panel(con):
+        if reads_panel and any(a.uses_panel for a in todo):
             panel = cached_panel(con, platform.warehouse.panel_cache, digests, keeper)
         kpi_inputs = kpi.load(con) if any(not a.uses_panel for a in todo) else None
     return Inputs(panel, kpi_inputs, versions, bases, standing)

@@ -368,7 +368,6 @@ def _read_rows(
     """The rows of the quarters ``changed`` (None: every quarter), and per person whether they have a row
     in another quarter. Persons are numbered by the order of their keys (through a join on their distinct
     keys, not by windows over every row), however few rows are read."""
-    con.execute(f"DROP TABLE IF EXISTS {PERSONS}")
     try:
         elsewhere = _number_persons(con, changed or [])
         return elsewhere, _rows(con, shape, changed)
@@ -579,14 +578,11 @@ def cached_panel(
 
 
 def _from_earlier(con: duckdb.DuckDBPyConnection, cache: Path, digests: Digests) -> Panel | None:
-    """The panel updated from the one the cache holds, if it holds one with its quarters' digests, read
-    by this code (another may have read its rows otherwise: an indicator's SQL, the age groups)."""
+    """The panel updated from the one the cache holds, if it holds one with its quarters' digests."""
     earlier = [f for f in cache.iterdir() if (f / "about.json").exists()] if cache.is_dir() else []
     if len(earlier) != 1 or earlier[0].name.startswith("."):
         return None
     try:
-        if json.loads((earlier[0] / "about.json").read_text()).get("code") != code_version():
-            return None
         before, before_digests = _from_cache(earlier[0], mapped=True)
         return updated(con, before, before_digests, digests) if before_digests else None
     except (OSError, ValueError, KeyError) as error:  # a shortcut: without it, read the panel whole
@@ -601,7 +597,8 @@ def _said_if_failed(written: Future) -> None:
 
 
 def _from_cache(folder: Path, mapped: bool = False) -> tuple[Panel, Digests]:
-    """The cached panel and its quarters' digests; ``mapped``: its arrays read where the page cache holds them."""
+    """The cached panel and its quarters' digests, none if other code read it (its rows may have been read
+    otherwise: an indicator's SQL, the age groups); ``mapped``: its arrays read where the page cache holds them."""
     about = json.loads((folder / "about.json").read_text())
     named = {i.name: i for i in INDICATORS}
     panel = Panel(
@@ -615,7 +612,8 @@ def _from_cache(folder: Path, mapped: bool = False) -> tuple[Panel, Digests]:
         not_shared=tuple(about["not_shared"]),
         data_version=about["data_version"],
     )
-    return panel, {q: tuple(d) for q, d in about.get("digests", {}).items()}
+    digests = about.get("digests", {}) if about.get("code") == code_version() else {}
+    return panel, {q: tuple(d) for q, d in digests.items()}
 
 
 def _write_cache(cache: Path, folder: Path, panel: Panel, digests: Digests) -> None:
