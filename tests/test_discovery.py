@@ -8,6 +8,7 @@ no finding that rests on a group below the threshold.
 """
 
 import dataclasses
+import hashlib
 import logging
 import re
 import shutil
@@ -27,7 +28,7 @@ from sklearn.metrics import adjusted_rand_score
 from pipelines.defs.discovery import ANALYSES, _corrected, discovery
 from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
-from pipelines.discovery import associations, kpi, merit, precedence, segments
+from pipelines.discovery import associations, counting, kpi, merit, precedence, segments
 from pipelines.discovery.findings import (
     TABLES,
     Finding,
@@ -46,6 +47,7 @@ from pipelines.discovery.panel import (
     load_panel,
     open_panel,
     permute_unit,
+    quarter_digests,
     rekeyed,
 )
 from pipelines.settings import Paths
@@ -85,10 +87,18 @@ def test_mantel_haenszel_removes_confounding_and_keeps_a_real_effect():
     independent = np.array([[810, 90, 90, 10], [160, 240, 240, 360]])
     crude = independent.sum(axis=0)
     crude_or = crude[3] * crude[0] / (crude[1] * crude[2])
-    log_or, _, _ = associations.mantel_haenszel(independent)
-    assert crude_or > 3 and np.exp(log_or) == pytest.approx(1.0)
+    assert crude_or > 3 and np.exp(_estimated(independent).log_or) == pytest.approx(1.0)
     linked = np.array([[800, 100, 80, 40]])  # odds ratio 800 * 40 / (100 * 80) = 4 in one stratum
-    assert np.exp(associations.mantel_haenszel(linked)[0]) == pytest.approx(800 * 40 / (100 * 80))
+    assert np.exp(_estimated(linked).log_or) == pytest.approx(800 * 40 / (100 * 80))
+
+
+def _estimated(cells: np.ndarray, quarter: np.ndarray | None = None) -> counting.Estimate:
+    """The estimate of cells [strata, (n00, n01, n10, n11)] (all in one jackknife group), through the sums
+    per quarter (``quarter``: each stratum's, else one quarter)."""
+    counts = np.zeros((JACKKNIFE_GROUPS, *cells.shape), np.int64)
+    counts[0] = cells
+    quarter = np.zeros(len(cells), np.int64) if quarter is None else quarter
+    return counting.estimate(counting.quarter_sums(counts, quarter, int(quarter.max()) + 1).sum(axis=0))
 
 
 def test_sequence_ratio_is_corrected_for_a_trend_in_how_often_a_service_starts():
@@ -147,54 +157,75 @@ def test_the_model_based_floor_is_woolfs_error_for_one_table_and_shrinks_with_al
     Woolf's, sqrt(1/a + 1/b + 1/c + 1/d); k alike strata carry k times the information."""
     table = np.array([[40, 12, 9, 7]])  # n00, n01, n10, n11
     woolf = np.sqrt((1 / table[0]).sum())
-    assert associations._rgb_se(table) == pytest.approx(woolf, rel=1e-12)
-    assert associations._rgb_se(np.repeat(table, 4, axis=0)) == pytest.approx(woolf / 2, rel=1e-12)
-    assert associations._rgb_se(np.array([[40, 12, 0, 7]])) == 0.0, "no odds ratio: no floor"
+    assert _estimated(table).rgb_se == pytest.approx(woolf, rel=1e-12)
+    alike = np.repeat(table, 4, axis=0)
+    assert _estimated(alike).rgb_se == pytest.approx(woolf / 2, rel=1e-12)
+    assert _estimated(alike, np.arange(4)).rgb_se == pytest.approx(woolf / 2, rel=1e-12), "in four quarters"
+    assert _estimated(np.array([[40, 12, 0, 7]])).rgb_se == 0.0, "no odds ratio: no floor"
 
 
 def test_counting_distinct_rows_gives_what_counting_every_row_gives():
-    """``Aligned`` keeps each lag's alike rows once with their number; the odds ratio, its interval and
-    the persons must be those of every row counted directly (a lost weight or a wrong bit would not be)."""
+    """``Cells`` keeps each lag's alike rows once with their number, and a test's sums are made per quarter
+    (some quarters' in an earlier run): the odds ratio, its interval and the persons must be those of every
+    row counted directly (a lost weight, a wrong bit or a stratum put in another quarter would not be)."""
     rng = np.random.default_rng(12)
     shape = (3_000, 8)
     a, c = _lasting(rng, shape, 0.05, 0.7), _lasting(rng, shape, 0.1, 0.5)
     panel = _panel({"home_care": a, "contact": _odds(rng, 0.1, 2.0, a), "paper_submission": c})
     panel = replace(panel, age_group=np.tile(np.arange(shape[1]) % 3, shape[0]))  # strata of their own
+    care, contact = BY_NAME["home_care"], BY_NAME["contact"]
+    adjusting = [BY_NAME["paper_submission"]]  # a service to stratify on, as a unit's other services are
+    some = rng.random(shape[1]) < 0.5  # quarters counted in one run, the others in another
     for lag in (0, 1, 2):
         at = {(p, q): r for r, (p, q) in enumerate(zip(panel.person, panel.quarter, strict=True))}
         later = np.array([at.get((p, q + lag), -1) for p, q in zip(panel.person, panel.quarter, strict=True)])
         rows = np.flatnonzero(later >= 0)  # the rows with a row of the same person lag quarters later
         fa, fb = panel.flag("home_care")[rows], panel.flag("contact")[later[rows]]
-        adjust = panel.flag("paper_submission")[rows]
-        strata = panel.base_strata()[rows] * 2 + adjust
-        if lag:
-            strata = strata * 2 + panel.flag("contact")[rows]
-        _, strata = np.unique(strata, return_inverse=True)
-        cells = np.zeros((JACKKNIFE_GROUPS, strata.max() + 1, 4), np.int64)
-        np.add.at(cells, (panel.group[rows], strata, fa * 2 + fb), 1)
-        log_or = associations.mantel_haenszel(cells.sum(axis=0))[0]
-        leave_out = associations.mantel_haenszel(cells.sum(axis=0)[None] - cells)[0]
-        interval = jackknife(float(log_or), leave_out, floor=associations._rgb_se(cells.sum(axis=0)))
-        person = panel.person[rows]
-        aligned = associations.Aligned.of(panel, lag)
-        assert len(aligned.weight) < len(rows) / 4, "alike rows are kept once"
-        care, contact = BY_NAME["home_care"], BY_NAME["contact"]
-        ways = [associations._cells(aligned, care, contact, _strata(aligned, lag))[0]]
-        if lag:  # and from the finer strata of a lagged test's other stratification, A later left out
-            finer = _strata(aligned, lag) * 2 + aligned.flag("home_care", later=True)
-            ways.append(associations._coarser(*associations._cells(aligned, care, contact, finer)))
-        for x, y in (("home_care", "contact"), ("contact", "home_care")):  # the fewer rows now, then later
-            both = panel.flag(x)[rows] & panel.flag(y)[later[rows]]
-            assert aligned.persons(x, y) == len(np.unique(person[both]))
-        for counts in ways:
-            counted = associations._odds_ratio(panel, aligned, care, contact, counts)
+        strata = panel.base_strata()[rows] * 2 + panel.flag("paper_submission")[rows]
+        ways = [strata * 2 + panel.flag("contact")[rows] if lag else strata]
+        ways += [ways[0] * 2 + panel.flag("home_care")[later[rows]]] if lag else []
+        cells = counting.Cells.of(panel, lag)
+        assert len(cells.weight) < len(rows) / 4, "alike rows are kept once"
+        sums = associations.stratified_sums(cells, care, contact, lag, adjusting)
+        parts = [
+            associations.stratified_sums(counting.Cells.of(panel, lag, first), care, contact, lag, adjusting)
+            for first in (some, ~some)
+        ]
+        persons = counting.Persons.of(panel, lag)
+        for way, by_quarter, one, other in zip(ways, sums, *parts, strict=True):
+            assert np.array_equal(by_quarter, np.where(some[:, None], one, other)), "to the last bit"
+            _, dense = np.unique(way, return_inverse=True)
+            direct = np.zeros((JACKKNIFE_GROUPS, dense.max() + 1, 4), np.int64)
+            np.add.at(direct, (panel.group[rows], dense, fa * 2 + fb), 1)
+            log_or, floor = _textbook(direct.sum(axis=0))
+            leave_out = np.array([_textbook(direct.sum(axis=0) - g)[0] for g in direct])
+            interval = jackknife(log_or, leave_out, floor=floor)
+            counted = associations._odds_ratio(panel, persons, care, contact, by_quarter.sum(axis=0))
             assert counted["log_or"] == pytest.approx(log_or, rel=1e-12)
             assert (counted["lo"], counted["hi"]) == pytest.approx(
                 (interval["lo"], interval["hi"]), rel=1e-12
             )
-            assert (counted["n_a"], counted["n_b"], counted["n_both"]) == (
-                len(np.unique(person[fa])), len(np.unique(person[fb])), len(np.unique(person[fa & fb]))
-            )  # fmt: skip
+        person = panel.person[rows]
+        assert (counted["n_a"], counted["n_b"], counted["n_both"]) == (
+            len(np.unique(person[fa])), len(np.unique(person[fb])), len(np.unique(person[fa & fb]))
+        )  # fmt: skip
+        for x, y in (("home_care", "contact"), ("contact", "home_care")):  # the fewer rows now, then later
+            both = panel.flag(x)[rows] & panel.flag(y)[later[rows]]
+            assert persons.count(x, y) == len(np.unique(person[both]))
+
+
+def _textbook(cells: np.ndarray) -> tuple[float, float]:
+    """The Mantel–Haenszel log odds ratio over strata [s, (n00, n01, n10, n11)] and its Robins–Breslow–
+    Greenland standard error, as the textbook writes them (Rothman, Modern Epidemiology, ch. 15)."""
+    a, b, c, d = cells[:, 3], cells[:, 2], cells[:, 1], cells[:, 0]  # exposed cases, exposed non-cases, ...
+    n = (a + b + c + d).astype(float)
+    keep = n > 0
+    a, b, c, d, n = a[keep], b[keep], c[keep], d[keep], n[keep]
+    r, s = a * d / n, b * c / n
+    p, q = (a + d) / n, (b + c) / n
+    var = (p * r).sum() / (2 * r.sum() ** 2) + (p * s + q * r).sum() / (2 * r.sum() * s.sum())
+    var += (q * s).sum() / (2 * s.sum() ** 2)
+    return float(np.log(r.sum() / s.sum())), float(np.sqrt(var))
 
 
 def test_segments_fitted_on_distinct_profiles_are_those_fitted_on_every_person():
@@ -263,11 +294,6 @@ def test_the_adjusted_rand_index_of_distinct_profiles_is_that_of_every_person(se
     every = adjusted_rand_score(np.repeat(first, count), np.repeat(second, count))
     assert segments.adjusted_rand(first, second, count) == pytest.approx(every, rel=1e-12, abs=1e-15)
     assert segments.adjusted_rand(first, first, count) == 1.0
-
-
-def _strata(aligned: "associations.Aligned", lag: int) -> np.ndarray:
-    strata = aligned.strata * 2 + aligned.flag("paper_submission")
-    return strata * 2 + aligned.flag("contact") if lag else strata
 
 
 def test_a_modest_well_measured_link_is_reported_by_its_interval_not_a_fixed_odds_ratio():
@@ -882,6 +908,106 @@ def test_a_changed_panel_reads_only_its_changed_quarters_into_the_cached_one(
             unshared = cached_panel(con, cache)
         assert "quarters read" not in caplog.text and "contact" in unshared.not_shared
         assert _same_panel(unshared, load_panel(con))
+
+
+def test_the_associations_count_only_the_changed_quarters_and_find_what_counting_all_finds(
+    discovery_platform, tmp_path, caplog
+):
+    """A month's late data change a quarter: the associations count again the quarters whose rows, or rows
+    a lag later, changed, and take the others' sums from the last run; the findings must be those of a
+    count of every quarter. A sums file that cannot be read, or one other code wrote, is counted whole."""
+    zone, sums = tmp_path / "cross_unit.duckdb", tmp_path / "sums.npz"
+    shutil.copy(discovery_platform["warehouse"].cross_unit, zone)
+    with connect(zone) as con:
+        before = counting.Memo(quarter_digests(con))
+        associations.analyse(load_panel(con), memo=before)
+        before.write(sums)
+        last = load_panel(con).quarters[-1]
+        con.execute(
+            f"UPDATE {PANEL} SET has_contact = NOT coalesce(has_contact, false) WHERE quarter = $q AND rowid % 5 = 0",
+            {"q": last},
+        )
+        con.execute(
+            f"UPDATE {PANEL} SET district = 'Aaby nya' WHERE quarter = $q AND rowid % 11 = 0", {"q": last}
+        )
+        panel, digests = load_panel(con), quarter_digests(con)
+    assert panel.districts[0] == "Aaby nya", "a new district that renumbers every stratum"
+    whole = associations.analyse(panel)
+    n = len(panel.quarters)
+    for memo, counted in (
+        (counting.Memo.read(sums, digests), f"1 of {n} at lag 0, 2 of {n} at lag 1, 2 of {n} at lag 2"),
+        (counting.Memo(digests), f"{n} of {n} at lag 0, {n} of {n} at lag 1, {n} of {n} at lag 2"),
+    ):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="pipelines.discovery.associations"):
+            found = associations.analyse(panel, memo=memo)
+        assert (
+            f"the associations counted the rows of {counted} quarters; 0 tests every quarter" in caplog.text
+        )
+        _assert_same_findings(found, whole)
+
+    sums.write_bytes(sums.read_bytes()[:-100])  # cut short
+    with caplog.at_level(logging.WARNING, logger="pipelines.discovery.counting"):
+        assert not counting.Memo.read(sums, digests).known
+    assert "the associations' sums at" in caplog.text and "were not used" in caplog.text
+    before.write(sums)
+    with np.load(sums) as stored:
+        np.savez(sums, code=np.array("other code"), keys=stored["keys"], sums=stored["sums"])
+    assert not counting.Memo.read(sums, digests).known, "sums another code made are not taken"
+
+
+def _assert_same_findings(found: list[Finding], whole: list[Finding]) -> None:
+    """The same findings, their numbers to the last few bits (a quarter's strata added in another order)."""
+    assert [f.finding_id for f in found] == [f.finding_id for f in whole]
+    for f, w in zip(found, whole, strict=True):
+        for name in (field.name for field in dataclasses.fields(Finding)):
+            x, y = getattr(f, name), getattr(w, name)
+            assert x == (pytest.approx(y, rel=1e-9) if isinstance(y, float) else y), (f.finding_id, name)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_associations_counted_month_after_month_find_what_counting_every_quarter_finds(
+    seed, tmp_path, caplog
+):
+    """Random histories of late data (flags flipped and ages changed in a few quarters, quarters closing)
+    with links to find, some through a third unit: every month the associations taken partly from the
+    last month's sums are those of a count of every quarter, and only the changed quarters are counted."""
+    rng = np.random.default_rng(seed)
+    shape = (4_000, 12)
+    care = _lasting(rng, shape, 0.04, 0.85)
+    alarm = _odds(rng, 0.05, 20.0, care)
+    flags = {"home_care": care, "safety_alarm": alarm, "contact": _odds(rng, 0.1, 5.0, care)}
+    flags["paper_submission"] = _odds(rng, 0.05, 5.0, alarm)
+    ages = rng.integers(0, 3, shape)
+    sums, open_from = tmp_path / "sums.npz", 7
+    changed = set(range(open_from))
+    for month in range(6):
+        part = {name: f[:, :open_from] for name, f in flags.items()}
+        panel = replace(_panel(part), age_group=ages[:, :open_from].reshape(-1))
+        digests = {
+            q: (
+                shape[0],
+                int.from_bytes(
+                    hashlib.sha256(b"".join(f[:, k].tobytes() for f in [*part.values(), ages])).digest()[:8]
+                ),
+            )
+            for k, q in enumerate(panel.quarters)
+        }
+        memo = counting.Memo.read(sums, digests)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="pipelines.discovery.associations"):
+            found = associations.analyse(panel, memo=memo)
+        assert found == associations.analyse(panel), f"month {month}"
+        assert f"counted the rows of {len(changed)} of {open_from} at lag 0" in caplog.text, f"month {month}"
+        memo.write(sums)
+        changed = set(rng.choice(open_from, int(rng.integers(1, 3)), replace=False).tolist())
+        for q in changed:
+            which = rng.random(shape[0]) < 0.02
+            flags["contact"][which, q] ^= True
+            ages[rng.random(shape[0]) < 0.01, q] = rng.integers(0, 3)
+        if rng.random() < 0.4 and open_from < shape[1]:
+            changed.add(open_from)
+            open_from += 1
 
 
 def test_a_panel_with_no_indicator_shared_is_read_whole_and_updated(tmp_path, caplog):

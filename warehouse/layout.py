@@ -52,6 +52,12 @@ class Warehouse:
         return self.root / "cache" / "citizen_quarter"
 
     @property
+    def association_sums(self) -> Path:
+        """The associations' Mantel–Haenszel sums per test and quarter, kept between discovery runs
+        (``pipelines.discovery.counting.Memo``): sums over strata, no person."""
+        return self.root / "cache" / "association_sums.npz"
+
+    @property
     def audit_memo(self) -> Path:
         """The bounds audit's signed memo, kept between publishes (``pipelines.disclosure.memo``)."""
         return self.root / "cache" / "bounds_audit.json"

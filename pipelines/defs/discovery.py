@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.discovery import associations, kpi, precedence, segments
+from pipelines.discovery.counting import Memo
 from pipelines.discovery.findings import (
     FDR,
     SCHEMA,
@@ -115,6 +116,7 @@ class Inputs:
     versions: dict[bool, str]  # by Analysis.uses_panel: the data version of what the analysis reads
     bases: dict[str, str]  # analysis -> its basis, where known before any analysis runs
     kept: dict[str, pl.DataFrame]
+    sums: Memo  # the associations' sums per quarter from their last run (``counting``)
 
 
 def _basis(analysis: Analysis, version: str, margin: float, *more: str) -> str:
@@ -157,7 +159,17 @@ def _read(platform: Platform, selected: list[Analysis], margin: float, keeper: E
         if reads_panel and any(a.uses_panel for a in todo):
             panel = cached_panel(con, platform.warehouse.panel_cache, digests, keeper)
         kpi_inputs = kpi.load(con) if any(not a.uses_panel for a in todo) else None
-    return Inputs(panel, kpi_inputs, versions, bases, standing)
+    counts = panel is not None and any(a.name == "associations" for a in todo)
+    sums = Memo.read(platform.warehouse.association_sums, digests) if counts else Memo()
+    return Inputs(panel, kpi_inputs, versions, bases, standing, sums)
+
+
+def _keep_sums(sums: Memo, platform: Platform) -> None:
+    """Sums not kept cost the next run a count of every quarter, nothing more: said, not raised."""
+    try:
+        sums.write(platform.warehouse.association_sums)
+    except OSError as error:
+        dg.get_dagster_logger().warning(f"the associations' sums were not kept: {error}")
 
 
 def _analyse(
@@ -175,7 +187,7 @@ def _analyse(
     if inputs.panel is None:
         return []
     compute: dict[str, Callable[[], list[Finding]]] = {
-        "associations": lambda: associations.analyse(inputs.panel, margin),
+        "associations": lambda: associations.analyse(inputs.panel, margin, inputs.sums),
         "precedence": lambda: precedence.report(
             inputs.panel, orders or precedence.orders(inputs.panel), linked, DEFAULT_THRESHOLD
         ),
@@ -219,6 +231,8 @@ def discovery(context: dg.AssetExecutionContext, config: DiscoveryConfig, platfo
             )
             orders = workers.submit(precedence.orders, inputs.panel) if ordering else None
             found = {a.name: f for a, f in zip(first, computed, strict=True)}
+    if "associations" in found:
+        _keep_sums(inputs.sums, platform)
     frames, bases, standing = dict(inputs.kept), dict(inputs.bases), set(inputs.kept)
     with connect(platform.warehouse.cross_unit) as con:
         for name, computed_findings in found.items():

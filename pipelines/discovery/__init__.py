@@ -8,6 +8,7 @@ findings whose every group is at least the disclosure threshold reach the servin
 
 - ``panel``: the panel as arrays, the service indicators and their units, strata, the data version.
 - ``associations``: co-use of two units' services, Mantel–Haenszel odds ratios, Benjamini–Hochberg.
+- ``counting``: how the associations count rows, per quarter, and the sums kept between runs.
 - ``precedence``: which service comes first (sequence symmetry analysis), with the lag distribution.
 - ``segments``: k-means segments of service-use profiles, their stability, a Swedish description.
 - ``kpi``: KPI deviations, trends and slow case types per org unit, over the marts.

@@ -51,13 +51,14 @@ economic aid, pupils are not 80), not discoveries.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field, replace
+import logging
+from dataclasses import dataclass, replace
 
 import numpy as np
-import polars as pl
 from scipy import stats
 
 from pipelines.discovery import merit
+from pipelines.discovery.counting import Cells, Lag, Memo, Persons, estimate, quarter_sums
 from pipelines.discovery.findings import (
     FDR,
     NOT_SHARED,
@@ -163,12 +164,14 @@ def adjusters(panel: Panel, a: Indicator, b: Indicator, units: tuple[str, ...] =
     ]
 
 
-def analyse(panel: Panel, margin: float = MARGIN) -> list[Finding]:
+def analyse(panel: Panel, margin: float = MARGIN, memo: Memo | None = None) -> list[Finding]:
     """Test every hypothesis (odds ratios, and differences in year-9 merit value: ``merit``), correct over
-    all of them together, and report the most specific that holds per family."""
-    aligned = {lag: Aligned.of(panel, lag) for lag in (0, *LAGS)}
+    all of them together, and report the most specific that holds per family. ``memo``: the odds ratios'
+    sums per quarter from the last run, to count only the quarters that changed since (``counting``); the
+    sums of this run are added to it."""
+    at = {lag: Lag(panel, lag, memo) for lag in (0, *LAGS)}
     tested: list[tuple[Hypothesis | merit.Comparison, dict]] = [
-        (h, test_pair(panel, h.first, h.second, h.lag, (), aligned[h.lag])) for h in hypotheses(panel)
+        (h, test_pair(panel, h.first, h.second, h.lag, (), at[h.lag])) for h in hypotheses(panel)
     ]
     rows, had = merit.pupils(panel)
     tested += [
@@ -179,10 +182,11 @@ def analyse(panel: Panel, margin: float = MARGIN) -> list[Finding]:
     third = _linked_to_both(tested, holding)
     if third:  # test those pairs again, within the third unit's services too; then correct again
         tested = [
-            (h, test_pair(panel, h.first, h.second, h.lag, third[h], aligned[h.lag]) if h in third else t)
+            (h, test_pair(panel, h.first, h.second, h.lag, third[h], at[h.lag]) if h in third else t)
             for h, t in tested
         ]
         q, alpha, holding = _holding(tested, margin)
+    _log_counted(at)
     holds = set(holding)
     chosen: dict[frozenset[str], int] = {}  # family -> its reported hypothesis
     for k in sorted(holding, key=lambda k: (-tested[k][0].specificity, -_clearance(*tested[k]), q[k])):
@@ -197,6 +201,14 @@ def analyse(panel: Panel, margin: float = MARGIN) -> list[Finding]:
         significant = bool(q[k] < FDR and t["p"] <= alpha)
         findings.append(_with_power(finding, h, t, alpha, margin, significant, reported_as is not None))
     return findings + untestable(panel, margin)
+
+
+def _log_counted(at: dict[int, Lag]) -> None:
+    quarters = ", ".join(f"{int(a.fresh.sum())} of {len(a.fresh)} at lag {lag}" for lag, a in at.items())
+    whole = sum(a.counted_whole for a in at.values())
+    logging.getLogger(__name__).info(
+        "the associations counted the rows of %s quarters; %d tests every quarter", quarters, whole
+    )
 
 
 def _clearance(h: Hypothesis | merit.Comparison, t: dict) -> float:
@@ -366,129 +378,17 @@ def untestable(panel: Panel, margin: float = MARGIN) -> list[Finding]:
     ]
 
 
-def mantel_haenszel(cells: np.ndarray) -> tuple[float, float, float]:
-    """(log odds ratio, observed, expected co-occurrences) from per-stratum cells [..., (n00, n01, n10, n11)]."""
-    n00, n01, n10, n11 = (cells[..., k].astype(float) for k in range(4))
-    n = n00 + n01 + n10 + n11
-    with np.errstate(divide="ignore", invalid="ignore"):
-        num = np.where(n > 1, n11 * n00 / n, 0.0).sum(axis=-1)
-        den = np.where(n > 1, n10 * n01 / n, 0.0).sum(axis=-1)
-        expected = np.where(n > 0, (n10 + n11) * (n01 + n11) / n, 0.0).sum(axis=-1)
-        log_or = np.log(num) - np.log(den)
-    return log_or, n11.sum(axis=-1), expected
-
-
-@dataclass(frozen=True)
-class Aligned:
-    """The rows that have a row ``lag`` quarters later, with what every test at that lag reads (made once).
-
-    A test only counts rows per stratum and cell, so rows alike in all it can read (jackknife group, base
-    stratum, every flag now and ``lag`` quarters later) are kept once, with how many they are (``weight``):
-    most citizen-quarters hold no service at all, and at 1,000,000 citizens a test reads some hundred
-    thousand distinct rows instead of twenty million. Persons are counted on the rows each flag is set
-    in, which are few, reading the other flag of a pair where those rows are.
-    """
-
-    now: np.ndarray  # (indicators, distinct rows) bool: indicator j in the first quarter
-    then: np.ndarray  # the same, ``lag`` quarters later
-    strata: np.ndarray  # age group x district x quarter of the first quarter
-    group: np.ndarray  # jackknife group
-    weight: np.ndarray  # float: the rows each distinct row stands for
-    names: tuple[str, ...]
-    person: np.ndarray  # per panel row, its person
-    rows_now: tuple[np.ndarray, ...]  # per indicator, the aligned panel rows it is set in, ascending
-    rows_then: tuple[np.ndarray, ...]  # the same, by the flag ``lag`` quarters later
-    flags: np.ndarray  # per panel row, its flags (the panel's)
-    lag: int
-    counted: dict[tuple[str | None, str | None], int] = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def of(cls, panel: Panel, lag: int) -> Aligned:
-        """Rows without any service now or ``lag`` quarters later (most) are counted per cell by a
-        bincount; only the others are grouped, on one integer (cell, flags now, flags later): a third of
-        the time three columns took. A row's row ``lag`` quarters later is ``row + lag``."""
-        aligned = panel.has_later(lag)
-        served = panel.flag_bits != 0
-        busy = served.copy()
-        busy[: panel.rows - lag] |= served[lag:]
-        busy &= aligned
-        cell = panel.base_strata() * JACKKNIFE_GROUPS + panel.group
-        last = int(cell.max(initial=0))
-        idle = np.bincount(cell, weights=aligned & ~busy, minlength=last + 1)
-        rows = np.flatnonzero(busy)
-        n = len(panel.indicators)
-        if last.bit_length() + 2 * n > 64:
-            raise ValueError(f"{n} indicators now and later and {last + 1} cells do not fit one 64-bit key")
-        bits = panel.flag_bits
-        key = cell[rows].astype(np.uint64) << np.uint64(2 * n) | bits[rows] << np.uint64(n) | bits[rows + lag]
-        distinct = pl.DataFrame({"key": key}).group_by("key").len()
-        key, empty = distinct["key"].to_numpy(), np.flatnonzero(idle)
-        cells = np.concatenate([(key >> np.uint64(2 * n)).astype(np.int64), empty])
-        mask = np.uint64((1 << n) - 1)
-        none = np.zeros(len(empty), dtype=np.uint64)
-        return cls(
-            now=_unpacked(np.concatenate([key >> np.uint64(n) & mask, none]), n),
-            then=_unpacked(np.concatenate([key & mask, none]), n),
-            strata=cells // JACKKNIFE_GROUPS,
-            group=cells % JACKKNIFE_GROUPS,
-            weight=np.concatenate([distinct["len"].to_numpy().astype(float), idle[empty]]),
-            names=tuple(i.name for i in panel.indicators),
-            person=panel.person,
-            rows_now=tuple(r[aligned[r]] for r in panel.rows_with),
-            rows_then=tuple(_earlier(r, lag, aligned) for r in panel.rows_with),
-            flags=panel.flags,
-            lag=lag,
-        )
-
-    def flag(self, name: str, later: bool = False) -> np.ndarray:
-        return (self.then if later else self.now)[self.names.index(name)]
-
-    def persons(self, a: str | None = None, b: str | None = None) -> int:
-        """Persons with ``a`` in the first quarter and ``b`` ``lag`` quarters later (either may be None).
-
-        Counted once per pair: every test of a pair (adjusted for other services, tested again within a
-        third unit's) asks the same. Aligned rows are in person order, so a person's rows are adjacent.
-        """
-        if (a, b) not in self.counted:
-            now = self.rows_now[self.names.index(a)] if a else None
-            then = self.rows_then[self.names.index(b)] if b else None
-            both = now if b is None else then if a is None else self._both(now, then, a, b)
-            person = self.person[both]
-            self.counted[(a, b)] = int(len(person) and 1 + np.count_nonzero(person[1:] != person[:-1]))
-        return self.counted[(a, b)]
-
-    def _both(self, now: np.ndarray, then: np.ndarray, a: str, b: str) -> np.ndarray:
-        """The rows with ``a`` now and ``b`` later: of the fewer of the two, those where the other flag is
-        set (a lookup per row, where a search of one list in the other took a fifth of the tests' time)."""
-        if len(now) <= len(then):
-            return now[self.flags[now + self.lag, self.names.index(b)]]
-        return then[self.flags[then, self.names.index(a)]]
-
-
-def _earlier(rows: np.ndarray, lag: int, aligned: np.ndarray) -> np.ndarray:
-    """The aligned rows whose row ``lag`` quarters later is among ``rows`` (ascending)."""
-    earlier = rows[rows >= lag] - lag
-    return earlier[aligned[earlier]]
-
-
-def _unpacked(bits: np.ndarray, indicators: int) -> np.ndarray:
-    """Packed flags (bit j of each uint64 is indicator j) as one bool row per indicator: unpacked once
-    per lag, not once per test that reads a flag (a test reads five to ten)."""
-    unpacked = np.unpackbits(bits.view(np.uint8).reshape(-1, 8), axis=1, count=indicators, bitorder="little")
-    return np.ascontiguousarray(unpacked.T).view(bool)
-
-
 def test_pair(
     panel: Panel,
     a: Indicator,
     b: Indicator,
     lag: int = 0,
     units: tuple[str, ...] = (),
-    aligned: Aligned | None = None,
+    at: Lag | None = None,
 ) -> dict:
     """Adjusted odds ratio of A and B ``lag`` quarters later, its jackknife interval (log scale), lift, groups;
-    stratified on the services of ``units`` too (third units linked to both). ``aligned``: ``Aligned.of``
-    the panel at this lag, when the caller tests many pairs.
+    stratified on the services of ``units`` too (third units linked to both). ``at``: what the tests at this
+    lag read, when the caller tests many pairs (and the quarters' sums it keeps: ``counting.Lag``).
 
     A lagged link must hold under two stratifications (an intersection–union test: the weaker of the two
     is the result). Both take B in A's quarter (what A adds to B beyond where B already was). One also
@@ -497,76 +397,59 @@ def test_pair(
     nursing home ends the safety alarm), A in B's quarter is a common effect, and stratifying on it alone
     makes a link out of nothing.
     """
-    rows = aligned or Aligned.of(panel, lag)
-    strata = rows.strata
-    for adj in adjusters(panel, a, b, units):
-        strata = strata * 2 + rows.flag(adj.name)
+    at = at or Lag(panel, lag)
+    adjusting = adjusters(panel, a, b, units)
+    test = ":".join((a.name, b.name, str(lag), ",".join(units), ",".join(i.name for i in adjusting)))
+    sums = at.sums(test, 2 if lag else 1, lambda cells: stratified_sums(cells, a, b, lag, adjusting))
+    both = [_odds_ratio(panel, at.persons, a, b, by_quarter.sum(axis=0)) for by_quarter in sums]
     if not lag:
-        return _odds_ratio(panel, rows, a, b, _cells(rows, a, b, strata)[0])
-    strata = strata * 2 + rows.flag(b.name)
-    finer, values = _cells(rows, a, b, strata * 2 + rows.flag(a.name, later=True))
-    both = (
-        _odds_ratio(panel, rows, a, b, _coarser(finer, values)),
-        _odds_ratio(panel, rows, a, b, finer),
-    )
+        return both[0]
     weaker = min(both, key=lambda t: t["lo"] if np.isfinite(t["lo"]) else -np.inf)
     p = [t["p"] for t in both]  # the link must hold under both: the larger p (NaN if either is)
     return weaker | {"p": float("nan") if np.isnan(p).any() else max(p)}
 
 
-def _cells(rows: Aligned, a: Indicator, b: Indicator, strata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows counted per jackknife group, stratum and cell [groups, s, (n00, n01, n10, n11)] of A now and
-    B later, and the value of each stratum (ascending)."""
-    fa, fb = rows.flag(a.name), rows.flag(b.name, later=True)
-    dense, values = _dense(strata)
-    index = (rows.group * len(values) + dense) * 4 + fa.astype(np.int64) * 2 + fb
-    counts = np.bincount(index, weights=rows.weight, minlength=JACKKNIFE_GROUPS * len(values) * 4)
-    return np.rint(counts).astype(np.int64).reshape(JACKKNIFE_GROUPS, len(values), 4), values
-
-
-def _coarser(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``_cells``'s counts with the strata's last bit left out (strata 2v and 2v + 1 as one), from the
-    counts instead of every row again: a lagged hypothesis is tested under both."""
+def stratified_sums(
+    cells: Cells, a: Indicator, b: Indicator, lag: int, adjusting: list[Indicator]
+) -> list[np.ndarray]:
+    """A test's sums per quarter under each of its stratifications (``test_pair``): the base strata and the
+    ``adjusting`` services; at a lag, B now too, without and with A later (the coarser counts added up
+    from the finer, not from every row again)."""
+    strata = cells.strata
+    for adj in adjusting:
+        strata = strata * 2 + cells.flag(adj.name)
+    bits = len(adjusting)  # a stratum's quarter is its base stratum's, below the services' bits
+    if not lag:
+        counts, values = cells.counts(a.name, b.name, strata)
+        return [quarter_sums(counts, (values >> bits) % cells.quarters, cells.quarters)]
+    finer = (strata * 2 + cells.flag(b.name)) * 2 + cells.flag(a.name, later=True)
+    counts, values = cells.counts(a.name, b.name, finer)
+    quarter = (values >> (bits + 2)) % cells.quarters
     starts = np.flatnonzero(np.diff(values >> 1, prepend=-1))  # ascending: 2v and 2v + 1 are adjacent
-    return np.add.reduceat(counts, starts, axis=1)
+    return [
+        quarter_sums(np.add.reduceat(counts, starts, axis=1), quarter[starts], cells.quarters),
+        quarter_sums(counts, quarter, cells.quarters),
+    ]
 
 
-def _odds_ratio(panel: Panel, rows: Aligned, a: Indicator, b: Indicator, counts: np.ndarray) -> dict:
-    """The Mantel–Haenszel odds ratio of ``_cells``'s counts, its jackknife interval and its persons."""
-    total = counts.sum(axis=0)
-    log_or, observed, expected = mantel_haenszel(total)
-    leave_out, _, _ = mantel_haenszel(total[None] - counts)
-    persons = panel.persons
-    return {  # not estimable (a group without the services): NaN, tested with p = 1
-        "log_or": float(log_or),
-        "lift": float(observed / expected) if expected > 0 else float("nan"),
-        "n_a": rows.persons(a.name, None),
-        "n_b": rows.persons(None, b.name),
-        "n_both": rows.persons(a.name, b.name),
-        "n_population": persons,
-        **_positive(float(log_or), jackknife(float(log_or), leave_out, floor=_rgb_se(total))),
-    }
-
-
-def _rgb_se(cells: np.ndarray) -> float:
-    """The Robins–Breslow–Greenland standard error of the Mantel–Haenszel log odds ratio over strata
-    [s, (n00, n01, n10, n11)], as if every citizen-quarter were independent: a floor for the jackknife's.
+def _odds_ratio(panel: Panel, persons: Persons, a: Indicator, b: Indicator, sums: np.ndarray) -> dict:
+    """The Mantel–Haenszel odds ratio of a test's sums over every quarter, its jackknife interval (never
+    narrower than the Robins–Breslow–Greenland error) and its persons.
 
     Where a link rests on few persons the jackknife over twenty groups often measures its spread too
     narrow: shuffled data with 27 persons behind a link gave |t| > 4 in 2 of 332 shuffles (about once in
     30,000 for a normal statistic). The model-based error holds there, and the jackknife's, larger where
     quarters of one person repeat, holds elsewhere."""
-    n00, n01, n10, n11 = (cells[:, k].astype(float) for k in range(4))
-    n = n00 + n01 + n10 + n11
-    with np.errstate(divide="ignore", invalid="ignore"):
-        used = n > 1
-        p, q = ((n11 + n00) / n)[used], ((n10 + n01) / n)[used]
-        r, s = (n11 * n00 / n)[used], (n10 * n01 / n)[used]
-        sr, ss = r.sum(), s.sum()
-        var = (
-            (p * r).sum() / (2 * sr**2) + (p * s + q * r).sum() / (2 * sr * ss) + (q * s).sum() / (2 * ss**2)
-        )
-    return float(np.sqrt(var)) if np.isfinite(var) else 0.0
+    e = estimate(sums)
+    return {  # not estimable (a group without the services): NaN, tested with p = 1
+        "log_or": e.log_or,
+        "lift": e.observed / e.expected if e.expected > 0 else float("nan"),
+        "n_a": persons.count(a.name, None),
+        "n_b": persons.count(None, b.name),
+        "n_both": persons.count(a.name, b.name),
+        "n_population": panel.persons,
+        **_positive(e.log_or, jackknife(e.log_or, e.leave_out, floor=e.rgb_se)),
+    }
 
 
 def _positive(log_or: float, t: dict) -> dict:
@@ -576,16 +459,6 @@ def _positive(log_or: float, t: dict) -> dict:
         return t
     p = stats.t.sf(log_or / t["se"], JACKKNIFE_GROUPS - 1) if t["se"] > 0 else float(log_or <= 0)
     return t | {"p": float(p)}
-
-
-def _dense(strata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Strata numbered 0..s-1 in order, and the values numbered (a lookup table: linear, where np.unique
-    would sort)."""
-    if not len(strata):
-        return strata, np.zeros(1, dtype=np.int64)
-    used = np.zeros(int(strata.max()) + 1, dtype=bool)
-    used[strata] = True
-    return (np.cumsum(used) - 1)[strata], np.flatnonzero(used)
 
 
 def _id(h: Hypothesis | merit.Comparison) -> str:

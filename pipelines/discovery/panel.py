@@ -224,10 +224,11 @@ class Panel:
             )
         return same
 
-    def base_strata(self) -> np.ndarray:
-        """Age group x district x quarter, as one integer per row."""
+    def base_strata(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Age group x district x quarter, as one integer per row (of ``rows``): the quarter is the
+        remainder by the number of quarters."""
         d, q = len(self.districts), len(self.quarters)
-        return (self.age_group * d + self.district) * q + self.quarter
+        return (self.age_group[rows] * d + self.district[rows]) * q + self.quarter[rows]
 
 
 def permute_unit(panel: Panel, unit: str, seed: int) -> Panel:

@@ -112,6 +112,7 @@ def thin_cross_unit(paths: Paths, today: date | None = None) -> dict[str, int]:
     if any(removed.values()):
         compact(wh.cross_unit)
         shutil.rmtree(wh.panel_cache, ignore_errors=True)  # the rows as they were; discovery reads anew
+        wh.association_sums.unlink(missing_ok=True)  # and counts them anew
     return removed
 
 
