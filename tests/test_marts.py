@@ -660,3 +660,16 @@ def test_two_consecutive_publishes_together_give_nothing_away(platform):
         previous=_published(current),
     )
     assert report.narrow == [] and report.blocks > 0
+
+
+def test_the_dbt_resource_tells_dbt_s_own_version_without_asking_the_executable():
+    """dagster-dbt runs ``dbt --version`` in every run unless its ``_cli_version`` is known; ours answers
+    from the installed dbt-core, which must be what the executable says (and the property must still be
+    the one dagster-dbt reads, or the answer goes unused)."""
+    import subprocess
+
+    from pipelines.defs.marts import DBT_EXECUTABLE, dbt_resource
+
+    said = subprocess.check_output([str(DBT_EXECUTABLE), "--version"], text=True)
+    assert re.search(rf"\bCore:\s+- installed: {re.escape(str(dbt_resource()._cli_version))}\b", said), said
+    assert "_cli_version" in vars(DbtCliResource), "dagster-dbt no longer asks through _cli_version"

@@ -18,16 +18,18 @@ environment is written. dagster-dbt turns dbt's anonymous usage statistics off i
 
 import fcntl
 import hashlib
+import importlib.metadata
 import json
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from packaging.version import Version
 
 from pipelines.defs.resources import Platform
 from pipelines.settings import REPO_ROOT
@@ -50,7 +52,7 @@ def ensure_manifest(project: DbtProject = DBT_PROJECT) -> Path:
     with open(manifest.parent / ".parse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not manifest.exists() or manifest.stat().st_mtime < _newest_source(Path(project.project_dir)):
-            DbtCliResource(project_dir=project, dbt_executable=str(DBT_EXECUTABLE)).cli(
+            DbtCli(project_dir=project, dbt_executable=str(DBT_EXECUTABLE)).cli(
                 ["parse", "--quiet"], target_path=manifest.parent
             ).wait()
     return manifest
@@ -132,5 +134,14 @@ def _kept_parse(project_dir: Path) -> str:
     return f"partial_parse.{hashlib.sha256(str(project_dir.resolve()).encode()).hexdigest()[:16]}.msgpack"
 
 
-def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=str(DBT_EXECUTABLE))
+class DbtCli(DbtCliResource):
+    """dagster-dbt's resource, which asks the dbt executable its version (``dbt --version``, a process of
+    2 s) in every run; the executable is this environment's own, so the installed dbt-core answers."""
+
+    @cached_property
+    def _cli_version(self) -> Version:
+        return Version(importlib.metadata.version("dbt-core"))
+
+
+def dbt_resource() -> DbtCli:
+    return DbtCli(project_dir=DBT_PROJECT, dbt_executable=str(DBT_EXECUTABLE))
