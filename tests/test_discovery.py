@@ -994,11 +994,15 @@ def test_associations_counted_month_after_month_find_what_counting_every_quarter
             for k, q in enumerate(panel.quarters)
         }
         memo = counting.Memo.read(sums, digests)
+        forgotten = [k for k in memo.known if k.startswith("home_care:contact:0:")] if month == 2 else []
+        for key in forgotten:  # as for a test not made last run: every quarter counted
+            del memo.known[key]
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="pipelines.discovery.associations"):
             found = associations.analyse(panel, memo=memo)
         assert found == associations.analyse(panel), f"month {month}"
         assert f"counted the rows of {len(changed)} of {open_from} at lag 0" in caplog.text, f"month {month}"
+        assert f"; {int(bool(forgotten))} tests every quarter" in caplog.text, f"month {month}"
         memo.write(sums)
         changed = set(rng.choice(open_from, int(rng.integers(1, 3)), replace=False).tolist())
         for q in changed:

@@ -314,8 +314,8 @@ class Lag:
         whole = any(s is None for s in kept.values())
         self.counted_whole += whole and bool(kept)
         sums = count(self.cells(whole))
-        for (v, q), s in kept.items():
-            if not whole:
+        if not whole:
+            for (v, q), s in kept.items():
                 sums[v][q] = s
         for v, by_quarter in enumerate(sums):
             for q, key in enumerate(self.keys):
