@@ -801,6 +801,7 @@ def test_findings_stand_while_what_they_were_computed_from_stands(discovery_plat
     assert segments_now != before["segments"], "computed again, at another time"
 
     assert set(_discover(home, margin=1.3).items()) >= {("associations", "now"), ("precedence", "now")}
+    assert Warehouse(Paths(home).warehouse).association_sums.exists(), "the step keeps the sums per quarter"
     with duckdb.connect(str(zone)) as con:
         last = con.execute(f"SELECT max(quarter) FROM {PANEL} WHERE complete").fetchone()[0]
         con.execute(f"UPDATE {PANEL} SET complete = false WHERE quarter = ?", [last])

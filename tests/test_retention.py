@@ -117,9 +117,15 @@ def test_retention_job_removes_old_rows_from_every_zone_and_audits_it(loaded, wa
     vault = warehouse.vault("socialtjanst")
     [(linked,)] = _query(vault, "SELECT count(*) FROM link")
 
+    warehouse.panel_cache.mkdir(parents=True)  # what discovery keeps of the rows as they were
+    (warehouse.panel_cache / "about.json").write_text("{}")
+    warehouse.association_sums.write_bytes(b"sums per quarter")
     result = defs().resolve_job_def("retention").execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert result.success
 
+    assert not warehouse.panel_cache.exists() and not warehouse.association_sums.exists(), (
+        "discovery reads and counts the zone anew after gallring"
+    )
     assert _query(zone, "SELECT DISTINCT _delivery FROM ekonomiskt_bistand") == [(RECENT,)]
     assert _query(zone, f"SELECT count(*) FROM quarantine WHERE _delivery = '{OLD}'") == [(0,)]
     assert gone not in zone.read_bytes(), "gallrade rows must leave the disk, not only the table"
