@@ -28,11 +28,12 @@ from sklearn.metrics import adjusted_rand_score
 from pipelines.defs.discovery import ANALYSES, _corrected, discovery
 from pipelines.defs.resources import Platform
 from pipelines.disclosure import DEFAULT_THRESHOLD
-from pipelines.discovery import associations, counting, kpi, merit, precedence, segments
+from pipelines.discovery import associations, counting, findings, kpi, merit, precedence, segments
 from pipelines.discovery.findings import (
     TABLES,
     Finding,
     benjamini_hochberg,
+    code_version,
     publishable,
     publishable_statuses,
 )
@@ -955,6 +956,19 @@ def test_the_associations_count_only_the_changed_quarters_and_find_what_counting
     with np.load(sums) as stored:
         np.savez(sums, code=np.array("other code"), keys=stored["keys"], sums=stored["sums"])
     assert not counting.Memo.read(sums, digests).known, "sums another code made are not taken"
+
+
+def test_the_code_version_changes_with_the_duckdb_that_reads_the_panel(monkeypatch):
+    """The jackknife groups are DuckDB's hash of the citizen key: a DuckDB that hashed otherwise would mix
+    old groups (a cached panel's kept quarters, the kept sums) with new ones in one person's quarters."""
+    before = code_version()
+    real = findings.version
+    monkeypatch.setattr(findings, "version", lambda name: "0.0.1" if name == "duckdb" else real(name))
+    code_version.cache_clear()
+    try:
+        assert code_version() != before
+    finally:
+        code_version.cache_clear()
 
 
 def _assert_same_findings(found: list[Finding], whole: list[Finding]) -> None:

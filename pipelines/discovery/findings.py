@@ -102,11 +102,13 @@ def write(con: duckdb.DuckDBPyConnection, table: str, findings: list[Finding], b
 @cache
 def code_version() -> str:
     """The analyses' code (this package's modules) and the libraries they compute with: findings computed
-    under another are computed anew, though the data be the same."""
+    under another are computed anew, though the data be the same. DuckDB is one of them: it reads the panel
+    (age groups, and the jackknife groups from its hash of the citizen key), so a cache of the panel's
+    rows, or of the associations' sums per quarter, read by another DuckDB is not mixed with new rows."""
     digest = hashlib.sha256()
     for module in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(module.name.encode() + module.read_bytes())
-    for library in ("numpy", "scipy", "scikit-learn", "polars"):
+    for library in ("duckdb", "numpy", "scipy", "scikit-learn", "polars"):
         digest.update(f"{library} {version(library)}".encode())
     return digest.hexdigest()
 
