@@ -19,6 +19,7 @@ import os
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +125,7 @@ class Cells:
         ``row + lag``."""
         aligned = panel.has_later(lag)
         if first is not None:
-            aligned &= first[panel.quarter]
+            aligned = aligned & first[panel.quarter]
         at = np.flatnonzero(aligned)
         bits = panel.flag_bits
         now, then = bits[at], bits[at + lag]
@@ -269,6 +270,11 @@ class Memo:
             np.savez(out, code=np.array(code_version()), keys=np.array(keys, dtype=str), sums=sums)
         os.replace(partial, path)
 
+    @cached_property
+    def known_quarters(self) -> set[str]:
+        """The quarter keys (``quarter_keys``) the last run's sums are known by."""
+        return {k.rsplit("@", 1)[1] for k in self.known}
+
     def quarter_keys(self, panel: Panel, lag: int) -> list[str | None]:
         """Per quarter of the panel, what its sums at ``lag`` are known by (None: no digest to know it by)."""
         keys: list[str | None] = []
@@ -292,8 +298,7 @@ class Lag:
         self.panel, self.lag, self.memo = panel, lag, memo if memo is not None else Memo()
         self.persons = Persons.of(panel, lag)
         self.keys = self.memo.quarter_keys(panel, lag)
-        known = {k.rsplit("@", 1)[1] for k in self.memo.known}
-        self.fresh = np.array([k is None or k not in known for k in self.keys], dtype=bool)
+        self.fresh = np.array([k is None or k not in self.memo.known_quarters for k in self.keys], dtype=bool)
         self._cells: dict[bool, Cells] = {}
         self.counted_whole = 0  # tests whose every quarter was counted although some were known
 

@@ -215,14 +215,22 @@ class Panel:
 
     def has_later(self, lag: int) -> np.ndarray:
         """Per row, whether the same person has a row ``lag`` quarters later: then it is ``row + lag``, since
-        rows are ordered by person and quarter."""
-        same = np.ones(self.rows, dtype=bool)
-        if lag:
-            same[-lag:] = False
-            same[:-lag] = (self.person[lag:] == self.person[:-lag]) & (
-                self.quarter[lag:] == self.quarter[:-lag] + lag
-            )
-        return same
+        rows are ordered by person and quarter. Made once per lag (the associations' cells and persons both
+        read it) and read-only, since it is shared."""
+        if lag not in self._later:
+            same = np.ones(self.rows, dtype=bool)
+            if lag:
+                same[-lag:] = False
+                same[:-lag] = (self.person[lag:] == self.person[:-lag]) & (
+                    self.quarter[lag:] == self.quarter[:-lag] + lag
+                )
+            same.setflags(write=False)
+            self._later[lag] = same
+        return self._later[lag]
+
+    @cached_property
+    def _later(self) -> dict[int, np.ndarray]:
+        return {}
 
     def base_strata(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Age group x district x quarter, as one integer per row (of ``rows``): the quarter is the
@@ -423,8 +431,9 @@ def _panel(
     if kept is None:
         return _assembled(shape, _each({n: partial(_sorted, c, order) for n, c in fresh.items()}), version)
     fresh_key = (fresh["person"] * quarters + fresh["quarter"])[order]
-    kept = kept | {"person": kept["person"](), "quarter": kept["quarter"]()}
-    kept_key = kept["person"] * quarters + kept["quarter"]
+    person, quarter = kept["person"](), kept["quarter"]()  # made once: they place the fresh rows too
+    kept = kept | {"person": lambda: person, "quarter": lambda: quarter}
+    kept_key = person * quarters + quarter
     place = np.searchsorted(kept_key, fresh_key)
     inside = place < len(kept_key)
     if (kept_key[place[inside]] == fresh_key[inside]).any():
@@ -441,10 +450,10 @@ def _sorted(column: np.ndarray, order: np.ndarray) -> np.ndarray:
 
 
 def _merged(
-    kept: Column | np.ndarray, from_kept: np.ndarray, fresh: np.ndarray, order: np.ndarray, at: np.ndarray
+    kept: Column, from_kept: np.ndarray, fresh: np.ndarray, order: np.ndarray, at: np.ndarray
 ) -> np.ndarray:
     """One column: the kept rows where ``from_kept`` holds, the fresh ones in ``order`` at ``at``."""
-    kept = _rows_of(kept() if callable(kept) else kept)
+    kept = _rows_of(kept())
     merged = np.empty((len(from_kept), *kept.shape[1:]), dtype=kept.dtype)
     merged[from_kept] = kept
     merged[at] = _rows_of(fresh)[order]
