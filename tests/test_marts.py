@@ -673,3 +673,24 @@ def test_the_dbt_resource_tells_dbt_s_own_version_without_asking_the_executable(
     said = subprocess.check_output([str(DBT_EXECUTABLE), "--version"], text=True)
     assert re.search(rf"\bCore:\s+- installed: {re.escape(str(dbt_resource()._cli_version))}\b", said), said
     assert "_cli_version" in vars(DbtCliResource), "dagster-dbt no longer asks through _cli_version"
+
+
+def test_the_dbt_resource_makes_no_adapter_of_its_own(tmp_path):
+    """dagster-dbt loads dbt's project, profile and macros into an adapter before each invocation (1.3 s
+    in a fresh process), read only by metadata fetches no asset asks for; ours skips it. A plain
+    dagster-dbt resource of the same project makes one (so the check can fail: an upgrade that renamed
+    the method would leave our override unused)."""
+    from pipelines.defs.marts import DBT_EXECUTABLE, DBT_PROJECT, DbtCli, dbt_resource
+
+    class Plain(DbtCli):
+        _initialize_dbt_core_adapter = DbtCliResource._initialize_dbt_core_adapter
+
+    plain = Plain(project_dir=DBT_PROJECT, dbt_executable=str(DBT_EXECUTABLE))
+    made = {}
+    for name, resource in (("ours", dbt_resource()), ("plain", plain)):
+        invocation = resource.cli(["--version"], raise_on_error=False, target_path=tmp_path / name)
+        invocation.wait()
+        assert invocation.is_successful(), name
+        made[name] = invocation.adapter
+    assert made["ours"] is None
+    assert type(made["plain"]).__name__ == "DuckDBAdapter"

@@ -22,7 +22,7 @@ import importlib.metadata
 import json
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
@@ -135,12 +135,18 @@ def _kept_parse(project_dir: Path) -> str:
 
 
 class DbtCli(DbtCliResource):
-    """dagster-dbt's resource, which asks the dbt executable its version (``dbt --version``, a process of
-    2 s) in every run; the executable is this environment's own, so the installed dbt-core answers."""
+    """dagster-dbt's resource without two fixed costs of every run (the platform runs dbt each month):
+    it asks the dbt executable its version (``dbt --version``, a process of 2 s), though the executable
+    is this environment's own, so the installed dbt-core answers; and it loads dbt's project, profile
+    and macros into an adapter of its own (1.3 s in a fresh process, 0.3 s after), which only its
+    ``fetch_row_counts``/``fetch_column_metadata`` read, and no asset here asks for them."""
 
     @cached_property
     def _cli_version(self) -> Version:
         return Version(importlib.metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:  # type: ignore[override]
+        return None
 
 
 def dbt_resource() -> DbtCli:
