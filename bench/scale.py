@@ -15,8 +15,9 @@ same landing files (``bench/ingest.py``'s), measured in the same run.
 
 With ``--increment [N]`` the newest N months' deliveries (default 2) are held out of landing for the full
 run, then put back one month at a time, oldest first, and taken the way the running platform takes them:
-the ``new_deliveries`` sensor is evaluated and each run it asks for is executed, then the link and the
-marts run. Each month's time is reported as a share of the full run's (generation and the yardstick left
+the ``new_deliveries`` sensor is evaluated and each run it asks for is executed, then the automation
+conditions (the links, eager on their units) and the ``marts_after_links`` sensor (the marts run), each
+evaluated as the daemon would and what it asks for executed. Each month's time is reported as a share of the full run's (generation and the yardstick left
 out of both). The first month after a full run differs from every later one: its publish is the first
 audited with a previous snapshot, so the bounds audit's memo holds none of its blocks yet; the second
 month is what a running platform pays each month.
@@ -171,16 +172,18 @@ def _hold_out(landing: Path, month: str, to: Path) -> list[tuple[Path, Path]]:
 def _increment(
     stages: Stages, paths: Paths, instance: dg.DagsterInstance, held_out: list[tuple[Path, Path]], name: str
 ) -> list[str]:
-    """A held-out month arrives: the delivery sensor's runs, then the link and the marts run."""
+    """A held-out month arrives and goes the running platform's way: the delivery sensor's unit runs, the
+    links automation asks for, then the marts run the ``marts_after_links`` sensor asks for."""
+    automation = dg.evaluate_automation_conditions(defs=defs(), instance=instance).cursor  # before it arrives
     for held, folder in held_out:
         held.rename(folder)
     failed = []
     with stages.stage(f"{name}sensor and unit runs"):
         failed += _sensor_runs(instance)
     with stages.stage(f"{name}link"):
-        failed += cli.link_cross_unit(instance)
+        failed += _automation_runs(instance, automation)
     with stages.stage(f"{name}marts, discovery, publish"):
-        failed += cli.build_marts_and_publish(paths, instance)
+        failed += _marts_run(paths, instance)
     stages.detail(f"{name}marts, discovery, publish", _marts_steps(instance))
     return failed
 
@@ -204,6 +207,35 @@ def _sensor_runs(instance: dg.DagsterInstance) -> list[str]:
         failed += [] if run.success else [f"{job.name} {request.partition_key} (run {run.run_id})"]
     print(f"the sensor asked for {len(result.run_requests)} runs", flush=True)
     return failed
+
+
+def _automation_runs(instance: dg.DagsterInstance, cursor: str) -> list[str]:
+    """Evaluate the automation conditions as the daemon's automation sensor would, since ``cursor``, and
+    execute what they ask for in one run (the links: eager on their unit and the citizen index)."""
+    result = dg.evaluate_automation_conditions(defs=defs(), instance=instance, cursor=cursor)
+    keys = [r.key for r in result.results if not r.true_subset.is_empty]
+    print(f"automation asked for {len(keys)} assets", flush=True)
+    if not keys:
+        return ["automation asked for no link"]
+    job = defs().resolve_implicit_global_asset_job_def()
+    run = job.execute_in_process(
+        instance=instance, asset_selection=keys, run_config=cli.QUIET_LOGS, raise_on_error=False
+    )
+    return [] if run.success else [f"the links automation asked for (run {run.run_id})"]
+
+
+def _marts_run(paths: Paths, instance: dg.DagsterInstance) -> list[str]:
+    """Evaluate ``marts_after_links`` as the daemon would; run the marts job it asks for."""
+    from pipelines.defs.publish import marts_after_links
+
+    context = dg.build_sensor_context(instance=instance, resources={"platform": Platform()})
+    result = marts_after_links()(context)
+    if not isinstance(result, dg.SensorResult) or len(result.run_requests) != 1:
+        return [f"marts_after_links asked for no marts run: {result}"]
+    [request] = result.run_requests
+    marts = defs().resolve_job_def(MARTS_JOB_NAME)
+    assert set(request.asset_selection) == set(marts.asset_layer.executable_asset_keys), "not the marts job"
+    return cli.build_marts_and_publish(paths, instance)
 
 
 def _unit_seconds(instance: dg.DagsterInstance) -> dict[str, float]:

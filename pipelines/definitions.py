@@ -11,7 +11,7 @@ import dagster as dg
 from pipelines.defs.cross_unit import LINK_ASSETS, citizen_index
 from pipelines.defs.discovery import discovery
 from pipelines.defs.marts import dbt_models, dbt_resource
-from pipelines.defs.publish import serving_snapshot
+from pipelines.defs.publish import MARTS_JOB_NAME, marts_after_links, serving_snapshot
 from pipelines.defs.resources import Platform
 from pipelines.defs.stewardship import retention_job, retention_schedule, steward_decisions
 from pipelines.defs.unit_checks import FRESHNESS_JOB, FRESHNESS_SCHEDULE, OVERDUE_CHECKS
@@ -25,7 +25,6 @@ def ingest_job_name(unit: str) -> str:
 
 INGEST_JOBS = [dg.define_asset_job(ingest_job_name(u), selection=[unit_asset_key(u)]) for u in UNITS]
 LINK_JOB = dg.define_asset_job("link_cross_unit", selection=dg.AssetSelection.groups("cross_unit"))
-MARTS_JOB_NAME = "build_marts_and_publish"
 
 
 @dg.definitions
@@ -52,7 +51,10 @@ def defs() -> dg.Definitions:
         sensors=[
             new_deliveries,
             steward_decisions(),
-            dg.AutomationConditionSensorDefinition("cross_unit_automation", target="*"),
+            marts_after_links(),
+            dg.AutomationConditionSensorDefinition(  # Dagster starts one stopped: no link would follow a load
+                "cross_unit_automation", target="*", default_status=dg.DefaultSensorStatus.RUNNING
+            ),
         ],
         resources={"platform": Platform(), "dbt": dbt_resource()},
     )

@@ -359,9 +359,9 @@ def test_a_withdrawal_leaves_no_figures_of_the_dataset_in_any_snapshot(
 
     from pipelines.definitions import defs
     from pipelines.defs.anchors import platform_anchors, platform_instance
-    from pipelines.defs.publish import serving_snapshot
+    from pipelines.defs.cross_unit import link_key
+    from pipelines.defs.publish import downstream, serving_snapshot
     from pipelines.defs.resources import Platform
-    from pipelines.defs.stewardship import downstream, link_key
     from pipelines.settings import Paths
     from pipelines.stewardship import approvals, signing
     from pipelines.stewardship.contracts import load_contracts

@@ -22,9 +22,9 @@ from pipelines.definitions import LINK_JOB, defs
 from pipelines.defs.anchors import DagsterAnchors, platform_anchors
 from pipelines.defs.cross_unit import citizen_index
 from pipelines.defs.discovery import DISCOVERY_KEYS
-from pipelines.defs.publish import SNAPSHOT_KEY
+from pipelines.defs.publish import SNAPSHOT_KEY, downstream
 from pipelines.defs.resources import Platform
-from pipelines.defs.stewardship import downstream, steward_decisions
+from pipelines.defs.stewardship import steward_decisions
 from pipelines.ingest.transform import border_query
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit, signing

@@ -155,9 +155,14 @@ def index_persons(con: duckdb.DuckDBPyConnection, contract: Contract, central: d
     return "rebuilt" if rebuild else f"{len(changed)} of {len(deliveries)} deliveries indexed anew"
 
 
+def link_key(unit: str) -> dg.AssetKey:
+    """The cross-unit asset that takes ``unit``'s deliveries: folkbokföring's is the citizen index."""
+    return citizen_index.key if unit == "folkbokforing" else dg.AssetKey(["cross_unit", unit])
+
+
 def build_link_asset(unit: Unit) -> dg.AssetsDefinition:
     @dg.asset(
-        key=dg.AssetKey(["cross_unit", unit.name]),
+        key=link_key(unit.name),
         deps=[unit_asset_key(unit.name), citizen_index.key],
         group_name="cross_unit",
         description=f"{unit.title} in the cross-unit zone, as far as its stewards approved "
@@ -170,7 +175,7 @@ def build_link_asset(unit: Unit) -> dg.AssetsDefinition:
         check_specs=[
             dg.AssetCheckSpec(
                 KNOWN,
-                asset=dg.AssetKey(["cross_unit", unit.name]),
+                asset=link_key(unit.name),
                 description="Linked rows whose person folkbokföring does not know (moved away, or never "
                 f"registered) are flagged and kept; WARN when they are more than {UNKNOWN_SHARE:.0%}.",
             )

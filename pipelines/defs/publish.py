@@ -3,6 +3,12 @@
 Dashboards (Superset) and notebooks read only the snapshot, read-only, through
 ``warehouse/serving/current.duckdb``; see ``pipelines/serving/snapshot.py`` for why a write never
 fails a reader and a reader never fails a write.
+
+On the running platform a month arrives as runs: the delivery sensor's unit runs, then the links that
+automation asks for as each unit's load lands. The sensor ``marts_after_links`` asks for the marts
+run (dbt, discovery, publish) once every link has caught up with its unit's latest load: one run for
+a month's wave of deliveries, not one per unit, and none while a link is behind (a link that fails,
+for instance on an audit log that does not verify, holds the dashboards at their last snapshot).
 """
 
 from functools import cache
@@ -10,17 +16,27 @@ from functools import cache
 import dagster as dg
 
 from pipelines.defs.anchors import DagsterAnchors
+from pipelines.defs.cross_unit import citizen_index, link_key
 from pipelines.defs.discovery import DISCOVERY_KEYS
 from pipelines.defs.marts import dbt_models
 from pipelines.defs.resources import Platform
+from pipelines.defs.units import unit_asset_key
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.disclosure.memo import AuditMemo
 from pipelines.serving.build import build_tables
 from pipelines.serving.presentation import VIEWS
 from pipelines.serving.sharing import sharing_fingerprint
 from pipelines.serving.snapshot import KEEP, ServingPaths, current_snapshot, write_snapshot
+from pipelines.units import UNITS
 
 SNAPSHOT_KEY = dg.AssetKey(["serving", "snapshot"])
+MARTS_JOB_NAME = "build_marts_and_publish"
+UNDER_WAY = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 class PublishConfig(dg.Config):
@@ -81,3 +97,74 @@ def publish(
             "bounds_audit": dg.MetadataValue.json(build.stats.audit),
         }
     )
+
+
+@cache
+def downstream() -> list[dg.AssetKey]:
+    """What reads the cross-unit zone and the unit zones, rebuilt by a marts run: dbt models, findings,
+    snapshot."""
+    return [*dbt_models().keys, *DISCOVERY_KEYS, SNAPSHOT_KEY]
+
+
+@cache
+def marts_after_links() -> dg.SensorDefinition:
+    """The sensor, built with the dbt assets it asks for (:func:`downstream`), not at import."""
+    return dg.sensor(
+        name="marts_after_links",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        asset_selection=downstream(),
+        description="Rebuilds the marts, the findings and the snapshot once every unit's new deliveries "
+        "are linked: one run for a month's deliveries.",
+    )(rebuild_after_links)
+
+
+def rebuild_after_links(
+    context: dg.SensorEvaluationContext, platform: Platform
+) -> dg.SensorResult | dg.SkipReason:
+    """One tick: a marts run when the units' loads and their links are newer than the snapshot and no
+    link is behind its unit or the citizen index. Asked once per state (the newest load or link)."""
+    if missing := [u for u in UNITS if not platform.warehouse.unit_zone(u).exists()]:
+        return dg.SkipReason(f"the marts read every unit zone; none yet for {', '.join(missing)}")
+    latest = _latest_ids(context.instance)
+    if behind := _behind(latest):
+        return dg.SkipReason(f"waiting for the link of {', '.join(behind)}")
+    newest = max(latest[k] for k in latest if k != SNAPSHOT_KEY)
+    if newest < latest[SNAPSHOT_KEY]:
+        return dg.SkipReason("the snapshot is newer than every load and link")
+    if context.cursor == str(newest):
+        return dg.SkipReason(f"a marts run was asked for these loads and links (event {newest})")
+    if run := _rebuilding(context.instance):
+        return dg.SkipReason(f"run {run} rebuilds the marts; looking again when it has ended")
+    request = dg.RunRequest(run_key=f"linked-{newest}", asset_selection=downstream())
+    return dg.SensorResult(run_requests=[request], cursor=str(newest))
+
+
+def _latest_ids(instance: dg.DagsterInstance) -> dict[dg.AssetKey, int]:
+    """The storage id of each unit's, link's and the snapshot's latest materialisation (0: none): ids of
+    one event log, so they order the materialisations in time."""
+    keys = [*(unit_asset_key(u) for u in UNITS), *(link_key(u) for u in UNITS), SNAPSHOT_KEY]
+    latest = {}
+    for key in keys:
+        [*record] = instance.fetch_materializations(key, limit=1).records
+        latest[key] = record[0].storage_id if record else 0
+    return latest
+
+
+def _behind(latest: dict[dg.AssetKey, int]) -> list[str]:
+    """Units whose link is older than its unit's latest load, or than the citizen index it links to."""
+    index = latest[citizen_index.key]
+    return [
+        u
+        for u in UNITS
+        if latest[link_key(u)]
+        < max(latest[unit_asset_key(u)], 0 if link_key(u) == citizen_index.key else index)
+    ]
+
+
+def _rebuilding(instance: dg.DagsterInstance) -> str | None:
+    """A run under way that publishes: the marts job, or a run whose selection holds the snapshot."""
+    for run in instance.get_runs(dg.RunsFilter(statuses=UNDER_WAY), limit=100):
+        if run.job_name == MARTS_JOB_NAME or SNAPSHOT_KEY in (run.asset_selection or ()):
+            return run.run_id
+    return None

@@ -25,9 +25,8 @@ from functools import cache
 import dagster as dg
 
 from pipelines.defs.anchors import DagsterAnchors
-from pipelines.defs.discovery import DISCOVERY_KEYS
-from pipelines.defs.marts import dbt_models
-from pipelines.defs.publish import SNAPSHOT_KEY
+from pipelines.defs.cross_unit import link_key
+from pipelines.defs.publish import downstream
 from pipelines.defs.resources import Platform
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit
@@ -35,12 +34,7 @@ from pipelines.stewardship.contracts import load_contracts
 from pipelines.stewardship.retention import thin_cross_unit, thin_unit
 from pipelines.units import UNITS, Unit
 
-CITIZEN_INDEX = dg.AssetKey(["cross_unit", "citizen_index"])
 REGISTER = "folkbokforing"
-
-
-def link_key(unit: str) -> dg.AssetKey:
-    return CITIZEN_INDEX if unit == REGISTER else dg.AssetKey(["cross_unit", unit])
 
 
 def sharing_state(paths: Paths, anchors: audit.AnchorStore) -> dict[str, str]:
@@ -52,12 +46,6 @@ def sharing_state(paths: Paths, anchors: audit.AnchorStore) -> dict[str, str]:
 
 def changed_units(before: dict[str, str], now: dict[str, str]) -> set[str]:
     return {key.split(".")[0] for key in now if before.get(key) != now[key]}
-
-
-@cache
-def downstream() -> list[dg.AssetKey]:
-    """What reads the cross-unit zone and is rebuilt after a sharing change: dbt models, findings, snapshot."""
-    return [*dbt_models().keys, *DISCOVERY_KEYS, SNAPSHOT_KEY]
 
 
 @cache

@@ -1,0 +1,103 @@
+"""A month on the running platform: each run the sensors and automation ask for, executed as the daemon
+executes it, takes a month's deliveries through to a new snapshot for the dashboards, with one marts run."""
+
+import os
+import shutil
+
+import dagster as dg
+import pytest
+
+from pipelines.definitions import MARTS_JOB_NAME, defs
+from pipelines.defs.anchors import platform_instance
+from pipelines.defs.cross_unit import citizen_index, link_key
+from pipelines.defs.publish import SNAPSHOT_KEY, marts_after_links
+from pipelines.defs.resources import Platform
+from pipelines.defs.units import new_deliveries
+from pipelines.settings import Paths
+from pipelines.units import UNITS
+
+RESENT = ("folkbokforing", "socialtjanst")  # the register relinks every unit through the citizen index
+
+
+@pytest.fixture
+def paths(discovery_platform, tmp_path, monkeypatch) -> Paths:
+    source = discovery_platform["paths"].home.parent
+    shutil.copytree(source / "home", tmp_path / "home", symlinks=True)
+    monkeypatch.setenv("KNUTPUNKT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KNUTPUNKT_KEY_FILE", str(source / "secrets" / "pseudonym.key"))
+    return Paths.from_env()
+
+
+def _asks_marts(instance: dg.DagsterInstance) -> dg.SensorResult | dg.SkipReason:
+    context = dg.build_sensor_context(instance=instance, resources={"platform": Platform()})
+    return marts_after_links()(context)
+
+
+def _skipped(result) -> str:
+    assert isinstance(result, dg.SkipReason), f"asked for a run too early: {result}"
+    return result.skip_message
+
+
+def _execute(instance: dg.DagsterInstance, keys) -> None:
+    job = defs().resolve_implicit_global_asset_job_def()
+    assert job.execute_in_process(instance=instance, asset_selection=list(keys)).success
+
+
+def _snapshots(instance: dg.DagsterInstance) -> int:
+    return len(instance.fetch_materializations(SNAPSHOT_KEY, limit=100).records)
+
+
+def test_every_sensor_a_month_goes_through_runs_from_the_start():
+    """Dagster starts a sensor stopped unless told otherwise; a stopped one leaves a month half done
+    (the automation sensor was: loads landed, nothing linked them, the dashboards stood still)."""
+    for name in ("new_deliveries", "cross_unit_automation", "marts_after_links"):
+        assert defs().get_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING, name
+
+
+@pytest.mark.platform
+@pytest.mark.long
+def test_a_month_goes_from_the_delivery_sensor_to_a_new_snapshot_in_one_marts_run(paths):
+    with platform_instance(paths) as instance:
+        assert "the snapshot is newer" in _skipped(_asks_marts(instance))
+        automation = dg.evaluate_automation_conditions(defs=defs(), instance=instance).cursor
+        last = max(p.name for p in (paths.landing / "socialtjanst").iterdir())
+        for unit in RESENT:  # sent again: a new fingerprint, loaded again as a new month would be
+            for f in (paths.landing / unit / last).iterdir():
+                os.utime(f)
+
+        tick = new_deliveries(dg.build_sensor_context(instance=instance, resources={"platform": Platform()}))
+        assert sorted(r.partition_key for r in tick.run_requests) == [last, last]
+        for request in tick.run_requests:
+            [key] = request.asset_selection
+            job = defs().resolve_job_def(f"ingest_{key.path[-1]}")
+            assert job.execute_in_process(instance=instance, partition_key=request.partition_key).success
+        assert _skipped(_asks_marts(instance)) == "waiting for the link of folkbokforing, socialtjanst"
+
+        asked = dg.evaluate_automation_conditions(defs=defs(), instance=instance, cursor=automation)
+        links = {r.key for r in asked.results if not r.true_subset.is_empty}
+        assert links == {link_key(u) for u in UNITS}, "the citizen index changed: every unit links again"
+        _execute(instance, [citizen_index.key, link_key("socialtjanst")])
+        waiting = _skipped(_asks_marts(instance))  # the others still link to the old citizen index
+        assert waiting == "waiting for the link of " + ", ".join(u for u in UNITS if u not in RESENT)
+        _execute(instance, links - {citizen_index.key, link_key("socialtjanst")})
+
+        asked_marts = _asks_marts(instance)
+        [request] = asked_marts.run_requests
+        marts = defs().resolve_job_def(MARTS_JOB_NAME)
+        assert set(request.asset_selection) == set(marts.asset_layer.executable_asset_keys)
+        busy = instance.create_run_for_job(marts, status=dg.DagsterRunStatus.STARTED)
+        assert _skipped(_asks_marts(instance)) == (
+            f"run {busy.run_id} rebuilds the marts; looking again when it has ended"
+        )
+        instance.report_run_canceled(busy)
+        context = dg.build_sensor_context(
+            instance=instance, cursor=asked_marts.cursor, resources={"platform": Platform()}
+        )
+        assert "a marts run was asked for" in _skipped(marts_after_links()(context)), "asked twice"
+
+        before = _snapshots(instance)
+        _execute(instance, request.asset_selection)
+        assert _snapshots(instance) == before + 1
+        assert "the snapshot is newer" in _skipped(_asks_marts(instance))
+        after = dg.evaluate_automation_conditions(defs=defs(), instance=instance, cursor=asked.cursor)
+        assert after.total_requested == 0, "a marts run asks automation for nothing more"
