@@ -54,6 +54,14 @@ def test_every_sensor_a_month_goes_through_runs_from_the_start():
         assert defs().get_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING, name
 
 
+def test_every_run_takes_its_steps_in_one_process():
+    """A run the daemon launches starts a process per step under Dagster's default executor (4 s of
+    imports each: a live month at 20,000 x 2 took 327 s of runs instead of 101 s); in process, as the
+    main job runs them, unless a job asks otherwise."""
+    jobs = [*defs().resolve_all_job_defs(), defs().resolve_implicit_global_asset_job_def()]
+    assert {job.name: job.executor_def.name for job in jobs} == {job.name: "in_process" for job in jobs}
+
+
 @pytest.mark.platform
 @pytest.mark.long
 def test_a_month_goes_from_the_delivery_sensor_to_a_new_snapshot_in_one_marts_run(paths):
