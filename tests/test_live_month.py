@@ -3,20 +3,28 @@ executes it, takes a month's deliveries through to a new snapshot for the dashbo
 
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import time
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.run_request import InstigatorType
 
 from pipelines.definitions import MARTS_JOB_NAME, defs
 from pipelines.defs.anchors import platform_instance
 from pipelines.defs.cross_unit import citizen_index, link_key
-from pipelines.defs.publish import SNAPSHOT_KEY, marts_after_links
+from pipelines.defs.publish import SNAPSHOT_KEY, UNDER_WAY, marts_after_links
 from pipelines.defs.resources import Platform
 from pipelines.defs.units import new_deliveries
 from pipelines.settings import Paths
 from pipelines.units import UNITS
+from tests.conftest import KNUTPUNKT, main_job_env
 
 RESENT = ("folkbokforing", "socialtjanst")  # the register relinks every unit through the citizen index
+MONTH_SENSORS = ("new_deliveries", "cross_unit_automation", "marts_after_links")
 
 
 @pytest.fixture
@@ -50,7 +58,7 @@ def _snapshots(instance: dg.DagsterInstance) -> int:
 def test_every_sensor_a_month_goes_through_runs_from_the_start():
     """Dagster starts a sensor stopped unless told otherwise; a stopped one leaves a month half done
     (the automation sensor was: loads landed, nothing linked them, the dashboards stood still)."""
-    for name in ("new_deliveries", "cross_unit_automation", "marts_after_links"):
+    for name in MONTH_SENSORS:
         assert defs().get_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING, name
 
 
@@ -109,3 +117,64 @@ def test_a_month_goes_from_the_delivery_sensor_to_a_new_snapshot_in_one_marts_ru
         assert "the snapshot is newer" in _skipped(_asks_marts(instance))
         after = dg.evaluate_automation_conditions(defs=defs(), instance=instance, cursor=asked.cursor)
         assert after.total_requested == 0, "a marts run asks automation for nothing more"
+
+
+@pytest.mark.platform
+@pytest.mark.long
+def test_the_running_platform_takes_a_month_to_a_new_snapshot_by_itself(discovery_platform, tmp_path):
+    """``knutpunkt ui`` (Dagster's webserver and daemon) on a copy of the main job's home: a unit's month
+    sent again is loaded, linked and published with no hand on it, in one marts run."""
+    source = discovery_platform["paths"].home.parent
+    shutil.copytree(source / "home", tmp_path / "home", symlinks=True)
+    shutil.copytree(source / "secrets", tmp_path / "secrets")
+    env, paths = main_job_env(tmp_path), Paths(tmp_path / "home")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.time()
+    with open(tmp_path / "ui.log", "wb") as log:
+        ui = subprocess.Popen(
+            [str(KNUTPUNKT), "ui", "--port", str(port)],
+            env=env, cwd=tmp_path, stdout=log, stderr=log, start_new_session=True,
+        )  # fmt: skip
+    try:
+        with platform_instance(paths) as instance:
+            _wait(
+                lambda: _ticked_since(instance, started) and not _under_way(instance), ui, "the first ticks"
+            )
+            before, resent = _snapshots(instance), time.time()
+            last = max(p.name for p in (paths.landing / "socialtjanst").iterdir())
+            for f in (paths.landing / "socialtjanst" / last).iterdir():
+                os.utime(f)
+            _wait(lambda: _snapshots(instance) > before and not _under_way(instance), ui, "a new snapshot")
+            runs = instance.get_runs(dg.RunsFilter(created_after=datetime.fromtimestamp(resent, UTC)))
+            assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}, (
+                tmp_path / "ui.log"
+            ).read_text()[-3000:]
+            selected = [set(r.asset_selection or ()) for r in runs]
+            assert sum(SNAPSHOT_KEY in s for s in selected) == 1, "one marts run for the month"
+            assert any(link_key("socialtjanst") in s for s in selected)
+            assert _snapshots(instance) == before + 1
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=60)
+
+
+def _wait(done, ui: subprocess.Popen, what: str, timeout: float = 480) -> None:
+    deadline = time.time() + timeout
+    while not done():
+        assert ui.poll() is None, f"knutpunkt ui ended ({ui.returncode}) waiting for {what}"
+        assert time.time() < deadline, f"no {what} in {timeout:.0f} s"
+        time.sleep(2)
+
+
+def _ticked_since(instance: dg.DagsterInstance, moment: float) -> bool:
+    """Every sensor a month goes through has ticked since ``moment`` (the first of the steward sensor asks
+    for a relink: its cursor has not seen the sharing state the main job linked under)."""
+    states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+    ticked = {s.instigator_name for s in states if (s.instigator_data.last_tick_timestamp or 0) > moment}
+    return ticked >= {*MONTH_SENSORS, "steward_decisions"}
+
+
+def _under_way(instance: dg.DagsterInstance) -> bool:
+    return bool(instance.get_runs(dg.RunsFilter(statuses=UNDER_WAY), limit=1))
