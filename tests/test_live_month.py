@@ -31,8 +31,9 @@ MONTH_SENSORS = ("new_deliveries", "cross_unit_automation", "marts_after_links")
 def paths(discovery_platform, tmp_path, monkeypatch) -> Paths:
     source = discovery_platform["paths"].home.parent
     shutil.copytree(source / "home", tmp_path / "home", symlinks=True)
+    shutil.copytree(source / "secrets", tmp_path / "secrets")  # a steward's key made here stays here
     monkeypatch.setenv("KNUTPUNKT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KNUTPUNKT_KEY_FILE", str(source / "secrets" / "pseudonym.key"))
+    monkeypatch.setenv("KNUTPUNKT_KEY_FILE", str(tmp_path / "secrets" / "pseudonym.key"))
     return Paths.from_env()
 
 
@@ -142,12 +143,13 @@ def test_the_running_platform_takes_a_month_to_a_new_snapshot_by_itself(discover
             _wait(
                 lambda: _ticked_since(instance, started) and not _under_way(instance), ui, "the first ticks"
             )
+            assert _runs_since(instance, started) == [], "a first start on a linked home runs nothing"
             before, resent = _snapshots(instance), time.time()
             last = max(p.name for p in (paths.landing / "socialtjanst").iterdir())
             for f in (paths.landing / "socialtjanst" / last).iterdir():
                 os.utime(f)
             _wait(lambda: _snapshots(instance) > before and not _under_way(instance), ui, "a new snapshot")
-            runs = instance.get_runs(dg.RunsFilter(created_after=datetime.fromtimestamp(resent, UTC)))
+            runs = _runs_since(instance, resent)
             assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}, (
                 tmp_path / "ui.log"
             ).read_text()[-3000:]
@@ -169,12 +171,46 @@ def _wait(done, ui: subprocess.Popen, what: str, timeout: float = 480) -> None:
 
 
 def _ticked_since(instance: dg.DagsterInstance, moment: float) -> bool:
-    """Every sensor a month goes through has ticked since ``moment`` (the first of the steward sensor asks
-    for a relink: its cursor has not seen the sharing state the main job linked under)."""
+    """Every sensor a month goes through, and the steward sensor, has ticked since ``moment``."""
     states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
     ticked = {s.instigator_name for s in states if (s.instigator_data.last_tick_timestamp or 0) > moment}
     return ticked >= {*MONTH_SENSORS, "steward_decisions"}
 
 
+def _runs_since(instance: dg.DagsterInstance, moment: float) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(dg.RunsFilter(created_after=datetime.fromtimestamp(moment, UTC))))
+
+
 def _under_way(instance: dg.DagsterInstance) -> bool:
     return bool(instance.get_runs(dg.RunsFilter(statuses=UNDER_WAY), limit=1))
+
+
+@pytest.mark.platform
+def test_a_first_tick_of_the_steward_sensor_relinks_only_what_changed_since_the_main_job_linked(paths):
+    """The steward sensor has no cursor at its first tick; the links record the sharing they ran under,
+    so a home the main job linked is not linked and rebuilt again when the UI first starts (it was: a
+    whole link and marts run), and a decision made since is still seen."""
+    from pipelines.defs.stewardship import steward_decisions
+    from pipelines.stewardship import approvals, signing
+    from pipelines.stewardship.contracts import load_contracts
+
+    def first_tick() -> dg.SensorResult:
+        context = dg.build_sensor_context(instance=instance, resources={"platform": Platform()})
+        return steward_decisions()(context)
+
+    with platform_instance(paths) as instance:
+        assert first_tick().run_requests == []
+        signing.create_key("Anna Berg, enhetschef")
+        contract = load_contracts()["socialtjanst.ekonomiskt_bistand"]
+        approvals.revoke(
+            contract, "Anna Berg, enhetschef", "purpose ended", paths, anchors=_anchors(instance)
+        )
+        [request] = first_tick().run_requests
+        assert link_key("socialtjanst") in request.asset_selection
+        assert link_key("skola") not in request.asset_selection
+
+
+def _anchors(instance: dg.DagsterInstance):
+    from pipelines.defs.anchors import DagsterAnchors
+
+    return DagsterAnchors(instance)

@@ -42,6 +42,9 @@ EXIT_EVENTS = "('UTFLYTTAD', 'AVLIDEN')"
 REGISTER = "folkbokforing.aviseringar"
 _RETRY = dg.RetryPolicy(max_retries=3, delay=5)  # a unit load may briefly hold a zone's lock
 KNOWN = "persons_known_to_folkbokforing"
+LINKED_UNDER = (
+    "linked_under"  # metadata: each dataset's sharing state and contract version (approvals.marked)
+)
 LEDGER_KEY_ID = "knutpunkt:link-ledger"  # what the central key signs to name itself in a ledger
 UNKNOWN_SHARE = (
     0.05  # people who moved away stay in a unit's records; more than this smells of broken linkage
@@ -104,7 +107,9 @@ def citizen_index(context: dg.AssetExecutionContext, platform: Platform) -> dg.M
         line = _withheld(context, contract, state, withdrawn, paths, run_id=context.run.run_id)
         if withdrawn:
             compact(platform.warehouse.cross_unit)
-        return dg.MaterializeResult(metadata={"persons": 0, "sharing": line, **_head(paths)})
+        return dg.MaterializeResult(
+            metadata={"persons": 0, "sharing": line, LINKED_UNDER: _marks((contract, state)), **_head(paths)}
+        )
     central_key = platform.keyring().central()
     with _cross_unit(platform.warehouse, "folkbokforing") as con:
         how = index_persons(
@@ -118,6 +123,7 @@ def citizen_index(context: dg.AssetExecutionContext, platform: Platform) -> dg.M
             "currently_registered": living,
             "indexed": how,
             "sharing": f"published ({state.reason})",
+            LINKED_UNDER: _marks((contract, state)),
             **_head(paths),
         }
     )
@@ -186,12 +192,13 @@ def build_link_asset(unit: Unit) -> dg.AssetsDefinition:
         entries = _verified(context, platform)  # a tampered log stops sharing until someone looks
         central_key = platform.keyring().central()
         central, key_id = hmac_params("central", central_key), central_key.pseudonym(LEDGER_KEY_ID)
-        metadata, lines, withdrawn_any, linked = {}, [], False, {}
+        metadata, lines, withdrawn_any, linked, states = {}, [], False, {}, []
         with _cross_unit(platform.warehouse, unit.name) as con:
             run(con, f"CREATE SCHEMA IF NOT EXISTS {unit.name}")
             for d in unit.datasets:
                 contract = contracts[f"{unit.name}.{d.name}"]
                 state = approvals.status(contract, entries)
+                states.append((contract, state))
                 if not state.approved:
                     withdrawn = _drop(con, unit.name, d.name)
                     withdrawn_any |= withdrawn
@@ -224,7 +231,12 @@ def build_link_asset(unit: Unit) -> dg.AssetsDefinition:
             compact(platform.warehouse.cross_unit)  # a dropped table's bytes stay in freed blocks otherwise
         table = "| dataset | sharing |\n|---|---|\n" + "\n".join(lines)
         return dg.MaterializeResult(
-            metadata={**metadata, "sharing": dg.MetadataValue.md(table), **_head(paths)},
+            metadata={
+                **metadata,
+                "sharing": dg.MetadataValue.md(table),
+                LINKED_UNDER: _marks(*states),
+                **_head(paths),
+            },
             check_results=[_known_check(linked)],
         )
 
@@ -417,6 +429,10 @@ def _withheld(
     )
     context.log.warning(f"{contract.key} withdrawn from the cross-unit zone: {state.state} ({state.reason})")
     return f"WITHDRAWN: {state.state} ({state.reason})"
+
+
+def _marks(*states: tuple[Contract, approvals.Status]) -> dg.MetadataValue:
+    return dg.MetadataValue.json({c.key: approvals.marked(c, state) for c, state in states})
 
 
 def _head(paths) -> dict:

@@ -25,7 +25,7 @@ from functools import cache
 import dagster as dg
 
 from pipelines.defs.anchors import DagsterAnchors
-from pipelines.defs.cross_unit import link_key
+from pipelines.defs.cross_unit import LINKED_UNDER, link_key
 from pipelines.defs.publish import downstream
 from pipelines.defs.resources import Platform
 from pipelines.settings import Paths
@@ -41,7 +41,18 @@ def sharing_state(paths: Paths, anchors: audit.AnchorStore) -> dict[str, str]:
     """Per dataset: its state and the contract version it applies to."""
     contracts = load_contracts()
     states = approvals.statuses(contracts, paths, anchors=anchors)
-    return {key: f"{s.state}:{contracts[key].version}" for key, s in states.items()}
+    return {key: approvals.marked(contracts[key], s) for key, s in states.items()}
+
+
+def linked_under(instance: dg.DagsterInstance) -> dict[str, str]:
+    """The sharing each unit's latest link ran under, as its materialisation records it: the baseline of
+    a first tick, which has no cursor, so that a home the main job linked is not linked again."""
+    state: dict[str, str] = {}
+    for unit in UNITS:
+        [*latest] = instance.fetch_materializations(link_key(unit), limit=1).records
+        recorded = latest[0].asset_materialization.metadata.get(LINKED_UNDER) if latest else None
+        state |= recorded.value if recorded else {}
+    return state
 
 
 def changed_units(before: dict[str, str], now: dict[str, str]) -> set[str]:
@@ -69,7 +80,8 @@ def relink_on_decisions(
         now = sharing_state(paths, DagsterAnchors(context.instance))
     except audit.AuditError as e:
         return dg.SkipReason(f"the audit log does not verify, nothing is relinked: {e}")
-    units = changed_units(json.loads(context.cursor or "{}"), now)
+    before = json.loads(context.cursor) if context.cursor else linked_under(context.instance)
+    units = changed_units(before, now)
     wh = platform.warehouse
     if REGISTER in units:
         units |= set(UNITS)

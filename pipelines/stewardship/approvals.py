@@ -73,6 +73,12 @@ def status(contract: Contract, entries: list[audit.Entry], today: date | None = 
     return Status(contract.key, "approved", f"approved by {who} until {expires}", last)
 
 
+def marked(contract: Contract, state: Status) -> str:
+    """A dataset's sharing as one string, its state and the contract version it applies to: what the
+    links record they ran under and the ``steward_decisions`` sensor compares."""
+    return f"{state.state}:{contract.version}"
+
+
 def statuses(
     contracts: dict[str, Contract],
     paths: Paths | None = None,
