@@ -14,7 +14,7 @@ import pytest
 from dagster._core.definitions.run_request import InstigatorType
 
 from pipelines.definitions import MARTS_JOB_NAME, defs
-from pipelines.defs.anchors import platform_instance
+from pipelines.defs.anchors import DagsterAnchors, platform_instance
 from pipelines.defs.cross_unit import citizen_index, link_key
 from pipelines.defs.publish import SNAPSHOT_KEY, UNDER_WAY, marts_after_links
 from pipelines.defs.resources import Platform
@@ -202,15 +202,8 @@ def test_a_first_tick_of_the_steward_sensor_relinks_only_what_changed_since_the_
         assert first_tick().run_requests == []
         signing.create_key("Anna Berg, enhetschef")
         contract = load_contracts()["socialtjanst.ekonomiskt_bistand"]
-        approvals.revoke(
-            contract, "Anna Berg, enhetschef", "purpose ended", paths, anchors=_anchors(instance)
-        )
+        anchors = DagsterAnchors(instance)
+        approvals.revoke(contract, "Anna Berg, enhetschef", "purpose ended", paths, anchors=anchors)
         [request] = first_tick().run_requests
         assert link_key("socialtjanst") in request.asset_selection
         assert link_key("skola") not in request.asset_selection
-
-
-def _anchors(instance: dg.DagsterInstance):
-    from pipelines.defs.anchors import DagsterAnchors
-
-    return DagsterAnchors(instance)

@@ -42,9 +42,8 @@ EXIT_EVENTS = "('UTFLYTTAD', 'AVLIDEN')"
 REGISTER = "folkbokforing.aviseringar"
 _RETRY = dg.RetryPolicy(max_retries=3, delay=5)  # a unit load may briefly hold a zone's lock
 KNOWN = "persons_known_to_folkbokforing"
-LINKED_UNDER = (
-    "linked_under"  # metadata: each dataset's sharing state and contract version (approvals.marked)
-)
+# Metadata of each link: every dataset's sharing state and contract version it ran under (approvals.marked).
+LINKED_UNDER = "linked_under"
 LEDGER_KEY_ID = "knutpunkt:link-ledger"  # what the central key signs to name itself in a ledger
 UNKNOWN_SHARE = (
     0.05  # people who moved away stay in a unit's records; more than this smells of broken linkage

@@ -152,14 +152,10 @@ def _latest_ids(instance: dg.DagsterInstance) -> dict[dg.AssetKey, int]:
 
 
 def _behind(latest: dict[dg.AssetKey, int]) -> list[str]:
-    """Units whose link is older than its unit's latest load, or than the citizen index it links to."""
+    """Units whose link is older than its unit's latest load, or than the citizen index it links to
+    (folkbokföring's link is the citizen index itself, so for it only the load counts)."""
     index = latest[citizen_index.key]
-    return [
-        u
-        for u in UNITS
-        if latest[link_key(u)]
-        < max(latest[unit_asset_key(u)], 0 if link_key(u) == citizen_index.key else index)
-    ]
+    return [u for u in UNITS if latest[link_key(u)] < max(latest[unit_asset_key(u)], index)]
 
 
 def _rebuilding(instance: dg.DagsterInstance) -> str | None:
