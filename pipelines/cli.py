@@ -322,11 +322,10 @@ def ingest_unit(paths: Paths, unit: str, first: str, last: str, queue) -> tuple[
     from pipelines import progress
     from pipelines.definitions import defs, ingest_job_name
     from pipelines.defs.anchors import platform_instance
-    from pipelines.runs import this_process
 
     progress.listen(lambda u, d, n: queue.put((u, d, n)))
     job = defs().resolve_job_def(ingest_job_name(unit))
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last} | this_process()
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
     with platform_instance(paths) as instance:
         result = job.execute_in_process(
             instance=instance, tags=tags, run_config=QUIET_LOGS, raise_on_error=False
@@ -336,14 +335,11 @@ def ingest_unit(paths: Paths, unit: str, first: str, last: str, queue) -> tuple[
 
 def link_cross_unit(instance: dg.DagsterInstance) -> list[str]:
     from pipelines.definitions import LINK_JOB, defs
-    from pipelines.runs import this_process
 
     say_who_holds(instance, "linking", "duckdb_cross_unit")
     job = defs().resolve_job_def(LINK_JOB.name)
     with console.status("citizen index and linked units"):
-        result = job.execute_in_process(
-            instance=instance, run_config=QUIET_LOGS, raise_on_error=False, tags=this_process()
-        )
+        result = job.execute_in_process(instance=instance, run_config=QUIET_LOGS, raise_on_error=False)
     return [] if result.success else [f"{LINK_JOB.name} (run {result.run_id})"]
 
 
@@ -352,7 +348,6 @@ def build_marts_and_publish(paths: Paths, instance: dg.DagsterInstance) -> list[
     import contextlib
 
     from pipelines.definitions import MARTS_JOB_NAME, defs
-    from pipelines.runs import this_process
 
     say_who_holds(instance, "dbt, discovery and publish", "duckdb_cross_unit")
     # Resolving the job loads the dbt manifest (parsed if stale) before the status line.
@@ -364,9 +359,7 @@ def build_marts_and_publish(paths: Paths, instance: dg.DagsterInstance) -> list[
         open(log, "w") as out,
         contextlib.redirect_stdout(out),
     ):
-        result = job.execute_in_process(
-            instance=instance, run_config=QUIET_LOGS, raise_on_error=False, tags=this_process()
-        )
+        result = job.execute_in_process(instance=instance, run_config=QUIET_LOGS, raise_on_error=False)
     checks = result.get_asset_check_evaluations()
     console.print(
         f"{len(result.get_asset_materialization_events())} assets materialised, "

@@ -1,24 +1,35 @@
-"""Runs whose process died: marked failed, and the pool slots they held released, without a daemon.
+"""Runs whose process died: marked failed and their pool slots freed; failed runs asked for again.
 
 DuckDB admits one writer per file, so each writer step holds a slot of its file's pool
 (``dagster.yaml``). A run killed with SIGKILL never reports its end: it stays STARTED and keeps its
-slot, and every later load of that unit would wait on it forever. The main job runs in-process and
-tags each run with its process (host, pid and the process's start time, so a reused pid is not
-taken for the run's); before it starts work, and on every tick of the delivery sensor, runs whose
-process is gone are reported failed and their slots freed. Runs launched by the daemon
-(``knutpunkt ui``) are watched by Dagster's own run monitoring.
+slot, and every later load of that unit would wait on it forever. Dagster's run monitoring cannot
+tell with its default run launcher (it has no health check of a run's process), and when
+``knutpunkt ui`` dies with its runs no code server is left to report them. So every run tags itself
+where it starts executing (``mark``, called by the platform resource) with its process: host, pid
+and the process's start time (a reused pid is not taken for the run's), under the run's own id (a
+re-execution copies its parent's tags; a copy names another run and is not trusted). Before the
+main job starts work, and on every tick of the delivery sensor, runs whose process is gone are
+reported failed and their slots freed.
+
+A run a sensor asked for that failed (killed, a disk full, a lock held too long) is asked for again
+by that sensor, up to ``ATTEMPTS`` runs in all (``Attempts``): a delivery is never left unloaded
+because one run of it died, and a delivery that fails every time is said, not retried for ever.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 
-PROCESS_TAG = "knutpunkt/process"  # host:pid:start-ticks of the process that executes the run
+PROCESS_TAG = "knutpunkt/process"  # run-id@host:pid:start-ticks of the process that executes the run
+REQUEST_TAG = "knutpunkt/request"  # what a sensor asked for: a delivery, a wave of links for the marts
 UNFINISHED = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
+FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+ATTEMPTS = 3
 
 
 def _start_ticks(pid: int) -> str | None:
@@ -30,14 +41,22 @@ def _start_ticks(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def this_process() -> dict[str, str]:
-    """Tags for a run executed in this process."""
+def this_process() -> str:
+    """This process as a run's tag names it: host, pid and start time."""
     pid = os.getpid()
-    return {PROCESS_TAG: f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"}
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
 
 
-def _dead(tag: str) -> bool:
-    host, pid, ticks = tag.rsplit(":", 2)
+def mark(instance: dg.DagsterInstance, run_id: str) -> None:
+    """Tag a run, from the process that executes it, with that process."""
+    instance.add_run_tags(run_id, {PROCESS_TAG: f"{run_id}@{this_process()}"})
+
+
+def _dead(run: dg.DagsterRun) -> bool:
+    owner, _, process = run.tags.get(PROCESS_TAG, "").partition("@")
+    if owner != run.run_id:  # untagged yet, or a tag copied from the run this one re-executes
+        return False
+    host, pid, ticks = process.rsplit(":", 2)
     return host == socket.gethostname() and _start_ticks(int(pid)) != ticks
 
 
@@ -45,8 +64,7 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark this host's runs whose process is gone as failed and free their pool slots; say which."""
     released = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
-        tag = run.tags.get(PROCESS_TAG)
-        if not tag or not _dead(tag):
+        if not _dead(run):
             continue
         instance.report_run_failed(run, message="its process is gone (killed or crashed); slots released")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
@@ -54,6 +72,37 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
             f"run {run.run_id} ({run.job_name}) died with its process: marked failed, slots freed"
         )
     return released
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """The runs a sensor asked for one request (``REQUEST_TAG``): whether to ask again."""
+
+    under_way: bool
+    ended: bool  # one succeeded, or was canceled by hand: not asked again
+    failed: list[str]  # run ids, oldest first
+
+    @property
+    def again(self) -> bool:
+        return not (self.under_way or self.ended) and 0 < len(self.failed) < ATTEMPTS
+
+    @property
+    def given_up(self) -> bool:
+        return not (self.under_way or self.ended) and len(self.failed) >= ATTEMPTS
+
+    def run_key(self, request: str) -> str:
+        """The next attempt's run key (a sensor's run key is asked for once)."""
+        return f"{request}#{len(self.failed) + 1}"
+
+
+def attempts(instance: dg.DagsterInstance, request: str) -> Attempts:
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={REQUEST_TAG: request}))
+    statuses = {run.status for run in runs}
+    return Attempts(
+        under_way=bool(statuses - FINISHED),
+        ended=bool(statuses & {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.CANCELED}),
+        failed=[run.run_id for run in reversed(runs) if run.status == dg.DagsterRunStatus.FAILURE],
+    )
 
 
 def slot_holders(instance: dg.DagsterInstance, pool: str) -> list[str]:

@@ -145,6 +145,10 @@ def small_municipality(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # The installed console script, run from a folder outside the repository as a user runs it: a package
 # missing from pyproject's package list, or an import that works only from the repository root, fails here.
 KNUTPUNKT = Path(sys.executable).with_name("knutpunkt")
+# Another process that holds a DuckDB file open for writing (argument: the file) until it is killed.
+HOLD_ZONE = (
+    "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(600)"
+)
 
 
 def main_job_env(root: Path) -> dict[str, str]:

@@ -4,6 +4,7 @@ Every delivery folder ends loaded, held or rejected with a reason; a run killed 
 not keep its unit's pool slot; the sensor asks only for what is new against what the zone loaded.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -23,9 +24,9 @@ from pipelines.definitions import defs
 from pipelines.defs.resources import Platform
 from pipelines.defs.units import deliveries, new_deliveries
 from pipelines.ingest.months import Delivery, scan
-from pipelines.runs import release_dead_runs, slot_holders, this_process
+from pipelines.runs import ATTEMPTS, PROCESS_TAG, REQUEST_TAG, release_dead_runs, slot_holders
 from pipelines.settings import REPO_ROOT
-from tests.conftest import KNUTPUNKT, SOCIAL, load_checked, main_job_env, write_csv
+from tests.conftest import HOLD_ZONE, KNUTPUNKT, SOCIAL, load_checked, main_job_env, write_csv
 from tests.corpus import write_good
 from warehouse.layout import Warehouse
 
@@ -146,49 +147,149 @@ def test_a_rerun_redoes_only_deliveries_changed_since_their_load_or_stored_witho
 
 
 HANGING_LOAD = """
-import sys, time
+import json, sys, time
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as END, ASSET_PARTITION_RANGE_START_TAG as START
 from pipelines import progress
 from pipelines.definitions import defs
-from pipelines.runs import this_process
-progress.listen(lambda *_: time.sleep(3600))  # hang inside the step, holding the zone's pool slot
+progress.listen(lambda *_: print("stored", flush=True) or time.sleep(3600))  # hang holding the zone's slot
 defs().resolve_job_def("ingest_socialtjanst").execute_in_process(
-    instance=dg.DagsterInstance.get(), tags={START: "2024-01", END: "2024-01"} | this_process())
+    instance=dg.DagsterInstance.get(), tags={START: "2024-01", END: "2024-01"} | json.loads(sys.argv[1]))
 """
 
 
 @pytest.mark.platform
-def test_a_killed_load_releases_its_pool_slot_and_the_next_load_runs(home, warehouse, monkeypatch):
+def test_a_killed_load_is_released_and_asked_for_again_by_the_delivery_sensor(
+    home, warehouse, monkeypatch, capsys
+):
+    """A load killed with SIGKILL, with nothing left to report it (``knutpunkt ui`` went down with it),
+    never ends and keeps its unit's pool slot. The run tagged itself with its process where it started,
+    so the delivery sensor's next tick marks it failed, frees the slot and asks for the delivery again;
+    the load it asks for runs, and then nothing more is asked."""
     write_good(home, "socialtjanst", "2024-01")
     home.dagster_home.mkdir(parents=True)  # the platform's dagster.yaml: one slot per zone's pool
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home.dagster_home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home.dagster_home))
     instance = dg.DagsterInstance.get()
+    evaluate = lambda cursor=None: new_deliveries(  # noqa: E731
+        dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
+    )
+    asked = evaluate()
+    [request] = asked.run_requests
     instance.add_dynamic_partitions(deliveries("socialtjanst").name, ["2024-01"])
-    child = subprocess.Popen([sys.executable, "-c", HANGING_LOAD])
+    launched = request.tags | {"dagster/run_key": request.run_key}  # as the daemon launches it
+    child = subprocess.Popen(
+        [sys.executable, "-c", HANGING_LOAD, json.dumps(launched)], stdout=subprocess.PIPE
+    )
     try:
-        deadline = time.monotonic() + 120
-        while not slot_holders(instance, "duckdb_socialtjanst") and time.monotonic() < deadline:
-            time.sleep(0.5)
+        assert child.stdout.readline() == b"stored\n", "the delivery stored, its checks not run"
         [held_by] = slot_holders(instance, "duckdb_socialtjanst")
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-    assert instance.get_run_by_id(held_by).status == dg.DagsterRunStatus.STARTED, "killed: it never ended"
-    assert release_dead_runs(instance) == [
-        f"run {held_by} (ingest_socialtjanst) died with its process: marked failed, slots freed"
-    ]
+    run = instance.get_run_by_id(held_by)
+    assert run.status == dg.DagsterRunStatus.STARTED, "killed: it never ended"
+    assert run.tags[PROCESS_TAG].startswith(f"{held_by}@"), "the run tagged itself with its process"
+
+    capsys.readouterr()
+    again = evaluate(asked.cursor)
     assert instance.get_run_by_id(held_by).status == dg.DagsterRunStatus.FAILURE
     assert slot_holders(instance, "duckdb_socialtjanst") == []
+    assert f"run {held_by} (ingest_socialtjanst) died with its process" in capsys.readouterr().err
+    [retry] = again.run_requests  # it died after it stored the delivery, before the verdict
+    assert (retry.partition_key, retry.run_key) == ("2024-01", f"{request.run_key}/unchecked")
     assert release_dead_runs(instance) == []
-    again = (
-        defs()
-        .resolve_job_def("ingest_socialtjanst")
-        .execute_in_process(instance=instance, partition_key="2024-01", tags=this_process())
-    )
-    assert again.success
+    job = defs().resolve_job_def("ingest_socialtjanst")
+    assert job.execute_in_process(instance=instance, partition_key="2024-01", tags=retry.tags).success
     assert _zone(warehouse, "socialtjanst", "SELECT count(*) FROM held_deliveries") == [(0,)]
+    assert evaluate(again.cursor).run_requests == []
+
+
+def test_a_load_that_failed_is_asked_for_again_by_the_delivery_sensor(home, warehouse, keys, capsys):
+    """A run that failed (another process held the unit's zone) leaves its delivery unloaded; the sensor
+    asks for it again under a new run key, since Dagster runs a sensor's run key once."""
+    write_good(home, "socialtjanst", "2024-01")
+    load_checked(SOCIAL, ["2024-01"], home, keys)
+    write_good(home, "socialtjanst", "2024-02")
+    job = defs().resolve_job_def("ingest_socialtjanst")
+    with dg.instance_for_test() as instance:
+        evaluate = lambda cursor=None: new_deliveries(  # noqa: E731
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
+        )
+        asked = evaluate()
+        [request] = asked.run_requests
+        instance.add_dynamic_partitions(deliveries("socialtjanst").name, ["2024-02"])
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_ZONE, str(warehouse.unit_zone("socialtjanst"))],
+            stdout=subprocess.PIPE,
+        )
+        try:
+            assert holder.stdout.readline() == b"held\n"
+            failed = job.execute_in_process(
+                instance=instance, partition_key="2024-02", tags=request.tags, raise_on_error=False
+            )
+        finally:
+            holder.kill()
+            holder.wait()
+        assert not failed.success
+        capsys.readouterr()
+        again = evaluate(asked.cursor)
+        assert (
+            f"its load failed in run {failed.run_id}; asking again (2 of {ATTEMPTS})"
+            in capsys.readouterr().err
+        )
+        [retry] = again.run_requests
+        assert (retry.partition_key, retry.tags) == (request.partition_key, request.tags)
+        assert retry.run_key == f"{request.run_key}#2"
+        assert job.execute_in_process(instance=instance, partition_key="2024-02", tags=retry.tags).success
+        assert evaluate(again.cursor).run_requests == []
+    assert _zone(warehouse, "socialtjanst", "SELECT count(DISTINCT _delivery) FROM deliveries") == [(2,)]
+
+
+def test_a_delivery_whose_load_fails_every_time_is_said_and_not_asked_for_for_ever(home, capsys):
+    write_good(home, "socialtjanst", "2024-01")
+    job = defs().resolve_job_def("ingest_socialtjanst")
+    with dg.instance_for_test() as instance:
+        evaluate = lambda cursor=None: new_deliveries(  # noqa: E731
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
+        )
+        tick = evaluate()
+        [request] = tick.run_requests
+        keys = []
+        for _ in range(ATTEMPTS):
+            [asked] = tick.run_requests
+            keys.append(asked.run_key)
+            instance.create_run_for_job(job, tags=asked.tags, status=dg.DagsterRunStatus.FAILURE)
+            capsys.readouterr()
+            tick = evaluate(tick.cursor)
+        said = capsys.readouterr().err
+        assert keys == [request.run_key, *(f"{request.run_key}#{n}" for n in range(2, ATTEMPTS + 1))]
+        assert tick.run_requests == []
+        assert f"{request.tags[REQUEST_TAG]}: its load failed in {ATTEMPTS} runs" in said
+        assert "not asked again until the delivery is sent again" in said
+        instance.create_run_for_job(job, tags=request.tags, status=dg.DagsterRunStatus.STARTED)
+        assert evaluate(tick.cursor).run_requests == []
+        assert "its load failed" not in capsys.readouterr().err, "a run under way (by hand) is waited for"
+
+
+def test_a_run_that_copied_a_dead_runs_process_tag_is_not_taken_for_dead():
+    """A re-execution copies its parent's tags, the parent's process with them: only a tag under the run's
+    own id says which process executes it."""
+    gone = subprocess.run(
+        [sys.executable, "-c", "from pipelines.runs import this_process; print(this_process())"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    job = defs().resolve_job_def("ingest_socialtjanst")
+    with dg.instance_for_test() as instance:
+        parent = instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED)
+        instance.add_run_tags(parent.run_id, {PROCESS_TAG: f"{parent.run_id}@{gone}"})
+        copy = instance.create_run_for_job(
+            job, status=dg.DagsterRunStatus.STARTED, tags={PROCESS_TAG: f"{parent.run_id}@{gone}"}
+        )
+        assert release_dead_runs(instance) == [
+            f"run {parent.run_id} (ingest_socialtjanst) died with its process: marked failed, slots freed"
+        ]
+        assert instance.get_run_by_id(copy.run_id).status == dg.DagsterRunStatus.STARTED
 
 
 @pytest.mark.platform
@@ -201,7 +302,7 @@ def test_the_main_job_says_which_live_run_holds_the_pool_it_waits_for(home, tmp_
     monkeypatch.setenv("DAGSTER_HOME", str(home.dagster_home))
     instance = dg.DagsterInstance.get()
     instance.add_dynamic_partitions(deliveries("socialtjanst").name, ["2024-01"])
-    holder = subprocess.Popen([sys.executable, "-c", HANGING_LOAD])
+    holder = subprocess.Popen([sys.executable, "-c", HANGING_LOAD, "{}"], stdout=subprocess.DEVNULL)
     main = None
     try:
         deadline = time.monotonic() + 120

@@ -6,6 +6,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -18,10 +19,11 @@ from pipelines.defs.anchors import DagsterAnchors, platform_instance
 from pipelines.defs.cross_unit import citizen_index, link_key
 from pipelines.defs.publish import SNAPSHOT_KEY, UNDER_WAY, marts_after_links
 from pipelines.defs.resources import Platform
-from pipelines.defs.units import new_deliveries
+from pipelines.defs.units import new_deliveries, unit_asset_key
+from pipelines.runs import PROCESS_TAG, slot_holders
 from pipelines.settings import Paths
 from pipelines.units import UNITS
-from tests.conftest import KNUTPUNKT, main_job_env
+from tests.conftest import HOLD_ZONE, KNUTPUNKT, main_job_env
 
 RESENT = ("folkbokforing", "socialtjanst")  # the register relinks every unit through the citizen index
 MONTH_SENSORS = ("new_deliveries", "cross_unit_automation", "marts_after_links")
@@ -47,9 +49,13 @@ def _skipped(result) -> str:
     return result.skip_message
 
 
-def _execute(instance: dg.DagsterInstance, keys) -> None:
+def _execute(instance: dg.DagsterInstance, keys, tags=None, succeed=True) -> dg.ExecuteInProcessResult:
     job = defs().resolve_implicit_global_asset_job_def()
-    assert job.execute_in_process(instance=instance, asset_selection=list(keys)).success
+    result = job.execute_in_process(
+        instance=instance, asset_selection=list(keys), tags=tags, raise_on_error=False
+    )
+    assert result.success == succeed
+    return result
 
 
 def _snapshots(instance: dg.DagsterInstance) -> int:
@@ -113,7 +119,21 @@ def test_a_month_goes_from_the_delivery_sensor_to_a_new_snapshot_in_one_marts_ru
         assert "a marts run was asked for" in _skipped(marts_after_links()(context)), "asked twice"
 
         before = _snapshots(instance)
-        _execute(instance, request.asset_selection)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_ZONE, str(Platform().warehouse.cross_unit)], stdout=subprocess.PIPE
+        )
+        try:  # another process holds the cross-unit zone: the marts run fails, and is asked for again
+            assert holder.stdout.readline() == b"held\n"
+            failed = _execute(instance, request.asset_selection, request.tags, succeed=False)
+        finally:
+            holder.kill()
+            holder.wait()
+        context = dg.build_sensor_context(
+            instance=instance, cursor=asked_marts.cursor, resources={"platform": Platform()}
+        )
+        [again] = marts_after_links()(context).run_requests
+        assert (again.run_key, again.tags) == (f"{request.run_key}#2", request.tags), failed.run_id
+        _execute(instance, again.asset_selection, again.tags)
         assert _snapshots(instance) == before + 1
         assert "the snapshot is newer" in _skipped(_asks_marts(instance))
         after = dg.evaluate_automation_conditions(defs=defs(), instance=instance, cursor=asked.cursor)
@@ -122,9 +142,12 @@ def test_a_month_goes_from_the_delivery_sensor_to_a_new_snapshot_in_one_marts_ru
 
 @pytest.mark.platform
 @pytest.mark.long
-def test_the_running_platform_takes_a_month_to_a_new_snapshot_by_itself(discovery_platform, tmp_path):
+def test_the_running_platform_takes_a_month_to_a_new_snapshot_by_itself_though_its_load_is_killed(
+    discovery_platform, tmp_path
+):
     """``knutpunkt ui`` (Dagster's webserver and daemon) on a copy of the main job's home: a unit's month
-    sent again is loaded, linked and published with no hand on it, in one marts run."""
+    sent again is loaded, linked and published with no hand on it, in one marts run; its first load,
+    killed with SIGKILL while it holds the unit's pool slot, frees the slot and is asked for again."""
     source = discovery_platform["paths"].home.parent
     shutil.copytree(source / "home", tmp_path / "home", symlinks=True)
     shutil.copytree(source / "secrets", tmp_path / "secrets")
@@ -148,18 +171,33 @@ def test_the_running_platform_takes_a_month_to_a_new_snapshot_by_itself(discover
             last = max(p.name for p in (paths.landing / "socialtjanst").iterdir())
             for f in (paths.landing / "socialtjanst" / last).iterdir():
                 os.utime(f)
+            killed = _kill_when_holding(instance, "duckdb_socialtjanst", ui)
             _wait(lambda: _snapshots(instance) > before and not _under_way(instance), ui, "a new snapshot")
             runs = _runs_since(instance, resent)
-            assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}, (
-                tmp_path / "ui.log"
-            ).read_text()[-3000:]
-            selected = [set(r.asset_selection or ()) for r in runs]
+            log = (tmp_path / "ui.log").read_text()[-3000:]
+            assert {r.run_id for r in runs if r.status != dg.DagsterRunStatus.SUCCESS} == {killed}, log
+            selected = [set(r.asset_selection or ()) for r in runs if r.run_id != killed]
+            assert any(unit_asset_key("socialtjanst") in s for s in selected), "loaded again"
             assert sum(SNAPSHOT_KEY in s for s in selected) == 1, "one marts run for the month"
             assert any(link_key("socialtjanst") in s for s in selected)
             assert _snapshots(instance) == before + 1
+            assert slot_holders(instance, "duckdb_socialtjanst") == []
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=60)
+
+
+def _kill_when_holding(instance: dg.DagsterInstance, pool: str, ui: subprocess.Popen) -> str:
+    """SIGKILL the process of the run that holds ``pool``'s slot, as soon as one does; its run id."""
+    deadline = time.time() + 300
+    while not (holders := slot_holders(instance, pool)):
+        assert ui.poll() is None and time.time() < deadline, f"no run took {pool}"
+        time.sleep(0.1)
+    [run_id] = holders
+    owner, _, process = instance.get_run_by_id(run_id).tags[PROCESS_TAG].partition("@")
+    assert owner == run_id, "a run tags itself with its process before its steps take a slot"
+    os.kill(int(process.rsplit(":", 2)[1]), signal.SIGKILL)
+    return run_id
 
 
 def _wait(done, ui: subprocess.Popen, what: str, timeout: float = 480) -> None:

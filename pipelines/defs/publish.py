@@ -23,6 +23,7 @@ from pipelines.defs.resources import Platform
 from pipelines.defs.units import unit_asset_key
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.disclosure.memo import AuditMemo
+from pipelines.runs import ATTEMPTS, REQUEST_TAG, attempts
 from pipelines.serving.build import build_tables
 from pipelines.serving.presentation import VIEWS
 from pipelines.serving.sharing import sharing_fingerprint
@@ -132,11 +133,27 @@ def rebuild_after_links(
     newest = max(latest[k] for k in latest if k != SNAPSHOT_KEY)
     if newest < latest[SNAPSHOT_KEY]:
         return dg.SkipReason("the snapshot is newer than every load and link")
-    if context.cursor == str(newest):
-        return dg.SkipReason(f"a marts run was asked for these loads and links (event {newest})")
     if run := _rebuilding(context.instance):
         return dg.SkipReason(f"run {run} rebuilds the marts; looking again when it has ended")
-    request = dg.RunRequest(run_key=f"linked-{newest}", asset_selection=downstream())
+    wave = f"linked-{newest}"
+    if context.cursor != str(newest):
+        return _rebuild(wave, wave, newest)
+    tried = attempts(context.instance, wave)
+    if tried.again:
+        context.log.warning(
+            f"the marts run {tried.failed[-1]} failed; asking again ({len(tried.failed) + 1} of {ATTEMPTS})"
+        )
+        return _rebuild(wave, tried.run_key(wave), newest)
+    if tried.given_up:
+        return dg.SkipReason(
+            f"the marts run failed {len(tried.failed)} times for these loads and links ({', '.join(tried.failed)}): "
+            "the dashboards stay at the last snapshot until the next load, a steward's decision or `knutpunkt run`"
+        )
+    return dg.SkipReason(f"a marts run was asked for these loads and links (event {newest})")
+
+
+def _rebuild(wave: str, run_key: str, newest: int) -> dg.SensorResult:
+    request = dg.RunRequest(run_key=run_key, asset_selection=downstream(), tags={REQUEST_TAG: wave})
     return dg.SensorResult(run_requests=[request], cursor=str(newest))
 
 

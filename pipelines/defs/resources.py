@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipelines import runs
 from pipelines.border.keys import Keyring, keyring_from_env
 from pipelines.settings import Paths
 from warehouse.layout import Warehouse
@@ -23,6 +24,12 @@ class Platform(dg.ConfigurableResource):
     @property
     def warehouse(self) -> Warehouse:
         return Warehouse(self.paths.warehouse)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Every writing run uses this resource: it tags the run with the process executing it, so that a
+        run killed with its process is told from a live one (``pipelines.runs``)."""
+        if context.run is not None and context.instance is not None:
+            runs.mark(context.instance, context.run.run_id)
 
     def keyring(self) -> Keyring:
         """Read from the process environment here, where Dagster runs the asset, never held in config."""

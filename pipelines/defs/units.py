@@ -31,7 +31,7 @@ from pipelines.defs.resources import Platform
 from pipelines.ingest.delivery import FileResult, load_deliveries, load_state
 from pipelines.ingest.months import fingerprint, scan
 from pipelines.quality import docs
-from pipelines.runs import release_dead_runs
+from pipelines.runs import ATTEMPTS, REQUEST_TAG, attempts, release_dead_runs
 from pipelines.units import UNITS, Unit
 
 
@@ -156,17 +156,40 @@ def new_deliveries(
             ask = f"{fp}/unchecked" if state.loaded.get(month) == fp else fp
             if requested.get(f"{unit}/{month}") != ask:
                 new[month] = ask
+            elif again := _again(context, f"{unit}/{month}/{ask}"):
+                runs.append(_load(unit, month, ask, again))
         if new:
             partitions.append(deliveries(unit).build_add_request(sorted(new)))
-        for month, fp in sorted(new.items()):
-            requested[f"{unit}/{month}"] = fp
-            runs.append(
-                dg.RunRequest(
-                    run_key=f"{unit}/{month}/{fp}",
-                    asset_selection=[unit_asset_key(unit)],
-                    partition_key=month,
-                )
-            )
+        for month, ask in sorted(new.items()):
+            requested[f"{unit}/{month}"] = ask
+            runs.append(_load(unit, month, ask, f"{unit}/{month}/{ask}"))
     return dg.SensorResult(
         run_requests=runs, dynamic_partitions_requests=partitions, cursor=json.dumps(requested)
     )
+
+
+def _load(unit: str, month: str, ask: str, run_key: str) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=run_key,
+        asset_selection=[unit_asset_key(unit)],
+        partition_key=month,
+        tags={REQUEST_TAG: f"{unit}/{month}/{ask}"},
+    )
+
+
+def _again(context: dg.SensorEvaluationContext, delivery: str) -> str | None:
+    """The run key to load a delivery with again, if every run asked for it failed (fewer than
+    ``ATTEMPTS``); a delivery that failed that often is said on every tick."""
+    tried = attempts(context.instance, delivery)
+    if tried.again:
+        context.log.warning(
+            f"{delivery}: its load failed in run {tried.failed[-1]}; "
+            f"asking again ({len(tried.failed) + 1} of {ATTEMPTS})"
+        )
+        return tried.run_key(delivery)
+    if tried.given_up:
+        context.log.error(
+            f"{delivery}: its load failed in {len(tried.failed)} runs ({', '.join(tried.failed)}); not asked "
+            "again until the delivery is sent again or `knutpunkt run` loads it"
+        )
+    return None
