@@ -120,7 +120,7 @@ def test_the_sensor_asks_again_for_a_delivery_stored_without_a_verdict(home, key
         )
         first = evaluate()
         [request] = first.run_requests
-        assert request.partition_key == "2024-02" and request.run_key.endswith("/unchecked")
+        assert request.partition_key == "2024-02" and "/unchecked@" in request.run_key
         assert evaluate(first.cursor).run_requests == [], "asked once, not on every tick"
 
 
@@ -197,7 +197,8 @@ def test_a_killed_load_is_released_and_asked_for_again_by_the_delivery_sensor(
     assert slot_holders(instance, "duckdb_socialtjanst") == []
     assert f"run {held_by} (ingest_socialtjanst) died with its process" in capsys.readouterr().err
     [retry] = again.run_requests  # it died after it stored the delivery, before the verdict
-    assert (retry.partition_key, retry.run_key) == ("2024-01", f"{request.run_key}/unchecked")
+    assert retry.partition_key == "2024-01"
+    assert retry.tags[REQUEST_TAG].startswith(request.tags[REQUEST_TAG].split("@")[0] + "/unchecked@")
     assert release_dead_runs(instance) == []
     job = defs().resolve_job_def("ingest_socialtjanst")
     assert job.execute_in_process(instance=instance, partition_key="2024-01", tags=retry.tags).success
@@ -265,7 +266,7 @@ def test_a_delivery_whose_load_fails_every_time_is_said_and_not_asked_for_for_ev
         said = capsys.readouterr().err
         assert keys == [request.run_key, *(f"{request.run_key}#{n}" for n in range(2, ATTEMPTS + 1))]
         assert tick.run_requests == []
-        assert f"{request.tags[REQUEST_TAG]}: its load failed in {ATTEMPTS} runs" in said
+        assert f"socialtjanst/2024-01: its load failed in {ATTEMPTS} runs" in said
         assert "not asked again until the delivery is sent again" in said
         instance.create_run_for_job(job, tags=request.tags, status=dg.DagsterRunStatus.STARTED)
         assert evaluate(tick.cursor).run_requests == []
@@ -363,3 +364,38 @@ def test_reconciliation_fails_when_the_loader_loses_a_row(home, warehouse, monke
     assert "socialtjanst/2024-01/ekonomiskt_bistand.csv: " in verdict.description
     assert "records by an independent count, the loader read" in verdict.description
     assert _zone(warehouse, "socialtjanst", "SELECT checks FROM held_deliveries") == [("reconciliation",)]
+
+
+@pytest.mark.platform
+def test_a_delivery_sent_back_as_it_was_before_is_loaded_again(home, warehouse):
+    """Dagster runs a sensor's run key once. A unit corrects a delivery and then takes the correction back
+    by restoring its first file with its file times (a backup, rsync -a): the folder's fingerprint is the
+    first one again, and the load of it must be asked for under a new run key, or the zone would keep
+    the correction while landing holds the first file."""
+    [path] = [p for p in write_good(home, "socialtjanst", "2024-01") if "ekonomiskt_bistand" in p.name]
+    first, times = path.read_bytes(), (path.stat().st_atime_ns, path.stat().st_mtime_ns)
+    job = defs().resolve_job_def("ingest_socialtjanst")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(deliveries("socialtjanst").name, ["2024-01"])
+        cursor, asked = None, []
+        for version in ("first", "corrected", "restored"):
+            if version == "corrected":
+                write_csv(home, SOCIAL, "2024-01", "ekonomiskt_bistand", ROW * 3)
+                os.utime(path, ns=(times[0], times[1] + 10**9))
+            elif version == "restored":
+                path.write_bytes(first)
+                os.utime(path, ns=times)
+            tick = new_deliveries(
+                dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
+            )
+            [request] = tick.run_requests
+            assert job.execute_in_process(
+                instance=instance, partition_key="2024-01", tags=request.tags
+            ).success
+            cursor, fingerprint = tick.cursor, request.tags[REQUEST_TAG].split("/")[2].split("@")[0]
+            asked.append((fingerprint, request.run_key))
+    assert asked[0][0] == asked[2][0], "the restored folder has the first fingerprint"
+    assert len({run_key for _, run_key in asked}) == 3, asked
+    assert _zone(warehouse, "socialtjanst", "SELECT count(*) FROM ekonomiskt_bistand") == [
+        (len(first.splitlines()) - 1,)
+    ]

@@ -8,6 +8,8 @@ links through a real Dagster run of the link job.
 
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -30,7 +32,7 @@ from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit, signing
 from pipelines.stewardship.contracts import DEFAULT_DIR, LINEAGE_COLUMNS, load_contracts
 from pipelines.units import UNITS
-from tests.conftest import SMALL_LOADED, load_checked, small_municipality
+from tests.conftest import HOLD_ZONE, SMALL_LOADED, load_checked, small_municipality
 from tests.leaks import forms_in_landing, hits_in_duckdb, hits_in_files
 from warehouse.layout import Warehouse
 
@@ -603,3 +605,58 @@ def test_a_steward_decision_relinks_the_unit_without_waiting_for_a_delivery(path
         _approve(REGISTER)
         [request] = evaluate(first.cursor).run_requests
         assert len(_links(request)) == len(UNITS), "the register relinks every loaded unit"
+
+
+@pytest.mark.platform
+def test_a_decision_made_again_is_relinked_again_and_a_failed_relink_is_asked_for_again(paths, capsys):
+    """Dagster runs a sensor's run key once. Revoked, approved and revoked again, the sharing state comes
+    back to one it had: the second revocation must be asked for under a new run key, or it would never
+    reach the cross-unit zone. A relink whose run failed is asked for again on a tick with no decision."""
+    revoke = ["steward", "revoke", AID, "--steward", "Anna Berg, enhetschef", "--reason", "purpose ended"]
+    with dg.DagsterInstance.get() as instance:
+        evaluate = lambda cursor=None: steward_decisions()(  # noqa: E731
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
+        )
+        tick = evaluate()
+        asked, states = [tick.run_requests[0].run_key], []
+        for decide in (
+            lambda: _approve(AID),
+            lambda: main(revoke),
+            lambda: _approve(AID),
+            lambda: main(revoke),
+        ):
+            decide()
+            tick = evaluate(tick.cursor)
+            [request] = tick.run_requests
+            asked.append(request.run_key)
+            states.append(json.loads(tick.cursor)["state"][AID])
+        assert states[1] == states[3], "the state came back"
+        assert len(set(asked)) == len(asked), asked
+
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_ZONE, str(Warehouse(paths.warehouse).cross_unit)],
+            stdout=subprocess.PIPE,
+        )
+        try:  # another process holds the cross-unit zone: the relink fails
+            assert holder.stdout.readline() == b"held\n"
+            job = defs().resolve_implicit_global_asset_job_def()
+            failed = job.execute_in_process(
+                instance=instance,
+                asset_selection=request.asset_selection,
+                tags=request.tags,
+                raise_on_error=False,
+            )
+        finally:
+            holder.kill()
+            holder.wait()
+        assert not failed.success
+        capsys.readouterr()
+        [again] = evaluate(tick.cursor).run_requests
+        assert f"the relink {failed.run_id} after a steward's decision failed" in capsys.readouterr().err
+        assert (again.run_key, again.tags) == (f"{request.run_key}#2", request.tags)
+        assert set(again.asset_selection) == set(request.asset_selection)
+        assert job.execute_in_process(
+            instance=instance, asset_selection=again.asset_selection, tags=again.tags
+        ).success
+        assert evaluate(tick.cursor).run_requests == []
+    assert "socialtjanst.ekonomiskt_bistand" not in _tables(paths)

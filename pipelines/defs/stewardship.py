@@ -20,6 +20,7 @@ the same pools as the loads and links that write those files.
 
 import hashlib
 import json
+import time
 from functools import cache
 
 import dagster as dg
@@ -28,6 +29,7 @@ from pipelines.defs.anchors import DagsterAnchors
 from pipelines.defs.cross_unit import LINKED_UNDER, link_key
 from pipelines.defs.publish import downstream
 from pipelines.defs.resources import Platform
+from pipelines.runs import ATTEMPTS, REQUEST_TAG, attempts
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit
 from pipelines.stewardship.contracts import load_contracts
@@ -74,25 +76,70 @@ def steward_decisions() -> dg.SensorDefinition:
 def relink_on_decisions(
     context: dg.SensorEvaluationContext, platform: Platform
 ) -> dg.SensorResult | dg.SkipReason:
-    """One tick: the units whose sharing status changed since the cursor, and what reads them."""
+    """One tick: the units whose sharing status changed since the cursor, and what reads them; or, when
+    nothing changed, the last relink again if its runs all failed (a revocation must not stay undone)."""
     paths = platform.paths
     try:
         now = sharing_state(paths, DagsterAnchors(context.instance))
     except audit.AuditError as e:
         return dg.SkipReason(f"the audit log does not verify, nothing is relinked: {e}")
-    before = json.loads(context.cursor) if context.cursor else linked_under(context.instance)
+    before, asked = _read_cursor(context)
     units = changed_units(before, now)
+    if not units:
+        return _relink_again(context, asked) or dg.SensorResult(cursor=_cursor(now, asked))
     wh = platform.warehouse
     if REGISTER in units:
         units |= set(UNITS)
     loaded = sorted(u for u in units if wh.unit_zone(u).exists())
     if not loaded:
-        return dg.SensorResult(cursor=json.dumps(now))
-    run_key = hashlib.sha256(json.dumps(now, sort_keys=True).encode()).hexdigest()[:16]
+        return dg.SensorResult(cursor=_cursor(now, asked))
+    request_id = (
+        "sharing-" + hashlib.sha256(f"{asked or time.time_ns()}|{json.dumps(now)}".encode()).hexdigest()[:16]
+    )
     links = [link_key(u) for u in loaded]
     rebuild = downstream() if all(wh.unit_zone(u).exists() for u in UNITS) else []  # marts read every zone
-    request = dg.RunRequest(run_key=f"sharing-{run_key}", asset_selection=[*links, *rebuild])
-    return dg.SensorResult(run_requests=[request], cursor=json.dumps(now))
+    request = dg.RunRequest(
+        run_key=request_id, asset_selection=[*links, *rebuild], tags={REQUEST_TAG: request_id}
+    )
+    return dg.SensorResult(run_requests=[request], cursor=_cursor(now, request_id))
+
+
+def _read_cursor(context: dg.SensorEvaluationContext) -> tuple[dict[str, str], str | None]:
+    """The sharing state last acted on and the relink asked for it. A first tick compares with what the
+    links ran under. Each request's id chains the one before, so a state that comes back (revoked,
+    approved, revoked again) is asked for under a new run key: Dagster runs a sensor's run key once."""
+    if not context.cursor:
+        return linked_under(context.instance), None
+    cursor = json.loads(context.cursor)
+    return (cursor["state"], cursor["asked"]) if "state" in cursor else (cursor, None)  # before ids
+
+
+def _cursor(state: dict[str, str], asked: str | None) -> str:
+    return json.dumps({"state": state, "asked": asked})
+
+
+def _relink_again(
+    context: dg.SensorEvaluationContext, asked: str | None
+) -> dg.SensorResult | dg.SkipReason | None:
+    """The last relink asked for again if its runs all failed; said, if they failed too often."""
+    tried = attempts(context.instance, asked) if asked else None
+    if tried and tried.again:
+        failed = context.instance.get_run_by_id(tried.failed[-1])
+        context.log.warning(
+            f"the relink {failed.run_id} after a steward's decision failed; asking again "
+            f"({len(tried.failed) + 1} of {ATTEMPTS})"
+        )
+        selection = list(failed.asset_selection or ())
+        request = dg.RunRequest(
+            run_key=tried.run_key(asked), asset_selection=selection, tags={REQUEST_TAG: asked}
+        )
+        return dg.SensorResult(run_requests=[request])
+    if tried and tried.given_up:
+        return dg.SkipReason(
+            f"the relink after a steward's decision failed {len(tried.failed)} times ({', '.join(tried.failed)}): "
+            "the cross-unit zone may still hold what was withdrawn; run `knutpunkt run` once the cause is fixed"
+        )
+    return None
 
 
 def _unit_op(unit: Unit) -> dg.OpDefinition:

@@ -14,7 +14,8 @@ The sensor ``new_deliveries`` picks up new and re-sent deliveries from landing/,
 stored without a verdict (a load killed before its checks), and asks for their partitions to be loaded. What counts as new is judged against what the unit zone says it loaded (each load records its
 delivery's fingerprint), not only against the sensor's own cursor: opening the UI on a home the
 main job loaded queues nothing, and a delivery changed since its load queues one run. A folder that
-cannot be a delivery (``2026-13``, a month not begun, no files) is logged with its reason.
+cannot be a delivery (``2026-13``, a month not begun, no files) is logged with its reason. A load whose
+run failed (killed, a zone held) is asked for again, up to ``pipelines.runs.ATTEMPTS`` runs.
 """
 
 import json
@@ -28,7 +29,7 @@ import dagster as dg
 from pipelines import progress
 from pipelines.defs import unit_checks
 from pipelines.defs.resources import Platform
-from pipelines.ingest.delivery import FileResult, load_deliveries, load_state
+from pipelines.ingest.delivery import FileResult, LoadState, load_deliveries, load_state
 from pipelines.ingest.months import fingerprint, scan
 from pipelines.quality import docs
 from pipelines.runs import ATTEMPTS, REQUEST_TAG, attempts, release_dead_runs
@@ -137,7 +138,7 @@ def new_deliveries(
     for released in release_dead_runs(context.instance):
         context.log.warning(released)
     paths = platform.paths
-    requested: dict[str, str] = json.loads(context.cursor or "{}")  # unit/month -> fingerprint asked for
+    requested: dict[str, str] = json.loads(context.cursor or "{}")  # unit/month -> the request asked
     runs, partitions = [], []
     for unit in UNITS:
         landing = scan(paths.landing / unit, date.today())
@@ -149,44 +150,52 @@ def new_deliveries(
             continue
         new = {}
         for month in landing.months:
-            fp = fingerprint(paths.landing / unit / month)
-            if state.settled(month, fp):
+            if (ask := _ask(state, month, fingerprint(paths.landing / unit / month))) is None:
                 continue
-            # Stored as it is now but never checked (a load killed before its verdict): load it again.
-            ask = f"{fp}/unchecked" if state.loaded.get(month) == fp else fp
-            if requested.get(f"{unit}/{month}") != ask:
-                new[month] = ask
-            elif again := _again(context, f"{unit}/{month}/{ask}"):
-                runs.append(_load(unit, month, ask, again))
+            asked = requested.get(f"{unit}/{month}", "")
+            if asked.partition("@")[0] != ask:
+                new[month] = f"{ask}@{time.time_ns()}"
+            elif again := _again(context, f"{unit}/{month}/{asked}"):
+                runs.append(_load(unit, month, f"{unit}/{month}/{asked}", again))
         if new:
             partitions.append(deliveries(unit).build_add_request(sorted(new)))
-        for month, ask in sorted(new.items()):
-            requested[f"{unit}/{month}"] = ask
-            runs.append(_load(unit, month, ask, f"{unit}/{month}/{ask}"))
+        for month, asked in sorted(new.items()):
+            requested[f"{unit}/{month}"] = asked
+            runs.append(_load(unit, month, f"{unit}/{month}/{asked}"))
     return dg.SensorResult(
         run_requests=runs, dynamic_partitions_requests=partitions, cursor=json.dumps(requested)
     )
 
 
-def _load(unit: str, month: str, ask: str, run_key: str) -> dg.RunRequest:
+def _ask(state: LoadState, month: str, fp: str) -> str | None:
+    """What a delivery needs: nothing if it was loaded as it is now and checked; a load if it changed
+    since; a load again if it was stored as it is but never checked (a load killed before its verdict)."""
+    if state.settled(month, fp):
+        return None
+    return f"{fp}/unchecked" if state.loaded.get(month) == fp else fp
+
+
+def _load(unit: str, month: str, request: str, run_key: str | None = None) -> dg.RunRequest:
+    """A delivery's load. Each request has an id of its own (a time stamp): Dagster runs a sensor's run
+    key once, and a delivery can come back as it was (a backup restored with its file times)."""
     return dg.RunRequest(
-        run_key=run_key,
+        run_key=run_key or request,
         asset_selection=[unit_asset_key(unit)],
         partition_key=month,
-        tags={REQUEST_TAG: f"{unit}/{month}/{ask}"},
+        tags={REQUEST_TAG: request},
     )
 
 
-def _again(context: dg.SensorEvaluationContext, delivery: str) -> str | None:
+def _again(context: dg.SensorEvaluationContext, request: str) -> str | None:
     """The run key to load a delivery with again, if every run asked for it failed (fewer than
     ``ATTEMPTS``); a delivery that failed that often is said on every tick."""
-    tried = attempts(context.instance, delivery)
+    tried, delivery = attempts(context.instance, request), "/".join(request.split("/")[:2])
     if tried.again:
         context.log.warning(
             f"{delivery}: its load failed in run {tried.failed[-1]}; "
             f"asking again ({len(tried.failed) + 1} of {ATTEMPTS})"
         )
-        return tried.run_key(delivery)
+        return tried.run_key(request)
     if tried.given_up:
         context.log.error(
             f"{delivery}: its load failed in {len(tried.failed)} runs ({', '.join(tried.failed)}); not asked "
