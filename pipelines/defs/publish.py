@@ -129,7 +129,9 @@ def rebuild_after_links(
         return dg.SkipReason(f"the marts read every unit zone; none yet for {', '.join(missing)}")
     latest = _latest_ids(context.instance)
     if behind := _behind(latest):
-        return dg.SkipReason(f"waiting for the link of {', '.join(behind)}")
+        return dg.SkipReason(
+            f"waiting for the link of {', '.join(behind)}" + _failed(context.instance, behind, latest)
+        )
     newest = max(latest[k] for k in latest if k != SNAPSHOT_KEY)
     if newest < latest[SNAPSHOT_KEY]:
         return dg.SkipReason("the snapshot is newer than every load and link")
@@ -173,6 +175,26 @@ def _behind(latest: dict[dg.AssetKey, int]) -> list[str]:
     (folkbokföring's link is the citizen index itself, so for it only the load counts)."""
     index = latest[citizen_index.key]
     return [u for u in UNITS if latest[link_key(u)] < max(latest[unit_asset_key(u)], index)]
+
+
+def _failed(instance: dg.DagsterInstance, behind: list[str], latest: dict[dg.AssetKey, int]) -> str:
+    """The links behind whose last run failed: automation asks for a link again only after the next load."""
+    failed = []
+    for unit in behind:
+        planned = instance.get_latest_planned_materialization_info(link_key(unit))
+        run = (
+            instance.get_run_by_id(planned.run_id)
+            if planned and planned.storage_id > latest[link_key(unit)]
+            else None
+        )
+        if run and run.status == dg.DagsterRunStatus.FAILURE:
+            failed.append(f"{unit} (run {run.run_id})")
+    if not failed:
+        return ""
+    return (
+        f"; the last link run failed for {', '.join(failed)}: it links again with the unit's next load "
+        "or `knutpunkt run`, and until then the dashboards stay at the last snapshot"
+    )
 
 
 def _rebuilding(instance: dg.DagsterInstance) -> str | None:
