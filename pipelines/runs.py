@@ -90,6 +90,12 @@ class Attempts:
     def given_up(self) -> bool:
         return not (self.under_way or self.ended) and len(self.failed) >= ATTEMPTS
 
+    def asking_again(self, what: str) -> str:
+        return f"{what} failed in run {self.failed[-1]}; asking again ({len(self.failed) + 1} of {ATTEMPTS})"
+
+    def gave_up(self, what: str) -> str:
+        return f"{what} failed in {len(self.failed)} runs ({', '.join(self.failed)})"
+
     def run_key(self, request: str) -> str:
         """The next attempt's run key (a sensor's run key is asked for once)."""
         return f"{request}#{len(self.failed) + 1}"

@@ -652,7 +652,8 @@ def test_a_decision_made_again_is_relinked_again_and_a_failed_relink_is_asked_fo
         assert not failed.success
         capsys.readouterr()
         [again] = evaluate(tick.cursor).run_requests
-        assert f"the relink {failed.run_id} after a steward's decision failed" in capsys.readouterr().err
+        said = capsys.readouterr().err
+        assert f"the relink after a steward's decision failed in run {failed.run_id}; asking again" in said
         assert (again.run_key, again.tags) == (f"{request.run_key}#2", request.tags)
         assert set(again.asset_selection) == set(request.asset_selection)
         assert job.execute_in_process(

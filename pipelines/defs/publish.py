@@ -23,7 +23,7 @@ from pipelines.defs.resources import Platform
 from pipelines.defs.units import unit_asset_key
 from pipelines.disclosure import DEFAULT_THRESHOLD
 from pipelines.disclosure.memo import AuditMemo
-from pipelines.runs import ATTEMPTS, REQUEST_TAG, attempts
+from pipelines.runs import REQUEST_TAG, attempts
 from pipelines.serving.build import build_tables
 from pipelines.serving.presentation import VIEWS
 from pipelines.serving.sharing import sharing_fingerprint
@@ -142,14 +142,12 @@ def rebuild_after_links(
         return _rebuild(wave, wave, newest)
     tried = attempts(context.instance, wave)
     if tried.again:
-        context.log.warning(
-            f"the marts run {tried.failed[-1]} failed; asking again ({len(tried.failed) + 1} of {ATTEMPTS})"
-        )
+        context.log.warning(tried.asking_again("the marts' rebuild"))
         return _rebuild(wave, tried.run_key(wave), newest)
     if tried.given_up:
         return dg.SkipReason(
-            f"the marts run failed {len(tried.failed)} times for these loads and links ({', '.join(tried.failed)}): "
-            "the dashboards stay at the last snapshot until the next load, a steward's decision or `knutpunkt run`"
+            tried.gave_up("the marts' rebuild for these loads and links") + ": the dashboards stay at the "
+            "last snapshot until the next load, a steward's decision or `knutpunkt run`"
         )
     return dg.SkipReason(f"a marts run was asked for these loads and links (event {newest})")
 

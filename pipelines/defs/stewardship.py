@@ -29,7 +29,7 @@ from pipelines.defs.anchors import DagsterAnchors
 from pipelines.defs.cross_unit import LINKED_UNDER, link_key
 from pipelines.defs.publish import downstream
 from pipelines.defs.resources import Platform
-from pipelines.runs import ATTEMPTS, REQUEST_TAG, attempts
+from pipelines.runs import REQUEST_TAG, attempts
 from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit
 from pipelines.stewardship.contracts import load_contracts
@@ -124,20 +124,16 @@ def _relink_again(
     """The last relink asked for again if its runs all failed; said, if they failed too often."""
     tried = attempts(context.instance, asked) if asked else None
     if tried and tried.again:
-        failed = context.instance.get_run_by_id(tried.failed[-1])
-        context.log.warning(
-            f"the relink {failed.run_id} after a steward's decision failed; asking again "
-            f"({len(tried.failed) + 1} of {ATTEMPTS})"
-        )
-        selection = list(failed.asset_selection or ())
+        context.log.warning(tried.asking_again("the relink after a steward's decision"))
+        selection = list(context.instance.get_run_by_id(tried.failed[-1]).asset_selection or ())
         request = dg.RunRequest(
             run_key=tried.run_key(asked), asset_selection=selection, tags={REQUEST_TAG: asked}
         )
         return dg.SensorResult(run_requests=[request])
     if tried and tried.given_up:
         return dg.SkipReason(
-            f"the relink after a steward's decision failed {len(tried.failed)} times ({', '.join(tried.failed)}): "
-            "the cross-unit zone may still hold what was withdrawn; run `knutpunkt run` once the cause is fixed"
+            tried.gave_up("the relink after a steward's decision") + ": the cross-unit zone may still hold "
+            "what was withdrawn; run `knutpunkt run` once the cause is fixed"
         )
     return None
 

@@ -32,7 +32,7 @@ from pipelines.defs.resources import Platform
 from pipelines.ingest.delivery import FileResult, LoadState, load_deliveries, load_state
 from pipelines.ingest.months import fingerprint, scan
 from pipelines.quality import docs
-from pipelines.runs import ATTEMPTS, REQUEST_TAG, attempts, release_dead_runs
+from pipelines.runs import REQUEST_TAG, attempts, release_dead_runs
 from pipelines.units import UNITS, Unit
 
 
@@ -188,17 +188,14 @@ def _load(unit: str, month: str, request: str, run_key: str | None = None) -> dg
 
 def _again(context: dg.SensorEvaluationContext, request: str) -> str | None:
     """The run key to load a delivery with again, if every run asked for it failed (fewer than
-    ``ATTEMPTS``); a delivery that failed that often is said on every tick."""
+    ``runs.ATTEMPTS``); a delivery that failed that often is said on every tick."""
     tried, delivery = attempts(context.instance, request), "/".join(request.split("/")[:2])
     if tried.again:
-        context.log.warning(
-            f"{delivery}: its load failed in run {tried.failed[-1]}; "
-            f"asking again ({len(tried.failed) + 1} of {ATTEMPTS})"
-        )
+        context.log.warning(tried.asking_again(f"{delivery}: its load"))
         return tried.run_key(request)
     if tried.given_up:
         context.log.error(
-            f"{delivery}: its load failed in {len(tried.failed)} runs ({', '.join(tried.failed)}); not asked "
-            "again until the delivery is sent again or `knutpunkt run` loads it"
+            tried.gave_up(f"{delivery}: its load")
+            + "; not asked again until the delivery is sent again or `knutpunkt run` loads it"
         )
     return None
