@@ -145,10 +145,19 @@ def small_municipality(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # The installed console script, run from a folder outside the repository as a user runs it: a package
 # missing from pyproject's package list, or an import that works only from the repository root, fails here.
 KNUTPUNKT = Path(sys.executable).with_name("knutpunkt")
-# Another process that holds a DuckDB file open for writing (argument: the file) until it is killed.
-HOLD_ZONE = (
-    "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(600)"
-)
+HOLD = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(600)"
+
+
+@contextlib.contextmanager
+def held_open(zone: Path) -> Iterator[None]:
+    """Another process holds a DuckDB file open for writing: a run that writes it fails."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(zone)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def main_job_env(root: Path) -> dict[str, str]:

@@ -4,6 +4,7 @@ Every delivery folder ends loaded, held or rejected with a reason; a run killed 
 not keep its unit's pool slot; the sensor asks only for what is new against what the zone loaded.
 """
 
+import functools
 import json
 import os
 import shutil
@@ -26,7 +27,7 @@ from pipelines.defs.units import deliveries, new_deliveries
 from pipelines.ingest.months import Delivery, scan
 from pipelines.runs import ATTEMPTS, PROCESS_TAG, REQUEST_TAG, release_dead_runs, slot_holders
 from pipelines.settings import REPO_ROOT
-from tests.conftest import HOLD_ZONE, KNUTPUNKT, SOCIAL, load_checked, main_job_env, write_csv
+from tests.conftest import KNUTPUNKT, SOCIAL, held_open, load_checked, main_job_env, write_csv
 from tests.corpus import write_good
 from warehouse.layout import Warehouse
 
@@ -55,6 +56,13 @@ def _ingest(instance, unit: str, months: list[str]) -> dg.ExecuteInProcessResult
     first, last = partition_range(instance, unit, months)
     tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
     return defs().resolve_job_def(f"ingest_{unit}").execute_in_process(instance=instance, tags=tags)
+
+
+def _tick(instance: dg.DagsterInstance, cursor: str | None = None) -> dg.SensorResult:
+    """One tick of the delivery sensor."""
+    return new_deliveries(
+        dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
+    )
 
 
 def _zone(warehouse, unit: str, sql: str) -> list[tuple]:
@@ -93,9 +101,7 @@ def test_the_sensor_asks_only_for_what_the_zone_has_not_loaded(home, keys):
     load_checked(SOCIAL, ["2024-01", "2024-02"], home, keys)
     write_csv(home, SOCIAL, "2026-13", "ekonomiskt_bistand", ROW)
     with dg.instance_for_test() as instance:
-        evaluate = lambda cursor=None: new_deliveries(  # noqa: E731
-            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
-        )
+        evaluate = functools.partial(_tick, instance)
         opened = evaluate()
         assert opened.run_requests == [], "opening the UI on a loaded home queues nothing"
         path = write_csv(home, SOCIAL, "2024-02", "ekonomiskt_bistand", ROW * 2)
@@ -115,9 +121,7 @@ def test_the_sensor_asks_again_for_a_delivery_stored_without_a_verdict(home, key
     load_checked(SOCIAL, ["2024-01"], home, keys)
     load_delivery(SOCIAL, "2024-02", home.landing, Warehouse(home.warehouse), keys)  # no checks
     with dg.instance_for_test() as instance:
-        evaluate = lambda cursor=None: new_deliveries(  # noqa: E731
-            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
-        )
+        evaluate = functools.partial(_tick, instance)
         first = evaluate()
         [request] = first.run_requests
         assert request.partition_key == "2024-02" and "/unchecked@" in request.run_key
@@ -171,9 +175,7 @@ def test_a_killed_load_is_released_and_asked_for_again_by_the_delivery_sensor(
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home.dagster_home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home.dagster_home))
     instance = dg.DagsterInstance.get()
-    evaluate = lambda cursor=None: new_deliveries(  # noqa: E731
-        dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
-    )
+    evaluate = functools.partial(_tick, instance)
     asked = evaluate()
     [request] = asked.run_requests
     instance.add_dynamic_partitions(deliveries("socialtjanst").name, ["2024-01"])
@@ -214,24 +216,14 @@ def test_a_load_that_failed_is_asked_for_again_by_the_delivery_sensor(home, ware
     write_good(home, "socialtjanst", "2024-02")
     job = defs().resolve_job_def("ingest_socialtjanst")
     with dg.instance_for_test() as instance:
-        evaluate = lambda cursor=None: new_deliveries(  # noqa: E731
-            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
-        )
+        evaluate = functools.partial(_tick, instance)
         asked = evaluate()
         [request] = asked.run_requests
         instance.add_dynamic_partitions(deliveries("socialtjanst").name, ["2024-02"])
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD_ZONE, str(warehouse.unit_zone("socialtjanst"))],
-            stdout=subprocess.PIPE,
-        )
-        try:
-            assert holder.stdout.readline() == b"held\n"
+        with held_open(warehouse.unit_zone("socialtjanst")):  # another process holds it: the load fails
             failed = job.execute_in_process(
                 instance=instance, partition_key="2024-02", tags=request.tags, raise_on_error=False
             )
-        finally:
-            holder.kill()
-            holder.wait()
         assert not failed.success
         capsys.readouterr()
         again = evaluate(asked.cursor)
@@ -251,9 +243,7 @@ def test_a_delivery_whose_load_fails_every_time_is_said_and_not_asked_for_for_ev
     write_good(home, "socialtjanst", "2024-01")
     job = defs().resolve_job_def("ingest_socialtjanst")
     with dg.instance_for_test() as instance:
-        evaluate = lambda cursor=None: new_deliveries(  # noqa: E731
-            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
-        )
+        evaluate = functools.partial(_tick, instance)
         tick = evaluate()
         [request] = tick.run_requests
         keys = []
@@ -385,9 +375,7 @@ def test_a_delivery_sent_back_as_it_was_before_is_loaded_again(home, warehouse):
             elif version == "restored":
                 path.write_bytes(first)
                 os.utime(path, ns=times)
-            tick = new_deliveries(
-                dg.build_sensor_context(instance=instance, cursor=cursor, resources={"platform": Platform()})
-            )
+            tick = _tick(instance, cursor)
             [request] = tick.run_requests
             assert job.execute_in_process(
                 instance=instance, partition_key="2024-01", tags=request.tags

@@ -1,17 +1,13 @@
 """A month on the running platform: each run the sensors and automation ask for, executed as the daemon
 executes it, takes a month's deliveries through to a new snapshot for the dashboards, with one marts run."""
 
-import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -26,7 +22,7 @@ from pipelines.defs.units import new_deliveries, unit_asset_key
 from pipelines.runs import PROCESS_TAG, slot_holders
 from pipelines.settings import Paths
 from pipelines.units import UNITS
-from tests.conftest import HOLD_ZONE, KNUTPUNKT, main_job_env
+from tests.conftest import KNUTPUNKT, held_open, main_job_env
 
 RESENT = ("folkbokforing", "socialtjanst")  # the register relinks every unit through the citizen index
 MONTH_SENSORS = ("new_deliveries", "cross_unit_automation", "marts_after_links")
@@ -59,18 +55,6 @@ def _execute(instance: dg.DagsterInstance, keys, tags=None, succeed=True) -> dg.
     )
     assert result.success == succeed
     return result
-
-
-@contextlib.contextmanager
-def _held(zone: Path) -> Iterator[None]:
-    """Another process holds ``zone`` open for writing: a run that writes it fails."""
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_ZONE, str(zone)], stdout=subprocess.PIPE)
-    try:
-        assert holder.stdout.readline() == b"held\n"
-        yield
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def _snapshots(instance: dg.DagsterInstance) -> int:
@@ -114,7 +98,7 @@ def test_a_month_goes_from_the_delivery_sensor_to_a_new_snapshot_in_one_marts_ru
         asked = dg.evaluate_automation_conditions(defs=defs(), instance=instance, cursor=automation)
         links = {r.key for r in asked.results if not r.true_subset.is_empty}
         assert links == {link_key(u) for u in UNITS}, "the citizen index changed: every unit links again"
-        with _held(Platform().warehouse.cross_unit):  # the first link run fails: said while it waits
+        with held_open(Platform().warehouse.cross_unit):  # the first link run fails: said while it waits
             failed = _execute(instance, [citizen_index.key, link_key("socialtjanst")], succeed=False)
         assert _skipped(_asks_marts(instance)).endswith(
             f"; the last link run failed for folkbokforing (run {failed.run_id}), socialtjanst (run "
@@ -141,7 +125,7 @@ def test_a_month_goes_from_the_delivery_sensor_to_a_new_snapshot_in_one_marts_ru
         assert "a marts run was asked for" in _skipped(marts_after_links()(context)), "asked twice"
 
         before = _snapshots(instance)
-        with _held(Platform().warehouse.cross_unit):  # the marts run fails, and is asked for again
+        with held_open(Platform().warehouse.cross_unit):  # the marts run fails, and is asked for again
             failed = _execute(instance, request.asset_selection, request.tags, succeed=False)
         context = dg.build_sensor_context(
             instance=instance, cursor=asked_marts.cursor, resources={"platform": Platform()}

@@ -8,8 +8,6 @@ links through a real Dagster run of the link job.
 
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -32,7 +30,7 @@ from pipelines.settings import Paths
 from pipelines.stewardship import approvals, audit, signing
 from pipelines.stewardship.contracts import DEFAULT_DIR, LINEAGE_COLUMNS, load_contracts
 from pipelines.units import UNITS
-from tests.conftest import HOLD_ZONE, SMALL_LOADED, load_checked, small_municipality
+from tests.conftest import SMALL_LOADED, held_open, load_checked, small_municipality
 from tests.leaks import forms_in_landing, hits_in_duckdb, hits_in_files
 from warehouse.layout import Warehouse
 
@@ -633,22 +631,14 @@ def test_a_decision_made_again_is_relinked_again_and_a_failed_relink_is_asked_fo
         assert states[1] == states[3], "the state came back"
         assert len(set(asked)) == len(asked), asked
 
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD_ZONE, str(Warehouse(paths.warehouse).cross_unit)],
-            stdout=subprocess.PIPE,
-        )
-        try:  # another process holds the cross-unit zone: the relink fails
-            assert holder.stdout.readline() == b"held\n"
-            job = defs().resolve_implicit_global_asset_job_def()
+        job = defs().resolve_implicit_global_asset_job_def()
+        with held_open(Warehouse(paths.warehouse).cross_unit):  # another process holds it: the relink fails
             failed = job.execute_in_process(
                 instance=instance,
                 asset_selection=request.asset_selection,
                 tags=request.tags,
                 raise_on_error=False,
             )
-        finally:
-            holder.kill()
-            holder.wait()
         assert not failed.success
         capsys.readouterr()
         [again] = evaluate(tick.cursor).run_requests
