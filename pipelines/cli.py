@@ -99,8 +99,13 @@ def _command(argv: list[str] | None) -> int:
         case "run":
             return run_main_job(paths, args)
         case "ui":
+            from pipelines.defs.anchors import platform_instance
             from pipelines.defs.marts import ensure_manifest
+            from pipelines.runs import release_dead_runs
 
+            with platform_instance(paths) as instance:  # runs the last daemon left STARTED when it died
+                for released in release_dead_runs(instance, orphans=True):
+                    console.print(released)
             ensure_manifest()  # parse dbt before the UI starts, not while it loads the code location
             dagster = str(Path(sys.executable).with_name("dagster"))
             ui = ["dev", "-m", "pipelines.definitions", "--host", "127.0.0.1", "--port", str(args.port)]
@@ -322,24 +327,30 @@ def ingest_unit(paths: Paths, unit: str, first: str, last: str, queue) -> tuple[
     from pipelines import progress
     from pipelines.definitions import defs, ingest_job_name
     from pipelines.defs.anchors import platform_instance
+    from pipelines.runs import in_this_process
 
     progress.listen(lambda u, d, n: queue.put((u, d, n)))
     job = defs().resolve_job_def(ingest_job_name(unit))
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    run_id, here = in_this_process()
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last} | here
     with platform_instance(paths) as instance:
         result = job.execute_in_process(
-            instance=instance, tags=tags, run_config=QUIET_LOGS, raise_on_error=False
+            instance=instance, run_id=run_id, tags=tags, run_config=QUIET_LOGS, raise_on_error=False
         )
     return unit, result.success, result.run_id  # a held delivery is a check outcome: the run succeeds
 
 
 def link_cross_unit(instance: dg.DagsterInstance) -> list[str]:
     from pipelines.definitions import LINK_JOB, defs
+    from pipelines.runs import in_this_process
 
     say_who_holds(instance, "linking", "duckdb_cross_unit")
     job = defs().resolve_job_def(LINK_JOB.name)
+    run_id, here = in_this_process()
     with console.status("citizen index and linked units"):
-        result = job.execute_in_process(instance=instance, run_config=QUIET_LOGS, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance, run_id=run_id, tags=here, run_config=QUIET_LOGS, raise_on_error=False
+        )
     return [] if result.success else [f"{LINK_JOB.name} (run {result.run_id})"]
 
 
@@ -348,8 +359,10 @@ def build_marts_and_publish(paths: Paths, instance: dg.DagsterInstance) -> list[
     import contextlib
 
     from pipelines.definitions import MARTS_JOB_NAME, defs
+    from pipelines.runs import in_this_process
 
     say_who_holds(instance, "dbt, discovery and publish", "duckdb_cross_unit")
+    run_id, here = in_this_process()
     # Resolving the job loads the dbt manifest (parsed if stale) before the status line.
     job = defs().resolve_job_def(MARTS_JOB_NAME)
     log = paths.dbt / "last-build.log"  # dagster-dbt echoes dbt's own log to stdout
@@ -359,7 +372,9 @@ def build_marts_and_publish(paths: Paths, instance: dg.DagsterInstance) -> list[
         open(log, "w") as out,
         contextlib.redirect_stdout(out),
     ):
-        result = job.execute_in_process(instance=instance, run_config=QUIET_LOGS, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance, run_id=run_id, tags=here, run_config=QUIET_LOGS, raise_on_error=False
+        )
     checks = result.get_asset_check_evaluations()
     console.print(
         f"{len(result.get_asset_materialization_events())} assets materialised, "

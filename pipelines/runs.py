@@ -7,9 +7,11 @@ tell with its default run launcher (it has no health check of a run's process), 
 ``knutpunkt ui`` dies with its runs no code server is left to report them. So every run tags itself
 where it starts executing (``mark``, called by the platform resource) with its process: host, pid
 and the process's start time (a reused pid is not taken for the run's), under the run's own id (a
-re-execution copies its parent's tags; a copy names another run and is not trusted). Before the
-main job starts work, and on every tick of the delivery sensor, runs whose process is gone are
-reported failed and their slots freed.
+re-execution copies its parent's tags; a copy names another run and is not trusted); a run the CLI
+executes in process is tagged from its creation (``in_this_process``). Before the main job starts
+work, and on every tick of the delivery sensor, runs whose process is gone are reported failed and
+their slots freed; when ``knutpunkt ui`` starts, so are runs with no tag of their own, which the
+last daemon launched and lost before their resources started.
 
 A run a sensor asked for that failed (killed, a disk full, a lock held too long) is asked for again
 by that sensor, up to ``ATTEMPTS`` runs in all (``Attempts``): a delivery is never left unloaded
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,22 +52,41 @@ def this_process() -> str:
 
 def mark(instance: dg.DagsterInstance, run_id: str) -> None:
     """Tag a run, from the process that executes it, with that process."""
-    instance.add_run_tags(run_id, {PROCESS_TAG: f"{run_id}@{this_process()}"})
+    instance.add_run_tags(run_id, _tag(run_id))
 
 
-def _dead(run: dg.DagsterRun) -> bool:
+def in_this_process() -> tuple[str, dict[str, str]]:
+    """A new run's id and its tag, for a run this process executes (``execute_in_process``): tagged from
+    its creation, so a run killed before its resources start is known as this process's too."""
+    run_id = str(uuid.uuid4())
+    return run_id, _tag(run_id)
+
+
+def _tag(run_id: str) -> dict[str, str]:
+    return {PROCESS_TAG: f"{run_id}@{this_process()}"}
+
+
+def _own_process(run: dg.DagsterRun) -> str | None:
+    """The process the run's tag names, if the tag is its own (not yet tagged, or copied from the run it
+    re-executes: None)."""
     owner, _, process = run.tags.get(PROCESS_TAG, "").partition("@")
-    if owner != run.run_id:  # untagged yet, or a tag copied from the run this one re-executes
-        return False
+    return process if owner == run.run_id else None
+
+
+def _gone(process: str) -> bool:
     host, pid, ticks = process.rsplit(":", 2)
     return host == socket.gethostname() and _start_ticks(int(pid)) != ticks
 
 
-def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark this host's runs whose process is gone as failed and free their pool slots; say which."""
+def release_dead_runs(instance: dg.DagsterInstance, orphans: bool = False) -> list[str]:
+    """Mark this host's runs whose process is gone as failed and free their pool slots; say which.
+    ``orphans``: also runs with no tag of their own, which only the daemon launches (the CLI tags its runs
+    from their creation): when ``knutpunkt ui`` starts, no daemon of this home is alive, so such a run
+    died with the last one before its resources started."""
     released = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
-        if not _dead(run):
+        process = _own_process(run)
+        if not (_gone(process) if process else orphans):
             continue
         instance.report_run_failed(run, message="its process is gone (killed or crashed); slots released")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)

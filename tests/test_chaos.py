@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 from pipelines.defs.units import deliveries
-from pipelines.runs import release_dead_runs, slot_holders
+from pipelines.runs import in_this_process, release_dead_runs, slot_holders
 from tests.conftest import main_job_env, run_main_job
 from warehouse.layout import Warehouse
 
@@ -49,7 +49,9 @@ def _stage(name: str, unit: str | None = None) -> None:
     else:
         job = defs().resolve_implicit_global_asset_job_def()
         kwargs = {"tags": {}, "asset_selection": [SNAPSHOT_KEY]}
-    result = job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+    run_id, here = in_this_process()  # as the main job runs it
+    kwargs["tags"] |= here
+    result = job.execute_in_process(instance=instance, run_id=run_id, raise_on_error=False, **kwargs)
     assert result.success, name
 
 

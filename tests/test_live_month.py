@@ -154,6 +154,9 @@ def test_the_running_platform_takes_a_month_to_a_new_snapshot_by_itself_though_i
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    with platform_instance(paths) as instance:  # the last daemon died while it started this run
+        ingest = defs().resolve_job_def("ingest_skola")
+        orphan = instance.create_run_for_job(ingest, status=dg.DagsterRunStatus.STARTED).run_id
     started = time.time()
     with open(tmp_path / "ui.log", "wb") as log:
         ui = subprocess.Popen(
@@ -166,6 +169,7 @@ def test_the_running_platform_takes_a_month_to_a_new_snapshot_by_itself_though_i
                 lambda: _ticked_since(instance, started) and not _under_way(instance), ui, "the first ticks"
             )
             assert _runs_since(instance, started) == [], "a first start on a linked home runs nothing"
+            assert instance.get_run_by_id(orphan).status == dg.DagsterRunStatus.FAILURE, "released at start"
             before, resent = _snapshots(instance), time.time()
             last = max(p.name for p in (paths.landing / "socialtjanst").iterdir())
             for f in (paths.landing / "socialtjanst" / last).iterdir():
