@@ -50,9 +50,12 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
 
 
-def mark(instance: dg.DagsterInstance, run_id: str) -> None:
-    """Tag a run, from the process that executes it, with that process."""
-    instance.add_run_tags(run_id, _tag(run_id))
+def mark(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
+    """Tag a run, from the process that executes it, with that process; a run the CLI executes carries
+    the tag from its creation (``in_this_process``), which is not written again."""
+    tag = _tag(run.run_id)
+    if run.tags.get(PROCESS_TAG) != tag[PROCESS_TAG]:
+        instance.add_run_tags(run.run_id, tag)
 
 
 def in_this_process() -> tuple[str, dict[str, str]]:

@@ -29,7 +29,7 @@ class Platform(dg.ConfigurableResource):
         """Every writing run uses this resource: it tags the run with the process executing it, so that a
         run killed with its process is told from a live one (``pipelines.runs``)."""
         if context.run is not None and context.instance is not None:
-            runs.mark(context.instance, context.run.run_id)
+            runs.mark(context.instance, context.run)
 
     def keyring(self) -> Keyring:
         """Read from the process environment here, where Dagster runs the asset, never held in config."""
